@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/idempotency"
+)
+
+// Config is hookbay.yaml. Every key is documented in README.md.
+type Config struct {
+	Server      ServerConfig      `yaml:"server"`
+	Idempotency IdempotencyConfig `yaml:"idempotency"`
+	Queue       QueueConfig       `yaml:"queue"`
+	Bubblehouse BubblehouseConfig `yaml:"bubblehouse"`
+}
+
+// ServerConfig holds the listener, storage and TLS settings.
+type ServerConfig struct {
+	Listen       string         `yaml:"listen"`
+	DataDir      string         `yaml:"data_dir"`
+	MaxBodyBytes int64          `yaml:"max_body_bytes"`
+	TLS          TLSConfig      `yaml:"tls"`
+	Timeouts     TimeoutsConfig `yaml:"timeouts"`
+}
+
+// TLSConfig selects how hookbay serves HTTPS.
+type TLSConfig struct {
+	// Mode is dev (a generated local CA and certificate), files (CertFile
+	// and KeyFile) or off (plain HTTP, for a TLS-terminating proxy or ngrok).
+	Mode     string `yaml:"mode"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// TimeoutsConfig bounds every connection so that slow or stalled clients
+// cannot hold the server. Write must exceed the 30 s inline hook limit.
+type TimeoutsConfig struct {
+	ReadHeader Duration `yaml:"read_header"`
+	Read       Duration `yaml:"read"`
+	Write      Duration `yaml:"write"`
+	Idle       Duration `yaml:"idle"`
+}
+
+// IdempotencyConfig sets how long answers are kept for replay.
+type IdempotencyConfig struct {
+	Retention Duration `yaml:"retention"`
+}
+
+// QueueConfig sizes the worker pool.
+type QueueConfig struct {
+	Workers int `yaml:"workers"`
+}
+
+// BubblehouseConfig is the Bubblehouse Hooks API receiver.
+type BubblehouseConfig struct {
+	Path          string                `yaml:"path"`
+	Authorization string                `yaml:"authorization"`
+	JWTSecret     string                `yaml:"jwt_secret"`
+	Hooks         map[string]HookConfig `yaml:"hooks"`
+}
+
+// HookConfig is one subscribed Bubblehouse hook.
+type HookConfig struct {
+	// Inline runs the hook while Bubblehouse waits whatever the urgency,
+	// for a private hook whose answer carries a business result.
+	Inline bool `yaml:"inline"`
+}
+
+// Duration is a time.Duration written as "72h", "1m30s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 30s or 72h", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// DefaultConfig returns the configuration used without a config file: dev
+// mode, every catalogue hook subscribed so that a first try shows them.
+func DefaultConfig() Config {
+	c := Config{}
+	c.applyDefaults()
+	c.Bubblehouse.Hooks = map[string]HookConfig{}
+	for _, name := range hooks.CatalogueHooks() {
+		c.Bubblehouse.Hooks[name] = HookConfig{}
+	}
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	s := &c.Server
+	if s.TLS.Mode == "" {
+		s.TLS.Mode = "dev"
+	}
+	if s.Listen == "" {
+		s.Listen = ":8443"
+		if s.TLS.Mode == "off" {
+			s.Listen = ":8080"
+		}
+	}
+	if s.DataDir == "" {
+		s.DataDir = "hookbay-data"
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = 1 << 20
+	}
+	setDuration(&s.Timeouts.ReadHeader, 10*time.Second)
+	setDuration(&s.Timeouts.Read, time.Minute)
+	setDuration(&s.Timeouts.Write, time.Minute)
+	setDuration(&s.Timeouts.Idle, 2*time.Minute)
+	setDuration(&c.Idempotency.Retention, idempotency.DefaultRetention)
+	if c.Queue.Workers == 0 {
+		c.Queue.Workers = 8
+	}
+	if c.Bubblehouse.Path == "" {
+		c.Bubblehouse.Path = "/bubblehouse"
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+// Validate checks values that parsing alone cannot, naming the key at fault.
+// Secrets are checked by the serve command, which may generate dev ones.
+func (c *Config) Validate() error {
+	s := c.Server
+	switch s.TLS.Mode {
+	case "dev", "off":
+	case "files":
+		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
+			return fmt.Errorf("server.tls.cert_file and server.tls.key_file are required when server.tls.mode is files")
+		}
+	default:
+		return fmt.Errorf("server.tls.mode: %q is not one of dev, files, off", s.TLS.Mode)
+	}
+	if s.MaxBodyBytes < 1024 {
+		return fmt.Errorf("server.max_body_bytes: %d is too small (at least 1024)", s.MaxBodyBytes)
+	}
+	if time.Duration(s.Timeouts.Write) <= hooks.BubblehouseCallLimit {
+		return fmt.Errorf("server.timeouts.write: %s leaves no room for a 30s inline hook", time.Duration(s.Timeouts.Write))
+	}
+	if time.Duration(c.Idempotency.Retention) < time.Hour {
+		return fmt.Errorf("idempotency.retention: %s is shorter than any sender's retry window", time.Duration(c.Idempotency.Retention))
+	}
+	if c.Queue.Workers < 1 || c.Queue.Workers > 1024 {
+		return fmt.Errorf("queue.workers: %d is not between 1 and 1024", c.Queue.Workers)
+	}
+	if !strings.HasPrefix(c.Bubblehouse.Path, "/") || strings.HasSuffix(c.Bubblehouse.Path, "/") || strings.ContainsAny(c.Bubblehouse.Path, ":*") {
+		return fmt.Errorf("bubblehouse.path: %q must start with / and not end with / (for example /bubblehouse)", c.Bubblehouse.Path)
+	}
+	if _, err := c.Bubblehouse.settings(); err != nil {
+		return fmt.Errorf("bubblehouse.hooks: %s", hooks.ErrorMessage(err))
+	}
+	return nil
+}
+
+// settings turns the hooks map into the domain's hook set.
+func (b BubblehouseConfig) settings() (*hooks.BubblehouseHooks, error) {
+	m := make(map[string]hooks.HookSettings, len(b.Hooks))
+	for name, h := range b.Hooks {
+		m[name] = hooks.HookSettings{Inline: h.Inline}
+	}
+	return hooks.NewBubblehouseHooks(m)
+}
+
+// LoadConfig reads a YAML config file, expands ${ENV_VAR} references in its
+// values, rejects unknown keys and applies defaults.
+func LoadConfig(path string) (Config, error) {
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(buf, os.LookupEnv)
+}
+
+// ParseConfig parses config text; lookup resolves ${NAME} references.
+func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(buf))
+	if err := dec.Decode(&root); err != nil && err.Error() != "EOF" {
+		return c, fmt.Errorf("config is not valid YAML: %w", err)
+	}
+	if len(root.Content) > 0 {
+		if err := walk(root.Content[0], reflect.TypeOf(c), "", lookup); err != nil {
+			return c, err
+		}
+		if err := root.Content[0].Decode(&c); err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+	}
+	c.applyDefaults()
+	return c, c.Validate()
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// walk checks a YAML node against the Go type it will be decoded into:
+// unknown keys and values of the wrong kind are reported with their key
+// path, and ${ENV_VAR} references in scalars are expanded in place.
+func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string, bool)) error {
+	name := path
+	if name == "" {
+		name = "the top level"
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	switch {
+	case t == reflect.TypeOf(Duration(0)):
+		if err := expand(n, path, lookup); err != nil {
+			return err
+		}
+		if _, err := time.ParseDuration(n.Value); err != nil || n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: %q is not a duration such as 30s or 72h (line %d)", name, n.Value, n.Line)
+		}
+		return nil
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping of keys (line %d)", name, n.Line)
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			fields[strings.Split(f.Tag.Get("yaml"), ",")[0]] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				return fmt.Errorf("%s: unknown key (line %d)", join(path, key), n.Content[i].Line)
+			}
+			if err := walk(n.Content[i+1], ft, join(path, key), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping (line %d)", name, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("%s: expected a list (line %d)", name, n.Line)
+		}
+		for i, c := range n.Content {
+			if err := walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("%s: expected a single value (line %d)", name, n.Line)
+	}
+	if err := expand(n, path, lookup); err != nil {
+		return err
+	}
+	if t.Kind() == reflect.String && n.Tag == "" {
+		n.Tag = "!!str" // an expanded secret of digits is still a string
+	}
+	var err error
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		_, err = strconv.ParseInt(n.Value, 10, 64)
+	case reflect.Bool:
+		_, err = strconv.ParseBool(n.Value)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a valid %s (line %d)", name, n.Value, t.Kind(), n.Line)
+	}
+	return nil
+}
+
+// expand replaces ${NAME} in a scalar with the environment's value. A
+// missing variable is an error naming the key, so that a secret left unset
+// stops start-up instead of becoming an empty password.
+func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	var missing string
+	v := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		val, ok := lookup(name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return val
+	})
+	if missing != "" {
+		return fmt.Errorf("%s: environment variable %s is not set (line %d)", path, missing, n.Line)
+	}
+	if v != n.Value {
+		n.Value, n.Tag, n.Style = v, "", 0 // re-resolved on decode
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

@@ -1,0 +1,102 @@
+// Package handlers is hookbay's HTTP layer: one file per sender, each
+// reading the request once under a size limit, checking it against that
+// sender's contract and handing it to the idempotency guard.
+package handlers
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// statusOf is the only table from error class to HTTP status.
+var statusOf = map[string]int{
+	hooks.EINVALID:      http.StatusBadRequest,
+	hooks.EUNAUTHORIZED: http.StatusUnauthorized,
+	hooks.ENOTFOUND:     http.StatusNotFound,
+	hooks.EMETHOD:       http.StatusMethodNotAllowed,
+	hooks.ECONFLICT:     http.StatusConflict,
+	hooks.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	hooks.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	hooks.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// ErrorBody is the JSON body of every error answer.
+type ErrorBody struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
+}
+
+// ErrorResponse renders err as the status and JSON body sent to a client.
+// Echo's own errors (no route, wrong method) are translated to our classes;
+// anything unclassified is an internal error whose details stay in the log.
+func ErrorResponse(err error) hooks.Response {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := hooks.EINTERNAL
+		switch he.Code {
+		case http.StatusNotFound:
+			code = hooks.ENOTFOUND
+		case http.StatusMethodNotAllowed:
+			code = hooks.EMETHOD
+		case http.StatusRequestEntityTooLarge:
+			code = hooks.ETOOLARGE
+		case http.StatusBadRequest:
+			code = hooks.EINVALID
+		case http.StatusUnauthorized:
+			code = hooks.EUNAUTHORIZED
+		}
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok && code != hooks.EINTERNAL {
+			msg = s
+		}
+		err = &hooks.Error{Code: code, Message: msg}
+	}
+	code := hooks.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	body, _ := json.Marshal(ErrorBody{Code: code, Error: hooks.ErrorMessage(err), Hint: hooks.ErrorHint(err)})
+	return hooks.Response{Status: status, Body: body}
+}
+
+// ErrorHandler returns Echo's HTTPErrorHandler: it answers every error with
+// a JSON body and records the answer on the request's record, if the route
+// had started one, so that refused requests are as visible as accepted ones.
+func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Request) error) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		if hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) {
+			logger.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+		resp := ErrorResponse(err)
+		if req, ok := c.Get(recordKey).(*hooks.Request); ok && req != nil && record != nil {
+			req.Status, req.Response = resp.Status, resp.Body
+			if rerr := record(c, req); rerr != nil {
+				logger.Error("record refused request", "err", rerr)
+			}
+		}
+		if c.Request().Method == http.MethodHead {
+			err = c.NoContent(resp.Status)
+		} else {
+			err = c.JSONBlob(resp.Status, resp.Body)
+		}
+		if err != nil {
+			logger.Error("write error answer", "err", err)
+		}
+	}
+}
+
+func isEchoError(err error) bool {
+	var he *echo.HTTPError
+	return errors.As(err, &he)
+}

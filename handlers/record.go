@@ -1,0 +1,93 @@
+package handlers
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// recordKey is where a route keeps the record of the request it serves, for
+// the error handler to complete.
+const recordKey = "hookbay.record"
+
+// redacted replaces secret header values in stored records.
+const redacted = "[redacted]"
+
+// secretHeaders are redacted in every stored record, whatever the sender.
+var secretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "X-Api-Key", "X-Auth-Token"}
+
+// startRecord begins the record of a request that reached a hook route and
+// attaches it to the context.
+func startRecord(c echo.Context, sender hooks.Sender, name string, now time.Time, extraSecrets ...string) *hooks.Request {
+	r := c.Request()
+	req := &hooks.Request{
+		Sender:     sender,
+		Name:       name,
+		Method:     r.Method,
+		Path:       r.URL.Path,
+		RemoteAddr: c.RealIP(),
+		Header:     RedactHeaders(r.Header, extraSecrets...),
+		ReceivedAt: now,
+	}
+	c.Set(recordKey, req)
+	return req
+}
+
+// RedactHeaders returns a copy of h with secret values replaced. The scheme
+// of an Authorization value is kept ("Bearer [redacted]") because it tells a
+// QA reader what the sender tried, without telling anyone the secret.
+func RedactHeaders(h http.Header, extra ...string) http.Header {
+	out := h.Clone()
+	for _, name := range append(secretHeaders, extra...) {
+		vals := out.Values(name)
+		if len(vals) == 0 {
+			continue
+		}
+		red := make([]string, len(vals))
+		for i, v := range vals {
+			red[i] = redacted
+			if scheme, _, ok := strings.Cut(v, " "); ok && strings.HasSuffix(strings.ToLower(name), "authorization") &&
+				len(scheme) < 20 {
+				red[i] = scheme + " " + redacted
+			}
+		}
+		out[http.CanonicalHeaderKey(name)] = red
+	}
+	return out
+}
+
+// readBody reads the whole body once, refusing more than limit bytes.
+// Signatures are computed over these exact bytes, so nothing re-encodes them.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge(limit)
+	case err != nil:
+		return nil, hooks.Errorf(hooks.EINVALID, "could not read the request body: %v", err)
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return hooks.Errorf(hooks.ETOOLARGE, "request body is larger than the %d-byte limit", limit)
+}
+
+// methodNotAllowed answers methods a hook route does not serve.
+func methodNotAllowed(allow string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Allow", allow)
+		return hooks.Errorf(hooks.EMETHOD, "method %s is not allowed; use %s", c.Request().Method, allow)
+	}
+}

@@ -1,0 +1,71 @@
+package hooks
+
+import (
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// JWTLeeway is the clock skew allowed on exp, nbf and iat.
+const JWTLeeway = 30 * time.Second
+
+// BubblehouseAuth checks the Authorization header Bubblehouse sends: the
+// fixed value configured on its API settings page, or an HS256 JWT signed
+// with a shared secret (bubblehouse-hooks-catalog.md, "Authentication").
+// Either or both may be set.
+type BubblehouseAuth struct {
+	Authorization string
+	JWTSecret     []byte
+	Now           func() time.Time
+}
+
+// Check returns nil when header carries valid credentials and an
+// EUNAUTHORIZED error otherwise. The error never repeats the header.
+func (a *BubblehouseAuth) Check(header string) error {
+	if header == "" {
+		return Errorf(EUNAUTHORIZED, "Authorization header is missing")
+	}
+	if a.Authorization != "" && subtle.ConstantTimeCompare([]byte(header), []byte(a.Authorization)) == 1 {
+		return nil
+	}
+	if len(a.JWTSecret) == 0 {
+		return Errorf(EUNAUTHORIZED, "Authorization header does not match the configured value")
+	}
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || strings.Count(token, ".") != 2 {
+		if a.Authorization != "" {
+			return Errorf(EUNAUTHORIZED, "Authorization header does not match the configured value")
+		}
+		return Errorf(EUNAUTHORIZED, "Authorization header must be Bearer <JWT>")
+	}
+	return a.checkJWT(strings.TrimSpace(token))
+}
+
+func (a *BubblehouseAuth) checkJWT(token string) error {
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	_, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return a.JWTSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}),
+		jwt.WithLeeway(JWTLeeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(now),
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Errorf(EUNAUTHORIZED, "JWT has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return Errorf(EUNAUTHORIZED, "JWT is not valid yet")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return Errorf(EUNAUTHORIZED, "JWT signature is invalid")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return Errorf(EUNAUTHORIZED, "JWT must be signed with HS256")
+	}
+	return Errorf(EUNAUTHORIZED, "JWT is malformed")
+}

@@ -1,0 +1,145 @@
+// Package hooks is hookbay's domain: the senders and urgencies it knows, the
+// request record every delivery leaves behind, the jobs that hand accepted
+// hooks to the integrator's code, and the worker pool that runs them.
+//
+// It imports nothing from this project; the store, the HTTP handlers and the
+// idempotency guard all speak in these types.
+package hooks
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sender names a webhook sender whose endpoint contract hookbay implements.
+type Sender string
+
+// The senders hookbay receives from.
+const (
+	SenderBubblehouse Sender = "bubblehouse"
+	SenderBloomreach  Sender = "bloomreach"
+	SenderSvix        Sender = "svix"
+)
+
+// Urgency is how soon a sender needs a hook processed. Bubblehouse sends it
+// in X-BH-Urgency; the other senders' requests are regular.
+type Urgency string
+
+// The urgencies, from most to least pressing.
+const (
+	// UrgencyRealtime hooks are run inline: the sender waits for the output.
+	UrgencyRealtime Urgency = "real-time"
+	// UrgencyUrgent hooks are queued and always taken before regular ones.
+	UrgencyUrgent Urgency = "urgent"
+	// UrgencyRegular hooks are queued and may take their time.
+	UrgencyRegular Urgency = "regular"
+)
+
+// ParseUrgency reads an urgency header value, ignoring case and surrounding
+// space. A missing or unknown value gives UrgencyRegular and ok=false, so
+// that the caller can note it on the request record.
+func ParseUrgency(s string) (u Urgency, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "real-time":
+		return UrgencyRealtime, true
+	case "urgent":
+		return UrgencyUrgent, true
+	case "regular":
+		return UrgencyRegular, true
+	}
+	return UrgencyRegular, false
+}
+
+// Priority orders queued jobs: lower runs first.
+func (u Urgency) Priority() int {
+	switch u {
+	case UrgencyRealtime:
+		return 0
+	case UrgencyUrgent:
+		return 1
+	}
+	return 2
+}
+
+// Request is the record of one HTTP request that reached a hook route,
+// accepted or not. It is what the CLI, admin and QA tools read back.
+type Request struct {
+	ID         int64
+	Sender     Sender
+	Name       string // hook, webhook or endpoint name from the URL
+	RequestID  string // the sender's request ID, "" when it sent none
+	Urgency    Urgency
+	Method     string
+	Path       string
+	RemoteAddr string
+	// Header holds the request headers with secrets redacted.
+	Header http.Header
+	Body   []byte
+	// Status and Response are what hookbay answered.
+	Status   int
+	Response []byte
+	// Latency is the time from receiving the request to committing its record.
+	Latency time.Duration
+	// Notes explain anything unusual: a missing request ID, an unknown
+	// urgency, a replayed answer.
+	Notes []string
+	// DuplicateOf is the ID of the original request when this one was answered
+	// from the idempotency record; 0 otherwise.
+	DuplicateOf int64
+	ReceivedAt  time.Time
+}
+
+// Note appends a note to the request record.
+func (r *Request) Note(s string) { r.Notes = append(r.Notes, s) }
+
+// MarkDuplicate turns the record of a repeat into one answered from the
+// idempotency entry e: same status and body, no processing.
+func (r *Request) MarkDuplicate(e *Entry) {
+	r.DuplicateOf = e.RequestRef
+	r.Status, r.Response = e.Response.Status, e.Response.Body
+	r.Note(fmt.Sprintf("duplicate of request %d (idempotency key %q): first answer replayed, not processed again", e.RequestRef, e.Key))
+}
+
+// Response is a status and JSON body as answered to a sender.
+type Response struct {
+	Status int
+	Body   []byte
+}
+
+// EntryState is the state of an idempotency entry.
+type EntryState string
+
+const (
+	// EntryPending marks a key whose request is executing inline; others
+	// with the same key wait for it until LockedUntil.
+	EntryPending EntryState = "pending"
+	// EntryDone marks a key whose answer is final and is replayed to repeats.
+	EntryDone EntryState = "done"
+)
+
+// Entry is an idempotency record: the answer given to the first request with
+// a key, replayed to every later one within the retention period.
+type Entry struct {
+	Sender      Sender
+	Key         string
+	State       EntryState
+	Response    Response
+	RequestRef  int64 // Request.ID of the request that produced the answer
+	LockedUntil time.Time
+	CreatedAt   time.Time
+}
+
+// Receipt is everything written when a request is accepted: the request
+// record, its idempotency keys and the job that delivers it. A store writes a
+// receipt in one transaction, so none of the three exists without the others.
+type Receipt struct {
+	Request *Request
+	// Keys are the idempotency keys in the sender's namespace. A handler
+	// puts content keys here (for example SendEvent1's bhid); the idempotency
+	// guard puts the sender's request ID, when there is one, in front.
+	Keys []string
+	// Job is queued with the request; nil when nothing is left to do.
+	Job *Job
+}

@@ -1,0 +1,90 @@
+package hooks
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// JobState is where a job is in its life.
+type JobState string
+
+const (
+	// JobAvailable jobs wait for a worker once ScheduledAt has passed.
+	JobAvailable JobState = "available"
+	// JobRunning jobs are leased by a worker until LockedUntil; after that the
+	// lease is considered lost (the process died) and the job is taken again.
+	JobRunning JobState = "running"
+	// JobDone jobs were delivered successfully. They are kept for inspection.
+	JobDone JobState = "done"
+	// JobDead jobs failed MaxAttempts times or outlived the maximum age. They
+	// are never deleted by failing and can be retried by hand.
+	JobDead JobState = "dead"
+)
+
+// Job hands one accepted request to the integrator's code.
+type Job struct {
+	ID          int64
+	RequestRef  int64 // Request.ID
+	Sender      Sender
+	Name        string
+	Urgency     Urgency
+	Priority    int
+	State       JobState
+	Attempts    int
+	ScheduledAt time.Time
+	LockedUntil time.Time
+	CreatedAt   time.Time
+	LastError   string
+
+	// RequestID and Body are read from the request record when the job is
+	// claimed; they are not stored twice.
+	RequestID string
+	Body      []byte
+}
+
+// NewJob returns an available job for a request about to be recorded.
+func NewJob(req *Request, now time.Time) *Job {
+	return &Job{
+		Sender:      req.Sender,
+		Name:        req.Name,
+		Urgency:     req.Urgency,
+		Priority:    req.Urgency.Priority(),
+		State:       JobAvailable,
+		ScheduledAt: now,
+		CreatedAt:   now,
+	}
+}
+
+// RetryPolicy decides when a failed job runs again and when it is dead.
+type RetryPolicy struct {
+	MaxAttempts int           // attempts before the job is dead
+	MaxAge      time.Duration // age after which a failing job is dead
+	Initial     time.Duration // delay after the first failure
+	Max         time.Duration // cap on the delay
+}
+
+// DefaultRetryPolicy covers Bubblehouse's 48 h regular retry window.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 10, MaxAge: 48 * time.Hour, Initial: time.Second, Max: time.Hour}
+
+// NextRetryAt returns when a job that has failed attempt times should run
+// again: an exponential delay from Initial, capped at Max, with up to 10%
+// jitter either way so that a burst of failures does not retry in lockstep.
+func (p RetryPolicy) NextRetryAt(now time.Time, attempt int) time.Time {
+	d := p.Initial
+	for i := 1; i < attempt && d < p.Max; i++ {
+		d *= 2
+	}
+	if d > p.Max {
+		d = p.Max
+	}
+	jitter := time.Duration(float64(d) * 0.1 * (2*rand.Float64() - 1))
+	return now.Add(d + jitter)
+}
+
+// Dead reports whether a job that has just failed should be given up.
+func (p RetryPolicy) Dead(j *Job, now time.Time) bool {
+	if p.MaxAttempts > 0 && j.Attempts >= p.MaxAttempts {
+		return true
+	}
+	return p.MaxAge > 0 && now.Sub(j.CreatedAt) >= p.MaxAge
+}

@@ -1,0 +1,391 @@
+// Command hookbay is a webhook receiver for Bubblehouse, Bloomreach and
+// Svix-signed senders. main.go only wires the packages together.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/handlers"
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/idempotency"
+	"github.com/hookbay/hookbay/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Interface guards: the store fits what each consumer declares.
+var (
+	_ handlers.Pinger   = (*store.DB)(nil)
+	_ idempotency.Store = (*store.DB)(nil)
+	_ hooks.JobStore    = (*store.DB)(nil)
+	_ handlers.Guard    = (*idempotency.Guard)(nil)
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "hookbay:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: hookbay <command> [flags]
+
+commands:
+  serve     receive webhooks (run "hookbay serve -h" for flags)
+  version   print the version
+`
+
+// Run dispatches a command line to its subcommand.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return (&ServeCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(stdout, "hookbay", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// ServeCommand is "hookbay serve".
+type ServeCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+// Run parses flags, starts the server and blocks until ctx ends, then shuts
+// down gracefully.
+func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(cmd.Stderr)
+	configPath := fs.String("config", "", "YAML config file (default: none, dev mode)")
+	dataDir := fs.String("data", "", "data directory (overrides server.data_dir)")
+	listen := fs.String("listen", "", "listen address (overrides server.listen)")
+	plain := fs.Bool("http", false, "serve plain HTTP (server.tls.mode: off), for ngrok or a TLS-terminating proxy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg Config
+	var err error
+	if *configPath == "" {
+		cfg = DefaultConfig()
+	} else if cfg, err = LoadConfig(*configPath); err != nil {
+		return err
+	}
+	if *plain {
+		cfg.Server.TLS.Mode = "off"
+		if *listen == "" && (cfg.Server.Listen == ":8443" || *configPath == "") {
+			cfg.Server.Listen = ":8080"
+		}
+	}
+	if *dataDir != "" {
+		cfg.Server.DataDir = *dataDir
+	}
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m := NewMain(cfg)
+	m.Dev = *configPath == ""
+	m.Stdout = cmd.Stdout
+	if err := m.Run(ctx); err != nil {
+		m.Close(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	slog.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	return m.Close(shutdown)
+}
+
+// Main is a running hookbay: the store, the queue and the HTTP server.
+type Main struct {
+	Config Config
+	// Dev generates missing Bubblehouse credentials into the data directory
+	// and prints the start-up banner.
+	Dev    bool
+	Stdout io.Writer
+	Logger *slog.Logger
+	// PurgeInterval is how often old idempotency records are deleted; 0
+	// disables the loop (tests call the guard directly).
+	PurgeInterval time.Duration
+
+	DB     *store.DB
+	Echo   *echo.Echo
+	Queue  *hooks.Queue
+	Guard  *idempotency.Guard
+	Server *http.Server
+
+	ln          net.Listener
+	serveDone   chan error
+	stopPurge   context.CancelFunc
+	purgeDone   chan struct{}
+	credentials Credentials
+	devCerts    certs.DevFiles
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg Config) *Main {
+	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute}
+}
+
+// Credentials are the Bubblehouse secrets generated in dev mode.
+type Credentials struct {
+	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
+}
+
+// Run opens the store, starts the workers and starts serving. It returns
+// once the listener is open; Close stops everything.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := &m.Config
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := m.loadSecrets(); err != nil {
+		return err
+	}
+	tlsConfig, err := m.tlsConfig()
+	if err != nil {
+		return err
+	}
+	hookSet, err := cfg.Bubblehouse.settings()
+	if err != nil {
+		return fmt.Errorf("bubblehouse.hooks: %w", err)
+	}
+
+	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
+		return err
+	}
+	m.Queue = &hooks.Queue{Store: m.DB, Workers: cfg.Queue.Workers, Logger: m.Logger}
+	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not believed
+	e.HTTPErrorHandler = handlers.ErrorHandler(m.Logger, func(c echo.Context, req *hooks.Request) error {
+		return m.Guard.Record(c.Request().Context(), req)
+	})
+	e.Use(middleware.Recover())
+	e.Use(handlers.AccessLog(m.Logger))
+	handlers.RegisterHealth(e, m.DB)
+	bh := &handlers.Bubblehouse{
+		Hooks: hookSet,
+		Auth: &hooks.BubblehouseAuth{
+			Authorization: cfg.Bubblehouse.Authorization,
+			JWTSecret:     []byte(cfg.Bubblehouse.JWTSecret),
+		},
+		Guard:        m.Guard,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+	}
+	bh.Register(e, cfg.Bubblehouse.Path)
+	m.Echo = e
+
+	t := cfg.Server.Timeouts
+	m.Server = &http.Server{
+		Handler:           e,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: time.Duration(t.ReadHeader),
+		ReadTimeout:       time.Duration(t.Read),
+		WriteTimeout:      time.Duration(t.Write),
+		IdleTimeout:       time.Duration(t.Idle),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+	}
+	if m.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	m.Queue.Start()
+	var purgeCtx context.Context
+	purgeCtx, m.stopPurge = context.WithCancel(context.Background())
+	m.purgeDone = make(chan struct{})
+	go func() {
+		defer close(m.purgeDone)
+		if m.PurgeInterval > 0 {
+			m.Guard.Purge(purgeCtx, m.PurgeInterval)
+		}
+	}()
+	m.serveDone = make(chan error, 1)
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = m.Server.ServeTLS(m.ln, "", "")
+		} else {
+			err = m.Server.Serve(m.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		m.serveDone <- err
+	}()
+	m.Logger.Info("hookbay listening", "addr", m.ln.Addr().String(), "tls", cfg.Server.TLS.Mode, "version", version)
+	if m.Dev {
+		m.printBanner()
+	}
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Close stops accepting requests, finishes those in flight, lets running
+// jobs finish until ctx ends, and closes the store.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.Server != nil && m.ln != nil {
+		if err := m.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
+		}
+		if err := <-m.serveDone; err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	} else if m.ln != nil {
+		m.ln.Close()
+	}
+	if m.Queue != nil {
+		// Running jobs get a bound to finish; unfinished ones are released.
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		errs = append(errs, m.Queue.Stop(qctx))
+		cancel()
+	}
+	if m.stopPurge != nil {
+		m.stopPurge()
+		<-m.purgeDone
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// loadSecrets checks that Bubblehouse can authenticate; in dev mode missing
+// credentials are generated once and kept in the data directory.
+func (m *Main) loadSecrets() error {
+	b := &m.Config.Bubblehouse
+	if b.Authorization != "" || b.JWTSecret != "" {
+		return nil
+	}
+	if !m.Dev {
+		return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
+	}
+	path := filepath.Join(m.Config.Server.DataDir, "credentials.json")
+	buf, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(buf, &m.credentials); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return fmt.Errorf("generate credentials: %w", err)
+		}
+		m.credentials.BubblehouseAuthorization = "Bearer hb_" + base64.RawURLEncoding.EncodeToString(secret)
+		buf, _ := json.MarshalIndent(m.credentials, "", "  ")
+		if err := os.WriteFile(path, append(buf, '\n'), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	default:
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if m.credentials.BubblehouseAuthorization == "" {
+		return fmt.Errorf("%s: bubblehouse_authorization is empty", path)
+	}
+	b.Authorization = m.credentials.BubblehouseAuthorization
+	return nil
+}
+
+// tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
+func (m *Main) tlsConfig() (*tls.Config, error) {
+	t := m.Config.Server.TLS
+	switch t.Mode {
+	case "off":
+		return nil, nil
+	case "files":
+		return certs.Load(certs.Options{CertFile: t.CertFile, KeyFile: t.KeyFile})
+	}
+	files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), nil, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("dev certificate: %w", err)
+	}
+	if generated {
+		m.Logger.Info("generated dev certificate", "ca", files.CA)
+	}
+	m.devCerts = files
+	return certs.Load(certs.Options{CertFile: files.Cert, KeyFile: files.Key})
+}
+
+// printBanner tells a developer everything needed for a first hook.
+func (m *Main) printBanner() {
+	cfg := m.Config
+	scheme, curlTLS := "https", ""
+	if cfg.Server.TLS.Mode == "off" {
+		scheme = "http"
+	}
+	_, port, _ := net.SplitHostPort(m.Addr())
+	base := fmt.Sprintf("%s://localhost:%s", scheme, port)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nhookbay %s is running in dev mode (data in %s)\n\n", version, cfg.Server.DataDir)
+	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)
+	if a := m.credentials.BubblehouseAuthorization; a != "" {
+		fmt.Fprintf(&b, "  Authorization value:   %s\n", a)
+		fmt.Fprintf(&b, "                         (paste it into Bubblehouse's API settings page)\n")
+	}
+	if m.devCerts.CA != "" {
+		ca, _ := filepath.Abs(m.devCerts.CA)
+		fmt.Fprintf(&b, "  CA certificate:        %s (trust it to call hookbay over HTTPS)\n", ca)
+		curlTLS = fmt.Sprintf("--cacert '%s' ", ca)
+	}
+	if cfg.Server.TLS.Mode == "off" {
+		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
+	}
+	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n\n", strings.Join(mustHooks(cfg).Names(), ", "))
+	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",
+		curlTLS, cfg.Bubblehouse.Authorization, base, cfg.Bubblehouse.Path)
+	fmt.Fprint(m.Stdout, b.String())
+}
+
+func mustHooks(cfg Config) *hooks.BubblehouseHooks {
+	h, err := cfg.Bubblehouse.settings()
+	if err != nil {
+		panic(err) // validated before Run
+	}
+	return h
+}

@@ -1,0 +1,53 @@
+-- Every request that reached a hook route, accepted or refused.
+CREATE TABLE requests (
+	id           INTEGER PRIMARY KEY,
+	sender       TEXT    NOT NULL,
+	name         TEXT    NOT NULL,
+	request_id   TEXT    NOT NULL DEFAULT '',
+	urgency      TEXT    NOT NULL DEFAULT '',
+	method       TEXT    NOT NULL DEFAULT '',
+	path         TEXT    NOT NULL DEFAULT '',
+	remote_addr  TEXT    NOT NULL DEFAULT '',
+	headers      TEXT    NOT NULL DEFAULT '{}', -- JSON, secrets redacted
+	body         BLOB,
+	status       INTEGER NOT NULL,
+	response     BLOB,
+	latency_us   INTEGER NOT NULL DEFAULT 0,
+	notes        TEXT    NOT NULL DEFAULT '[]', -- JSON array of strings
+	duplicate_of INTEGER,
+	received_at  INTEGER NOT NULL              -- unix microseconds
+);
+CREATE INDEX requests_received_at ON requests (received_at);
+CREATE INDEX requests_sender_request_id ON requests (sender, request_id);
+
+-- One row per idempotency key: the answer replayed to every repeat.
+CREATE TABLE idempotency (
+	sender       TEXT    NOT NULL,
+	key          TEXT    NOT NULL,
+	state        TEXT    NOT NULL CHECK (state IN ('pending', 'done')),
+	status       INTEGER NOT NULL DEFAULT 0,
+	response     BLOB,
+	request_ref  INTEGER,
+	locked_until INTEGER,
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (sender, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_created_at ON idempotency (created_at);
+
+-- The durable queue that hands accepted requests to the integrator's code.
+CREATE TABLE jobs (
+	id           INTEGER PRIMARY KEY,
+	request_ref  INTEGER NOT NULL REFERENCES requests (id),
+	sender       TEXT    NOT NULL,
+	name         TEXT    NOT NULL,
+	urgency      TEXT    NOT NULL,
+	priority     INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+	state        TEXT    NOT NULL CHECK (state IN ('available', 'running', 'done', 'dead')),
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	scheduled_at INTEGER NOT NULL,
+	locked_until INTEGER,
+	last_error   TEXT    NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL,
+	finished_at  INTEGER
+);
+CREATE INDEX jobs_claim ON jobs (state, priority, scheduled_at, id);

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// statements are prepared once on the writer's connection: the hot path
+// runs three of them per accepted request.
+type statements struct {
+	insertRequest, getEntry, insertEntry, insertJob *sql.Stmt
+}
+
+func (s *statements) prepare(db *sql.DB) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = db.Prepare(q)
+		if err != nil {
+			err = fmt.Errorf("prepare %q: %w", q, err)
+		}
+		return st
+	}
+	s.insertRequest = prep(`INSERT INTO requests (sender, name, request_id, urgency, method, path, remote_addr,
+		headers, body, status, response, latency_us, notes, duplicate_of, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.getEntry = prep(`SELECT state, status, response, request_ref, locked_until, created_at
+		FROM idempotency WHERE sender = ? AND key = ?`)
+	s.insertEntry = prep(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	return err
+}
+
+func (s *statements) close() {
+	for _, st := range []*sql.Stmt{s.insertRequest, s.getEntry, s.insertEntry, s.insertJob} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// Commit writes an accepted request in one transaction: its record, its
+// idempotency keys (answered with the request's status and response) and its
+// job. When a key is already taken, nothing of the kind is written; a done
+// entry is returned so that its answer is replayed (the repeat is recorded as
+// a duplicate and its own request ID now replays the same answer), a pending
+// entry is returned for the caller to wait on.
+func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
+	var found *hooks.Entry
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		found = nil
+		e, first, err := db.findEntry(tx, r.Request.Sender, r.Keys)
+		if err != nil {
+			return err
+		}
+		if e != nil && e.State == hooks.EntryPending {
+			if e.LockedUntil.After(db.Now()) {
+				found = e // executing inline elsewhere: the caller waits
+				return nil
+			}
+			// Its process died mid-request: this request takes the key over.
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ?`, e.Sender, e.Key); err != nil {
+				return fmt.Errorf("take over idempotency key: %w", err)
+			}
+			e = nil
+		}
+		req := r.Request
+		if e != nil {
+			found = e
+			req.MarkDuplicate(e)
+		}
+		if err := db.insertRequest(tx, req); err != nil {
+			return err
+		}
+		keys := r.Keys
+		if e != nil {
+			if first {
+				return nil // the request ID itself was seen: nothing more to write
+			}
+			keys = keys[:1] // a content key matched: remember the new request ID
+		}
+		now := db.Now()
+		for _, k := range keys {
+			if _, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, k, hooks.EntryDone, req.Status, req.Response,
+				req.ID, nil, now.UnixMicro()); isUnique(err) {
+				// Only another process writing the same file could get here
+				// first; the sender's retry is answered from its entry.
+				return hooks.Errorf(hooks.ECONFLICT, "request %q is being processed", k)
+			} else if err != nil {
+				return fmt.Errorf("insert idempotency key: %w", err)
+			}
+		}
+		if r.Job != nil && e == nil {
+			return db.insertJob(tx, r.Job, req.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit %s request: %w", r.Request.Sender, err)
+	}
+	return found, nil
+}
+
+// findEntry returns the first of keys that has an entry, and whether it is
+// the first key (the sender's request ID).
+func (db *DB) findEntry(tx *sql.Tx, sender hooks.Sender, keys []string) (*hooks.Entry, bool, error) {
+	for i, k := range keys {
+		e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		} else if err != nil {
+			return nil, false, fmt.Errorf("read idempotency key: %w", err)
+		}
+		return e, i == 0, nil
+	}
+	return nil, false, nil
+}
+
+func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, error) {
+	e := &hooks.Entry{Sender: sender, Key: key}
+	var ref, locked sql.NullInt64
+	var created int64
+	if err := row.Scan(&e.State, &e.Response.Status, &e.Response.Body, &ref, &locked, &created); err != nil {
+		return nil, err
+	}
+	e.RequestRef = ref.Int64
+	e.LockedUntil = fromMicros(locked)
+	e.CreatedAt = time.UnixMicro(created)
+	return e, nil
+}
+
+func (db *DB) insertRequest(tx *sql.Tx, req *hooks.Request) error {
+	headers, err := json.Marshal(req.Header)
+	if err != nil {
+		return fmt.Errorf("encode headers: %w", err)
+	}
+	notes := []byte("[]")
+	if len(req.Notes) > 0 {
+		if notes, err = json.Marshal(req.Notes); err != nil {
+			return fmt.Errorf("encode notes: %w", err)
+		}
+	}
+	var dup sql.NullInt64
+	if req.DuplicateOf != 0 {
+		dup = sql.NullInt64{Int64: req.DuplicateOf, Valid: true}
+	}
+	res, err := tx.Stmt(db.stmts.insertRequest).Exec(req.Sender, req.Name, req.RequestID, string(req.Urgency),
+		req.Method, req.Path, req.RemoteAddr, headers, req.Body, req.Status, req.Response,
+		req.Latency.Microseconds(), notes, dup, req.ReceivedAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("insert request: %w", err)
+	}
+	if req.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert request: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
+	res, err := tx.Stmt(db.stmts.insertJob).Exec(requestRef, j.Sender, j.Name, string(j.Urgency), j.Priority,
+		hooks.JobAvailable, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	j.RequestRef = requestRef
+	j.State = hooks.JobAvailable
+	if j.ID, err = res.LastInsertId(); err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	return nil
+}
+
+// Reserve takes the idempotency keys for a request that will execute inline.
+// It returns nil when all keys are now held, pending until leaseUntil, by the
+// caller; otherwise it writes nothing and returns the entry that holds the
+// first taken key: done (replay it) or pending under a live lease (wait). A
+// pending entry whose lease has expired belonged to a process that died and
+// is taken over.
+func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, leaseUntil time.Time) (*hooks.Entry, error) {
+	var found *hooks.Entry
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		found = nil
+		now := db.Now()
+		for _, k := range keys {
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				continue
+			case err != nil:
+				return fmt.Errorf("read idempotency key: %w", err)
+			case e.State == hooks.EntryDone || e.LockedUntil.After(now):
+				found = e
+				return nil
+			}
+		}
+		for _, k := range keys {
+			if _, err := tx.Exec(`INSERT INTO idempotency (sender, key, state, locked_until, created_at)
+				VALUES (?, ?, 'pending', ?, ?)
+				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until`,
+				sender, k, leaseUntil.UnixMicro(), now.UnixMicro()); err != nil {
+				return fmt.Errorf("reserve idempotency key: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reserve %s request: %w", sender, err)
+	}
+	return found, nil
+}
+
+// Finish ends an inline request that Reserve let through with a final
+// answer: it records the request, stores its answer under its keys and
+// queues its job, in one transaction.
+func (db *DB) Finish(ctx context.Context, r *hooks.Receipt) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		req := r.Request
+		if err := db.insertRequest(tx, req); err != nil {
+			return err
+		}
+		for _, k := range r.Keys {
+			if _, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL
+				WHERE sender = ? AND key = ?`, req.Status, req.Response, req.ID, req.Sender, k); err != nil {
+				return fmt.Errorf("store answer under idempotency key: %w", err)
+			}
+		}
+		if r.Job != nil {
+			return db.insertJob(tx, r.Job, req.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("finish %s request: %w", r.Request.Sender, err)
+	}
+	return nil
+}
+
+// Release frees keys that Reserve took for a request that got no final
+// answer (it asked the sender to retry), so that the retry executes.
+func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending'`, sender, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %s idempotency keys: %w", sender, err)
+	}
+	return nil
+}
+
+// Record writes the record of a request that was refused or replayed.
+func (db *DB) Record(ctx context.Context, req *hooks.Request) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return db.insertRequest(tx, req) }); err != nil {
+		return fmt.Errorf("record %s request: %w", req.Sender, err)
+	}
+	return nil
+}
+
+// Lookup returns the idempotency entry for a key, or an ENOTFOUND error.
+func (db *DB) Lookup(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error) {
+	row := db.rdb.QueryRowContext(ctx, `SELECT state, status, response, request_ref, locked_until, created_at
+		FROM idempotency WHERE sender = ? AND key = ?`, sender, key)
+	e, err := scanEntry(row, sender, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, hooks.Errorf(hooks.ENOTFOUND, "no idempotency record for %q", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("lookup idempotency key: %w", err)
+	}
+	return e, nil
+}
+
+// PurgeIdempotency deletes idempotency entries created before t, a batch at
+// a time so that the writer is never held long, and returns how many went.
+func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN (SELECT sender, key FROM idempotency WHERE created_at < ? LIMIT 1000)`, before.UnixMicro())
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge idempotency: %w", err)
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}
+
+// RequestFilter selects request records; zero fields match all.
+type RequestFilter struct {
+	Sender    hooks.Sender
+	Name      string
+	RequestID string
+	Limit     int
+}
+
+// FindRequests returns request records, newest first.
+func (db *DB) FindRequests(ctx context.Context, f RequestFilter) ([]*hooks.Request, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := db.rdb.QueryContext(ctx, `SELECT id, sender, name, request_id, urgency, method, path, remote_addr,
+		headers, body, status, response, latency_us, notes, duplicate_of, received_at FROM requests
+		WHERE (?1 = '' OR sender = ?1) AND (?2 = '' OR name = ?2) AND (?3 = '' OR request_id = ?3)
+		ORDER BY id DESC LIMIT ?4`, f.Sender, f.Name, f.RequestID, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("find requests: %w", err)
+	}
+	defer rows.Close()
+	var out []*hooks.Request
+	for rows.Next() {
+		r := &hooks.Request{}
+		var headers, notes []byte
+		var dup sql.NullInt64
+		var latency, received int64
+		if err := rows.Scan(&r.ID, &r.Sender, &r.Name, &r.RequestID, &r.Urgency, &r.Method, &r.Path, &r.RemoteAddr,
+			&headers, &r.Body, &r.Status, &r.Response, &latency, &notes, &dup, &received); err != nil {
+			return nil, fmt.Errorf("find requests: %w", err)
+		}
+		r.Header = http.Header{}
+		if err := json.Unmarshal(headers, &r.Header); err != nil {
+			return nil, fmt.Errorf("decode headers of request %d: %w", r.ID, err)
+		}
+		if err := json.Unmarshal(notes, &r.Notes); err != nil {
+			return nil, fmt.Errorf("decode notes of request %d: %w", r.ID, err)
+		}
+		r.DuplicateOf = dup.Int64
+		r.Latency = time.Duration(latency) * time.Microsecond
+		r.ReceivedAt = time.UnixMicro(received)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,273 @@
+// Package store keeps hookbay's requests, idempotency records and job queue
+// in one SQLite file. Writes go through a single writer goroutine that
+// commits concurrent requests together (group commit), so that every 2xx is
+// preceded by an fsync without one fsync per request.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// ErrClosed is returned by writes attempted after Close.
+var ErrClosed = errors.New("store is closed")
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 512
+
+// DB is the SQLite store.
+type DB struct {
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+
+	path string
+	wdb  *sql.DB // one connection: SQLite has one writer anyway
+	rdb  *sql.DB // readers, concurrent under WAL
+
+	ops        chan writeOp
+	quit       chan struct{}
+	writerDone chan struct{}
+	stmts      statements
+}
+
+type writeOp struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// Open opens (creating if needed) the SQLite database at path, migrates it
+// and starts the writer.
+func Open(path string) (*DB, error) {
+	db := &DB{
+		Now:        time.Now,
+		path:       path,
+		ops:        make(chan writeOp, maxBatch),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	// Pragmas go in the DSN so that every pooled connection gets them.
+	// synchronous=FULL: a commit is on disk before it returns, which is what
+	// lets a 2xx promise durability. _txlock=immediate takes the write lock
+	// at BEGIN so that read-then-write transactions cannot deadlock.
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "5000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_txlock", "immediate")
+	var err error
+	if db.wdb, err = sql.Open("sqlite3", "file:"+path+"?"+q.Encode()); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetMaxIdleConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	if err := db.migrate(); err != nil {
+		db.wdb.Close()
+		return nil, err
+	}
+	r := url.Values{}
+	r.Set("_busy_timeout", "5000")
+	r.Set("_query_only", "true")
+	if db.rdb, err = sql.Open("sqlite3", "file:"+path+"?"+r.Encode()); err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	db.rdb.SetMaxOpenConns(8)
+	if err := db.stmts.prepare(db.wdb); err != nil {
+		db.wdb.Close()
+		db.rdb.Close()
+		return nil, err
+	}
+	go db.writer()
+	return db, nil
+}
+
+// Close stops the writer after it has committed every queued write, then
+// closes the database.
+func (db *DB) Close() error {
+	select {
+	case <-db.quit:
+		return nil
+	default:
+	}
+	close(db.quit)
+	<-db.writerDone
+	db.stmts.close()
+	return errors.Join(db.rdb.Close(), db.wdb.Close())
+}
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var n int
+	if err := db.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&n); err != nil {
+		return fmt.Errorf("ping store: %w", err)
+	}
+	return nil
+}
+
+// migrate runs the embedded migrations not yet applied, each in its own
+// transaction.
+func (db *DB) migrate() error {
+	if _, err := db.wdb.Exec(`CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := db.migrateFile(name); err != nil {
+			return fmt.Errorf("migrate %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) migrateFile(name string) error {
+	tx, err := db.wdb.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRow(`SELECT COUNT(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		return err
+	} else if n > 0 {
+		return nil
+	}
+	buf, err := fs.ReadFile(migrationFS, name)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(string(buf)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT INTO migrations (name) VALUES (?)`, name); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// write runs fn in a write transaction shared with other concurrent writes
+// and returns once that transaction is committed. fn may run more than once
+// (when another write in its batch fails, each is retried alone), so it must
+// only touch the transaction and its own results.
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.ops <- op:
+	case <-db.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("queue write: %w", ctx.Err())
+	}
+	// Once queued the write will be attempted; wait for its outcome even if
+	// ctx ends, so that the caller never answers on a guess.
+	select {
+	case err := <-op.done:
+		return err
+	case <-db.writerDone:
+		select {
+		case err := <-op.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// writer commits queued writes in batches until Close.
+func (db *DB) writer() {
+	defer close(db.writerDone)
+	batch := make([]writeOp, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-db.ops:
+			batch = append(batch, op)
+		case <-db.quit:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case op := <-db.ops:
+					op.done <- db.commit([]writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		err := db.commit(batch)
+		if err != nil && len(batch) > 1 {
+			// One write failed and took the batch with it: isolate it.
+			for _, op := range batch {
+				op.done <- db.commit([]writeOp{op})
+			}
+			continue
+		}
+		for _, op := range batch {
+			op.done <- err
+		}
+	}
+}
+
+func (db *DB) commit(batch []writeOp) error {
+	tx, err := db.wdb.Begin()
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	for _, op := range batch {
+		if err := op.fn(tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+// micros converts a time to the stored form; the zero time is NULL.
+func micros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromMicros(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(n.Int64)
+}
