@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServe runs "hookbay serve args..." until the returned stop is called.
+func startServe(t *testing.T, args ...string) (out *syncBuffer, stop func() error) {
+	t.Helper()
+	out = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, append([]string{"serve"}, args...), out, out) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "Try Hello1") {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("serve exited early: %v\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no banner:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return out, func() error { cancel(); return <-done }
+}
+
+var (
+	bannerURL  = regexp.MustCompile(`Bubblehouse hook URL:\s+(\S+)`)
+	bannerAuth = regexp.MustCompile(`Authorization value:\s+(Bearer \S+)`)
+	bannerCA   = regexp.MustCompile(`CA certificate:\s+(\S+)`)
+	bannerCurl = regexp.MustCompile(`(?m)^\s+(curl .*)$`)
+)
+
+// Dev mode with no config: HTTPS with a generated CA kept across restarts,
+// generated credentials, and a banner whose curl command works.
+func TestServe_DevMode(t *testing.T) {
+	dir := t.TempDir()
+	out, stop := startServe(t, "--data", dir, "--listen", "127.0.0.1:0")
+	banner := out.String()
+	url, auth, ca := bannerURL.FindStringSubmatch(banner), bannerAuth.FindStringSubmatch(banner), bannerCA.FindStringSubmatch(banner)
+	if url == nil || auth == nil || ca == nil || bannerCurl.FindString(banner) == "" {
+		t.Fatalf("banner lacks URL, Authorization, CA or curl:\n%s", banner)
+	}
+	if !strings.HasPrefix(url[1], "https://localhost:") || !strings.HasSuffix(url[1], "/bubblehouse/:name") {
+		t.Fatalf("hook URL template=%s", url[1])
+	}
+	pem, err := os.ReadFile(ca[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	hello := func(u string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", strings.Replace(u, ":name", "Hello1", 1), strings.NewReader(`{"magic":"dev"}`))
+		req.Header.Set("Authorization", auth[1])
+		req.Header.Set("X-BH-Urgency", "real-time")
+		req.Header.Set("X-Request-ID", "dev-hello")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := hello(url[1])
+	if resp.StatusCode != 200 || !strings.Contains(body, `"magic":"dev"`) || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("Hello1 over TLS: %s %d %s", resp.Proto, resp.StatusCode, body)
+	}
+	// A client that does not trust the dev CA cannot connect.
+	if _, err := http.Post(strings.Replace(url[1], ":name", "Hello1", 1), "application/json", nil); err == nil {
+		t.Fatal("untrusted client connected")
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	creds, _ := os.ReadFile(filepath.Join(dir, "credentials.json"))
+	if fi, err := os.Stat(filepath.Join(dir, "credentials.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials.json mode: %v %v", fi, err)
+	}
+
+	// A restart keeps the CA and the credentials.
+	out2, stop2 := startServe(t, "--data", dir, "--listen", "127.0.0.1:0")
+	defer stop2()
+	if a2 := bannerAuth.FindStringSubmatch(out2.String()); a2 == nil || a2[1] != auth[1] {
+		t.Fatalf("credentials changed across restart")
+	}
+	if creds2, _ := os.ReadFile(filepath.Join(dir, "credentials.json")); !bytes.Equal(creds, creds2) {
+		t.Fatal("credentials.json rewritten")
+	}
+	if pem2, _ := os.ReadFile(ca[1]); !bytes.Equal(pem, pem2) {
+		t.Fatal("CA regenerated across restart")
+	}
+	resp, body = hello(bannerURL.FindStringSubmatch(out2.String())[1])
+	if resp.StatusCode != 200 {
+		t.Fatalf("after restart: %d %s", resp.StatusCode, body)
+	}
+}
+
+// --http serves plain HTTP for ngrok, with the same credentials.
+func TestServe_HTTP(t *testing.T) {
+	out, stop := startServe(t, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--http")
+	defer stop()
+	u := bannerURL.FindStringSubmatch(out.String())[1]
+	if !strings.HasPrefix(u, "http://localhost:") || strings.Contains(out.String(), "--cacert") {
+		t.Fatalf("banner for --http:\n%s", out)
+	}
+	req, _ := http.NewRequest("POST", strings.Replace(u, ":name", "Hello1", 1), strings.NewReader(`{"magic":"x"}`))
+	req.Header.Set("Authorization", bannerAuth.FindStringSubmatch(out.String())[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Hello1 over HTTP: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestRun_Commands(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"version"}, &out, &out); err != nil || !strings.HasPrefix(out.String(), "hookbay ") {
+		t.Fatalf("version: %v %q", err, out.String())
+	}
+	if err := Run(context.Background(), nil, &out, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("no command: %v", err)
+	}
+	if err := Run(context.Background(), []string{"bogus"}, &out, &out); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := Run(context.Background(), []string{"serve", "--nope"}, &out, &out); err == nil {
+		t.Fatal("unknown flag accepted")
+	}
+}
+
+// A configured server without credentials refuses to start, naming the key.
+func TestServe_ConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ name, yaml, says string }{
+		{"NoSecret", "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}}\n", "bubblehouse.authorization or bubblehouse.jwt_secret must be set"},
+		{"UnknownKey", "server: {listen: '127.0.0.1:0', lisen: x}\n", "server.lisen: unknown key"},
+		{"MissingEnv", "bubblehouse: {authorization: '${HOOKBAY_TEST_UNSET_VAR}'}\n", "bubblehouse.authorization: environment variable HOOKBAY_TEST_UNSET_VAR is not set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name+".yaml")
+			os.WriteFile(path, []byte(tt.yaml+"server_data_placeholder: 1\n"[:0]), 0o600)
+			var out bytes.Buffer
+			err := Run(context.Background(), []string{"serve", "--config", path, "--data", dir}, &out, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err=%v, want %q", err, tt.says)
+			}
+		})
+	}
+}
+
+// Slow clients cannot hold a connection: one that never finishes its
+// headers is cut off by server.timeouts.read_header.
+func TestServe_SlowClient(t *testing.T) {
+	m := MustRunMain(t, func(c *Config) { c.Server.Timeouts.ReadHeader = Duration(200 * time.Millisecond) })
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /bubblehouse/Hello1 HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("server kept a stalled connection open for 5 s")
+			}
+			break // closed by the server
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("cut off after %s, want about 200ms", d)
+	}
+}
