@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,17 +10,19 @@ import (
 
 // JobStore is what the worker pool needs from the store.
 type JobStore interface {
-	// ClaimJobs leases up to limit runnable jobs until now+lease, most
-	// pressing first: available jobs whose time has come and running jobs
-	// whose lease has expired.
+	// ClaimJobs leases up to limit available jobs whose time has come until
+	// now+lease, most pressing first.
 	ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Job, error)
-	// CompleteJob marks a running job done.
-	CompleteJob(ctx context.Context, j *Job, now time.Time) error
+	// RescueJobs makes running jobs whose lease expired available again.
+	RescueJobs(ctx context.Context, now time.Time) (int64, error)
+	// CompleteJobs marks running jobs done; like FailJob and ReleaseJobs it
+	// leaves alone a job that another worker claimed since.
+	CompleteJobs(ctx context.Context, jobs []*Job, now time.Time) error
 	// FailJob records a failed attempt: the job runs again at retryAt, or is
 	// dead when dead is true.
 	FailJob(ctx context.Context, j *Job, now, retryAt time.Time, dead bool, errText string) error
 	// ReleaseJobs returns leased jobs that were never started to the queue.
-	ReleaseJobs(ctx context.Context, ids []int64) error
+	ReleaseJobs(ctx context.Context, jobs []*Job) error
 }
 
 // Action hands a job to the integrator's code. A nil error is success; any
@@ -56,13 +57,20 @@ type Queue struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 
-	wake   chan struct{}
-	jobs   chan *Job
-	cancel context.CancelFunc // cancels running actions
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	feeder sync.WaitGroup
+	wake      chan struct{}
+	jobs      chan *Job
+	completed chan *Job          // jobs whose action succeeded
+	cancel    context.CancelFunc // cancels running actions
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	feeder    sync.WaitGroup
+	completer sync.WaitGroup
 }
+
+// claimBatch bounds how many jobs one claim leases: enough that claiming
+// costs little per job, few enough that an urgent job arriving just after a
+// claim waits behind at most this many.
+const claimBatch = 32
 
 // Notify tells the pool that a job was queued. It never blocks.
 func (q *Queue) Notify() {
@@ -94,7 +102,10 @@ func (q *Queue) Start() {
 	}
 	q.wake = make(chan struct{}, 1)
 	q.jobs = make(chan *Job)
+	q.completed = make(chan *Job, 4*claimBatch)
 	q.stop = make(chan struct{})
+	q.completer.Add(1)
+	go q.complete()
 	var ctx context.Context
 	ctx, q.cancel = context.WithCancel(context.Background())
 	for i := 0; i < q.Workers; i++ {
@@ -123,7 +134,34 @@ func (q *Queue) Stop(ctx context.Context) error {
 		<-done
 	}
 	q.cancel()
+	close(q.completed)
+	q.completer.Wait()
 	return nil
+}
+
+// complete marks succeeded jobs done, many per statement. A crash before
+// that costs a second delivery of those jobs, never a lost one.
+func (q *Queue) complete() {
+	defer q.completer.Done()
+	batch := make([]*Job, 0, cap(q.completed))
+	for j := range q.completed {
+		batch = append(batch[:0], j)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case j, ok := <-q.completed:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		if err := q.Store.CompleteJobs(context.Background(), batch, q.Now()); err != nil {
+			q.Logger.Error("complete jobs", "count", len(batch), "err", err)
+		}
+	}
 }
 
 // feed claims jobs in batches and hands them to idle workers. Claiming a
@@ -132,8 +170,9 @@ func (q *Queue) feed() {
 	defer q.feeder.Done()
 	ticker := time.NewTicker(q.PollInterval)
 	defer ticker.Stop()
+	q.rescue()
 	for {
-		batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, q.Workers)
+		batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, claimBatch)
 		if err != nil {
 			q.Logger.Error("claim jobs", "err", err)
 		}
@@ -145,7 +184,7 @@ func (q *Queue) feed() {
 				return
 			}
 		}
-		if len(batch) == q.Workers {
+		if len(batch) == claimBatch {
 			continue // more may be waiting
 		}
 		select {
@@ -153,16 +192,21 @@ func (q *Queue) feed() {
 			return
 		case <-q.wake:
 		case <-ticker.C:
+			q.rescue()
 		}
 	}
 }
 
-func (q *Queue) release(jobs []*Job) {
-	ids := make([]int64, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
+func (q *Queue) rescue() {
+	if n, err := q.Store.RescueJobs(context.Background(), q.Now()); err != nil {
+		q.Logger.Error("rescue jobs", "err", err)
+	} else if n > 0 {
+		q.Logger.Warn("rescued jobs whose lease expired", "count", n)
 	}
-	if err := q.Store.ReleaseJobs(context.Background(), ids); err != nil {
+}
+
+func (q *Queue) release(jobs []*Job) {
+	if err := q.Store.ReleaseJobs(context.Background(), jobs); err != nil {
 		q.Logger.Error("release jobs", "err", err)
 	}
 }
@@ -187,9 +231,7 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 	bg := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
-		if err := q.Store.CompleteJob(bg, j, now); err != nil {
-			q.Logger.Error("complete job", "job", j.ID, "err", err)
-		}
+		q.completed <- j
 	case ctx.Err() != nil:
 		// Shutdown interrupted the action: not the action's failure.
 		q.release([]*Job{j})
@@ -223,6 +265,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
-// ErrStopped is returned by operations attempted after shutdown began.
-var ErrStopped = errors.New("stopped")

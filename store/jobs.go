@@ -11,18 +11,32 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// ClaimJobs leases up to limit runnable jobs until now+lease, in queue order
-// (priority, then scheduled time, then ID): urgent before regular. Running
-// jobs whose lease has expired were held by a process that died; they are
-// made available again first, so they are claimed in their turn.
+// RescueJobs makes running jobs whose lease expired before now available
+// again: they were held by a process that died, and are claimed again in
+// their turn.
+func (db *DB) RescueJobs(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE jobs SET state = 'available', locked_until = NULL
+			WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rescue jobs with expired leases: %w", err)
+	}
+	return n, nil
+}
+
+// ClaimJobs leases up to limit available jobs until now+lease, in queue
+// order (priority, then scheduled time, then ID): urgent before regular.
 func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
-		if _, err := tx.Exec(`UPDATE jobs SET state = 'available', locked_until = NULL
-			WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro()); err != nil {
-			return fmt.Errorf("recover expired leases: %w", err)
-		}
 		rows, err := tx.Query(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
 			WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2
 				ORDER BY priority, scheduled_at, id LIMIT ?3)
@@ -64,11 +78,32 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 	return jobs, nil
 }
 
-// CompleteJob marks a running job done. A job that is no longer running
-// (its lease expired and another worker took it) is left alone.
-func (db *DB) CompleteJob(ctx context.Context, j *hooks.Job, now time.Time) error {
-	return db.finishJob(ctx, j, `UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?
-		WHERE id = ? AND state = 'running'`, now.UnixMicro(), j.ID)
+// CompleteJobs marks running jobs done, in one statement. Each update
+// matches the attempt that claimed the job: a worker whose lease expired,
+// and whose job another worker took, cannot mark that other run done.
+func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	q, args := claimedJobs(`UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?`, jobs, now.UnixMicro())
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(q, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("complete jobs: %w", err)
+	}
+	return nil
+}
+
+// claimedJobs completes an UPDATE with a WHERE clause that matches each
+// job in the attempt that claimed it.
+func claimedJobs(update string, jobs []*hooks.Job, args ...any) (string, []any) {
+	for _, j := range jobs {
+		args = append(args, j.ID, j.Attempts)
+	}
+	return update + ` WHERE state = 'running' AND (id, attempts) IN (VALUES (?, ?)` +
+		strings.Repeat(", (?, ?)", len(jobs)-1) + `)`, args
 }
 
 // FailJob records a failed attempt: the job is available again at retryAt,
@@ -76,10 +111,10 @@ func (db *DB) CompleteJob(ctx context.Context, j *hooks.Job, now time.Time) erro
 func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time, dead bool, errText string) error {
 	if dead {
 		return db.finishJob(ctx, j, `UPDATE jobs SET state = 'dead', locked_until = NULL, finished_at = ?, last_error = ?
-			WHERE id = ? AND state = 'running'`, now.UnixMicro(), errText, j.ID)
+			WHERE id = ? AND attempts = ? AND state = 'running'`, now.UnixMicro(), errText, j.ID, j.Attempts)
 	}
 	return db.finishJob(ctx, j, `UPDATE jobs SET state = 'available', locked_until = NULL, scheduled_at = ?, last_error = ?
-		WHERE id = ? AND state = 'running'`, retryAt.UnixMicro(), errText, j.ID)
+		WHERE id = ? AND attempts = ? AND state = 'running'`, retryAt.UnixMicro(), errText, j.ID, j.Attempts)
 }
 
 func (db *DB) finishJob(ctx context.Context, j *hooks.Job, q string, args ...any) error {
@@ -95,16 +130,11 @@ func (db *DB) finishJob(ctx context.Context, j *hooks.Job, q string, args ...any
 
 // ReleaseJobs returns leased jobs that were not run to the queue, undoing
 // the attempt their claim counted.
-func (db *DB) ReleaseJobs(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
+func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
+	if len(jobs) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	q := `UPDATE jobs SET state = 'available', locked_until = NULL, attempts = MAX(attempts - 1, 0)
-		WHERE state = 'running' AND id IN (?` + strings.Repeat(",?", len(ids)-1) + `)`
+	q, args := claimedJobs(`UPDATE jobs SET state = 'available', locked_until = NULL, attempts = MAX(attempts - 1, 0)`, jobs)
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(q, args...)
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
@@ -37,7 +38,7 @@ func (s *statements) prepare(db *sql.DB) error {
 	s.getEntry = prep(`SELECT state, status, response, request_ref, locked_until, created_at
 		FROM idempotency WHERE sender = ? AND key = ?`)
 	s.insertEntry = prep(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`)
 	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	return err
@@ -53,79 +54,121 @@ func (s *statements) close() {
 
 // Commit writes an accepted request in one transaction: its record, its
 // idempotency keys (answered with the request's status and response) and its
-// job. When a key is already taken, nothing of the kind is written; a done
-// entry is returned so that its answer is replayed (the repeat is recorded as
-// a duplicate and its own request ID now replays the same answer), a pending
-// entry is returned for the caller to wait on.
+// job. When a key is already taken, no job is written: a done entry is
+// returned so that its answer is replayed (the repeat is recorded as a
+// duplicate and any new request ID of it replays the same answer); a pending
+// entry under a live lease is returned for the caller to wait on, and then
+// nothing at all is written. A pending entry whose lease expired belonged to
+// a process that died: this request takes it over.
 func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
+	req := r.Request
+	r.Keys = uniqueKeys(r.Keys)
+	// Encoding happens here, in the caller's goroutine, so that the single
+	// writer only executes statements.
+	enc, err := encodeRequest(req)
+	if err != nil {
+		return nil, err
+	}
 	var found *hooks.Entry
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	status, response, notes := req.Status, req.Response, len(req.Notes)
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		// A retried run starts from the request as it was given.
 		found = nil
-		e, first, err := db.findEntry(tx, r.Request.Sender, r.Keys)
-		if err != nil {
+		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
+		if err := db.insertEncoded(tx, req, enc); err != nil {
 			return err
-		}
-		if e != nil && e.State == hooks.EntryPending {
-			if e.LockedUntil.After(db.Now()) {
-				found = e // executing inline elsewhere: the caller waits
-				return nil
-			}
-			// Its process died mid-request: this request takes the key over.
-			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ?`, e.Sender, e.Key); err != nil {
-				return fmt.Errorf("take over idempotency key: %w", err)
-			}
-			e = nil
-		}
-		req := r.Request
-		if e != nil {
-			found = e
-			req.MarkDuplicate(e)
-		}
-		if err := db.insertRequest(tx, req); err != nil {
-			return err
-		}
-		keys := r.Keys
-		if e != nil {
-			if first {
-				return nil // the request ID itself was seen: nothing more to write
-			}
-			keys = keys[:1] // a content key matched: remember the new request ID
 		}
 		now := db.Now()
-		for _, k := range keys {
-			if _, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, k, hooks.EntryDone, req.Status, req.Response,
-				req.ID, nil, now.UnixMicro()); isUnique(err) {
-				// Only another process writing the same file could get here
-				// first; the sender's retry is answered from its entry.
-				return hooks.Errorf(hooks.ECONFLICT, "request %q is being processed", k)
-			} else if err != nil {
+		for i, k := range r.Keys {
+			// The UNIQUE key decides: no row affected means the key is taken.
+			res, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, k, hooks.EntryDone, req.Status, req.Response,
+				req.ID, nil, now.UnixMicro())
+			if err != nil {
 				return fmt.Errorf("insert idempotency key: %w", err)
 			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert idempotency key: %w", err)
+			} else if n == 1 {
+				continue
+			}
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			if err != nil {
+				return fmt.Errorf("read idempotency key: %w", err)
+			}
+			if e.State == hooks.EntryPending && !e.LockedUntil.After(now) {
+				if _, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL
+					WHERE sender = ? AND key = ?`, req.Status, req.Response, req.ID, req.Sender, k); err != nil {
+					return fmt.Errorf("take over idempotency key: %w", err)
+				}
+				continue
+			}
+			found = e
+			return db.undoCommit(tx, req, r.Keys[:i], e)
 		}
-		if r.Job != nil && e == nil {
+		if r.Job != nil {
 			return db.insertJob(tx, r.Job, req.ID)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("commit %s request: %w", r.Request.Sender, err)
+		return nil, fmt.Errorf("commit %s request: %w", req.Sender, err)
 	}
 	return found, nil
 }
 
-// findEntry returns the first of keys that has an entry, and whether it is
-// the first key (the sender's request ID).
-func (db *DB) findEntry(tx *sql.Tx, sender hooks.Sender, keys []string) (*hooks.Entry, bool, error) {
-	for i, k := range keys {
-		e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		} else if err != nil {
-			return nil, false, fmt.Errorf("read idempotency key: %w", err)
+// uniqueKeys drops repeated keys (a request ID that equals a content key),
+// which would otherwise make a request a duplicate of itself.
+func uniqueKeys(keys []string) []string {
+	for i := 1; i < len(keys); i++ {
+		for _, k := range keys[:i] {
+			if k == keys[i] {
+				out := append([]string(nil), keys[:i]...)
+				for _, k := range keys[i:] {
+					if !slices.Contains(out, k) {
+						out = append(out, k)
+					}
+				}
+				return out
+			}
 		}
-		return e, i == 0, nil
 	}
-	return nil, false, nil
+	return keys
+}
+
+// undoCommit handles a taken key found after the request and the keys
+// before it were written. A pending entry means the request is executing
+// elsewhere: everything is taken back and the caller waits. A done entry
+// means this is a repeat: its record becomes a duplicate's, and the keys
+// already written (a new request ID of a known event) replay the same answer.
+func (db *DB) undoCommit(tx *sql.Tx, req *hooks.Request, written []string, e *hooks.Entry) error {
+	if e.State == hooks.EntryPending {
+		if _, err := tx.Exec(`DELETE FROM requests WHERE id = ?`, req.ID); err != nil {
+			return fmt.Errorf("take back request: %w", err)
+		}
+		for _, k := range written {
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ?`, req.Sender, k); err != nil {
+				return fmt.Errorf("take back idempotency key: %w", err)
+			}
+		}
+		req.ID = 0
+		return nil
+	}
+	req.MarkDuplicate(e)
+	notes, err := json.Marshal(req.Notes)
+	if err != nil {
+		return fmt.Errorf("encode notes: %w", err)
+	}
+	if _, err := tx.Exec(`UPDATE requests SET status = ?, response = ?, duplicate_of = ?, notes = ? WHERE id = ?`,
+		req.Status, req.Response, req.DuplicateOf, notes, req.ID); err != nil {
+		return fmt.Errorf("mark request duplicate: %w", err)
+	}
+	for _, k := range written {
+		if _, err := tx.Exec(`UPDATE idempotency SET status = ?, response = ?, request_ref = ? WHERE sender = ? AND key = ?`,
+			req.Status, req.Response, e.RequestRef, req.Sender, k); err != nil {
+			return fmt.Errorf("replay answer under idempotency key: %w", err)
+		}
+	}
+	return nil
 }
 
 func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, error) {
@@ -141,24 +184,40 @@ func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, err
 	return e, nil
 }
 
-func (db *DB) insertRequest(tx *sql.Tx, req *hooks.Request) error {
-	headers, err := json.Marshal(req.Header)
-	if err != nil {
-		return fmt.Errorf("encode headers: %w", err)
+// encoded holds a request's JSON columns.
+type encoded struct{ headers, notes []byte }
+
+func encodeRequest(req *hooks.Request) (encoded, error) {
+	var enc encoded
+	var err error
+	if enc.headers, err = json.Marshal(req.Header); err != nil {
+		return enc, fmt.Errorf("encode headers: %w", err)
 	}
-	notes := []byte("[]")
+	enc.notes = []byte("[]")
 	if len(req.Notes) > 0 {
-		if notes, err = json.Marshal(req.Notes); err != nil {
-			return fmt.Errorf("encode notes: %w", err)
+		if enc.notes, err = json.Marshal(req.Notes); err != nil {
+			return enc, fmt.Errorf("encode notes: %w", err)
 		}
 	}
+	return enc, nil
+}
+
+func (db *DB) insertRequest(tx *sql.Tx, req *hooks.Request) error {
+	enc, err := encodeRequest(req)
+	if err != nil {
+		return err
+	}
+	return db.insertEncoded(tx, req, enc)
+}
+
+func (db *DB) insertEncoded(tx *sql.Tx, req *hooks.Request, enc encoded) error {
 	var dup sql.NullInt64
 	if req.DuplicateOf != 0 {
 		dup = sql.NullInt64{Int64: req.DuplicateOf, Valid: true}
 	}
 	res, err := tx.Stmt(db.stmts.insertRequest).Exec(req.Sender, req.Name, req.RequestID, string(req.Urgency),
-		req.Method, req.Path, req.RemoteAddr, headers, req.Body, req.Status, req.Response,
-		req.Latency.Microseconds(), notes, dup, req.ReceivedAt.UnixMicro())
+		req.Method, req.Path, req.RemoteAddr, enc.headers, req.Body, req.Status, req.Response,
+		req.Latency.Microseconds(), enc.notes, dup, req.ReceivedAt.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("insert request: %w", err)
 	}
@@ -189,6 +248,7 @@ func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
 // pending entry whose lease has expired belonged to a process that died and
 // is taken over.
 func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, leaseUntil time.Time) (*hooks.Entry, error) {
+	keys = uniqueKeys(keys)
 	var found *hooks.Entry
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		found = nil

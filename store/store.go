@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -20,6 +22,23 @@ import (
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
+
+// writerDriver opens the writer's connection with automatic checkpoints off:
+// a checkpoint inside a commit would stall every request in that batch, so
+// the checkpointer goroutine runs them on a connection of its own instead.
+const writerDriver = "sqlite3_hookbay_writer"
+
+func init() {
+	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0`, nil)
+			return err
+		},
+	})
+}
+
+// checkpointInterval is how often the WAL is copied back into the database.
+const checkpointInterval = 250 * time.Millisecond
 
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("store is closed")
@@ -35,11 +54,17 @@ type DB struct {
 	path string
 	wdb  *sql.DB // one connection: SQLite has one writer anyway
 	rdb  *sql.DB // readers, concurrent under WAL
+	cdb  *sql.DB // the checkpointer's connection
 
-	ops        chan writeOp
-	quit       chan struct{}
-	writerDone chan struct{}
-	stmts      statements
+	// Logger receives background errors.
+	Logger *slog.Logger
+
+	ops            chan writeOp
+	quit           chan struct{}
+	writerDone     chan struct{}
+	checkpointDone chan struct{}
+	stmts          statements
+	closeOnce      sync.Once
 }
 
 type writeOp struct {
@@ -51,11 +76,13 @@ type writeOp struct {
 // and starts the writer.
 func Open(path string) (*DB, error) {
 	db := &DB{
-		Now:        time.Now,
-		path:       path,
-		ops:        make(chan writeOp, maxBatch),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		Now:            time.Now,
+		path:           path,
+		ops:            make(chan writeOp, maxBatch),
+		quit:           make(chan struct{}),
+		writerDone:     make(chan struct{}),
+		checkpointDone: make(chan struct{}),
+		Logger:         slog.Default(),
 	}
 	// Pragmas go in the DSN so that every pooled connection gets them.
 	// synchronous=FULL: a commit is on disk before it returns, which is what
@@ -68,7 +95,7 @@ func Open(path string) (*DB, error) {
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
 	var err error
-	if db.wdb, err = sql.Open("sqlite3", "file:"+path+"?"+q.Encode()); err != nil {
+	if db.wdb, err = sql.Open(writerDriver, "file:"+path+"?"+q.Encode()); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.wdb.SetMaxOpenConns(1)
@@ -86,27 +113,61 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open %s for reading: %w", path, err)
 	}
 	db.rdb.SetMaxOpenConns(8)
+	c := url.Values{}
+	c.Set("_busy_timeout", "5000")
+	c.Set("_synchronous", "FULL")
+	if db.cdb, err = sql.Open("sqlite3", "file:"+path+"?"+c.Encode()); err != nil {
+		db.wdb.Close()
+		db.rdb.Close()
+		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
+	}
+	db.cdb.SetMaxOpenConns(1)
 	if err := db.stmts.prepare(db.wdb); err != nil {
 		db.wdb.Close()
 		db.rdb.Close()
+		db.cdb.Close()
 		return nil, err
 	}
 	go db.writer()
+	go db.checkpointer()
 	return db, nil
+}
+
+// checkpointer copies the WAL into the database file in the background
+// (PASSIVE: it never blocks the writer) and truncates it when the writer is
+// idle, so that the WAL stays small without costing commits any latency.
+func (db *DB) checkpointer() {
+	defer close(db.checkpointDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-t.C:
+		}
+		if _, err := db.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			db.Logger.Warn("checkpoint", "err", err)
+		}
+	}
 }
 
 // Close stops the writer after it has committed every queued write, then
 // closes the database.
 func (db *DB) Close() error {
-	select {
-	case <-db.quit:
-		return nil
-	default:
-	}
+	var err error
+	db.closeOnce.Do(func() { err = db.close() })
+	return err
+}
+
+func (db *DB) close() error {
 	close(db.quit)
 	<-db.writerDone
+	<-db.checkpointDone
 	db.stmts.close()
-	return errors.Join(db.rdb.Close(), db.wdb.Close())
+	// A final checkpoint leaves a compact database file behind.
+	_, cerr := db.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	return errors.Join(cerr, db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
 }
 
 // Ping checks that the database answers a query.

@@ -1,0 +1,522 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store"
+)
+
+// t0 is the start of every test clock. It is a whole number of microseconds,
+// the store's time resolution, so times compare equal after a round trip.
+var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// MustOpenDB opens a store on a fresh file under tb.TempDir() and closes it
+// when the test ends.
+func MustOpenDB(tb testing.TB) *store.DB {
+	tb.Helper()
+	return mustOpenPath(tb, filepath.Join(tb.TempDir(), "db"))
+}
+
+// mustOpenPath opens the store at path, closed when the test ends.
+func mustOpenPath(tb testing.TB, path string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(path)
+	if err != nil {
+		tb.Fatalf("open %s: %v", path, err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("close %s: %v", path, err)
+		}
+	})
+	return db
+}
+
+// testClock is a settable clock for DB.Now, safe for the writer goroutine.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock forward by d and returns the new time.
+func (c *testClock) Add(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// useClock sets db.Now to a test clock starting at t0. Call it before the
+// first write: the writer goroutine reads db.Now.
+func useClock(db *store.DB) *testClock {
+	c := &testClock{t: t0}
+	db.Now = c.Now
+	return c
+}
+
+// newReceipt builds a receipt the way the idempotency guard does: the
+// request ID, when there is one, in front of the content keys. The answer
+// is the JSON body stored as the response; every receipt queues a job.
+func newReceipt(now time.Time, requestID, answer string, contentKeys ...string) *hooks.Receipt {
+	req := &hooks.Request{
+		Sender:     hooks.SenderBubblehouse,
+		Name:       "SendEvent1",
+		RequestID:  requestID,
+		Urgency:    hooks.UrgencyRegular,
+		Method:     http.MethodPost,
+		Path:       "/bubblehouse/SendEvent1",
+		RemoteAddr: "192.0.2.1:4242",
+		Header:     http.Header{"Content-Type": {"application/json"}, "X-Bh-Request-Id": {requestID}},
+		Body:       []byte(fmt.Sprintf(`{"request":%q}`, requestID)),
+		Status:     http.StatusOK,
+		Response:   []byte(answer),
+		ReceivedAt: now,
+	}
+	var keys []string
+	if requestID != "" {
+		keys = append(keys, requestID)
+	}
+	keys = append(keys, contentKeys...)
+	return &hooks.Receipt{Request: req, Keys: keys, Job: hooks.NewJob(req, now)}
+}
+
+// mustCommit commits r and returns the entry Commit found, if any.
+func mustCommit(tb testing.TB, db *store.DB, r *hooks.Receipt) *hooks.Entry {
+	tb.Helper()
+	e, err := db.Commit(context.Background(), r)
+	if err != nil {
+		tb.Fatalf("commit %v: %v", r.Keys, err)
+	}
+	return e
+}
+
+func mustFindRequests(tb testing.TB, db *store.DB, f store.RequestFilter) []*hooks.Request {
+	tb.Helper()
+	reqs, err := db.FindRequests(context.Background(), f)
+	if err != nil {
+		tb.Fatalf("find requests: %v", err)
+	}
+	return reqs
+}
+
+func mustFindJobs(tb testing.TB, db *store.DB, f store.JobFilter) []*hooks.Job {
+	tb.Helper()
+	jobs, err := db.FindJobs(context.Background(), f)
+	if err != nil {
+		tb.Fatalf("find jobs: %v", err)
+	}
+	return jobs
+}
+
+func mustLookup(tb testing.TB, db *store.DB, key string) *hooks.Entry {
+	tb.Helper()
+	e, err := db.Lookup(context.Background(), hooks.SenderBubblehouse, key)
+	if err != nil {
+		tb.Fatalf("lookup %q: %v", key, err)
+	}
+	return e
+}
+
+// within runs fn and fails the test if it does not return within d, so that
+// a hanging store fails the test instead of timing out the whole package.
+func within(tb testing.TB, d time.Duration, what string, fn func() error) error {
+	tb.Helper()
+	ch := make(chan error, 1)
+	go func() { ch <- fn() }()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(d):
+		tb.Fatalf("%s did not return within %v", what, d)
+		return nil
+	}
+}
+
+// lockWriter takes SQLite's write lock on path from a separate connection,
+// as another process would, so that the store's writer blocks in BEGIN and
+// the writes queued meanwhile are committed together in one batch. The
+// returned function releases the lock.
+func lockWriter(tb testing.TB, path string) (unlock func()) {
+	tb.Helper()
+	ctx := context.Background()
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		tb.Fatal(err)
+	}
+	var once sync.Once
+	unlock = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+				tb.Error(err)
+			}
+			conn.Close()
+			other.Close()
+		})
+	}
+	tb.Cleanup(unlock)
+	return unlock
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "db")
+		db := mustOpenPath(t, path)
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("database file: %v", err)
+		}
+		if err := db.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 0; got != want {
+			t.Fatalf("requests in a new store: got %d, want %d", got, want)
+		}
+		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+			t.Fatalf("jobs in a new store: got %d, want %d", got, want)
+		}
+	})
+
+	t.Run("Reopen", func(t *testing.T) {
+		// Data committed before Close is there after reopening, and running
+		// the migrations again on a migrated file is harmless.
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "db")
+		db := mustOpenPath(t, path)
+		useClock(db)
+		r := newReceipt(t0, "req-1", `{"ok":1}`, "bhid-1")
+		if e := mustCommit(t, db, r); e != nil {
+			t.Fatalf("first commit: got entry %+v, want nil", e)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		for i := 0; i < 2; i++ {
+			db = mustOpenPath(t, path)
+			useClock(db)
+			reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
+			if got, want := len(reqs), 1+i; got != want {
+				t.Fatalf("reopen %d: requests: got %d, want %d", i, got, want)
+			}
+			if got, want := reqs[len(reqs)-1].ID, r.Request.ID; got != want {
+				t.Fatalf("reopen %d: request ID: got %d, want %d", i, got, want)
+			}
+			if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+				t.Fatalf("reopen %d: jobs: got %d, want %d", i, got, want)
+			}
+			for _, k := range []string{"req-1", "bhid-1"} {
+				if got, want := string(mustLookup(t, db, k).Response.Body), `{"ok":1}`; got != want {
+					t.Fatalf("reopen %d: answer under %q: got %s, want %s", i, k, got, want)
+				}
+			}
+			// The idempotency record survived too: a repeat is a duplicate.
+			e, err := db.Commit(ctx, newReceipt(t0, "req-1", `{"ok":2}`))
+			if err != nil {
+				t.Fatal(err)
+			} else if e == nil || string(e.Response.Body) != `{"ok":1}` {
+				t.Fatalf("reopen %d: repeat: got entry %+v, want the first answer", i, e)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("ErrNoDirectory", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "missing", "db")
+		db, err := store.Open(path)
+		if err == nil {
+			db.Close()
+			t.Fatalf("open in a missing directory: got nil error, want an error")
+		}
+	})
+}
+
+func TestDB_Ping(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		db := MustOpenDB(t)
+		if err := db.Ping(context.Background()); err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+	})
+
+	t.Run("ErrClosed", func(t *testing.T) {
+		db := MustOpenDB(t)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err := within(t, 5*time.Second, "Ping after Close", func() error { return db.Ping(context.Background()) })
+		if err == nil {
+			t.Fatalf("ping after close: got nil, want an error")
+		}
+	})
+}
+
+func TestDB_Close(t *testing.T) {
+	t.Run("ErrClosed", func(t *testing.T) {
+		// Every write after Close fails with ErrClosed instead of hanging;
+		// reads fail too.
+		ctx := context.Background()
+		db := MustOpenDB(t)
+		useClock(db)
+		r := newReceipt(t0, "req-1", `{}`)
+		mustCommit(t, db, r)
+		jobs, err := db.ClaimJobs(ctx, t0, time.Minute, 1)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claim: got %d jobs, %v; want 1 job", len(jobs), err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("second close: got %v, want nil", err)
+		}
+
+		sender, keys := hooks.SenderBubblehouse, []string{"req-2"}
+		writes := map[string]func() error{
+			"Commit": func() error { _, err := db.Commit(ctx, newReceipt(t0, "req-2", `{}`)); return err },
+			"Reserve": func() error {
+				_, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute))
+				return err
+			},
+			"Finish":       func() error { return db.Finish(ctx, newReceipt(t0, "req-2", `{}`)) },
+			"Release":      func() error { return db.Release(ctx, sender, keys) },
+			"Record":       func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
+			"ClaimJobs":    func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
+			"CompleteJobs": func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
+			"RescueJobs":   func() error { _, err := db.RescueJobs(ctx, t0); return err },
+			"FailJob": func() error {
+				return db.FailJob(ctx, jobs[0], t0, t0.Add(time.Minute), false, "boom")
+			},
+			"ReleaseJobs": func() error { return db.ReleaseJobs(ctx, jobs[:1]) },
+			"PurgeIdempotency": func() error {
+				_, err := db.PurgeIdempotency(ctx, t0.Add(time.Hour))
+				return err
+			},
+		}
+		for name, fn := range writes {
+			// write races the closed quit channel against a buffered
+			// queue; try a few times so both select arms are exercised.
+			for i := 0; i < 20; i++ {
+				err := within(t, 5*time.Second, name+" after Close", fn)
+				if got, want := err, store.ErrClosed; !errors.Is(got, want) {
+					t.Fatalf("%s after close: got %v, want %v", name, got, want)
+				}
+			}
+		}
+
+		reads := map[string]func() error{
+			"Lookup": func() error { _, err := db.Lookup(ctx, sender, "req-1"); return err },
+			"FindRequests": func() error {
+				_, err := db.FindRequests(ctx, store.RequestFilter{})
+				return err
+			},
+			"FindJobs": func() error { _, err := db.FindJobs(ctx, store.JobFilter{}); return err },
+		}
+		for name, fn := range reads {
+			if err := within(t, 5*time.Second, name+" after Close", fn); err == nil {
+				t.Fatalf("%s after close: got nil, want an error", name)
+			}
+		}
+	})
+
+	t.Run("CommitsQueuedWrites", func(t *testing.T) {
+		// Close racing with writes: every write either succeeded, and is on
+		// disk after reopening, or failed with ErrClosed. None hangs.
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "db")
+		db := mustOpenPath(t, path)
+		useClock(db)
+
+		const n = 100
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = db.Commit(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`))
+			}()
+		}
+		close(start)
+		time.Sleep(time.Millisecond)
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := within(t, 10*time.Second, "writers", func() error { wg.Wait(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+
+		db = mustOpenPath(t, path)
+		for i, err := range errs {
+			rid := fmt.Sprintf("req-%d", i)
+			got := len(mustFindRequests(t, db, store.RequestFilter{RequestID: rid}))
+			switch {
+			case err == nil && got != 1:
+				t.Errorf("%s: committed, but got %d records after reopen, want 1", rid, got)
+			case errors.Is(err, store.ErrClosed) && got != 0:
+				t.Errorf("%s: ErrClosed, but got %d records after reopen, want 0", rid, got)
+			case err != nil && !errors.Is(err, store.ErrClosed):
+				t.Errorf("%s: got %v, want nil or ErrClosed", rid, err)
+			}
+		}
+		if got, want := len(mustFindJobs(t, db, store.JobFilter{Limit: 1000})), len(mustFindRequests(t, db, store.RequestFilter{Limit: 1000})); got != want {
+			t.Fatalf("jobs after reopen: got %d, want %d (one per request)", got, want)
+		}
+	})
+}
+
+// TestDB_GroupCommit checks that writes batched into one transaction are
+// isolated from each other's failures.
+func TestDB_GroupCommit(t *testing.T) {
+	// badReceipt fails inside its transaction: its job breaks the CHECK on
+	// priority. Before that it has written its request and keys.
+	badReceipt := func(rid string) *hooks.Receipt {
+		r := newReceipt(t0, rid, `{"bad":true}`)
+		r.Job.Priority = 99
+		return r
+	}
+
+	t.Run("FailureIsolated", func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "db")
+		db := mustOpenPath(t, path)
+		useClock(db)
+
+		unlock := lockWriter(t, path)
+		type result struct {
+			e   *hooks.Entry
+			err error
+		}
+		results := make([]chan result, 6)
+		receipts := make([]*hooks.Receipt, 6)
+		for i := range receipts {
+			if i == 3 {
+				receipts[i] = badReceipt("bad")
+			} else {
+				receipts[i] = newReceipt(t0, fmt.Sprintf("req-%d", i), fmt.Sprintf(`{"n":%d}`, i))
+			}
+			results[i] = make(chan result, 1)
+			go func() {
+				e, err := db.Commit(ctx, receipts[i])
+				results[i] <- result{e, err}
+			}()
+			// Receipt 0 is taken alone and blocks in BEGIN; the others
+			// queue behind it, in order, and form the next batch.
+			time.Sleep(20 * time.Millisecond)
+		}
+		unlock()
+
+		for i, ch := range results {
+			var res result
+			select {
+			case res = <-ch:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("commit %d did not return", i)
+			}
+			if i == 3 {
+				if res.err == nil {
+					t.Errorf("bad receipt: got nil error, want the CHECK failure")
+				}
+				continue
+			}
+			if res.err != nil || res.e != nil {
+				t.Errorf("receipt %d: got %+v, %v; want nil, nil", i, res.e, res.err)
+			}
+		}
+		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 5; got != want {
+			t.Errorf("requests: got %d, want %d", got, want)
+		}
+		if got, want := len(mustFindRequests(t, db, store.RequestFilter{RequestID: "bad"})), 0; got != want {
+			t.Errorf("records of the failed receipt: got %d, want %d", got, want)
+		}
+		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bad"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+			t.Errorf("key of the failed receipt: got %v, want ENOTFOUND", err)
+		}
+		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 5; got != want {
+			t.Errorf("jobs: got %d, want %d", got, want)
+		}
+	})
+
+	t.Run("DuplicateRetriedAlone", func(t *testing.T) {
+		// A duplicate that shared a failed batch is run again alone. Its
+		// record must look the same as if it had been committed once.
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "db")
+		db := mustOpenPath(t, path)
+		useClock(db)
+		first := newReceipt(t0, "req-1", `{"n":1}`)
+		mustCommit(t, db, first)
+
+		unlock := lockWriter(t, path)
+		dup := newReceipt(t0, "req-1", `{"n":2}`)
+		receipts := []*hooks.Receipt{newReceipt(t0, "req-0", `{}`), dup, badReceipt("bad")}
+		errs := make([]chan error, len(receipts))
+		for i, r := range receipts {
+			errs[i] = make(chan error, 1)
+			go func() { _, err := db.Commit(ctx, r); errs[i] <- err }()
+			time.Sleep(20 * time.Millisecond)
+		}
+		unlock()
+		for i, ch := range errs {
+			select {
+			case err := <-ch:
+				if (i == 2) != (err != nil) {
+					t.Fatalf("receipt %d: got error %v", i, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("commit %d did not return", i)
+			}
+		}
+
+		reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
+		if got, want := len(reqs), 2; got != want {
+			t.Fatalf("records of req-1: got %d, want %d", got, want)
+		}
+		rec := reqs[0] // newest first: the duplicate
+		if got, want := rec.DuplicateOf, first.Request.ID; got != want {
+			t.Errorf("DuplicateOf: got %d, want %d", got, want)
+		}
+		if got, want := len(rec.Notes), 1; got != want {
+			t.Errorf("notes on the duplicate's record: got %d %q, want %d", got, rec.Notes, want)
+		}
+		if got, want := len(dup.Request.Notes), 1; got != want {
+			t.Errorf("notes on the duplicate's request: got %d %q, want %d", got, dup.Request.Notes, want)
+		}
+	})
+}
+
+// hasNote reports whether any note contains s.
+func hasNote(notes []string, s string) bool {
+	for _, n := range notes {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
