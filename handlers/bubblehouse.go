@@ -39,7 +39,10 @@ type Bubblehouse struct {
 	// Inline runs a hook's action inline; nil answers with the hook's
 	// default output (the request record is the delivery).
 	Inline InlineFunc
-	Now    func() time.Time
+	// HasAction reports whether a hook has an action for the workers; nil
+	// or false means the store action, whose job is done once committed.
+	HasAction func(hook string) bool
+	Now       func() time.Time
 }
 
 // Register mounts the hook route under prefix (bubblehouse.path).
@@ -125,6 +128,9 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 	}
 	rec.Status, rec.Response = http.StatusAccepted, hook.DefaultOutput(body)
 	r.Job = hooks.NewJob(rec, h.now())
+	if h.HasAction == nil || !h.HasAction(hook.Name) {
+		r.Job.Stored(r.Job.CreatedAt)
+	}
 	return h.commit(c, r, hooks.InlineDeadline)
 }
 

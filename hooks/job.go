@@ -34,6 +34,7 @@ type Job struct {
 	ScheduledAt time.Time
 	LockedUntil time.Time
 	CreatedAt   time.Time
+	FinishedAt  time.Time
 	LastError   string
 
 	// RequestID and Body are read from the request record when the job is
@@ -53,6 +54,14 @@ func NewJob(req *Request, now time.Time) *Job {
 		ScheduledAt: now,
 		CreatedAt:   now,
 	}
+}
+
+// Stored marks a job whose action is the store action as done at once:
+// keeping the request is all that action does, and the transaction that
+// accepts the request does it. Such a job never occupies a worker.
+func (j *Job) Stored(now time.Time) {
+	j.State = JobDone
+	j.FinishedAt = now
 }
 
 // RetryPolicy decides when a failed job runs again and when it is dead.

@@ -100,9 +100,7 @@ func (g *Guard) Commit(ctx context.Context, r *hooks.Receipt, header string) (ho
 			return hooks.Response{}, err
 		}
 		if e == nil {
-			if r.Job != nil && g.Notify != nil {
-				g.Notify()
-			}
+			g.notify(r)
 			return hooks.Response{Status: r.Request.Status, Body: r.Request.Response}, nil
 		}
 		if e.State == hooks.EntryDone {
@@ -162,10 +160,15 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	if err := g.Store.Finish(context.WithoutCancel(ctx), r); err != nil {
 		return hooks.Response{}, err
 	}
-	if r.Job != nil && g.Notify != nil {
+	g.notify(r)
+	return resp, nil
+}
+
+// notify wakes the workers when the receipt queued a job for them.
+func (g *Guard) notify(r *hooks.Receipt) {
+	if r.Job != nil && r.Job.State == hooks.JobAvailable && g.Notify != nil {
 		g.Notify()
 	}
-	return resp, nil
 }
 
 // replay records a repeat answered from entry e and returns e's answer.

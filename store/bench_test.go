@@ -50,7 +50,7 @@ func BenchmarkDB_CommitParallel(b *testing.B) {
 	db := MustOpenDB(b)
 	var n atomic.Int64
 	b.SetBytes(int64(len(benchBody)))
-	b.SetParallelism(16)
+	b.SetParallelism(100) // 200 concurrent commits on 2 cores, as in scripts/bench.sh
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

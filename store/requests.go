@@ -39,8 +39,8 @@ func (s *statements) prepare(db *sql.DB) error {
 		FROM idempotency WHERE sender = ? AND key = ?`)
 	s.insertEntry = prep(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`)
-	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	return err
 }
 
@@ -228,13 +228,15 @@ func (db *DB) insertEncoded(tx *sql.Tx, req *hooks.Request, enc encoded) error {
 }
 
 func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
+	if j.State == "" {
+		j.State = hooks.JobAvailable
+	}
 	res, err := tx.Stmt(db.stmts.insertJob).Exec(requestRef, j.Sender, j.Name, string(j.Urgency), j.Priority,
-		hooks.JobAvailable, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro())
+		j.State, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), micros(j.FinishedAt))
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
 	j.RequestRef = requestRef
-	j.State = hooks.JobAvailable
 	if j.ID, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}

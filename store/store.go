@@ -26,19 +26,25 @@ var migrationFS embed.FS
 // writerDriver opens the writer's connection with automatic checkpoints off:
 // a checkpoint inside a commit would stall every request in that batch, so
 // the checkpointer goroutine runs them on a connection of its own instead.
+// journal_size_limit truncates the WAL file after it is reset.
 const writerDriver = "sqlite3_hookbay_writer"
 
 func init() {
 	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
 		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0`, nil)
+			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`, nil)
 			return err
 		},
 	})
 }
 
-// checkpointInterval is how often the WAL is copied back into the database.
-const checkpointInterval = 250 * time.Millisecond
+const (
+	// checkpointInterval is how often the WAL is copied into the database.
+	checkpointInterval = 250 * time.Millisecond
+	// maxWALFrames bounds the WAL under sustained load: past it, a RESTART
+	// checkpoint briefly holds the writer so that the WAL starts over.
+	maxWALFrames = 8192
+)
 
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("store is closed")
@@ -94,6 +100,7 @@ func Open(path string) (*DB, error) {
 	q.Set("_busy_timeout", "5000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-32000") // KiB: index pages stay in memory
 	var err error
 	if db.wdb, err = sql.Open(writerDriver, "file:"+path+"?"+q.Encode()); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -146,7 +153,12 @@ func (db *DB) checkpointer() {
 			return
 		case <-t.C:
 		}
-		if _, err := db.cdb.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+		var busy, frames, copied int
+		err := db.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err == nil && frames > maxWALFrames {
+			_, err = db.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+		}
+		if err != nil {
 			db.Logger.Warn("checkpoint", "err", err)
 		}
 	}

@@ -17,7 +17,7 @@ CREATE TABLE requests (
 	duplicate_of INTEGER,
 	received_at  INTEGER NOT NULL              -- unix microseconds
 );
-CREATE INDEX requests_received_at ON requests (received_at);
+-- IDs grow with time, so id order is arrival order: no index on received_at.
 CREATE INDEX requests_sender_request_id ON requests (sender, request_id);
 
 -- One row per idempotency key: the answer replayed to every repeat.
@@ -50,4 +50,8 @@ CREATE TABLE jobs (
 	created_at   INTEGER NOT NULL,
 	finished_at  INTEGER
 );
-CREATE INDEX jobs_claim ON jobs (state, priority, scheduled_at, id);
+-- Partial indexes: each job enters and leaves each one once, so the write
+-- cost per job stays low however many done jobs accumulate.
+CREATE INDEX jobs_available ON jobs (priority, scheduled_at, id) WHERE state = 'available';
+CREATE INDEX jobs_running ON jobs (locked_until) WHERE state = 'running';
+CREATE INDEX jobs_dead ON jobs (id) WHERE state = 'dead';
