@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -558,4 +559,35 @@ func TestHealth(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// FuzzBubblehouse sends arbitrary hook names, urgencies, request IDs and
+// bodies through the whole Echo app: every answer is a JSON object with a
+// status the contract allows, never a 5xx and never a crash.
+func FuzzBubblehouse(f *testing.F) {
+	m := MustRunMain(f, func(c *Config) { c.Server.MaxBodyBytes = 4096 })
+	f.Add("CreateDiscount4", "urgent", "id-1", []byte(`{"code":"A","title":"t"}`))
+	f.Add("Hello1", "real-time", "h-1", []byte(`{"magic":"m"}`))
+	f.Add("SendEvent1", "regular", "", []byte(`{"bhid":"e1"}`))
+	f.Add("SendEvent1", "REGULAR", "s", []byte(`{"bhid":`))
+	f.Add("DeliverCustomReward1", "", "d", []byte(`[]`))
+	f.Add("Hello2", "x", "x", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, hook, urgency, id string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/bubblehouse/x", bytes.NewReader(body))
+		req.URL.Path = "/bubblehouse/" + hook
+		req.Header.Set("Authorization", testAuth)
+		req.Header.Set("X-BH-Urgency", urgency)
+		req.Header.Set("X-Request-ID", id)
+		rec := httptest.NewRecorder()
+		m.Echo.ServeHTTP(rec, req)
+		var obj map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &obj); err != nil {
+			t.Fatalf("%d answer is not a JSON object: %q", rec.Code, rec.Body.Bytes())
+		}
+		switch rec.Code {
+		case 200, 202, 400, 404, 409, 413:
+		default:
+			t.Fatalf("status %d for hook %q: %s", rec.Code, hook, rec.Body.Bytes())
+		}
+	})
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		c, err := ParseConfig(nil, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Server.Listen != ":8443" || c.Server.TLS.Mode != "dev" || c.Server.MaxBodyBytes != 1<<20 ||
+			time.Duration(c.Idempotency.Retention) != 72*time.Hour || c.Queue.Workers != 8 || c.Bubblehouse.Path != "/bubblehouse" {
+			t.Fatalf("defaults: %+v", c)
+		}
+	})
+	t.Run("OffListensOn8080", func(t *testing.T) {
+		c, err := ParseConfig([]byte("server: {tls: {mode: off}}"), env(nil))
+		if err != nil || c.Server.Listen != ":8080" {
+			t.Fatalf("got %q %v, want :8080", c.Server.Listen, err)
+		}
+	})
+	t.Run("Full", func(t *testing.T) {
+		c, err := ParseConfig([]byte(`
+server:
+  listen: 127.0.0.1:9443
+  data_dir: /var/lib/hookbay
+  max_body_bytes: 262144
+  tls: {mode: files, cert_file: /etc/hookbay/cert.pem, key_file: /etc/hookbay/key.pem}
+  timeouts: {read_header: 5s, read: 30s, write: 45s, idle: 90s}
+idempotency: {retention: 96h}
+queue: {workers: 4}
+bubblehouse:
+  path: /hooks/bh
+  authorization: ${BH_AUTH}
+  jwt_secret: "${BH_JWT}"
+  hooks:
+    CreateDiscount4:
+    SendEvent1: {}
+    PrivatePromo2: {inline: true}
+`), env(map[string]string{"BH_AUTH": "Bearer s3cret", "BH_JWT": "123456"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Bubblehouse.Authorization != "Bearer s3cret" || c.Bubblehouse.JWTSecret != "123456" {
+			t.Fatalf("secrets not expanded: %q %q", c.Bubblehouse.Authorization, c.Bubblehouse.JWTSecret)
+		}
+		if !c.Bubblehouse.Hooks["PrivatePromo2"].Inline || len(c.Bubblehouse.Hooks) != 3 {
+			t.Fatalf("hooks: %+v", c.Bubblehouse.Hooks)
+		}
+		if time.Duration(c.Server.Timeouts.Write) != 45*time.Second || c.Queue.Workers != 4 || c.Server.MaxBodyBytes != 262144 {
+			t.Fatalf("values: %+v", c)
+		}
+	})
+	for _, tt := range []struct{ name, yaml, says string }{
+		{"ErrUnknownTopKey", "sever: {}", "sever: unknown key"},
+		{"ErrUnknownNestedKey", "server: {tls: {moed: dev}}", "server.tls.moed: unknown key"},
+		{"ErrUnknownHookKey", "bubblehouse: {hooks: {CreateDiscount4: {inlin: true}}}", "bubblehouse.hooks.CreateDiscount4.inlin: unknown key"},
+		{"ErrTLSMode", "server: {tls: {mode: on}}", "server.tls.mode"},
+		{"ErrFilesWithoutCert", "server: {tls: {mode: files}}", "server.tls.cert_file"},
+		{"ErrWorkers", "queue: {workers: many}", "queue.workers"},
+		{"ErrWorkersRange", "queue: {workers: -1}", "queue.workers: -1 is not between 1 and 1024"},
+		{"ErrRetention", "idempotency: {retention: 3 days}", "idempotency.retention"},
+		{"ErrRetentionShort", "idempotency: {retention: 10m}", "idempotency.retention"},
+		{"ErrBodyTooSmall", "server: {max_body_bytes: 10}", "server.max_body_bytes"},
+		{"ErrWriteTimeout", "server: {timeouts: {write: 10s}}", "server.timeouts.write"},
+		{"ErrPath", "bubblehouse: {path: hooks}", "bubblehouse.path"},
+		{"ErrHello1Listed", "bubblehouse: {hooks: {Hello1: {}}}", "bubblehouse.hooks"},
+		{"ErrHello2Listed", "bubblehouse: {hooks: {Hello2: {}}}", "Hello family"},
+		{"ErrHookName", "bubblehouse: {hooks: {'Create Discount': {}}}", "bubblehouse.hooks"},
+		{"ErrMissingEnv", "bubblehouse: {authorization: '${NOPE}'}", "bubblehouse.authorization: environment variable NOPE is not set"},
+		{"ErrNotMapping", "server: [1, 2]", "server: expected a mapping"},
+		{"ErrYAML", "server: {listen: [}", "not valid YAML"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.yaml), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("err=%v, want one mentioning %q", err, tt.says)
+			}
+		})
+	}
+	t.Run("DefaultConfigSubscribesCatalogue", func(t *testing.T) {
+		c := DefaultConfig()
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(mustHooks(c).Names(), ","); got != "CreateDiscount4,DeliverCustomReward1,SendEvent1" {
+			t.Fatalf("dev hooks=%s", got)
+		}
+	})
+}
+
+// FuzzParseConfig: whatever the file says, parsing ends in a config or an
+// error, never a panic.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("server: {listen: ':8443', tls: {mode: dev}}\nbubblehouse: {authorization: '${X}', hooks: {CreateDiscount4: {inline: true}}}"))
+	f.Add([]byte("queue: {workers: 3}\nidempotency: {retention: 72h}"))
+	f.Add([]byte("a: &x {b: *x}"))
+	f.Add([]byte("server: !!binary aGVsbG8="))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b, env(map[string]string{"X": "v"}))
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("ParseConfig accepted a config that Validate refuses: %v", verr)
+			}
+		}
+	})
+}
