@@ -6,17 +6,22 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"flag"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hookbay/hookbay/store"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's and the test's
@@ -214,4 +219,144 @@ func TestServe_SlowClient(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cut off after %s, want about 200ms", d)
 	}
+}
+
+// SIGTERM stops the real binary gracefully: in-flight work finishes, the
+// store is closed and the exit status is 0. What was acknowledged before the
+// signal is in the database afterwards.
+func TestServe_SIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hookbay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for bannerAuth.FindStringSubmatch(out.String()) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	u := strings.Replace(bannerURL.FindStringSubmatch(out.String())[1], ":name", "CreateDiscount4", 1)
+	req, _ := http.NewRequest("POST", u, strings.NewReader(`{"code":"TERM"}`))
+	req.Header.Set("Authorization", bannerAuth.FindStringSubmatch(out.String())[1])
+	req.Header.Set("X-BH-Urgency", "urgent")
+	req.Header.Set("X-Request-ID", "before-sigterm")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("hook before SIGTERM: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
+	}
+	db, err := store.Open(filepath.Join(dir, "data", "hookbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := db.FindRequests(context.Background(), store.RequestFilter{RequestID: "before-sigterm"})
+	if err != nil || len(recs) != 1 || recs[0].Status != 202 {
+		t.Fatalf("acknowledged request after restart: %v %v", recs, err)
+	}
+}
+
+// Never acknowledge before it is durable: hookbay is killed with SIGKILL
+// while 16 clients send hooks; every request that got a 2xx is in the
+// database when it is opened again.
+func TestServe_SIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hookbay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for bannerAuth.FindStringSubmatch(out.String()) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	u := strings.Replace(bannerURL.FindStringSubmatch(out.String())[1], ":name", "CreateDiscount4", 1)
+	auth := bannerAuth.FindStringSubmatch(out.String())[1]
+
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("kill-%d-%d", w, i)
+				req, _ := http.NewRequest("POST", u, strings.NewReader(`{"code":"K"}`))
+				req.Header.Set("Authorization", auth)
+				req.Header.Set("X-BH-Urgency", "urgent")
+				req.Header.Set("X-Request-ID", id)
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 == 2 {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if len(acked) == 0 {
+		t.Fatal("no request was acknowledged before the kill")
+	}
+	db, err := store.Open(filepath.Join(dir, "data", "hookbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range acked {
+		recs, err := db.FindRequests(context.Background(), store.RequestFilter{RequestID: id})
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("request %s was acknowledged but is not in the store after SIGKILL (%v)", id, err)
+		}
+	}
+	t.Logf("%d acknowledged requests, all in the store after SIGKILL", len(acked))
 }

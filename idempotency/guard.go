@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 	"unicode"
@@ -26,9 +27,9 @@ const DefaultRetention = 72 * time.Hour
 // Store is what the guard needs from the store.
 type Store interface {
 	Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error)
-	Reserve(ctx context.Context, sender hooks.Sender, keys []string, leaseUntil time.Time) (*hooks.Entry, error)
-	Finish(ctx context.Context, r *hooks.Receipt) error
-	Release(ctx context.Context, sender hooks.Sender, keys []string) error
+	Reserve(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error)
+	Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error)
+	Release(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error
 	Lookup(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error)
 	Record(ctx context.Context, req *hooks.Request) error
 	PurgeIdempotency(ctx context.Context, before time.Time) (int64, error)
@@ -123,13 +124,14 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	if err := g.prepare(r, header); err != nil {
 		return hooks.Response{}, err
 	}
+	owner := rand.Int64() // this execution's reservation token
 	if len(r.Keys) > 0 {
 		for {
 			leaseUntil := g.now().Add(hooks.BubblehouseCallLimit)
 			if d, ok := ctx.Deadline(); ok {
 				leaseUntil = d.Add(5 * time.Second)
 			}
-			e, err := g.Store.Reserve(ctx, r.Request.Sender, r.Keys, leaseUntil)
+			e, err := g.Store.Reserve(ctx, r.Request.Sender, r.Keys, owner, leaseUntil)
 			if err != nil {
 				return hooks.Response{}, err
 			}
@@ -149,7 +151,7 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	resp, err := fn(ctx)
 	if err != nil {
 		if len(r.Keys) > 0 {
-			if rerr := g.Store.Release(context.WithoutCancel(ctx), r.Request.Sender, r.Keys); rerr != nil {
+			if rerr := g.Store.Release(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
 				g.logger().Error("release idempotency keys", "err", rerr)
 			}
 		}
@@ -157,8 +159,13 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	}
 	r.Request.Status, r.Request.Response = resp.Status, resp.Body
 	r.Request.Latency = g.now().Sub(r.Request.ReceivedAt)
-	if err := g.Store.Finish(context.WithoutCancel(ctx), r); err != nil {
+	lost, err := g.Store.Finish(context.WithoutCancel(ctx), r, owner)
+	if err != nil {
 		return hooks.Response{}, err
+	}
+	if lost != nil {
+		// Our lease ran out and a retry answered first: answers stay equal.
+		return lost.Response, nil
 	}
 	g.notify(r)
 	return resp, nil

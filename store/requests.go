@@ -244,12 +244,13 @@ func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
 }
 
 // Reserve takes the idempotency keys for a request that will execute inline.
-// It returns nil when all keys are now held, pending until leaseUntil, by the
-// caller; otherwise it writes nothing and returns the entry that holds the
-// first taken key: done (replay it) or pending under a live lease (wait). A
-// pending entry whose lease has expired belonged to a process that died and
-// is taken over.
-func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, leaseUntil time.Time) (*hooks.Entry, error) {
+// It returns nil when all keys are now held by owner, pending until
+// leaseUntil; otherwise it writes nothing and returns the entry that holds
+// the first taken key: done (replay it) or pending under a live lease
+// (wait). A pending entry whose lease has expired belonged to a request that
+// died or overran; it is taken over, and its owner can no longer finish or
+// release it.
+func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
 	keys = uniqueKeys(keys)
 	var found *hooks.Entry
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -268,10 +269,10 @@ func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, l
 			}
 		}
 		for _, k := range keys {
-			if _, err := tx.Exec(`INSERT INTO idempotency (sender, key, state, locked_until, created_at)
-				VALUES (?, ?, 'pending', ?, ?)
-				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until`,
-				sender, k, leaseUntil.UnixMicro(), now.UnixMicro()); err != nil {
+			if _, err := tx.Exec(`INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
+				VALUES (?, ?, 'pending', ?, ?, ?)
+				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until, owner = excluded.owner`,
+				sender, k, leaseUntil.UnixMicro(), owner, now.UnixMicro()); err != nil {
 				return fmt.Errorf("reserve idempotency key: %w", err)
 			}
 		}
@@ -285,17 +286,47 @@ func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, l
 
 // Finish ends an inline request that Reserve let through with a final
 // answer: it records the request, stores its answer under its keys and
-// queues its job, in one transaction.
-func (db *DB) Finish(ctx context.Context, r *hooks.Receipt) error {
+// queues its job, in one transaction. If the reservation was taken over
+// (its lease expired while it ran), the keys are not touched and no job is
+// queued: when the taker has already answered, the request is recorded as
+// its duplicate and that entry is returned, for its answer to be replayed.
+func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error) {
+	req := r.Request
+	keys := uniqueKeys(r.Keys)
+	status, response, notes := req.Status, req.Response, len(req.Notes)
+	var lost *hooks.Entry
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		req := r.Request
+		lost = nil
+		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
+		for i, k := range keys {
+			res, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, locked_until = NULL, owner = NULL
+				WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`, req.Status, req.Response, req.Sender, k, owner)
+			if err != nil {
+				return fmt.Errorf("store answer under idempotency key: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store answer under idempotency key: %w", err)
+			} else if n == 1 {
+				continue
+			}
+			if i > 0 {
+				return fmt.Errorf("idempotency key %q was taken over while %q was kept", k, keys[0])
+			}
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			if err == nil && e.State == hooks.EntryDone {
+				lost = e
+				req.MarkDuplicate(e)
+			} else {
+				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept")
+			}
+			return db.insertRequest(tx, req)
+		}
 		if err := db.insertRequest(tx, req); err != nil {
 			return err
 		}
-		for _, k := range r.Keys {
-			if _, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL
-				WHERE sender = ? AND key = ?`, req.Status, req.Response, req.ID, req.Sender, k); err != nil {
-				return fmt.Errorf("store answer under idempotency key: %w", err)
+		for _, k := range keys {
+			if _, err := tx.Exec(`UPDATE idempotency SET request_ref = ? WHERE sender = ? AND key = ?`, req.ID, req.Sender, k); err != nil {
+				return fmt.Errorf("link idempotency key: %w", err)
 			}
 		}
 		if r.Job != nil {
@@ -304,17 +335,19 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("finish %s request: %w", r.Request.Sender, err)
+		return nil, fmt.Errorf("finish %s request: %w", req.Sender, err)
 	}
-	return nil
+	return lost, nil
 }
 
-// Release frees keys that Reserve took for a request that got no final
-// answer (it asked the sender to retry), so that the retry executes.
-func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string) error {
+// Release frees keys that owner reserved for a request that got no final
+// answer (it asked the sender to retry), so that the retry executes. Keys
+// taken over by another request are left to it.
+func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
-			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending'`, sender, k); err != nil {
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`,
+				sender, k, owner); err != nil {
 				return err
 			}
 		}

@@ -284,7 +284,7 @@ func TestDB_Commit(t *testing.T) {
 		db := MustOpenDB(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
-		if e, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, until); err != nil || e != nil {
+		if e, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, until); err != nil || e != nil {
 			t.Fatalf("reserve: got %+v, %v; want nil, nil", e, err)
 		}
 		clk.Add(59 * time.Second)
@@ -313,7 +313,7 @@ func TestDB_Commit(t *testing.T) {
 		db := MustOpenDB(t)
 		useClock(db)
 		until := t0.Add(time.Minute)
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, until); err != nil {
+		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-2", `{"n":2}`, "bhid-1")
@@ -331,7 +331,7 @@ func TestDB_Commit(t *testing.T) {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		// Once the holder finishes, the same receipt replays its answer.
-		if err := db.Finish(ctx, newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")); err != nil {
+		if _, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"n":1}`, "bhid-1"), testOwner); err != nil {
 			t.Fatal(err)
 		}
 		e = mustCommit(t, db, newReceipt(t0, "req-2", `{"n":2}`, "bhid-1"))
@@ -389,7 +389,7 @@ func TestDB_Commit(t *testing.T) {
 		// key is taken over and the receipt written.
 		db := MustOpenDB(t)
 		clk := useClock(db)
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(time.Minute)
@@ -415,7 +415,7 @@ func TestDB_Commit(t *testing.T) {
 		db := MustOpenDB(t)
 		clk := useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, keys, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(2 * time.Minute)
@@ -584,7 +584,7 @@ func TestDB_Reserve(t *testing.T) {
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		until := t0.Add(time.Minute)
-		if e, err := db.Reserve(ctx, sender, keys, until); err != nil || e != nil {
+		if e, err := db.Reserve(ctx, sender, keys, testOwner, until); err != nil || e != nil {
 			t.Fatalf("got %+v, %v; want nil, nil", e, err)
 		}
 		for _, k := range keys {
@@ -603,12 +603,12 @@ func TestDB_Reserve(t *testing.T) {
 		db := MustOpenDB(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, until); err != nil {
+		if _, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(30 * time.Second)
 		for _, keys := range [][]string{{"req-1", "bhid-1"}, {"req-2", "bhid-1"}} {
-			e, err := db.Reserve(ctx, sender, keys, t0.Add(time.Hour))
+			e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -631,7 +631,7 @@ func TestDB_Reserve(t *testing.T) {
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
-		e, err := db.Reserve(ctx, sender, []string{"req-2", "bhid-1"}, t0.Add(time.Minute))
+		e, err := db.Reserve(ctx, sender, []string{"req-2", "bhid-1"}, testOwner, t0.Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -648,12 +648,12 @@ func TestDB_Reserve(t *testing.T) {
 		// A pending lease that expired is taken over.
 		db := MustOpenDB(t)
 		clk := useClock(db)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(time.Minute)
 		until := now.Add(time.Minute)
-		if e, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, until); err != nil || e != nil {
+		if e, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil || e != nil {
 			t.Fatalf("got %+v, %v; want nil, nil", e, err)
 		}
 		for _, k := range []string{"req-1", "bhid-1"} {
@@ -672,11 +672,11 @@ func TestDB_Finish(t *testing.T) {
 		db := MustOpenDB(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-1", `{"output":42}`, "bhid-1")
-		if err := db.Finish(ctx, r); err != nil {
+		if _, err := db.Finish(ctx, r, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
@@ -698,7 +698,7 @@ func TestDB_Finish(t *testing.T) {
 		}
 
 		// A repeat now gets the answer, from Reserve and from Commit.
-		e, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute))
+		e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute))
 		if err != nil || e == nil || e.State != hooks.EntryDone || string(e.Response.Body) != `{"output":42}` {
 			t.Fatalf("reserve after finish: got %+v, %v; want the done entry", e, err)
 		}
@@ -714,12 +714,12 @@ func TestDB_Finish(t *testing.T) {
 	t.Run("NoJob", func(t *testing.T) {
 		db := MustOpenDB(t)
 		useClock(db)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-1", `{}`)
 		r.Job = nil
-		if err := db.Finish(ctx, r); err != nil {
+		if _, err := db.Finish(ctx, r, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
@@ -740,10 +740,10 @@ func TestDB_Release(t *testing.T) {
 		db := MustOpenDB(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Release(ctx, sender, keys); err != nil {
+		if err := db.Release(ctx, sender, keys, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
@@ -751,10 +751,10 @@ func TestDB_Release(t *testing.T) {
 				t.Errorf("entry %q: got %v, want ENOTFOUND", k, err)
 			}
 		}
-		if e, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute)); err != nil || e != nil {
+		if e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil || e != nil {
 			t.Fatalf("reserve again: got %+v, %v; want nil, nil", e, err)
 		}
-		if err := db.Release(ctx, sender, keys); err != nil {
+		if err := db.Release(ctx, sender, keys, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		if e := mustCommit(t, db, newReceipt(t0, "req-1", `{}`, "bhid-1")); e != nil {
@@ -767,7 +767,7 @@ func TestDB_Release(t *testing.T) {
 		db := MustOpenDB(t)
 		useClock(db)
 		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
-		if err := db.Release(ctx, sender, []string{"req-1", "never-taken"}); err != nil {
+		if err := db.Release(ctx, sender, []string{"req-1", "never-taken"}, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := mustLookup(t, db, "req-1").State, hooks.EntryDone; got != want {
@@ -840,7 +840,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 		db := MustOpenDB(t)
 		clk := useClock(db)
 		mustCommit(t, db, newReceipt(t0, "old-1", `{}`, "old-bhid-1"))
-		if _, err := db.Reserve(ctx, sender, []string{"old-2"}, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, sender, []string{"old-2"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		cutoff := clk.Add(time.Hour)
@@ -889,13 +889,13 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			for i := range keys {
 				keys[i] = fmt.Sprintf("%s-%d", prefix, i)
 			}
-			if _, err := db.Reserve(ctx, sender, keys, clk.Now().Add(time.Minute)); err != nil {
+			if _, err := db.Reserve(ctx, sender, keys, testOwner, clk.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		reserve("old", old)
 		// Another sender's old keys are purged too.
-		if _, err := db.Reserve(ctx, hooks.SenderSvix, []string{"svix-1"}, t0.Add(time.Minute)); err != nil {
+		if _, err := db.Reserve(ctx, hooks.SenderSvix, []string{"svix-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		cutoff := clk.Add(72 * time.Hour)

@@ -299,11 +299,11 @@ func TestDB_Close(t *testing.T) {
 		writes := map[string]func() error{
 			"Commit": func() error { _, err := db.Commit(ctx, newReceipt(t0, "req-2", `{}`)); return err },
 			"Reserve": func() error {
-				_, err := db.Reserve(ctx, sender, keys, t0.Add(time.Minute))
+				_, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute))
 				return err
 			},
-			"Finish":       func() error { return db.Finish(ctx, newReceipt(t0, "req-2", `{}`)) },
-			"Release":      func() error { return db.Release(ctx, sender, keys) },
+			"Finish":       func() error { _, err := db.Finish(ctx, newReceipt(t0, "req-2", `{}`), testOwner); return err },
+			"Release":      func() error { return db.Release(ctx, sender, keys, testOwner) },
 			"Record":       func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
 			"ClaimJobs":    func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
 			"CompleteJobs": func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
@@ -520,3 +520,6 @@ func hasNote(notes []string, s string) bool {
 	}
 	return false
 }
+
+// testOwner is the reservation token the tests' inline requests hold.
+const testOwner = 7

@@ -29,6 +29,7 @@ CREATE TABLE idempotency (
 	response     BLOB,
 	request_ref  INTEGER,
 	locked_until INTEGER,
+	owner        INTEGER,                       -- token of the pending request's reservation
 	created_at   INTEGER NOT NULL,
 	PRIMARY KEY (sender, key)
 ) WITHOUT ROWID;

@@ -1,0 +1,587 @@
+package hooks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store"
+)
+
+// The store is the pool's JobStore.
+var _ hooks.JobStore = (*store.DB)(nil)
+
+// mustOpenStore opens a real SQLite store under tb.TempDir(), closed when
+// the test ends.
+func mustOpenStore(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(filepath.Join(tb.TempDir(), "db"))
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
+	})
+	return db
+}
+
+// mustEnqueue accepts a request the way a handler does, through
+// store.Commit with a receipt, and returns its job, available at now.
+func mustEnqueue(tb testing.TB, db *store.DB, name string, u hooks.Urgency, now time.Time) *hooks.Job {
+	tb.Helper()
+	req := &hooks.Request{
+		Sender:     hooks.SenderBubblehouse,
+		Name:       name,
+		Urgency:    u,
+		Method:     http.MethodPost,
+		Path:       "/bubblehouse/" + name,
+		RemoteAddr: "192.0.2.1:4242",
+		Header:     http.Header{"Content-Type": {"application/json"}, "X-Bh-Urgency": {string(u)}},
+		Body:       []byte(fmt.Sprintf(`{"name":%q}`, name)),
+		Status:     http.StatusOK,
+		Response:   []byte(`{"ok":true}`),
+		ReceivedAt: now,
+	}
+	r := &hooks.Receipt{Request: req, Job: hooks.NewJob(req, now)}
+	if e, err := db.Commit(context.Background(), r); err != nil {
+		tb.Fatalf("commit %s: %v", name, err)
+	} else if e != nil {
+		tb.Fatalf("commit %s: got entry %+v, want nil", name, e)
+	}
+	if r.Job.ID == 0 || r.Job.State != hooks.JobAvailable {
+		tb.Fatalf("queued job: got %+v, want an available job with an ID", r.Job)
+	}
+	return r.Job
+}
+
+// mustFindJob returns the stored state of job id.
+func mustFindJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
+	tb.Helper()
+	jobs, err := db.FindJobs(context.Background(), store.JobFilter{Limit: 10000})
+	if err != nil {
+		tb.Fatalf("find jobs: %v", err)
+	}
+	for _, j := range jobs {
+		if j.ID == id {
+			return j
+		}
+	}
+	tb.Fatalf("job %d not found", id)
+	return nil
+}
+
+// mustFindJobsIn returns the jobs in state s.
+func mustFindJobsIn(tb testing.TB, db *store.DB, s hooks.JobState) []*hooks.Job {
+	tb.Helper()
+	jobs, err := db.FindJobs(context.Background(), store.JobFilter{State: s, Limit: 10000})
+	if err != nil {
+		tb.Fatalf("find %s jobs: %v", s, err)
+	}
+	return jobs
+}
+
+// waitFor polls cond until it holds, failing the test after d.
+func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not reached within %v", what, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitRecv waits for a value on ch, failing the test after 5 s.
+func waitRecv[T any](tb testing.TB, ch <-chan T, what string) {
+	tb.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("%s: not seen within 5s", what)
+	}
+}
+
+// waitJobState polls until job id is in state s and returns it.
+func waitJobState(tb testing.TB, db *store.DB, id int64, s hooks.JobState) *hooks.Job {
+	tb.Helper()
+	var j *hooks.Job
+	waitFor(tb, 5*time.Second, fmt.Sprintf("job %d %s", id, s), func() bool {
+		j = mustFindJob(tb, db, id)
+		return j.State == s
+	})
+	return j
+}
+
+// newQueue returns a fast, quiet queue over db; the caller sets ActionFor.
+func newQueue(db *store.DB, workers int) *hooks.Queue {
+	return &hooks.Queue{
+		Store:        db,
+		Workers:      workers,
+		Lease:        time.Minute,
+		PollInterval: 20 * time.Millisecond,
+		Policy:       hooks.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond, Max: 40 * time.Millisecond},
+		Now:          time.Now,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// startQueue starts q and returns a function that stops it, at most once;
+// it is also called when the test ends, before the store closes.
+func startQueue(tb testing.TB, q *hooks.Queue) (stop func(ctx context.Context) error) {
+	tb.Helper()
+	q.Start()
+	var once sync.Once
+	stop = func(ctx context.Context) error {
+		var err error
+		once.Do(func() { err = q.Stop(ctx) })
+		return err
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stop(ctx); err != nil {
+			tb.Errorf("stop queue: %v", err)
+		}
+	})
+	return stop
+}
+
+// mustStop stops the queue, failing the test if Stop hangs.
+func mustStop(tb testing.TB, stop func(ctx context.Context) error, timeout time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- stop(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Fatalf("stop: %v", err)
+		}
+	case <-time.After(timeout + 5*time.Second):
+		tb.Fatalf("stop did not return within %v", timeout+5*time.Second)
+	}
+}
+
+// runLog records the jobs an action saw, in order.
+type runLog struct {
+	mu   sync.Mutex
+	jobs []*hooks.Job
+	runs map[int64]int
+}
+
+func (l *runLog) add(j *hooks.Job) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runs == nil {
+		l.runs = map[int64]int{}
+	}
+	cp := *j
+	l.jobs = append(l.jobs, &cp)
+	l.runs[j.ID]++
+	return l.runs[j.ID]
+}
+
+func (l *runLog) count(id int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.runs[id]
+}
+
+func (l *runLog) distinct() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.runs)
+}
+
+func (l *runLog) all() []*hooks.Job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*hooks.Job(nil), l.jobs...)
+}
+
+// actionFor makes every job run f.
+func actionFor(f func(ctx context.Context, j *hooks.Job) error) func(*hooks.Job) hooks.Action {
+	return func(*hooks.Job) hooks.Action { return hooks.ActionFunc(f) }
+}
+
+func TestQueue_Start(t *testing.T) {
+	t.Run("UrgentFirst", func(t *testing.T) {
+		// bubblehouse-hooks-api.txt "Real-time, urgent and regular calls":
+		// "arrange for urgent hooks to take priority". With a backlog of
+		// regular jobs queued first, every urgent job still runs first.
+		db := mustOpenStore(t)
+		now := time.Now()
+		var regular, urgent []*hooks.Job
+		for i := 0; i < 30; i++ {
+			regular = append(regular, mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, now))
+		}
+		for i := 0; i < 10; i++ {
+			urgent = append(urgent, mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, now))
+		}
+		var log runLog
+		q := newQueue(db, 1)
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error { log.add(j); return nil })
+		startQueue(t, q)
+
+		waitFor(t, 5*time.Second, "all 40 jobs run", func() bool { return log.distinct() == 40 })
+		seen := log.all()
+		var order []string
+		for _, j := range seen {
+			order = append(order, string(j.Urgency))
+		}
+		for i, j := range seen[:len(urgent)] {
+			if j.Urgency != hooks.UrgencyUrgent {
+				t.Fatalf("run %d: got a %s job, want urgent first; order %v", i, j.Urgency, order)
+			}
+		}
+		for i, j := range seen[len(urgent):] {
+			if got, want := j.ID, regular[i].ID; got != want {
+				t.Fatalf("regular run %d: got job %d, want %d (arrival order)", i, got, want)
+			}
+		}
+		waitFor(t, 5*time.Second, "all 40 jobs done", func() bool { return len(mustFindJobsIn(t, db, hooks.JobDone)) == 40 })
+	})
+
+	t.Run("AtLeastOnce", func(t *testing.T) {
+		// Every accepted job runs, once when nothing fails, and ends done.
+		db := mustOpenStore(t)
+		now := time.Now()
+		const n = 100
+		ids := map[int64]bool{}
+		for i := 0; i < n; i++ {
+			u := hooks.UrgencyRegular
+			if i%3 == 0 {
+				u = hooks.UrgencyUrgent
+			}
+			ids[mustEnqueue(t, db, "SendEvent1", u, now).ID] = true
+		}
+		var log runLog
+		q := newQueue(db, 8)
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			if !ids[j.ID] {
+				return fmt.Errorf("unexpected job %d", j.ID)
+			}
+			if got, want := string(j.Body), `{"name":"SendEvent1"}`; got != want {
+				return fmt.Errorf("job %d body: got %s, want %s", j.ID, got, want)
+			}
+			log.add(j)
+			return nil
+		})
+		stop := startQueue(t, q)
+		waitFor(t, 5*time.Second, "all jobs run", func() bool { return log.distinct() == n })
+		// Stop flushes the completions still batched in memory.
+		mustStop(t, stop, 5*time.Second)
+
+		for id := range ids {
+			if got, want := log.count(id), 1; got != want {
+				t.Errorf("job %d: got %d runs, want %d", id, got, want)
+			}
+		}
+		if got, want := len(mustFindJobsIn(t, db, hooks.JobDone)), n; got != want {
+			t.Fatalf("done jobs: got %d, want %d", got, want)
+		}
+		for _, j := range mustFindJobsIn(t, db, hooks.JobDone) {
+			if j.Attempts != 1 || !j.LockedUntil.IsZero() {
+				t.Errorf("job %d: got %d attempts, locked until %v; want 1 attempt, no lock", j.ID, j.Attempts, j.LockedUntil)
+			}
+		}
+	})
+
+	t.Run("NotifyWakesPool", func(t *testing.T) {
+		// A job queued after Start runs without waiting for a long poll.
+		db := mustOpenStore(t)
+		var log runLog
+		q := newQueue(db, 2)
+		q.PollInterval = time.Hour
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error { log.add(j); return nil })
+		startQueue(t, q)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		q.Notify()
+		waitFor(t, 5*time.Second, "notified job run", func() bool { return log.count(j.ID) == 1 })
+		waitJobState(t, db, j.ID, hooks.JobDone)
+	})
+
+	t.Run("DefaultStoreAction", func(t *testing.T) {
+		// Without ActionFor every job gets StoreAction, which succeeds.
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, time.Now())
+		q := newQueue(db, 1)
+		startQueue(t, q)
+		waitJobState(t, db, j.ID, hooks.JobDone)
+	})
+}
+
+func TestQueue_Retry(t *testing.T) {
+	t.Run("FailingEndsDead", func(t *testing.T) {
+		// A job that always fails is tried MaxAttempts times, then dead,
+		// never deleted, with its last error kept.
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		var log runLog
+		q := newQueue(db, 2)
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			n := log.add(j)
+			return fmt.Errorf("integrator down (attempt %d)", n)
+		})
+		stop := startQueue(t, q)
+		got := waitJobState(t, db, j.ID, hooks.JobDead)
+		mustStop(t, stop, 5*time.Second)
+
+		if got.Attempts != 3 {
+			t.Errorf("attempts: got %d, want 3", got.Attempts)
+		}
+		if want := "integrator down (attempt 3)"; !strings.Contains(got.LastError, want) {
+			t.Errorf("last error: got %q, want it to contain %q", got.LastError, want)
+		}
+		if got, want := log.count(j.ID), 3; got != want {
+			t.Errorf("runs: got %d, want %d", got, want)
+		}
+		if !got.LockedUntil.IsZero() {
+			t.Errorf("locked until: got %v, want none", got.LockedUntil)
+		}
+	})
+
+	t.Run("FailTwiceThenSucceed", func(t *testing.T) {
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		var log runLog
+		q := newQueue(db, 2)
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			if n := log.add(j); n <= 2 {
+				return fmt.Errorf("temporary failure %d", n)
+			}
+			return nil
+		})
+		stop := startQueue(t, q)
+		got := waitJobState(t, db, j.ID, hooks.JobDone)
+		mustStop(t, stop, 5*time.Second)
+
+		if got.Attempts != 3 {
+			t.Errorf("attempts: got %d, want 3", got.Attempts)
+		}
+		if got, want := log.count(j.ID), 3; got != want {
+			t.Errorf("runs: got %d, want %d", got, want)
+		}
+		// Attempts as the action saw them: one per run, in order.
+		for i, seen := range log.all() {
+			if seen.Attempts != i+1 {
+				t.Errorf("run %d: got attempt %d, want %d", i, seen.Attempts, i+1)
+			}
+		}
+	})
+
+	t.Run("RetryWaitsForDelay", func(t *testing.T) {
+		// A failed job is not run again before NextRetryAt.
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		var mu sync.Mutex
+		var times []time.Time
+		q := newQueue(db, 1)
+		q.Policy = hooks.RetryPolicy{MaxAttempts: 2, Initial: 100 * time.Millisecond, Max: time.Second}
+		q.ActionFor = actionFor(func(context.Context, *hooks.Job) error {
+			mu.Lock()
+			defer mu.Unlock()
+			times = append(times, time.Now())
+			return errors.New("boom")
+		})
+		startQueue(t, q)
+		waitJobState(t, db, j.ID, hooks.JobDead)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(times) != 2 {
+			t.Fatalf("runs: got %d, want 2", len(times))
+		}
+		if gap := times[1].Sub(times[0]); gap < 90*time.Millisecond {
+			t.Fatalf("gap between attempts: got %v, want at least 100ms -10%%", gap)
+		}
+	})
+}
+
+func TestQueue_Panic(t *testing.T) {
+	// One bad job cannot take the pool down: a panic is a failed attempt,
+	// the job is retried then dead, never lost, and other jobs still run.
+	db := mustOpenStore(t)
+	now := time.Now()
+	bad := mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, now)
+	flaky := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyUrgent, now)
+	good := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, now)
+	var log runLog
+	q := newQueue(db, 1)
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+		n := log.add(j)
+		switch {
+		case j.ID == bad.ID:
+			panic("integrator bug")
+		case j.ID == flaky.ID && n == 1:
+			var m map[string]int
+			m["boom"]++ // a runtime panic, not just panic(string)
+		}
+		return nil
+	})
+	startQueue(t, q)
+
+	deadJob := waitJobState(t, db, bad.ID, hooks.JobDead)
+	if got, want := deadJob.Attempts, 3; got != want {
+		t.Errorf("panicking job attempts: got %d, want %d", got, want)
+	}
+	if !strings.Contains(deadJob.LastError, "panic") || !strings.Contains(deadJob.LastError, "integrator bug") {
+		t.Errorf("panicking job last error: got %q, want the panic", deadJob.LastError)
+	}
+	if got := waitJobState(t, db, flaky.ID, hooks.JobDone); got.Attempts != 2 {
+		t.Errorf("job that panicked once: got %d attempts, want 2", got.Attempts)
+	}
+	waitJobState(t, db, good.ID, hooks.JobDone)
+
+	// The single worker is still alive.
+	later := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+	q.Notify()
+	waitJobState(t, db, later.ID, hooks.JobDone)
+}
+
+func TestQueue_Stop(t *testing.T) {
+	t.Run("CancelsSlowAction", func(t *testing.T) {
+		// Stop waits for running actions until its ctx is done, then
+		// cancels them; an interrupted job goes back to the queue with its
+		// attempt undone.
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		started := make(chan struct{})
+		q := newQueue(db, 1)
+		q.ActionFor = actionFor(func(ctx context.Context, _ *hooks.Job) error {
+			close(started)
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		stop := startQueue(t, q)
+		waitRecv(t, started, "action start")
+		if got := mustFindJob(t, db, j.ID); got.State != hooks.JobRunning || got.Attempts != 1 {
+			t.Fatalf("while running: got state %s, %d attempts; want running, 1", got.State, got.Attempts)
+		}
+
+		begin := time.Now()
+		mustStop(t, stop, 100*time.Millisecond)
+		if took := time.Since(begin); took < 90*time.Millisecond || took > 2*time.Second {
+			t.Errorf("stop took %v, want about 100ms", took)
+		}
+		got := mustFindJob(t, db, j.ID)
+		if got.State != hooks.JobAvailable || got.Attempts != 0 || !got.LockedUntil.IsZero() {
+			t.Fatalf("after stop: got state %s, %d attempts, locked until %v; want available, 0, none",
+				got.State, got.Attempts, got.LockedUntil)
+		}
+		if got.LastError != "" {
+			t.Errorf("last error: got %q, want none: an interrupted run is not a failure", got.LastError)
+		}
+	})
+
+	t.Run("WaitsForRunningAction", func(t *testing.T) {
+		// An action that finishes before Stop's ctx is done completes.
+		db := mustOpenStore(t)
+		j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		started, release := make(chan struct{}), make(chan struct{})
+		q := newQueue(db, 1)
+		q.ActionFor = actionFor(func(ctx context.Context, _ *hooks.Job) error {
+			close(started)
+			<-release
+			return ctx.Err()
+		})
+		stop := startQueue(t, q)
+		waitRecv(t, started, "action start")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopped := make(chan error, 1)
+		go func() { stopped <- stop(ctx) }()
+		close(release)
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("stop did not return")
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stop returned after its ctx ended, want as soon as the action finished")
+		}
+		if got := mustFindJob(t, db, j.ID); got.State != hooks.JobDone || got.Attempts != 1 {
+			t.Fatalf("after stop: got state %s, %d attempts; want done, 1", got.State, got.Attempts)
+		}
+	})
+
+	t.Run("ReleasesUnstartedJobs", func(t *testing.T) {
+		// Jobs claimed but not handed to a worker go back to the queue.
+		db := mustOpenStore(t)
+		now := time.Now()
+		var ids []int64
+		for i := 0; i < 5; i++ {
+			ids = append(ids, mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, now).ID)
+		}
+		started := make(chan struct{}, 5)
+		q := newQueue(db, 1)
+		q.ActionFor = actionFor(func(ctx context.Context, _ *hooks.Job) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		stop := startQueue(t, q)
+		waitRecv(t, started, "action start")
+		mustStop(t, stop, 50*time.Millisecond)
+		for _, id := range ids {
+			if got := mustFindJob(t, db, id); got.State != hooks.JobAvailable || got.Attempts != 0 {
+				t.Errorf("job %d after stop: got state %s, %d attempts; want available, 0", id, got.State, got.Attempts)
+			}
+		}
+	})
+
+	t.Run("NotStarted", func(t *testing.T) {
+		q := newQueue(mustOpenStore(t), 1)
+		if err := q.Stop(context.Background()); err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+	})
+}
+
+func TestQueue_Rescue(t *testing.T) {
+	// A job leased by a process that died is run once its lease expired.
+	db := mustOpenStore(t)
+	now := time.Now()
+	j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, now)
+	claimed, err := db.ClaimJobs(context.Background(), now, 50*time.Millisecond, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].ID != j.ID {
+		t.Fatalf("claim: got %d jobs, want job %d", len(claimed), j.ID)
+	}
+
+	var log runLog
+	q := newQueue(db, 1)
+	q.PollInterval = 20 * time.Millisecond
+	q.Lease = time.Minute
+	// The pool's clock is past the dead process's lease.
+	q.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error { log.add(j); return nil })
+	startQueue(t, q)
+
+	got := waitJobState(t, db, j.ID, hooks.JobDone)
+	if got, want := log.count(j.ID), 1; got != want {
+		t.Errorf("runs: got %d, want %d", got, want)
+	}
+	// The dead process's attempt counts.
+	if got.Attempts != 2 {
+		t.Errorf("attempts: got %d, want 2", got.Attempts)
+	}
+}
