@@ -103,7 +103,7 @@ func (h *BubblehouseHooks) Lookup(name string) (*BubblehouseHook, bool) {
 }
 
 // Names returns the subscribed hook names, sorted, as Hello1 lists them.
-func (h *BubblehouseHooks) Names() []string { return append([]string(nil), h.names...) }
+func (h *BubblehouseHooks) Names() []string { return append([]string{}, h.names...) }
 
 // Hello1Answer answers the handshake: the input magic verbatim and the
 // subscribed hooks. The input must be a JSON object with a string magic.
@@ -117,14 +117,15 @@ func (h *BubblehouseHooks) Hello1Answer(body []byte) ([]byte, error) {
 	if len(in.Magic) == 0 || in.Magic[0] != '"' {
 		return nil, Errorf(EINVALID, "Hello1 input: magic must be a string")
 	}
-	out, err := json.Marshal(struct {
-		Magic json.RawMessage `json:"magic"`
-		Hooks []string        `json:"hooks"`
-	}{in.Magic, h.Names()})
+	// The magic goes back byte for byte: json.Marshal would re-escape it
+	// (<, >, &, U+2028), and Bubblehouse compares the string it sent.
+	hooks, err := json.Marshal(h.Names())
 	if err != nil {
 		return nil, fmt.Errorf("encode Hello1 answer: %w", err)
 	}
-	return out, nil
+	out := make([]byte, 0, len(in.Magic)+len(hooks)+20)
+	out = append(append(append(out, `{"magic":`...), in.Magic...), `,"hooks":`...)
+	return append(append(out, hooks...), '}'), nil
 }
 
 // InlineDeadline returns how long the hook may run inline, and whether it
