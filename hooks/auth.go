@@ -34,8 +34,9 @@ func (a *BubblehouseAuth) Check(header string) error {
 	if len(a.JWTSecret) == 0 {
 		return Errorf(EUNAUTHORIZED, "Authorization header does not match the configured value")
 	}
-	token, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || strings.Count(token, ".") != 2 {
+	// The scheme name is case-insensitive (RFC 9110, section 11.1).
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.Count(token, ".") != 2 {
 		if a.Authorization != "" {
 			return Errorf(EUNAUTHORIZED, "Authorization header does not match the configured value")
 		}

@@ -277,6 +277,10 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 		if err := a.Check("Bearer " + token); err != nil {
 			t.Errorf("JWT: got %v, want nil", err)
 		}
+		// The auth scheme is case-insensitive (RFC 9110, section 11.1).
+		if err := a.Check("bearer " + token); err != nil {
+			t.Errorf("JWT with lower-case scheme: got %v, want nil", err)
+		}
 		expired := signJWT(t, jwt.SigningMethodHS256, testJWTSecret, jwt.MapClaims{"exp": authNow.Add(-time.Hour).Unix()})
 		wrong := signJWT(t, jwt.SigningMethodHS256, []byte("another-s3cret-0123456789abcdef00"), validClaims(authNow))
 		for name, header := range map[string]string{

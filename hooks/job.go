@@ -75,6 +75,26 @@ type RetryPolicy struct {
 // DefaultRetryPolicy covers Bubblehouse's 48 h regular retry window.
 var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 10, MaxAge: 48 * time.Hour, Initial: time.Second, Max: time.Hour}
 
+// withDefaults fills the fields left zero from DefaultRetryPolicy. A zero
+// MaxAttempts or MaxAge keeps its meaning only when set explicitly to a
+// negative value: -1 means no limit.
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	d := DefaultRetryPolicy
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = d.MaxAttempts
+	}
+	if p.MaxAge == 0 {
+		p.MaxAge = d.MaxAge
+	}
+	if p.Initial <= 0 {
+		p.Initial = d.Initial
+	}
+	if p.Max <= 0 {
+		p.Max = d.Max
+	}
+	return p
+}
+
 // NextRetryAt returns when a job that has failed attempt times should run
 // again: an exponential delay from Initial, capped at Max, with up to 10%
 // jitter either way so that a burst of failures does not retry in lockstep.

@@ -65,6 +65,7 @@ type Queue struct {
 	wg        sync.WaitGroup
 	feeder    sync.WaitGroup
 	completer sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // claimBatch bounds how many jobs one claim leases: enough that claiming
@@ -97,9 +98,7 @@ func (q *Queue) Start() {
 	if q.Logger == nil {
 		q.Logger = slog.Default()
 	}
-	if q.Policy == (RetryPolicy{}) {
-		q.Policy = DefaultRetryPolicy
-	}
+	q.Policy = q.Policy.withDefaults()
 	q.wake = make(chan struct{}, 1)
 	q.jobs = make(chan *Job)
 	q.completed = make(chan *Job, 4*claimBatch)
@@ -122,6 +121,11 @@ func (q *Queue) Stop(ctx context.Context) error {
 	if q.stop == nil {
 		return nil
 	}
+	q.stopOnce.Do(func() { q.stopAll(ctx) })
+	return nil
+}
+
+func (q *Queue) stopAll(ctx context.Context) {
 	close(q.stop)
 	q.feeder.Wait()
 	close(q.jobs)
@@ -136,7 +140,6 @@ func (q *Queue) Stop(ctx context.Context) error {
 	q.cancel()
 	close(q.completed)
 	q.completer.Wait()
-	return nil
 }
 
 // complete marks succeeded jobs done, many per statement. A crash before

@@ -552,6 +552,32 @@ func TestQueue_Stop(t *testing.T) {
 			t.Fatalf("got %v, want nil", err)
 		}
 	})
+
+	t.Run("Twice", func(t *testing.T) {
+		q := newQueue(mustOpenStore(t), 1)
+		q.Start()
+		for i := range 2 {
+			if err := q.Stop(context.Background()); err != nil {
+				t.Fatalf("stop %d: got %v, want nil", i+1, err)
+			}
+		}
+	})
+}
+
+func TestQueue_PartialPolicy(t *testing.T) {
+	// A policy with only MaxAttempts set still backs off: the unset fields
+	// come from DefaultRetryPolicy, not zero delays.
+	db := mustOpenStore(t)
+	j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+	q := newQueue(db, 1)
+	q.Policy = hooks.RetryPolicy{MaxAttempts: 2}
+	q.ActionFor = actionFor(func(context.Context, *hooks.Job) error { return errors.New("down") })
+	startQueue(t, q)
+	waitFor(t, 2*time.Second, "first failure", func() bool { return mustFindJob(t, db, j.ID).LastError != "" })
+	got := mustFindJob(t, db, j.ID)
+	if got.State != hooks.JobAvailable || time.Until(got.ScheduledAt) < 500*time.Millisecond {
+		t.Fatalf("after one failure: state %s, next run in %s; want available about 1s later", got.State, time.Until(got.ScheduledAt))
+	}
 }
 
 func TestQueue_Rescue(t *testing.T) {
