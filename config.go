@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -56,9 +58,18 @@ type IdempotencyConfig struct {
 	Retention Duration `yaml:"retention"`
 }
 
-// QueueConfig sizes the worker pool.
+// QueueConfig sizes the worker pool and sets its retry policy.
 type QueueConfig struct {
-	Workers int `yaml:"workers"`
+	Workers     int           `yaml:"workers"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	MaxAge      Duration      `yaml:"max_age"`
+	Backoff     BackoffConfig `yaml:"backoff"`
+}
+
+// BackoffConfig bounds the exponential delay between attempts.
+type BackoffConfig struct {
+	Initial Duration `yaml:"initial"`
+	Max     Duration `yaml:"max"`
 }
 
 // BubblehouseConfig is the Bubblehouse Hooks API receiver.
@@ -74,6 +85,96 @@ type HookConfig struct {
 	// Inline runs the hook while Bubblehouse waits whatever the urgency,
 	// for a private hook whose answer carries a business result.
 	Inline bool `yaml:"inline"`
+	// Action delivers the hook to the integrator's code; none means store.
+	Action *ActionConfig `yaml:"action"`
+}
+
+// ActionConfig names one action: forward, exec or store.
+type ActionConfig struct {
+	Forward *ForwardConfig `yaml:"forward"`
+	Exec    *ExecConfig    `yaml:"exec"`
+	Store   *struct{}      `yaml:"store"`
+}
+
+// ForwardConfig POSTs the body to an internal URL.
+type ForwardConfig struct {
+	URL         string   `yaml:"url"`
+	Timeout     Duration `yaml:"timeout"`
+	PassHeaders []string `yaml:"pass_headers"`
+}
+
+// ExecConfig runs a command with the body on stdin.
+type ExecConfig struct {
+	Command        []string `yaml:"command"`
+	Timeout        Duration `yaml:"timeout"`
+	MaxProcs       int      `yaml:"max_procs"`
+	MaxOutputBytes int64    `yaml:"max_output_bytes"`
+}
+
+// Default action timeouts.
+const (
+	DefaultForwardTimeout = 10 * time.Second
+	DefaultExecTimeout    = 30 * time.Second
+)
+
+// validate checks one action block; path names it in errors.
+func (a *ActionConfig) validate(path string) error {
+	n := 0
+	if a.Forward != nil {
+		n++
+		u, err := url.Parse(a.Forward.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s.forward.url: %q is not an http(s) URL", path, a.Forward.URL)
+		}
+		setDuration(&a.Forward.Timeout, DefaultForwardTimeout)
+	}
+	if a.Exec != nil {
+		n++
+		if len(a.Exec.Command) == 0 || a.Exec.Command[0] == "" {
+			return fmt.Errorf("%s.exec.command: a program (and its arguments) is required", path)
+		}
+		setDuration(&a.Exec.Timeout, DefaultExecTimeout)
+		if a.Exec.MaxProcs == 0 {
+			a.Exec.MaxProcs = 4
+		}
+		if a.Exec.MaxProcs < 0 || a.Exec.MaxOutputBytes < 0 {
+			return fmt.Errorf("%s.exec: max_procs and max_output_bytes must be positive", path)
+		}
+	}
+	if a.Store != nil {
+		n++
+	}
+	if n != 1 {
+		return fmt.Errorf("%s: exactly one of forward, exec or store is required", path)
+	}
+	return nil
+}
+
+// timeout is how long one attempt of the action may run.
+func (a *ActionConfig) timeout() time.Duration {
+	switch {
+	case a == nil:
+		return 0
+	case a.Forward != nil:
+		return time.Duration(a.Forward.Timeout)
+	case a.Exec != nil:
+		return time.Duration(a.Exec.Timeout)
+	}
+	return 0
+}
+
+// build returns the action, nil for store.
+func (a *ActionConfig) build() hooks.Action {
+	switch {
+	case a == nil, a.Store != nil:
+		return nil
+	case a.Forward != nil:
+		return &hooks.Forward{URL: a.Forward.URL, Timeout: time.Duration(a.Forward.Timeout), PassHeaders: a.Forward.PassHeaders,
+			Client: &http.Client{}}
+	}
+	x := hooks.NewExec(a.Exec.Command, time.Duration(a.Exec.Timeout), a.Exec.MaxProcs)
+	x.MaxOutput = a.Exec.MaxOutputBytes
+	return x
 }
 
 // Duration is a time.Duration written as "72h", "1m30s".
@@ -126,6 +227,12 @@ func (c *Config) applyDefaults() {
 	if c.Queue.Workers == 0 {
 		c.Queue.Workers = 8
 	}
+	if c.Queue.MaxAttempts == 0 {
+		c.Queue.MaxAttempts = hooks.DefaultRetryPolicy.MaxAttempts
+	}
+	setDuration(&c.Queue.MaxAge, hooks.DefaultRetryPolicy.MaxAge)
+	setDuration(&c.Queue.Backoff.Initial, hooks.DefaultRetryPolicy.Initial)
+	setDuration(&c.Queue.Backoff.Max, hooks.DefaultRetryPolicy.Max)
 	if c.Bubblehouse.Path == "" {
 		c.Bubblehouse.Path = "/bubblehouse"
 	}
@@ -161,6 +268,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 1024 {
 		return fmt.Errorf("queue.workers: %d is not between 1 and 1024", c.Queue.Workers)
+	}
+	if c.Queue.MaxAttempts < 1 {
+		return fmt.Errorf("queue.max_attempts: %d must be at least 1", c.Queue.MaxAttempts)
+	}
+	if c.Queue.Backoff.Initial > c.Queue.Backoff.Max {
+		return fmt.Errorf("queue.backoff.initial: %s is longer than queue.backoff.max", time.Duration(c.Queue.Backoff.Initial))
+	}
+	for name, h := range c.Bubblehouse.Hooks {
+		if h.Action != nil {
+			if err := h.Action.validate("bubblehouse.hooks." + name + ".action"); err != nil {
+				return err
+			}
+		}
 	}
 	if !strings.HasPrefix(c.Bubblehouse.Path, "/") || strings.HasSuffix(c.Bubblehouse.Path, "/") || strings.ContainsAny(c.Bubblehouse.Path, ":*") {
 		return fmt.Errorf("bubblehouse.path: %q must start with / and not end with / (for example /bubblehouse)", c.Bubblehouse.Path)
@@ -235,6 +355,8 @@ func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string
 			return fmt.Errorf("%s: %q is not a duration such as 30s or 72h (line %d)", name, n.Value, n.Line)
 		}
 		return nil
+	case t.Kind() == reflect.Pointer:
+		return walk(n, t.Elem(), path, lookup)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: expected a mapping of keys (line %d)", name, n.Line)

@@ -148,11 +148,12 @@ type Main struct {
 	// disables the loop (tests call the guard directly).
 	PurgeInterval time.Duration
 
-	DB     *store.DB
-	Echo   *echo.Echo
-	Queue  *hooks.Queue
-	Guard  *idempotency.Guard
-	Server *http.Server
+	DB      *store.DB
+	Actions hooks.Actions
+	Echo    *echo.Echo
+	Queue   *hooks.Queue
+	Guard   *idempotency.Guard
+	Server  *http.Server
 
 	ln          net.Listener
 	serveDone   chan error
@@ -194,7 +195,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
 		return err
 	}
-	m.Queue = &hooks.Queue{Store: m.DB, Workers: cfg.Queue.Workers, Logger: m.Logger}
+	m.Actions = hooks.Actions{}
+	lease := 5 * time.Minute
+	for name, h := range cfg.Bubblehouse.Hooks {
+		if a := h.Action.build(); a != nil {
+			m.Actions.Set(hooks.SenderBubblehouse, name, a)
+		}
+		// A lease outlives the slowest action, so that a slow action is
+		// never taken by a second worker while the first still runs it.
+		lease = max(lease, h.Action.timeout()+time.Minute)
+	}
+	m.Queue = &hooks.Queue{
+		Store:     m.DB,
+		ActionFor: m.Actions.ForJob,
+		Workers:   cfg.Queue.Workers,
+		Lease:     lease,
+		Policy: hooks.RetryPolicy{
+			MaxAttempts: cfg.Queue.MaxAttempts,
+			MaxAge:      time.Duration(cfg.Queue.MaxAge),
+			Initial:     time.Duration(cfg.Queue.Backoff.Initial),
+			Max:         time.Duration(cfg.Queue.Backoff.Max),
+		},
+		Logger: m.Logger,
+	}
 	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
 
 	e := echo.New()
@@ -214,6 +237,13 @@ func (m *Main) Run(ctx context.Context) error {
 		},
 		Guard:        m.Guard,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HasAction:    func(name string) bool { return m.Actions.For(hooks.SenderBubblehouse, name) != nil },
+		Inline: func(ctx context.Context, j *hooks.Job) ([]byte, error) {
+			if a := m.Actions.ForJob(j); a != nil {
+				return a.Run(ctx, j)
+			}
+			return nil, nil
+		},
 	}
 	bh.Register(e, cfg.Bubblehouse.Path)
 	m.Echo = e

@@ -168,19 +168,25 @@ func (h *Bubblehouse) hello1(c echo.Context, rec *hooks.Request) error {
 	return c.JSONBlob(resp.Status, resp.Body)
 }
 
-// runInline runs a hook's action while Bubblehouse waits. A failure or a
-// missed deadline asks Bubblehouse to retry (503), never a fake success.
+// runInline runs a hook's action while Bubblehouse waits. Its output,
+// checked against the hook's output shape, is the answer; a failure, a
+// missed deadline or a malformed output asks Bubblehouse to retry (503),
+// never a fake success.
 func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook, rec *hooks.Request) (hooks.Response, error) {
-	if h.Inline == nil {
+	j := hooks.NewJob(rec, h.now())
+	j.Attempts, j.RequestID, j.Header, j.Body = 1, rec.RequestID, rec.Header, rec.Body
+	if h.Inline == nil || h.HasAction == nil || !h.HasAction(hook.Name) {
+		// The store action: the record is the delivery, the answer the default.
 		return hooks.Response{Status: http.StatusOK, Body: hook.DefaultOutput(rec.Body)}, nil
 	}
-	j := hooks.NewJob(rec, h.now())
-	j.RequestID, j.Body = rec.RequestID, rec.Body
 	out, err := h.Inline(ctx, j)
 	if err != nil {
+		rec.Note("inline action failed: " + err.Error())
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "hook " + hook.Name + " failed inline; retry later"}
 	}
-	if err := hooks.CheckObject(out); err != nil {
+	out, err = hook.Output(out, rec.Body)
+	if err != nil {
+		rec.Note("inline action output refused: " + hooks.ErrorMessage(err))
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "hook " + hook.Name + " produced invalid output; retry later"}
 	}
 	return hooks.Response{Status: http.StatusOK, Body: out}, nil

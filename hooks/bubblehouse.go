@@ -185,6 +185,41 @@ func (hook *BubblehouseHook) DefaultOutput(body []byte) []byte {
 	return []byte(`{"ok":true}`)
 }
 
+// sendEventOutcomes are SendEvent1's outcomes (bubblehouse-hooks-catalog.md).
+var sendEventOutcomes = map[string]bool{"sent": true, "skipped": true, "invalid_data": true, "unsubscribed": true, "failure": true}
+
+// Output checks an action's output against the hook's output shape and
+// returns the answer: the output itself, or the default output when the
+// action answered nothing and the hook requires no field.
+func (hook *BubblehouseHook) Output(out, input []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(out)) == 0 {
+		if hook.Name == "DeliverCustomReward1" {
+			return nil, Errorf(EINVALID, "DeliverCustomReward1 output must say whether the reward was delivered")
+		}
+		return hook.DefaultOutput(input), nil
+	}
+	if err := CheckObject(out); err != nil {
+		return nil, Errorf(EINVALID, "output: %s", ErrorMessage(err))
+	}
+	switch hook.Name {
+	case "DeliverCustomReward1":
+		var o struct {
+			Delivered *bool `json:"delivered"`
+		}
+		if json.Unmarshal(out, &o) != nil || o.Delivered == nil {
+			return nil, Errorf(EINVALID, "DeliverCustomReward1 output: delivered must be a boolean")
+		}
+	case "SendEvent1":
+		var o struct {
+			Outcome string `json:"outcome"`
+		}
+		if json.Unmarshal(out, &o) != nil || !sendEventOutcomes[o.Outcome] {
+			return nil, Errorf(EINVALID, "SendEvent1 output: outcome must be sent, skipped, invalid_data, unsubscribed or failure")
+		}
+	}
+	return out, nil
+}
+
 // InvalidOutcome is SendEvent1's answer to an event it cannot use: 200 with
 // outcome invalid_data removes the one event from Bubblehouse's queue, where
 // an HTTP error would hold the whole queue (bubblehouse-hooks-catalog.md).

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"math/rand/v2"
+	"net/http"
 	"time"
 )
 
@@ -37,10 +38,35 @@ type Job struct {
 	FinishedAt  time.Time
 	LastError   string
 
-	// RequestID and Body are read from the request record when the job is
-	// claimed; they are not stored twice.
+	// RequestID, Header and Body are read from the request record when the
+	// job is claimed; they are not stored twice. Header is as recorded, with
+	// secrets redacted.
 	RequestID string
+	Header    http.Header
 	Body      []byte
+
+	// AttemptStarted and AttemptDuration describe the attempt being
+	// finished, for its record.
+	AttemptStarted  time.Time
+	AttemptDuration time.Duration
+}
+
+// Attempt outcomes, as recorded.
+const (
+	OutcomeOK          = "ok"
+	OutcomeFailed      = "failed"      // retried later
+	OutcomeDead        = "dead"        // the last attempt
+	OutcomeInterrupted = "interrupted" // shutdown; the job went back to the queue
+)
+
+// Attempt is the record of one run of a job's action.
+type Attempt struct {
+	JobID     int64
+	Attempt   int
+	StartedAt time.Time
+	Duration  time.Duration
+	Outcome   string
+	Error     string
 }
 
 // NewJob returns an available job for a request about to be recorded.

@@ -25,21 +25,26 @@ type JobStore interface {
 	ReleaseJobs(ctx context.Context, jobs []*Job) error
 }
 
-// Action hands a job to the integrator's code. A nil error is success; any
-// error is a failed attempt, retried under the queue's RetryPolicy.
+// Action hands a job to the integrator's code. A nil error is success, and
+// output is what the integrator's code answered (a JSON object, or nil):
+// inline hooks answer the sender with it. Any error is a failed attempt,
+// retried under the queue's RetryPolicy.
+//
+// forward, exec and store implement it; a Go program can plug in its own
+// with ActionFunc (see README, "Your own action").
 type Action interface {
-	Run(ctx context.Context, j *Job) error
+	Run(ctx context.Context, j *Job) (output []byte, err error)
 }
 
 // ActionFunc adapts a function to the Action interface.
-type ActionFunc func(ctx context.Context, j *Job) error
+type ActionFunc func(ctx context.Context, j *Job) ([]byte, error)
 
 // Run calls f.
-func (f ActionFunc) Run(ctx context.Context, j *Job) error { return f(ctx, j) }
+func (f ActionFunc) Run(ctx context.Context, j *Job) ([]byte, error) { return f(ctx, j) }
 
 // StoreAction keeps a job in the store only: the request record is the
 // delivery, read back by the integrator. It always succeeds.
-var StoreAction Action = ActionFunc(func(context.Context, *Job) error { return nil })
+var StoreAction Action = ActionFunc(func(context.Context, *Job) ([]byte, error) { return nil, nil })
 
 // Queue is the worker pool that drains jobs, urgent before regular.
 type Queue struct {
@@ -228,8 +233,10 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 			action = a
 		}
 	}
+	j.AttemptStarted = q.Now()
 	err := runSafely(ctx, action, j)
 	now := q.Now()
+	j.AttemptDuration = now.Sub(j.AttemptStarted)
 	// Book-keeping must happen even when the pool is being cancelled.
 	bg := context.WithoutCancel(ctx)
 	switch {
@@ -256,7 +263,7 @@ func runSafely(ctx context.Context, a Action, j *Job) (err error) {
 			err = fmt.Errorf("action panicked: %v", r)
 		}
 	}()
-	if err := a.Run(ctx, j); err != nil {
+	if _, err := a.Run(ctx, j); err != nil {
 		return fmt.Errorf("run %s job %d: %w", j.Name, j.ID, err)
 	}
 	return nil

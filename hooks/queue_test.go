@@ -215,7 +215,9 @@ func (l *runLog) all() []*hooks.Job {
 
 // actionFor makes every job run f.
 func actionFor(f func(ctx context.Context, j *hooks.Job) error) func(*hooks.Job) hooks.Action {
-	return func(*hooks.Job) hooks.Action { return hooks.ActionFunc(f) }
+	return func(*hooks.Job) hooks.Action {
+		return hooks.ActionFunc(func(ctx context.Context, j *hooks.Job) ([]byte, error) { return nil, f(ctx, j) })
+	}
 }
 
 func TestQueue_Start(t *testing.T) {

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -42,6 +44,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 				ORDER BY priority, scheduled_at, id LIMIT ?3)
 			RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error,
 				(SELECT request_id FROM requests WHERE requests.id = jobs.request_ref),
+				(SELECT headers FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT body FROM requests WHERE requests.id = jobs.request_ref)`,
 			now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
@@ -52,11 +55,15 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 			j := &hooks.Job{State: hooks.JobRunning, LockedUntil: now.Add(lease)}
 			var scheduled, created int64
 			var rid sql.NullString
+			var headers []byte
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&scheduled, &created, &j.LastError, &rid, &j.Body); err != nil {
+				&scheduled, &created, &j.LastError, &rid, &headers, &j.Body); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
 			}
 			j.RequestID = rid.String
+			if err := json.Unmarshal(headers, &j.Header); err != nil {
+				return fmt.Errorf("decode headers of job %d: %w", j.ID, err)
+			}
 			j.ScheduledAt, j.CreatedAt = time.UnixMicro(scheduled), time.UnixMicro(created)
 			jobs = append(jobs, j)
 		}
@@ -87,8 +94,10 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?`, jobs, now.UnixMicro())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(q, args...)
-		return err
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
+		}
+		return insertAttempts(tx, jobs, hooks.OutcomeOK, "")
 	})
 	if err != nil {
 		return fmt.Errorf("complete jobs: %w", err)
@@ -110,17 +119,23 @@ func claimedJobs(update string, jobs []*hooks.Job, args ...any) (string, []any) 
 // or dead.
 func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time, dead bool, errText string) error {
 	if dead {
-		return db.finishJob(ctx, j, `UPDATE jobs SET state = 'dead', locked_until = NULL, finished_at = ?, last_error = ?
+		return db.finishJob(ctx, j, hooks.OutcomeDead, errText, `UPDATE jobs SET state = 'dead', locked_until = NULL, finished_at = ?, last_error = ?
 			WHERE id = ? AND attempts = ? AND state = 'running'`, now.UnixMicro(), errText, j.ID, j.Attempts)
 	}
-	return db.finishJob(ctx, j, `UPDATE jobs SET state = 'available', locked_until = NULL, scheduled_at = ?, last_error = ?
+	return db.finishJob(ctx, j, hooks.OutcomeFailed, errText, `UPDATE jobs SET state = 'available', locked_until = NULL, scheduled_at = ?, last_error = ?
 		WHERE id = ? AND attempts = ? AND state = 'running'`, retryAt.UnixMicro(), errText, j.ID, j.Attempts)
 }
 
-func (db *DB) finishJob(ctx context.Context, j *hooks.Job, q string, args ...any) error {
+func (db *DB) finishJob(ctx context.Context, j *hooks.Job, outcome, errText, q string, args ...any) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(q, args...)
-		return err
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // another worker holds the job now: not our attempt to record
+		}
+		return insertAttempts(tx, []*hooks.Job{j}, outcome, errText)
 	})
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", j.ID, err)
@@ -135,9 +150,17 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 		return nil
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'available', locked_until = NULL, attempts = MAX(attempts - 1, 0)`, jobs)
+	var started []*hooks.Job
+	for _, j := range jobs {
+		if !j.AttemptStarted.IsZero() {
+			started = append(started, j)
+		}
+	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(q, args...)
-		return err
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
+		}
+		return insertAttempts(tx, started, hooks.OutcomeInterrupted, "")
 	})
 	if err != nil {
 		return fmt.Errorf("release jobs: %w", err)
@@ -145,11 +168,122 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 	return nil
 }
 
+// insertAttempts records the attempt each job just finished.
+func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome, errText string) error {
+	for _, j := range jobs {
+		started := j.AttemptStarted
+		if started.IsZero() {
+			continue // finished without being run (tests, or store-action bookkeeping)
+		}
+		if _, err := tx.Exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
+			VALUES (?, ?, ?, ?, ?, ?)`, j.ID, j.Attempts, started.UnixMicro(), j.AttemptDuration.Microseconds(),
+			outcome, errText); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+	}
+	return nil
+}
+
+// RetryJobs makes the given jobs available now, with their attempt count
+// reset: what Bubblehouse calls reprocessing upon request, on our side.
+// Done and running jobs are left alone; it returns how many were retried.
+func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := []any{now.UnixMicro()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = ?, finished_at = NULL
+		WHERE state IN ('dead', 'available') AND id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+}
+
+// RetryDead makes every dead job that died at or after since available now.
+func (db *DB) RetryDead(ctx context.Context, since, now time.Time) (int64, error) {
+	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = ?, finished_at = NULL
+		WHERE state = 'dead' AND finished_at >= ?`, now.UnixMicro(), since.UnixMicro())
+}
+
+func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry jobs: %w", err)
+	}
+	return n, nil
+}
+
+// ReplayJob queues a new job for a recorded request, already leased to the
+// caller until now+lease so that the caller runs it now (a running server
+// will not take it unless the lease expires). It returns the job ready to
+// run, with the request's body and headers.
+func (db *DB) ReplayJob(ctx context.Context, requestRef int64, now time.Time, lease time.Duration) (*hooks.Job, error) {
+	var j *hooks.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		j = &hooks.Job{RequestRef: requestRef, State: hooks.JobRunning, Attempts: 1, ScheduledAt: now, CreatedAt: now,
+			LockedUntil: now.Add(lease)}
+		var headers []byte
+		err := tx.QueryRow(`SELECT sender, name, urgency, request_id, headers, body FROM requests WHERE id = ?`, requestRef).
+			Scan(&j.Sender, &j.Name, &j.Urgency, &j.RequestID, &headers, &j.Body)
+		if errors.Is(err, sql.ErrNoRows) {
+			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
+		} else if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(headers, &j.Header); err != nil {
+			return fmt.Errorf("decode headers: %w", err)
+		}
+		j.Priority = j.Urgency.Priority()
+		res, err := tx.Exec(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
+			locked_until, created_at) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?)`, requestRef, j.Sender, j.Name,
+			string(j.Urgency), j.Priority, now.UnixMicro(), j.LockedUntil.UnixMicro(), now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		j.ID, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay request %d: %w", requestRef, err)
+	}
+	return j, nil
+}
+
+// FindAttempts returns a job's attempts, oldest first.
+func (db *DB) FindAttempts(ctx context.Context, jobID int64) ([]*hooks.Attempt, error) {
+	rows, err := db.rdb.QueryContext(ctx, `SELECT attempt, started_at, duration_us, outcome, error FROM job_attempts
+		WHERE job_id = ? ORDER BY id`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("find attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []*hooks.Attempt
+	for rows.Next() {
+		a := &hooks.Attempt{JobID: jobID}
+		var started, dur int64
+		if err := rows.Scan(&a.Attempt, &started, &dur, &a.Outcome, &a.Error); err != nil {
+			return nil, fmt.Errorf("find attempts: %w", err)
+		}
+		a.StartedAt, a.Duration = time.UnixMicro(started), time.Duration(dur)*time.Microsecond
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
 // JobFilter selects jobs; zero fields match all.
 type JobFilter struct {
-	State hooks.JobState
-	Name  string
-	Limit int
+	State      hooks.JobState
+	Name       string
+	RequestRef int64
+	Limit      int
 }
 
 // FindJobs returns jobs, oldest first.
@@ -159,7 +293,8 @@ func (db *DB) FindJobs(ctx context.Context, f JobFilter) ([]*hooks.Job, error) {
 	}
 	rows, err := db.rdb.QueryContext(ctx, `SELECT id, request_ref, sender, name, urgency, priority, state, attempts,
 		scheduled_at, locked_until, created_at, last_error FROM jobs
-		WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR name = ?2) ORDER BY id LIMIT ?3`, f.State, f.Name, f.Limit)
+		WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR name = ?2) AND (?4 = 0 OR request_ref = ?4)
+		ORDER BY id LIMIT ?3`, f.State, f.Name, f.Limit, f.RequestRef)
 	if err != nil {
 		return nil, fmt.Errorf("find jobs: %w", err)
 	}

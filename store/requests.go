@@ -406,9 +406,11 @@ func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, er
 
 // RequestFilter selects request records; zero fields match all.
 type RequestFilter struct {
+	ID        int64
 	Sender    hooks.Sender
 	Name      string
 	RequestID string
+	Since     time.Time
 	Limit     int
 }
 
@@ -420,7 +422,8 @@ func (db *DB) FindRequests(ctx context.Context, f RequestFilter) ([]*hooks.Reque
 	rows, err := db.rdb.QueryContext(ctx, `SELECT id, sender, name, request_id, urgency, method, path, remote_addr,
 		headers, body, status, response, latency_us, notes, duplicate_of, received_at FROM requests
 		WHERE (?1 = '' OR sender = ?1) AND (?2 = '' OR name = ?2) AND (?3 = '' OR request_id = ?3)
-		ORDER BY id DESC LIMIT ?4`, f.Sender, f.Name, f.RequestID, f.Limit)
+			AND (?5 = 0 OR id = ?5) AND received_at >= ?6
+		ORDER BY id DESC LIMIT ?4`, f.Sender, f.Name, f.RequestID, f.Limit, f.ID, f.Since.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("find requests: %w", err)
 	}

@@ -1,0 +1,214 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+)
+
+// Headers a forward action sets on every delivery.
+const (
+	HeaderSender         = "X-Hookbay-Sender"
+	HeaderName           = "X-Hookbay-Name"
+	HeaderUrgencyOut     = "X-Hookbay-Urgency"
+	HeaderAttempt        = "X-Hookbay-Attempt"
+	HeaderRequestIDOut   = "X-Request-ID"
+	HeaderIdempotencyKey = "Idempotency-Key"
+)
+
+// DefaultMaxOutput caps what an action may answer: larger outputs fail the
+// attempt rather than fill the store.
+const DefaultMaxOutput = 1 << 20
+
+// Forward POSTs the original body, byte for byte, to an internal URL. A 2xx
+// answer is success and its body is the output.
+type Forward struct {
+	URL         string
+	Timeout     time.Duration
+	PassHeaders []string // original request headers to pass on (secrets are redacted at ingest)
+	Client      *http.Client
+	MaxOutput   int64
+}
+
+// Run delivers the job.
+func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
+	if f.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.Timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.URL, bytes.NewReader(j.Body))
+	if err != nil {
+		return nil, fmt.Errorf("forward: build request: %w", err)
+	}
+	for _, name := range f.PassHeaders {
+		for _, v := range j.Header.Values(name) {
+			req.Header.Add(name, v)
+		}
+	}
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set(HeaderSender, string(j.Sender))
+	req.Header.Set(HeaderName, j.Name)
+	req.Header.Set(HeaderUrgencyOut, string(j.Urgency))
+	req.Header.Set(HeaderAttempt, strconv.Itoa(j.Attempts))
+	if j.RequestID != "" {
+		req.Header.Set(HeaderRequestIDOut, j.RequestID)
+		req.Header.Set(HeaderIdempotencyKey, j.RequestID)
+	}
+	client := f.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward to %s: %w", f.URL, err)
+	}
+	defer resp.Body.Close()
+	out, err := readCapped(resp.Body, f.maxOutput())
+	if err != nil {
+		return nil, fmt.Errorf("forward to %s: read answer: %w", f.URL, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("forward to %s: status %d: %s", f.URL, resp.StatusCode, snippet(out))
+	}
+	return out, nil
+}
+
+func (f *Forward) maxOutput() int64 {
+	if f.MaxOutput > 0 {
+		return f.MaxOutput
+	}
+	return DefaultMaxOutput
+}
+
+// Exec runs a command (no shell) with the body on stdin and the job's
+// metadata in HOOKBAY_* environment variables. Exit status 0 is success
+// and stdout is the output.
+type Exec struct {
+	Command   []string
+	Timeout   time.Duration
+	MaxOutput int64
+	// Slots caps concurrent processes of this action; nil means no cap.
+	Slots chan struct{}
+}
+
+// NewExec returns an Exec action that runs at most procs processes at once.
+func NewExec(command []string, timeout time.Duration, procs int) *Exec {
+	if procs <= 0 {
+		procs = 4
+	}
+	return &Exec{Command: command, Timeout: timeout, Slots: make(chan struct{}, procs)}
+}
+
+// Run delivers the job.
+func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
+	if e.Slots != nil {
+		select {
+		case e.Slots <- struct{}{}:
+			defer func() { <-e.Slots }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("exec %s: waiting for a process slot: %w", e.Command[0], ctx.Err())
+		}
+	}
+	if e.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...)
+	cmd.WaitDelay = time.Second // a child that keeps stdout open cannot hold the worker
+	cmd.Stdin = bytes.NewReader(j.Body)
+	cmd.Env = append(os.Environ(),
+		"HOOKBAY_SENDER="+string(j.Sender),
+		"HOOKBAY_NAME="+j.Name,
+		"HOOKBAY_URGENCY="+string(j.Urgency),
+		"HOOKBAY_ATTEMPT="+strconv.Itoa(j.Attempts),
+		"HOOKBAY_REQUEST_ID="+j.RequestID,
+	)
+	max := e.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	stdout := &cappedBuffer{max: max}
+	stderr := &cappedBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("exec %s: %w (stderr: %s)", e.Command[0], ctx.Err(), snippet(stderr.Bytes()))
+	case err != nil:
+		return nil, fmt.Errorf("exec %s: %w (stderr: %s)", e.Command[0], err, snippet(stderr.Bytes()))
+	case stdout.over:
+		return nil, fmt.Errorf("exec %s: output is larger than %d bytes", e.Command[0], max)
+	}
+	return stdout.Bytes(), nil
+}
+
+// cappedBuffer keeps the first max bytes written and notes any excess,
+// without failing the writer (which would kill the child with SIGPIPE).
+type cappedBuffer struct {
+	bytes.Buffer
+	max  int64
+	over bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - int64(b.Len()); int64(len(p)) > room {
+		b.over = true
+		if room > 0 {
+			b.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+var errTooLarge = errors.New("answer is larger than the output limit")
+
+func readCapped(r io.Reader, max int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// snippet shortens text for an error message.
+func snippet(b []byte) string {
+	const n = 300
+	b = bytes.TrimSpace(b)
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// Actions maps (sender, name) to the action that delivers its jobs. Names
+// without an entry use StoreAction.
+type Actions map[Sender]map[string]Action
+
+// Set registers the action for a sender's hook, webhook or event type.
+func (a Actions) Set(s Sender, name string, act Action) {
+	if a[s] == nil {
+		a[s] = map[string]Action{}
+	}
+	a[s][name] = act
+}
+
+// For returns the action for a job, nil for the store action.
+func (a Actions) For(s Sender, name string) Action { return a[s][name] }
+
+// ForJob is Queue.ActionFor.
+func (a Actions) ForJob(j *Job) Action { return a.For(j.Sender, j.Name) }
