@@ -59,8 +59,10 @@ func main() {
 const usage = `usage: hookbay <command> [flags]
 
 commands:
-  serve     receive webhooks (run "hookbay serve -h" for flags)
-  version   print the version
+  serve                       receive webhooks (run "hookbay serve -h" for flags)
+  events list|show ID|replay ID   the recorded requests; replay re-runs an action
+  jobs list|retry             the delivery queue; retry dead or failed jobs
+  version                     print the version
 `
 
 // Run dispatches a command line to its subcommand.
@@ -72,6 +74,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return (&ServeCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "events":
+		return (&EventsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "jobs":
+		return (&JobsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "hookbay", version)
 		return nil

@@ -61,12 +61,12 @@ const (
 
 // Attempt is the record of one run of a job's action.
 type Attempt struct {
-	JobID     int64
-	Attempt   int
-	StartedAt time.Time
-	Duration  time.Duration
-	Outcome   string
-	Error     string
+	JobID     int64         `json:"job"`
+	Attempt   int           `json:"attempt"`
+	StartedAt time.Time     `json:"started_at"`
+	Duration  time.Duration `json:"duration_ns"`
+	Outcome   string        `json:"outcome"`
+	Error     string        `json:"error,omitempty"`
 }
 
 // NewJob returns an available job for a request about to be recorded.

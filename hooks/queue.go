@@ -64,6 +64,7 @@ type Queue struct {
 
 	wake      chan struct{}
 	jobs      chan *Job
+	idle      chan struct{}      // one token per worker busy or about to be
 	completed chan *Job          // jobs whose action succeeded
 	cancel    context.CancelFunc // cancels running actions
 	stop      chan struct{}
@@ -106,6 +107,7 @@ func (q *Queue) Start() {
 	q.Policy = q.Policy.withDefaults()
 	q.wake = make(chan struct{}, 1)
 	q.jobs = make(chan *Job)
+	q.idle = make(chan struct{}, q.Workers)
 	q.completed = make(chan *Job, 4*claimBatch)
 	q.stop = make(chan struct{})
 	q.completer.Add(1)
@@ -180,9 +182,30 @@ func (q *Queue) feed() {
 	defer ticker.Stop()
 	q.rescue()
 	for {
-		batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, claimBatch)
+		// Claim only as many jobs as there are idle workers, so that an
+		// urgent job queued a moment later is not stuck behind regular
+		// ones this pool already holds.
+		select {
+		case q.idle <- struct{}{}:
+		case <-q.stop:
+			return
+		}
+		free := 1
+	more:
+		for free < min(q.Workers, claimBatch) {
+			select {
+			case q.idle <- struct{}{}:
+				free++
+			default:
+				break more
+			}
+		}
+		batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, free)
 		if err != nil {
 			q.Logger.Error("claim jobs", "err", err)
+		}
+		for range free - len(batch) {
+			<-q.idle
 		}
 		for i, j := range batch {
 			select {
@@ -192,7 +215,7 @@ func (q *Queue) feed() {
 				return
 			}
 		}
-		if len(batch) == claimBatch {
+		if len(batch) > 0 {
 			continue // more may be waiting
 		}
 		select {
@@ -223,6 +246,7 @@ func (q *Queue) work(ctx context.Context) {
 	defer q.wg.Done()
 	for j := range q.jobs {
 		q.run(ctx, j)
+		<-q.idle
 	}
 }
 

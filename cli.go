@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store"
+)
+
+// storeFlags are the flags every store-reading command shares.
+type storeFlags struct {
+	config, data *string
+	json         *bool
+}
+
+func addStoreFlags(fs *flag.FlagSet) storeFlags {
+	return storeFlags{
+		config: fs.String("config", "", "YAML config file, as for serve"),
+		data:   fs.String("data", "", "data directory (overrides server.data_dir)"),
+		json:   fs.Bool("json", false, "print JSON"),
+	}
+}
+
+// load returns the configuration and opens the store it names.
+func (f storeFlags) load() (Config, *store.DB, error) {
+	cfg := DefaultConfig()
+	if *f.config != "" {
+		var err error
+		if cfg, err = LoadConfig(*f.config); err != nil {
+			return cfg, nil, err
+		}
+	}
+	if *f.data != "" {
+		cfg.Server.DataDir = *f.data
+	}
+	db, err := store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db"))
+	return cfg, db, err
+}
+
+// parseSince reads --since: an RFC 3339 time, or a duration back from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: want a duration such as 2h or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// EventsCommand is "hookbay events": the recorded requests.
+type EventsCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+// Run dispatches list, show and replay.
+func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: hookbay events list|show ID|replay ID [flags]")
+	}
+	fs := flag.NewFlagSet("events "+args[0], flag.ContinueOnError)
+	fs.SetOutput(cmd.Stderr)
+	sf := addStoreFlags(fs)
+	switch args[0] {
+	case "list":
+		sender := fs.String("sender", "", "only this sender (bubblehouse, bloomreach, svix)")
+		name := fs.String("name", "", "only this hook, webhook or event name")
+		since := fs.String("since", "", "only since this time (RFC 3339) or this long ago (2h)")
+		limit := fs.Int("limit", 50, "at most this many, newest first")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		_, db, err := sf.load()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		reqs, err := db.FindRequests(ctx, store.RequestFilter{Sender: hooks.Sender(*sender), Name: *name, Since: t, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		if *sf.json {
+			return printJSON(cmd.Stdout, eventViews(reqs))
+		}
+		tw := tabwriter.NewWriter(cmd.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tRECEIVED\tSENDER\tNAME\tREQUEST ID\tURGENCY\tSTATUS\tNOTE")
+		for _, r := range reqs {
+			note := ""
+			if len(r.Notes) > 0 {
+				note = r.Notes[len(r.Notes)-1]
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.ReceivedAt.Format(time.RFC3339), r.Sender, r.Name,
+				r.RequestID, r.Urgency, r.Status, note)
+		}
+		return tw.Flush()
+	case "show", "replay":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: hookbay events %s ID", args[0])
+		}
+		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil {
+			return fmt.Errorf("event ID %q is not a number", fs.Arg(0))
+		}
+		cfg, db, err := sf.load()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if args[0] == "replay" {
+			return cmd.replay(ctx, cfg, db, id, *sf.json)
+		}
+		return cmd.show(ctx, db, id, *sf.json)
+	}
+	return fmt.Errorf("unknown events command %q (list, show, replay)", args[0])
+}
+
+// eventView is an event as printed with --json.
+type eventView struct {
+	ID          int64               `json:"id"`
+	ReceivedAt  time.Time           `json:"received_at"`
+	Sender      hooks.Sender        `json:"sender"`
+	Name        string              `json:"name"`
+	RequestID   string              `json:"request_id"`
+	Urgency     hooks.Urgency       `json:"urgency"`
+	Method      string              `json:"method"`
+	Path        string              `json:"path"`
+	RemoteAddr  string              `json:"remote_addr"`
+	Header      map[string][]string `json:"headers,omitempty"`
+	Body        json.RawMessage     `json:"body,omitempty"`
+	BodyText    string              `json:"body_text,omitempty"`
+	Status      int                 `json:"status"`
+	Response    json.RawMessage     `json:"response,omitempty"`
+	LatencyMS   float64             `json:"latency_ms"`
+	Notes       []string            `json:"notes"`
+	DuplicateOf int64               `json:"duplicate_of,omitempty"`
+	Jobs        []jobView           `json:"jobs,omitempty"`
+}
+
+type jobView struct {
+	ID          int64            `json:"id"`
+	RequestRef  int64            `json:"event"`
+	Name        string           `json:"name"`
+	Urgency     hooks.Urgency    `json:"urgency"`
+	State       hooks.JobState   `json:"state"`
+	Attempts    int              `json:"attempts"`
+	ScheduledAt time.Time        `json:"scheduled_at"`
+	LastError   string           `json:"last_error,omitempty"`
+	History     []*hooks.Attempt `json:"history,omitempty"`
+}
+
+func rawJSON(b []byte) (json.RawMessage, string) {
+	if len(b) == 0 {
+		return nil, ""
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b), ""
+	}
+	return nil, string(b)
+}
+
+func eventViews(reqs []*hooks.Request) []eventView {
+	out := make([]eventView, 0, len(reqs))
+	for _, r := range reqs {
+		v := eventView{ID: r.ID, ReceivedAt: r.ReceivedAt, Sender: r.Sender, Name: r.Name, RequestID: r.RequestID,
+			Urgency: r.Urgency, Method: r.Method, Path: r.Path, RemoteAddr: r.RemoteAddr, Status: r.Status,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Notes: r.Notes, DuplicateOf: r.DuplicateOf}
+		v.Response, _ = rawJSON(r.Response)
+		out = append(out, v)
+	}
+	return out
+}
+
+func jobViews(ctx context.Context, db *store.DB, jobs []*hooks.Job, history bool) ([]jobView, error) {
+	out := make([]jobView, 0, len(jobs))
+	for _, j := range jobs {
+		v := jobView{ID: j.ID, RequestRef: j.RequestRef, Name: j.Name, Urgency: j.Urgency, State: j.State,
+			Attempts: j.Attempts, ScheduledAt: j.ScheduledAt, LastError: j.LastError}
+		if history {
+			var err error
+			if v.History, err = db.FindAttempts(ctx, j.ID); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJSON bool) error {
+	reqs, err := db.FindRequests(ctx, store.RequestFilter{ID: id, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(reqs) == 0 {
+		return fmt.Errorf("no event %d", id)
+	}
+	r := reqs[0]
+	v := eventViews(reqs)[0]
+	v.Header = r.Header
+	v.Body, v.BodyText = rawJSON(r.Body)
+	jobs, err := db.FindJobs(ctx, store.JobFilter{RequestRef: id})
+	if err != nil {
+		return err
+	}
+	if v.Jobs, err = jobViews(ctx, db, jobs, true); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.Stdout, v)
+	}
+	w := cmd.Stdout
+	fmt.Fprintf(w, "event %d  %s %s  received %s from %s\n", r.ID, r.Sender, r.Name, r.ReceivedAt.Format(time.RFC3339Nano), r.RemoteAddr)
+	fmt.Fprintf(w, "request ID %q  urgency %s  %s %s\n", r.RequestID, r.Urgency, r.Method, r.Path)
+	if r.DuplicateOf != 0 {
+		fmt.Fprintf(w, "duplicate of event %d\n", r.DuplicateOf)
+	}
+	fmt.Fprintln(w, "\nheaders:")
+	for k, vals := range r.Header {
+		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(vals, ", "))
+	}
+	fmt.Fprintf(w, "\nbody (%d bytes):\n  %s\n", len(r.Body), r.Body)
+	fmt.Fprintf(w, "\nanswered %d in %s:\n  %s\n", r.Status, r.Latency, r.Response)
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+	for _, j := range v.Jobs {
+		fmt.Fprintf(w, "\njob %d: %s, %d attempt(s)", j.ID, j.State, j.Attempts)
+		if j.LastError != "" {
+			fmt.Fprintf(w, ", last error: %s", j.LastError)
+		}
+		fmt.Fprintln(w)
+		for _, a := range j.History {
+			fmt.Fprintf(w, "  attempt %d at %s took %s: %s %s\n", a.Attempt, a.StartedAt.Format(time.RFC3339), a.Duration, a.Outcome, a.Error)
+		}
+	}
+	return nil
+}
+
+// replay runs the action for a recorded request now, without the sender,
+// as a new job whose attempt is recorded like any other.
+func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON bool) error {
+	actions := hooks.Actions{}
+	for name, h := range cfg.Bubblehouse.Hooks {
+		if a := h.Action.build(); a != nil {
+			actions.Set(hooks.SenderBubblehouse, name, a)
+		}
+	}
+	j, err := db.ReplayJob(ctx, id, time.Now(), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	action := actions.ForJob(j)
+	if action == nil {
+		action = hooks.StoreAction
+	}
+	j.AttemptStarted = time.Now()
+	out, runErr := action.Run(ctx, j)
+	j.AttemptDuration = time.Since(j.AttemptStarted)
+	if runErr != nil {
+		// Failed: the job stays queued for a running hookbay to retry.
+		policy := hooks.DefaultRetryPolicy
+		if err := db.FailJob(ctx, j, time.Now(), policy.NextRetryAt(time.Now(), 1), false, runErr.Error()); err != nil {
+			return err
+		}
+	} else if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
+		return err
+	}
+	result := struct {
+		Event  int64           `json:"event"`
+		Job    int64           `json:"job"`
+		OK     bool            `json:"ok"`
+		Error  string          `json:"error,omitempty"`
+		Output json.RawMessage `json:"output,omitempty"`
+	}{Event: id, Job: j.ID, OK: runErr == nil}
+	if runErr != nil {
+		result.Error = runErr.Error()
+	}
+	result.Output, _ = rawJSON(out)
+	if asJSON {
+		return printJSON(cmd.Stdout, result)
+	}
+	if runErr != nil {
+		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d: failed: %v (queued for retry)\n", id, j.ID, runErr)
+		return nil
+	}
+	fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d: ok %s\n", id, j.ID, out)
+	return nil
+}
+
+// JobsCommand is "hookbay jobs": the delivery queue.
+type JobsCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+// Run dispatches list and retry.
+func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: hookbay jobs list|retry [flags]")
+	}
+	fs := flag.NewFlagSet("jobs "+args[0], flag.ContinueOnError)
+	fs.SetOutput(cmd.Stderr)
+	sf := addStoreFlags(fs)
+	switch args[0] {
+	case "list":
+		state := fs.String("state", "", "only jobs in this state: pending, running, done, dead")
+		name := fs.String("name", "", "only this hook, webhook or event name")
+		limit := fs.Int("limit", 100, "at most this many, oldest first")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		st := hooks.JobState(*state)
+		switch st {
+		case "pending":
+			st = hooks.JobAvailable
+		case "", hooks.JobAvailable, hooks.JobRunning, hooks.JobDone, hooks.JobDead:
+		default:
+			return fmt.Errorf("--state %q: want pending, running, done or dead", *state)
+		}
+		_, db, err := sf.load()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		jobs, err := db.FindJobs(ctx, store.JobFilter{State: st, Name: *name, Limit: *limit})
+		if err != nil {
+			return err
+		}
+		views, err := jobViews(ctx, db, jobs, false)
+		if err != nil {
+			return err
+		}
+		if *sf.json {
+			return printJSON(cmd.Stdout, views)
+		}
+		tw := tabwriter.NewWriter(cmd.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tEVENT\tNAME\tURGENCY\tSTATE\tATTEMPTS\tNEXT RUN\tLAST ERROR")
+		for _, j := range views {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.RequestRef, j.Name, j.Urgency, j.State, j.Attempts,
+				j.ScheduledAt.Format(time.RFC3339), j.LastError)
+		}
+		return tw.Flush()
+	case "retry":
+		dead := fs.Bool("dead", false, "retry every dead job")
+		since := fs.String("since", "", "with --dead: only jobs that died since this time (RFC 3339) or this long ago (2h)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *dead == (fs.NArg() > 0) {
+			return fmt.Errorf("usage: hookbay jobs retry ID... | hookbay jobs retry --dead [--since T]")
+		}
+		now := time.Now()
+		t, err := parseSince(*since, now)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for _, a := range fs.Args() {
+			id, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return fmt.Errorf("job ID %q is not a number", a)
+			}
+			ids = append(ids, id)
+		}
+		_, db, err := sf.load()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var n int64
+		if *dead {
+			n, err = db.RetryDead(ctx, t, now)
+		} else {
+			n, err = db.RetryJobs(ctx, ids, now)
+		}
+		if err != nil {
+			return err
+		}
+		if *sf.json {
+			return printJSON(cmd.Stdout, map[string]int64{"retried": n})
+		}
+		fmt.Fprintf(cmd.Stdout, "%d job(s) queued again; a running hookbay delivers them\n", n)
+		return nil
+	}
+	return fmt.Errorf("unknown jobs command %q (list, retry)", args[0])
+}
