@@ -60,7 +60,11 @@ type IdempotencyConfig struct {
 
 // QueueConfig sizes the worker pool and sets its retry policy.
 type QueueConfig struct {
-	Workers     int           `yaml:"workers"`
+	Workers int `yaml:"workers"`
+	// Lease is how long a claimed job is held before it is considered
+	// abandoned (its process died) and run again: it must exceed every
+	// action's timeout. Default: the longest timeout plus 30 s.
+	Lease       Duration      `yaml:"lease"`
 	MaxAttempts int           `yaml:"max_attempts"`
 	MaxAge      Duration      `yaml:"max_age"`
 	Backoff     BackoffConfig `yaml:"backoff"`
@@ -275,12 +279,20 @@ func (c *Config) Validate() error {
 	if c.Queue.Backoff.Initial > c.Queue.Backoff.Max {
 		return fmt.Errorf("queue.backoff.initial: %s is longer than queue.backoff.max", time.Duration(c.Queue.Backoff.Initial))
 	}
+	longest := time.Duration(0)
 	for name, h := range c.Bubblehouse.Hooks {
 		if h.Action != nil {
 			if err := h.Action.validate("bubblehouse.hooks." + name + ".action"); err != nil {
 				return err
 			}
+			longest = max(longest, h.Action.timeout())
 		}
+	}
+	if c.Queue.Lease == 0 {
+		c.Queue.Lease = Duration(max(longest+30*time.Second, time.Minute))
+	}
+	if time.Duration(c.Queue.Lease) <= longest {
+		return fmt.Errorf("queue.lease: %s must exceed the longest action timeout (%s), or a slow action would run twice", time.Duration(c.Queue.Lease), longest)
 	}
 	if !strings.HasPrefix(c.Bubblehouse.Path, "/") || strings.HasSuffix(c.Bubblehouse.Path, "/") || strings.ContainsAny(c.Bubblehouse.Path, ":*") {
 		return fmt.Errorf("bubblehouse.path: %q must start with / and not end with / (for example /bubblehouse)", c.Bubblehouse.Path)

@@ -202,20 +202,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.Actions = hooks.Actions{}
-	lease := 5 * time.Minute
 	for name, h := range cfg.Bubblehouse.Hooks {
 		if a := h.Action.build(); a != nil {
 			m.Actions.Set(hooks.SenderBubblehouse, name, a)
 		}
-		// A lease outlives the slowest action, so that a slow action is
-		// never taken by a second worker while the first still runs it.
-		lease = max(lease, h.Action.timeout()+time.Minute)
 	}
 	m.Queue = &hooks.Queue{
 		Store:     m.DB,
 		ActionFor: m.Actions.ForJob,
 		Workers:   cfg.Queue.Workers,
-		Lease:     lease,
+		Lease:     time.Duration(cfg.Queue.Lease),
 		Policy: hooks.RetryPolicy{
 			MaxAttempts: cfg.Queue.MaxAttempts,
 			MaxAge:      time.Duration(cfg.Queue.MaxAge),

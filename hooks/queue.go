@@ -275,6 +275,9 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 		q.Logger.Warn("job failed", "job", j.ID, "name", j.Name, "attempt", j.Attempts, "dead", dead, "err", err)
 		if err := q.Store.FailJob(bg, j, now, retryAt, dead, truncate(err.Error(), 2000)); err != nil {
 			q.Logger.Error("fail job", "job", j.ID, "err", err)
+		} else if !dead {
+			// Wake the pool when the retry is due rather than at the next poll.
+			time.AfterFunc(retryAt.Sub(now), q.Notify)
 		}
 	}
 }
