@@ -268,7 +268,6 @@ func TestDelivery_Inline(t *testing.T) {
 	}
 }
 
-
 // hookbayProcess is the real binary, started with a config file.
 type hookbayProcess struct {
 	cmd  *exec.Cmd
