@@ -36,6 +36,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// customActions are actions written in Go, by sender and name. They take
+// precedence over the config file's action for the same name; register
+// yours in an init function (README, "Your own action").
+var customActions = hooks.Actions{}
+
 // Interface guards: the store fits what each consumer declares.
 var (
 	_ handlers.Pinger   = (*store.DB)(nil)
@@ -205,6 +210,11 @@ func (m *Main) Run(ctx context.Context) error {
 	for name, h := range cfg.Bubblehouse.Hooks {
 		if a := h.Action.build(); a != nil {
 			m.Actions.Set(hooks.SenderBubblehouse, name, a)
+		}
+	}
+	for sender, byName := range customActions {
+		for name, a := range byName {
+			m.Actions.Set(sender, name, a)
 		}
 	}
 	m.Queue = &hooks.Queue{
