@@ -155,22 +155,27 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 
 // cappedBuffer keeps the first max bytes written and notes any excess,
 // without failing the writer (which would kill the child with SIGPIPE).
+// The buffer is a field, not embedded: an embedded bytes.Buffer's ReadFrom
+// would let io.Copy bypass Write and the cap.
 type cappedBuffer struct {
-	bytes.Buffer
+	buf  bytes.Buffer
 	max  int64
 	over bool
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - int64(b.Len()); int64(len(p)) > room {
+	if room := b.max - int64(b.buf.Len()); int64(len(p)) > room {
 		b.over = true
 		if room > 0 {
-			b.Buffer.Write(p[:room])
+			b.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
+
+// Bytes returns what was kept.
+func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
 var errTooLarge = errors.New("answer is larger than the output limit")
 
