@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -268,29 +266,6 @@ func TestDelivery_Inline(t *testing.T) {
 	}
 }
 
-// hookbayProcess is the real binary, started with a config file.
-type hookbayProcess struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	addr string
-}
-
-var listeningRE = regexp.MustCompile(`hookbay listening addr=(\S+)`)
-
-func startBinary(t *testing.T, bin, config string) *hookbayProcess {
-	t.Helper()
-	p := &hookbayProcess{out: &syncBuffer{}}
-	p.cmd = exec.Command(bin, "serve", "--config", config)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	waitUntil(t, 10*time.Second, "hookbay to listen", func() bool { return listeningRE.MatchString(p.out.String()) })
-	p.addr = listeningRE.FindStringSubmatch(p.out.String())[1]
-	return p
-}
-
 // post sends one urgent CreateDiscount4 and reports whether it was
 // acknowledged with a 2xx.
 func (p *hookbayProcess) post(client *http.Client, id string) bool {
@@ -327,10 +302,7 @@ func TestDelivery_SIGKILL(t *testing.T) {
 	delivered := func(id string) int { mu.Lock(); defer mu.Unlock(); return count[id] }
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hookbay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	config := filepath.Join(dir, "hookbay.yaml")
 	os.WriteFile(config, []byte(fmt.Sprintf(`
 server: {listen: "127.0.0.1:0", data_dir: %q, tls: {mode: "off"}}
@@ -344,7 +316,7 @@ bubblehouse:
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	// No crash: 40 hooks, each delivered exactly once.
-	p := startBinary(t, bin, config)
+	p := startBinary(t, bin, "serve", "--config", config)
 	for i := range 40 {
 		if id := fmt.Sprintf("calm-%d", i); !p.post(client, id) {
 			t.Fatalf("%s not acknowledged", id)
@@ -369,7 +341,7 @@ bubblehouse:
 	}
 
 	// A crash: SIGKILL while 8 clients send, then a restart.
-	p = startBinary(t, bin, config)
+	p = startBinary(t, bin, "serve", "--config", config)
 	var acked []string
 	var amu sync.Mutex
 	var wg sync.WaitGroup
@@ -406,7 +378,7 @@ bubblehouse:
 		}
 	}
 	t.Logf("%d acknowledged before SIGKILL, %d not yet delivered", len(acked), undelivered)
-	startBinary(t, bin, config)
+	startBinary(t, bin, "serve", "--config", config)
 	waitUntil(t, 20*time.Second, "every acknowledged hook delivered after the restart", func() bool {
 		for _, id := range acked {
 			if delivered(id) == 0 {

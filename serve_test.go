@@ -221,6 +221,47 @@ func TestServe_SlowClient(t *testing.T) {
 	}
 }
 
+// buildBinary builds hookbay into the test's temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hookbay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// hookbayProcess is the real binary, running.
+type hookbayProcess struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	addr string
+}
+
+var listeningRE = regexp.MustCompile(`hookbay listening addr=(\S+)`)
+
+// startBinary runs the binary with args until it listens; it is killed
+// when the test ends if it is still running.
+func startBinary(t *testing.T, bin string, args ...string) *hookbayProcess {
+	t.Helper()
+	p := &hookbayProcess{out: &syncBuffer{}}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !listeningRE.MatchString(p.out.String()) || (contains(args, "--http") && bannerAuth.FindString(p.out.String()) == "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("hookbay did not start:\n%s", p.out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.addr = listeningRE.FindStringSubmatch(p.out.String())[1]
+	return p
+}
+
 // SIGTERM stops the real binary gracefully: in-flight work finishes, the
 // store is closed and the exit status is 0. What was acknowledged before the
 // signal is in the database afterwards.
@@ -229,24 +270,8 @@ func TestServe_SIGTERM(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hookbay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	for bannerAuth.FindStringSubmatch(out.String()) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := startBinary(t, buildBinary(t), "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	cmd, out := p.cmd, p.out
 	u := strings.Replace(bannerURL.FindStringSubmatch(out.String())[1], ":name", "CreateDiscount4", 1)
 	req, _ := http.NewRequest("POST", u, strings.NewReader(`{"code":"TERM"}`))
 	req.Header.Set("Authorization", bannerAuth.FindStringSubmatch(out.String())[1])
@@ -282,24 +307,8 @@ func TestServe_SIGKILL(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hookbay")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	for bannerAuth.FindStringSubmatch(out.String()) == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("no banner:\n%s", out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p := startBinary(t, buildBinary(t), "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	cmd, out := p.cmd, p.out
 	u := strings.Replace(bannerURL.FindStringSubmatch(out.String())[1], ":name", "CreateDiscount4", 1)
 	auth := bannerAuth.FindStringSubmatch(out.String())[1]
 
