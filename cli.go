@@ -61,6 +61,22 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// parseArgs parses flags that may come before or after the positional
+// arguments ("events show 5 --json"), and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -117,15 +133,16 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "show", "replay":
-		if err := fs.Parse(args[1:]); err != nil {
+		pos, err := parseArgs(fs, args[1:])
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return fmt.Errorf("usage: hookbay events %s ID", args[0])
 		}
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		id, err := strconv.ParseInt(pos[0], 10, 64)
 		if err != nil {
-			return fmt.Errorf("event ID %q is not a number", fs.Arg(0))
+			return fmt.Errorf("event ID %q is not a number", pos[0])
 		}
 		cfg, db, err := sf.load()
 		if err != nil {
@@ -268,13 +285,8 @@ func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJS
 // replay runs the action for a recorded request now, without the sender,
 // as a new job whose attempt is recorded like any other.
 func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON bool) error {
-	actions := hooks.Actions{}
-	for name, h := range cfg.Bubblehouse.Hooks {
-		if a := h.Action.build(); a != nil {
-			actions.Set(hooks.SenderBubblehouse, name, a)
-		}
-	}
-	j, err := db.ReplayJob(ctx, id, time.Now(), 10*time.Minute)
+	actions := cfg.actions()
+	j, err := db.ReplayJob(ctx, id, time.Now(), time.Duration(cfg.Queue.Lease))
 	if err != nil {
 		return err
 	}
@@ -286,9 +298,10 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 	out, runErr := action.Run(ctx, j)
 	j.AttemptDuration = time.Since(j.AttemptStarted)
 	if runErr != nil {
-		// Failed: the job stays queued for a running hookbay to retry.
-		policy := hooks.DefaultRetryPolicy
-		if err := db.FailJob(ctx, j, time.Now(), policy.NextRetryAt(time.Now(), 1), false, runErr.Error()); err != nil {
+		// Failed: the job stays queued for a running hookbay to retry,
+		// under the configured policy.
+		now, policy := time.Now(), cfg.Queue.policy()
+		if err := db.FailJob(ctx, j, now, policy.NextRetryAt(now, j.Attempts), policy.Dead(j, now), runErr.Error()); err != nil {
 			return err
 		}
 	} else if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
@@ -371,10 +384,11 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 	case "retry":
 		dead := fs.Bool("dead", false, "retry every dead job")
 		since := fs.String("since", "", "with --dead: only jobs that died since this time (RFC 3339) or this long ago (2h)")
-		if err := fs.Parse(args[1:]); err != nil {
+		pos, err := parseArgs(fs, args[1:])
+		if err != nil {
 			return err
 		}
-		if *dead == (fs.NArg() > 0) {
+		if *dead == (len(pos) > 0) {
 			return fmt.Errorf("usage: hookbay jobs retry ID... | hookbay jobs retry --dead [--since T]")
 		}
 		now := time.Now()
@@ -383,7 +397,7 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		var ids []int64
-		for _, a := range fs.Args() {
+		for _, a := range pos {
 			id, err := strconv.ParseInt(a, 10, 64)
 			if err != nil {
 				return fmt.Errorf("job ID %q is not a number", a)

@@ -115,6 +115,33 @@ type ExecConfig struct {
 	MaxOutputBytes int64    `yaml:"max_output_bytes"`
 }
 
+// actions returns the configured actions, with the Go ones registered in
+// customActions taking precedence.
+func (c *Config) actions() hooks.Actions {
+	a := hooks.Actions{}
+	for name, h := range c.Bubblehouse.Hooks {
+		if act := h.Action.build(); act != nil {
+			a.Set(hooks.SenderBubblehouse, name, act)
+		}
+	}
+	for sender, byName := range customActions {
+		for name, act := range byName {
+			a.Set(sender, name, act)
+		}
+	}
+	return a
+}
+
+// policy is the queue's retry policy.
+func (q QueueConfig) policy() hooks.RetryPolicy {
+	return hooks.RetryPolicy{
+		MaxAttempts: q.MaxAttempts,
+		MaxAge:      time.Duration(q.MaxAge),
+		Initial:     time.Duration(q.Backoff.Initial),
+		Max:         time.Duration(q.Backoff.Max),
+	}
+}
+
 // Default action timeouts.
 const (
 	DefaultForwardTimeout = 10 * time.Second

@@ -206,29 +206,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
 		return err
 	}
-	m.Actions = hooks.Actions{}
-	for name, h := range cfg.Bubblehouse.Hooks {
-		if a := h.Action.build(); a != nil {
-			m.Actions.Set(hooks.SenderBubblehouse, name, a)
-		}
-	}
-	for sender, byName := range customActions {
-		for name, a := range byName {
-			m.Actions.Set(sender, name, a)
-		}
-	}
+	m.Actions = cfg.actions()
 	m.Queue = &hooks.Queue{
 		Store:     m.DB,
 		ActionFor: m.Actions.ForJob,
 		Workers:   cfg.Queue.Workers,
 		Lease:     time.Duration(cfg.Queue.Lease),
-		Policy: hooks.RetryPolicy{
-			MaxAttempts: cfg.Queue.MaxAttempts,
-			MaxAge:      time.Duration(cfg.Queue.MaxAge),
-			Initial:     time.Duration(cfg.Queue.Backoff.Initial),
-			Max:         time.Duration(cfg.Queue.Backoff.Max),
-		},
-		Logger: m.Logger,
+		Policy:    cfg.Queue.policy(),
+		Logger:    m.Logger,
 	}
 	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
 

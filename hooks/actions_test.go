@@ -1,0 +1,381 @@
+package hooks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// actionBody has the bytes a re-encoder would change: odd whitespace, a CR,
+// escaped slashes and a unicode escape.
+const actionBody = "{ \"url\" :\t\"https:\\/\\/shop.example\\/x\" ,\r\n  \"n\":[1 , 2],\"s\":\"\\u00e9\"  }\n"
+
+// actionJob returns a job as a worker hands it to an action.
+func actionJob() *hooks.Job {
+	return &hooks.Job{
+		ID:        7,
+		Sender:    hooks.SenderBubblehouse,
+		Name:      "CreateDiscount4",
+		Urgency:   hooks.UrgencyUrgent,
+		Attempts:  3,
+		RequestID: "req-42",
+		Header: http.Header{
+			"X-Trace":       {"trace-1"},
+			"X-Multi":       {"a", "b"},
+			"X-Not-Listed":  {"secret-ish"},
+			"Authorization": {"Bearer [redacted]"},
+		},
+		Body: []byte(actionBody),
+	}
+}
+
+// received is what a downstream server saw.
+type received struct {
+	header http.Header
+	body   []byte
+}
+
+// newDownstream starts a server that records each request and answers with
+// handle's status and body.
+func newDownstream(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) (*httptest.Server, <-chan received) {
+	t.Helper()
+	ch := make(chan received, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("downstream: read body: %v", err)
+		}
+		ch <- received{r.Header.Clone(), body}
+		handle(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, ch
+}
+
+func answerWith(status int, body string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+func TestForward_Run(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		srv, got := newDownstream(t, answerWith(201, `{"accepted":true}`))
+		f := &hooks.Forward{URL: srv.URL, Timeout: 5 * time.Second, PassHeaders: []string{"x-trace", "X-Multi"}}
+		out, err := f.Run(context.Background(), actionJob())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(out), `{"accepted":true}`; got != want {
+			t.Fatalf("output=%q, want %q", got, want)
+		}
+		r := <-got
+		if got, want := string(r.body), actionBody; got != want {
+			t.Fatalf("body=%q, want %q", got, want)
+		}
+		for name, want := range map[string]string{
+			"X-Hookbay-Sender":  "bubblehouse",
+			"X-Hookbay-Name":    "CreateDiscount4",
+			"X-Hookbay-Urgency": "urgent",
+			"X-Hookbay-Attempt": "3",
+			"X-Request-Id":      "req-42",
+			"Idempotency-Key":   "req-42",
+			"X-Trace":           "trace-1",
+			"Content-Type":      "application/json",
+		} {
+			if got := r.header.Get(name); got != want {
+				t.Errorf("%s=%q, want %q", name, got, want)
+			}
+		}
+		if got, want := r.header.Values("X-Multi"), []string{"a", "b"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("X-Multi=%q, want %q", got, want)
+		}
+		for _, name := range []string{"X-Not-Listed", "Authorization"} {
+			if v := r.header.Values(name); len(v) != 0 {
+				t.Errorf("%s=%q passed on, but it is not in pass_headers", name, v)
+			}
+		}
+	})
+	t.Run("PassedContentType", func(t *testing.T) {
+		srv, got := newDownstream(t, answerWith(200, `{}`))
+		j := actionJob()
+		j.Header.Set("Content-Type", "application/vnd.shop+json")
+		f := &hooks.Forward{URL: srv.URL, PassHeaders: []string{"Content-Type"}}
+		if _, err := f.Run(context.Background(), j); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := (<-got).header.Get("Content-Type"), "application/vnd.shop+json"; got != want {
+			t.Fatalf("Content-Type=%q, want %q", got, want)
+		}
+	})
+	t.Run("NoRequestID", func(t *testing.T) {
+		srv, got := newDownstream(t, answerWith(204, ""))
+		j := actionJob()
+		j.RequestID = ""
+		out, err := (&hooks.Forward{URL: srv.URL}).Run(context.Background(), j)
+		if err != nil || len(out) != 0 {
+			t.Fatalf("out=%q err=%v, want empty output", out, err)
+		}
+		r := <-got
+		if r.header.Get("X-Request-ID") != "" || r.header.Get("Idempotency-Key") != "" {
+			t.Fatalf("X-Request-ID=%q Idempotency-Key=%q, want neither", r.header.Get("X-Request-ID"), r.header.Get("Idempotency-Key"))
+		}
+	})
+	t.Run("OutputAtLimit", func(t *testing.T) {
+		srv, _ := newDownstream(t, answerWith(200, strings.Repeat("x", 64)))
+		out, err := (&hooks.Forward{URL: srv.URL, MaxOutput: 64}).Run(context.Background(), actionJob())
+		if err != nil || len(out) != 64 {
+			t.Fatalf("len(out)=%d err=%v, want 64 bytes", len(out), err)
+		}
+	})
+	t.Run("ErrStatus", func(t *testing.T) {
+		srv, _ := newDownstream(t, answerWith(500, "  database is down: connection refused\n"))
+		out, err := (&hooks.Forward{URL: srv.URL}).Run(context.Background(), actionJob())
+		if err == nil || out != nil {
+			t.Fatalf("out=%q err=%v, want an error", out, err)
+		}
+		for _, want := range []string{"status 500", "database is down: connection refused"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("err=%q, want it to contain %q", err, want)
+			}
+		}
+	})
+	t.Run("ErrStatusLongBody", func(t *testing.T) {
+		srv, _ := newDownstream(t, answerWith(502, strings.Repeat("e", 5000)))
+		_, err := (&hooks.Forward{URL: srv.URL}).Run(context.Background(), actionJob())
+		if err == nil || !strings.Contains(err.Error(), "status 502") || len(err.Error()) > 1000 {
+			t.Fatalf("err=%.200q (%d bytes), want status 502 with a short snippet", err, len(fmt.Sprint(err)))
+		}
+	})
+	t.Run("ErrTimeout", func(t *testing.T) {
+		release := make(chan struct{})
+		srv, _ := newDownstream(t, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		})
+		defer close(release) // before srv.Close, which waits for handlers
+		start := time.Now()
+		_, err := (&hooks.Forward{URL: srv.URL, Timeout: 100 * time.Millisecond}).Run(context.Background(), actionJob())
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err=%v, want a deadline error", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("took %v, want about the 100ms timeout", d)
+		}
+	})
+	t.Run("ErrOutputTooLarge", func(t *testing.T) {
+		srv, _ := newDownstream(t, answerWith(200, strings.Repeat("x", 65)))
+		out, err := (&hooks.Forward{URL: srv.URL, MaxOutput: 64}).Run(context.Background(), actionJob())
+		if err == nil || out != nil || !strings.Contains(err.Error(), "larger than the output limit") {
+			t.Fatalf("len(out)=%d err=%v, want an output limit error", len(out), err)
+		}
+	})
+	t.Run("ErrUnreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		_, err := (&hooks.Forward{URL: url, Timeout: 2 * time.Second}).Run(context.Background(), actionJob())
+		if err == nil || !strings.Contains(err.Error(), url) {
+			t.Fatalf("err=%v, want an error naming %s", err, url)
+		}
+	})
+}
+
+// writeScript writes an executable /bin/sh script into dir. Tests write
+// every script before running any: writing an executable while another
+// goroutine forks can fail the exec with ETXTBSY.
+func writeScript(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestExec_Run(t *testing.T) {
+	dir := t.TempDir()
+	stdin := writeScript(t, dir, "stdin.sh", `cat > "$1"`+"\n")
+	env := writeScript(t, dir, "env.sh", `printf '{"sender":"%s","name":"%s","urgency":"%s","attempt":"%s","request_id":"%s"}' \
+	"$HOOKBAY_SENDER" "$HOOKBAY_NAME" "$HOOKBAY_URGENCY" "$HOOKBAY_ATTEMPT" "$HOOKBAY_REQUEST_ID"
+`)
+	fail := writeScript(t, dir, "fail.sh", "echo partial output\necho 'boom: coupon service said no' >&2\nexit 3\n")
+	slow := writeScript(t, dir, "slow.sh", "sleep 10\necho late\n") // no exec: sleep keeps stdout open after sh is killed
+	big := writeScript(t, dir, "big.sh", "i=0\nwhile [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789; i=$((i+1)); done\n")
+
+	t.Run("OK", func(t *testing.T) {
+		out := filepath.Join(dir, "stdin.out")
+		got, err := hooks.NewExec([]string{stdin, out}, 5*time.Second, 1).Run(context.Background(), actionJob())
+		if err != nil || len(got) != 0 {
+			t.Fatalf("output=%q err=%v, want no output", got, err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(b), actionBody; got != want {
+			t.Fatalf("stdin=%q, want %q", got, want)
+		}
+	})
+	t.Run("Env", func(t *testing.T) {
+		out, err := hooks.NewExec([]string{env}, 5*time.Second, 1).Run(context.Background(), actionJob())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("stdout %q: %v", out, err)
+		}
+		want := map[string]string{"sender": "bubblehouse", "name": "CreateDiscount4", "urgency": "urgent", "attempt": "3", "request_id": "req-42"}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("env=%v, want %v", got, want)
+		}
+	})
+	t.Run("ErrExitStatus", func(t *testing.T) {
+		out, err := hooks.NewExec([]string{fail}, 5*time.Second, 1).Run(context.Background(), actionJob())
+		if err == nil || out != nil {
+			t.Fatalf("out=%q err=%v, want an error", out, err)
+		}
+		for _, want := range []string{"exit status 3", "boom: coupon service said no"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("err=%q, want it to contain %q", err, want)
+			}
+		}
+	})
+	t.Run("ErrTimeout", func(t *testing.T) {
+		start := time.Now()
+		_, err := hooks.NewExec([]string{slow}, 200*time.Millisecond, 1).Run(context.Background(), actionJob())
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err=%v, want a deadline error", err)
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("took %v, want at most 1.5s (200ms timeout + 1s WaitDelay)", d)
+		}
+	})
+	t.Run("ErrOutputTooLarge", func(t *testing.T) {
+		x := hooks.NewExec([]string{big}, 5*time.Second, 1)
+		x.MaxOutput = 1000
+		out, err := x.Run(context.Background(), actionJob())
+		if err == nil || out != nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
+			t.Fatalf("len(out)=%d err=%v, want an output limit error", len(out), err)
+		}
+	})
+	t.Run("ErrMissingProgram", func(t *testing.T) {
+		_, err := hooks.NewExec([]string{filepath.Join(dir, "no-such-program")}, 5*time.Second, 1).Run(context.Background(), actionJob())
+		if err == nil || !strings.Contains(err.Error(), "no-such-program") {
+			t.Fatalf("err=%v, want an error naming the program", err)
+		}
+	})
+	t.Run("ErrWaitingForSlot", func(t *testing.T) {
+		x := hooks.NewExec([]string{env}, 5*time.Second, 1)
+		x.Slots <- struct{}{} // the only slot is taken
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := x.Run(ctx, actionJob())
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "process slot") {
+			t.Fatalf("err=%v, want a deadline error while waiting for a slot", err)
+		}
+	})
+}
+
+// NewExec's procs caps the processes running at once: each process leaves a
+// file in a directory while it runs and prints how many it saw at start.
+func TestExec_Slots(t *testing.T) {
+	dir := t.TempDir()
+	running := filepath.Join(dir, "running")
+	if err := os.Mkdir(running, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := writeScript(t, dir, "slot.sh", `touch "$1/$$"
+ls "$1" | wc -l
+sleep 0.2
+rm "$1/$$"
+`)
+	x := hooks.NewExec([]string{script, running}, 5*time.Second, 2)
+	const n = 6
+	seen := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := x.Run(context.Background(), actionJob())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			seen[i], errs[i] = strconv.Atoi(strings.TrimSpace(string(out)))
+		}()
+	}
+	wg.Wait()
+	most := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("run %d: %v", i, errs[i])
+		}
+		most = max(most, seen[i])
+	}
+	if most > 2 {
+		t.Fatalf("a process saw %d running (itself included), want at most 2: %v", most, seen)
+	}
+	if most < 2 {
+		t.Fatalf("no two processes ran at once (%v): the test proves nothing", seen)
+	}
+}
+
+func TestActions(t *testing.T) {
+	a := hooks.Actions{}
+	fwd := &hooks.Forward{URL: "http://127.0.0.1:1/"}
+	x := hooks.NewExec([]string{"/bin/true"}, time.Second, 1)
+	a.Set(hooks.SenderBubblehouse, "CreateDiscount4", fwd)
+	a.Set(hooks.SenderBubblehouse, "SendEvent1", x)
+	a.Set(hooks.SenderSvix, "CreateDiscount4", x)
+
+	for _, tt := range []struct {
+		sender hooks.Sender
+		name   string
+		want   hooks.Action
+	}{
+		{hooks.SenderBubblehouse, "CreateDiscount4", fwd},
+		{hooks.SenderBubblehouse, "SendEvent1", x},
+		{hooks.SenderSvix, "CreateDiscount4", x},
+		{hooks.SenderBubblehouse, "DeliverCustomReward1", nil},
+		{hooks.SenderBloomreach, "CreateDiscount4", nil},
+	} {
+		if got := a.For(tt.sender, tt.name); got != tt.want {
+			t.Errorf("For(%s, %s)=%v, want %v", tt.sender, tt.name, got, tt.want)
+		}
+		if got := a.ForJob(&hooks.Job{Sender: tt.sender, Name: tt.name}); got != tt.want {
+			t.Errorf("ForJob(%s, %s)=%v, want %v", tt.sender, tt.name, got, tt.want)
+		}
+	}
+	a.Set(hooks.SenderBubblehouse, "CreateDiscount4", x) // replaces
+	if got := a.For(hooks.SenderBubblehouse, "CreateDiscount4"); got != x {
+		t.Fatalf("after a second Set: %v, want the exec action", got)
+	}
+	if got := (hooks.Actions{}).For(hooks.SenderBubblehouse, "CreateDiscount4"); got != nil {
+		t.Fatalf("empty Actions: %v, want nil", got)
+	}
+	var none hooks.Actions // a nil map reads as empty
+	if got := none.ForJob(&hooks.Job{Sender: hooks.SenderSvix, Name: "x"}); got != nil {
+		t.Fatalf("nil Actions: %v, want nil", got)
+	}
+}
