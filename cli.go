@@ -285,12 +285,15 @@ func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJS
 // replay runs the action for a recorded request now, without the sender,
 // as a new job whose attempt is recorded like any other.
 func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON bool) error {
-	actions := cfg.actions()
+	dispatch, err := cfg.dispatch()
+	if err != nil {
+		return err
+	}
 	j, err := db.ReplayJob(ctx, id, time.Now(), time.Duration(cfg.Queue.Lease))
 	if err != nil {
 		return err
 	}
-	action := actions.ForJob(j)
+	action := dispatch.For(j)
 	if action == nil {
 		action = hooks.StoreAction
 	}

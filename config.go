@@ -24,6 +24,28 @@ type Config struct {
 	Idempotency IdempotencyConfig `yaml:"idempotency"`
 	Queue       QueueConfig       `yaml:"queue"`
 	Bubblehouse BubblehouseConfig `yaml:"bubblehouse"`
+	Svix        SvixConfig        `yaml:"svix"`
+}
+
+// SvixConfig is the receiver of Svix-signed events (Bloom Enablement).
+type SvixConfig struct {
+	Path      string                        `yaml:"path"`
+	Endpoints map[string]SvixEndpointConfig `yaml:"endpoints"`
+}
+
+// SvixEndpointConfig is one endpoint, served at {path}/<name>.
+type SvixEndpointConfig struct {
+	// Secrets are whsec_ signing secrets; several are accepted at once
+	// while one is rotated. Keys are per endpoint.
+	Secrets []string `yaml:"secrets"`
+	// Events maps event types ("user.created"), prefixes ("tradeline.*")
+	// or "*" to an action; unrouted types are accepted and stored.
+	Events map[string]*EventRouteConfig `yaml:"events"`
+}
+
+// EventRouteConfig routes matching events to an action (none: store).
+type EventRouteConfig struct {
+	Action *ActionConfig `yaml:"action"`
 }
 
 // ServerConfig holds the listener, storage and TLS settings.
@@ -115,21 +137,47 @@ type ExecConfig struct {
 	MaxOutputBytes int64    `yaml:"max_output_bytes"`
 }
 
-// actions returns the configured actions, with the Go ones registered in
-// customActions taking precedence.
-func (c *Config) actions() hooks.Actions {
-	a := hooks.Actions{}
+// Dispatch picks the action for each job: Go actions registered in
+// customActions first, then the config's (Bubblehouse hooks by name, Svix
+// events by endpoint and event-type pattern); nil means the store action.
+type Dispatch struct {
+	actions hooks.Actions
+	svix    map[string]*hooks.EventRoutes
+}
+
+// dispatch builds the actions the config names.
+func (c *Config) dispatch() (*Dispatch, error) {
+	d := &Dispatch{actions: hooks.Actions{}, svix: map[string]*hooks.EventRoutes{}}
 	for name, h := range c.Bubblehouse.Hooks {
 		if act := h.Action.build(); act != nil {
-			a.Set(hooks.SenderBubblehouse, name, act)
+			d.actions.Set(hooks.SenderBubblehouse, name, act)
 		}
+	}
+	for name, ep := range c.Svix.Endpoints {
+		r, err := ep.routes()
+		if err != nil {
+			return nil, fmt.Errorf("svix.endpoints.%s.events: %w", name, err)
+		}
+		d.svix[name] = r
 	}
 	for sender, byName := range customActions {
 		for name, act := range byName {
-			a.Set(sender, name, act)
+			d.actions.Set(sender, name, act)
 		}
 	}
-	return a
+	return d, nil
+}
+
+// For is hooks.Queue.ActionFor.
+func (d *Dispatch) For(j *hooks.Job) hooks.Action {
+	if a := d.actions.ForJob(j); a != nil {
+		return a
+	}
+	if r := d.svix[j.Source]; j.Sender == hooks.SenderSvix && r != nil {
+		a, _ := r.Match(j.Name)
+		return a
+	}
+	return nil
 }
 
 // policy is the queue's retry policy.
@@ -230,6 +278,8 @@ func DefaultConfig() Config {
 	for _, name := range hooks.CatalogueHooks() {
 		c.Bubblehouse.Hooks[name] = HookConfig{}
 	}
+	// One Svix endpoint that stores every event; its secret is generated.
+	c.Svix.Endpoints = map[string]SvixEndpointConfig{"bloom": {Events: map[string]*EventRouteConfig{"*": nil}}}
 	return c
 }
 
@@ -266,6 +316,9 @@ func (c *Config) applyDefaults() {
 	setDuration(&c.Queue.Backoff.Max, hooks.DefaultRetryPolicy.Max)
 	if c.Bubblehouse.Path == "" {
 		c.Bubblehouse.Path = "/bubblehouse"
+	}
+	if c.Svix.Path == "" {
+		c.Svix.Path = "/svix"
 	}
 }
 
@@ -315,19 +368,68 @@ func (c *Config) Validate() error {
 			longest = max(longest, h.Action.timeout())
 		}
 	}
+	if err := checkPath("bubblehouse.path", c.Bubblehouse.Path); err != nil {
+		return err
+	}
+	if _, err := c.Bubblehouse.settings(); err != nil {
+		return fmt.Errorf("bubblehouse.hooks: %s", hooks.ErrorMessage(err))
+	}
+	if err := checkPath("svix.path", c.Svix.Path); err != nil {
+		return err
+	}
+	if c.Svix.Path == c.Bubblehouse.Path {
+		return fmt.Errorf("svix.path: %q is also bubblehouse.path", c.Svix.Path)
+	}
+	for name, ep := range c.Svix.Endpoints {
+		if !endpointNameRE.MatchString(name) {
+			return fmt.Errorf("svix.endpoints.%s: a name is letters, digits, '-' and '_'", name)
+		}
+		for i, sec := range ep.Secrets {
+			if _, err := hooks.ParseSvixSecret(sec); err != nil {
+				return fmt.Errorf("svix.endpoints.%s.secrets[%d]: %v", name, i, err)
+			}
+		}
+		for pattern, r := range ep.Events {
+			if r != nil && r.Action != nil {
+				if err := r.Action.validate(fmt.Sprintf("svix.endpoints.%s.events[%q].action", name, pattern)); err != nil {
+					return err
+				}
+				longest = max(longest, r.Action.timeout())
+			}
+		}
+		if _, err := ep.routes(); err != nil {
+			return fmt.Errorf("svix.endpoints.%s.events: %v", name, err)
+		}
+	}
 	if c.Queue.Lease == 0 {
 		c.Queue.Lease = Duration(max(longest+30*time.Second, time.Minute))
 	}
 	if time.Duration(c.Queue.Lease) <= longest {
 		return fmt.Errorf("queue.lease: %s must exceed the longest action timeout (%s), or a slow action would run twice", time.Duration(c.Queue.Lease), longest)
 	}
-	if !strings.HasPrefix(c.Bubblehouse.Path, "/") || strings.HasSuffix(c.Bubblehouse.Path, "/") || strings.ContainsAny(c.Bubblehouse.Path, ":*") {
-		return fmt.Errorf("bubblehouse.path: %q must start with / and not end with / (for example /bubblehouse)", c.Bubblehouse.Path)
-	}
-	if _, err := c.Bubblehouse.settings(); err != nil {
-		return fmt.Errorf("bubblehouse.hooks: %s", hooks.ErrorMessage(err))
+	return nil
+}
+
+var endpointNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
+
+func checkPath(key, p string) error {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, ":*") {
+		return fmt.Errorf("%s: %q must start with / and not end with / (for example /bubblehouse)", key, p)
 	}
 	return nil
+}
+
+// routes builds an endpoint's event routes.
+func (ep SvixEndpointConfig) routes() (*hooks.EventRoutes, error) {
+	m := make(map[string]hooks.Action, len(ep.Events))
+	for pattern, r := range ep.Events {
+		var a hooks.Action
+		if r != nil {
+			a = r.Action.build()
+		}
+		m[pattern] = a
+	}
+	return hooks.NewEventRoutes(m)
 }
 
 // settings turns the hooks map into the domain's hook set.

@@ -159,12 +159,12 @@ type Main struct {
 	// disables the loop (tests call the guard directly).
 	PurgeInterval time.Duration
 
-	DB      *store.DB
-	Actions hooks.Actions
-	Echo    *echo.Echo
-	Queue   *hooks.Queue
-	Guard   *idempotency.Guard
-	Server  *http.Server
+	DB       *store.DB
+	Dispatch *Dispatch
+	Echo     *echo.Echo
+	Queue    *hooks.Queue
+	Guard    *idempotency.Guard
+	Server   *http.Server
 
 	ln          net.Listener
 	serveDone   chan error
@@ -182,6 +182,7 @@ func NewMain(cfg Config) *Main {
 // Credentials are the Bubblehouse secrets generated in dev mode.
 type Credentials struct {
 	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
+	SvixSecret               string `json:"svix_secret"`
 }
 
 // Run opens the store, starts the workers and starts serving. It returns
@@ -206,10 +207,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
 		return err
 	}
-	m.Actions = cfg.actions()
+	if m.Dispatch, err = cfg.dispatch(); err != nil {
+		return err
+	}
 	m.Queue = &hooks.Queue{
 		Store:     m.DB,
-		ActionFor: m.Actions.ForJob,
+		ActionFor: m.Dispatch.For,
 		Workers:   cfg.Queue.Workers,
 		Lease:     time.Duration(cfg.Queue.Lease),
 		Policy:    cfg.Queue.policy(),
@@ -234,15 +237,26 @@ func (m *Main) Run(ctx context.Context) error {
 		},
 		Guard:        m.Guard,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		HasAction:    func(name string) bool { return m.Actions.For(hooks.SenderBubblehouse, name) != nil },
+		HasAction: func(name string) bool {
+			return m.Dispatch.For(&hooks.Job{Sender: hooks.SenderBubblehouse, Name: name, Source: name}) != nil
+		},
 		Inline: func(ctx context.Context, j *hooks.Job) ([]byte, error) {
-			if a := m.Actions.ForJob(j); a != nil {
+			if a := m.Dispatch.For(j); a != nil {
 				return a.Run(ctx, j)
 			}
 			return nil, nil
 		},
 	}
 	bh.Register(e, cfg.Bubblehouse.Path)
+	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes}
+	for name, ep := range cfg.Svix.Endpoints {
+		v, err := hooks.NewSvixVerifier(ep.Secrets)
+		if err != nil {
+			return fmt.Errorf("svix.endpoints.%s.secrets: %w", name, err)
+		}
+		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.svix[name]}
+	}
+	sv.Register(e, cfg.Svix.Path)
 	m.Echo = e
 
 	t := cfg.Server.Timeouts
@@ -322,41 +336,76 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loadSecrets checks that Bubblehouse can authenticate; in dev mode missing
-// credentials are generated once and kept in the data directory.
+// loadSecrets checks that every sender can authenticate. In dev mode,
+// missing credentials are generated once and kept in the data directory;
+// otherwise a missing one stops start-up, naming the key.
 func (m *Main) loadSecrets() error {
 	b := &m.Config.Bubblehouse
-	if b.Authorization != "" || b.JWTSecret != "" {
-		return nil
+	needBH := b.Authorization == "" && b.JWTSecret == ""
+	var needSvix []string
+	for name, ep := range m.Config.Svix.Endpoints {
+		if len(ep.Secrets) == 0 {
+			needSvix = append(needSvix, name)
+		}
 	}
 	if !m.Dev {
-		return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
+		if needBH {
+			return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
+		}
+		if len(needSvix) > 0 {
+			return fmt.Errorf("svix.endpoints.%s.secrets: at least one whsec_ signing secret is required", needSvix[0])
+		}
+		return nil
 	}
+	if err := m.devCredentials(); err != nil {
+		return err
+	}
+	if needBH {
+		b.Authorization = m.credentials.BubblehouseAuthorization
+	}
+	for _, name := range needSvix {
+		ep := m.Config.Svix.Endpoints[name]
+		ep.Secrets = []string{m.credentials.SvixSecret}
+		m.Config.Svix.Endpoints[name] = ep
+	}
+	return nil
+}
+
+// devCredentials reads credentials.json, generating what it lacks.
+func (m *Main) devCredentials() error {
 	path := filepath.Join(m.Config.Server.DataDir, "credentials.json")
 	buf, err := os.ReadFile(path)
-	switch {
-	case err == nil:
+	if err == nil {
 		if err := json.Unmarshal(buf, &m.credentials); err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		secret := make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			return fmt.Errorf("generate credentials: %w", err)
-		}
-		m.credentials.BubblehouseAuthorization = "Bearer hb_" + base64.RawURLEncoding.EncodeToString(secret)
-		buf, _ := json.MarshalIndent(m.credentials, "", "  ")
-		if err := os.WriteFile(path, append(buf, '\n'), 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	default:
+	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if m.credentials.BubblehouseAuthorization == "" {
-		return fmt.Errorf("%s: bubblehouse_authorization is empty", path)
+	c := &m.credentials
+	changed := false
+	if c.BubblehouseAuthorization == "" {
+		c.BubblehouseAuthorization = "Bearer hb_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+		changed = true
 	}
-	b.Authorization = m.credentials.BubblehouseAuthorization
+	if c.SvixSecret == "" {
+		c.SvixSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	out, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(path, append(out, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return b
 }
 
 // tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
@@ -403,7 +452,14 @@ func (m *Main) printBanner() {
 	if cfg.Server.TLS.Mode == "off" {
 		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
 	}
-	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n\n", strings.Join(mustHooks(cfg).Names(), ", "))
+	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n", strings.Join(mustHooks(cfg).Names(), ", "))
+	for name := range cfg.Svix.Endpoints {
+		fmt.Fprintf(&b, "  Svix endpoint URL:     %s%s/%s\n", base, cfg.Svix.Path, name)
+		if m.credentials.SvixSecret != "" {
+			fmt.Fprintf(&b, "  Svix signing secret:   %s\n", m.credentials.SvixSecret)
+		}
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",
 		curlTLS, cfg.Bubblehouse.Authorization, base, cfg.Bubblehouse.Path)
 	fmt.Fprint(m.Stdout, b.String())

@@ -24,10 +24,14 @@ const (
 
 // Job hands one accepted request to the integrator's code.
 type Job struct {
-	ID          int64
-	RequestRef  int64 // Request.ID
-	Sender      Sender
-	Name        string
+	ID         int64
+	RequestRef int64 // Request.ID
+	Sender     Sender
+	// Name is the hook, webhook or event type the action is chosen by.
+	Name string
+	// Source is the name in the request's URL (Request.Name): the Svix
+	// endpoint an event came to; for other senders the same as Name.
+	Source      string
 	Urgency     Urgency
 	Priority    int
 	State       JobState
@@ -74,6 +78,7 @@ func NewJob(req *Request, now time.Time) *Job {
 	return &Job{
 		Sender:      req.Sender,
 		Name:        req.Name,
+		Source:      req.Name,
 		Urgency:     req.Urgency,
 		Priority:    req.Urgency.Priority(),
 		State:       JobAvailable,

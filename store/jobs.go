@@ -44,6 +44,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 				ORDER BY priority, scheduled_at, id LIMIT ?3)
 			RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error,
 				(SELECT request_id FROM requests WHERE requests.id = jobs.request_ref),
+				(SELECT name FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT headers FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT body FROM requests WHERE requests.id = jobs.request_ref)`,
 			now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
@@ -57,7 +58,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 			var rid sql.NullString
 			var headers []byte
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&scheduled, &created, &j.LastError, &rid, &headers, &j.Body); err != nil {
+				&scheduled, &created, &j.LastError, &rid, &j.Source, &headers, &j.Body); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
 			}
 			j.RequestID = rid.String
@@ -231,8 +232,11 @@ func (db *DB) ReplayJob(ctx context.Context, requestRef int64, now time.Time, le
 		j = &hooks.Job{RequestRef: requestRef, State: hooks.JobRunning, Attempts: 1, ScheduledAt: now, CreatedAt: now,
 			LockedUntil: now.Add(lease)}
 		var headers []byte
-		err := tx.QueryRow(`SELECT sender, name, urgency, request_id, headers, body FROM requests WHERE id = ?`, requestRef).
-			Scan(&j.Sender, &j.Name, &j.Urgency, &j.RequestID, &headers, &j.Body)
+		// The job is named as the request's last job was (a Svix event's
+		// type), else after the request.
+		err := tx.QueryRow(`SELECT sender, COALESCE((SELECT name FROM jobs WHERE request_ref = requests.id ORDER BY id DESC LIMIT 1), name),
+			name, urgency, request_id, headers, body FROM requests WHERE id = ?`, requestRef).
+			Scan(&j.Sender, &j.Name, &j.Source, &j.Urgency, &j.RequestID, &headers, &j.Body)
 		if errors.Is(err, sql.ErrNoRows) {
 			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
 		} else if err != nil {
