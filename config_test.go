@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,12 @@ bubblehouse:
 		{"ErrMissingEnv", "bubblehouse: {authorization: '${NOPE}'}", "bubblehouse.authorization: environment variable NOPE is not set"},
 		{"ErrNotMapping", "server: [1, 2]", "server: expected a mapping"},
 		{"ErrYAML", "server: {listen: [}", "not valid YAML"},
+		{"ErrSvixSecret", "svix: {endpoints: {bloom: {secrets: ['whsec_not base64!']}}}", "svix.endpoints.bloom.secrets[0]: not a whsec_ secret"},
+		{"ErrSvixSecretIsSignature", "svix: {endpoints: {bloom: {secrets: ['v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=']}}}", "is a signature (v1,...), not a signing secret"},
+		{"ErrSvixPattern", "svix: {endpoints: {bloom: {secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'], events: {'trade*line': {}}}}}", "svix.endpoints.bloom.events"},
+		{"ErrSvixEndpointName", "svix: {endpoints: {'a/b': {}}}", "svix.endpoints.a/b"},
+		{"ErrSvixPathClash", "svix: {path: /bubblehouse}", "svix.path"},
+		{"ErrLeaseShort", "queue: {lease: 5s}\nbubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: 10s}}}}}", "queue.lease"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tt.yaml), env(nil))
@@ -113,3 +120,5 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -111,6 +111,22 @@ func TestServe_DevMode(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"magic":"dev"`) || resp.Proto != "HTTP/2.0" {
 		t.Fatalf("Hello1 over TLS: %s %d %s", resp.Proto, resp.StatusCode, body)
 	}
+	// The banner's Svix endpoint accepts an event signed with its secret.
+	svixURL := regexp.MustCompile(`Svix endpoint URL:\s+(\S+)`).FindStringSubmatch(banner)
+	svixSec := regexp.MustCompile(`Svix signing secret:\s+(whsec_\S+)`).FindStringSubmatch(banner)
+	if svixURL == nil || svixSec == nil {
+		t.Fatalf("banner lacks the Svix endpoint or secret:\n%s", banner)
+	}
+	ev := `{"type":"user.created"}`
+	req, _ := http.NewRequest("POST", svixURL[1], strings.NewReader(ev))
+	req.Header.Set("svix-id", "msg_dev")
+	req.Header.Set("svix-timestamp", fmt.Sprint(time.Now().Unix()))
+	req.Header.Set("svix-signature", hmacSign(svixSec[1], "msg_dev", time.Now(), ev))
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("signed event to the dev endpoint: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// A client that does not trust the dev CA cannot connect.
 	if _, err := http.Post(strings.Replace(url[1], ":name", "Hello1", 1), "application/json", nil); err == nil {
 		t.Fatal("untrusted client connected")
@@ -179,6 +195,7 @@ func TestServe_ConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct{ name, yaml, says string }{
 		{"NoSecret", "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}}\n", "bubblehouse.authorization or bubblehouse.jwt_secret must be set"},
+		{"NoSvixSecret", "bubblehouse: {authorization: x}\nsvix: {endpoints: {bloom: {}}}\n", "svix.endpoints.bloom.secrets: at least one whsec_ signing secret is required"},
 		{"UnknownKey", "server: {listen: '127.0.0.1:0', lisen: x}\n", "server.lisen: unknown key"},
 		{"MissingEnv", "bubblehouse: {authorization: '${HOOKBAY_TEST_UNSET_VAR}'}\n", "bubblehouse.authorization: environment variable HOOKBAY_TEST_UNSET_VAR is not set"},
 	} {

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store"
+)
+
+const (
+	svixSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	svixOldSecret = "whsec_c2VjcmV0LWJlZm9yZS1yb3RhdGlvbi0xMjM0"
+)
+
+// signed is one Svix delivery as Bloom's sender builds it.
+type signed struct {
+	id, body string
+	ts       time.Time
+	secret   string
+	prefix   string // svix (default) or webhook
+	sig      string // overrides the computed signature
+	omit     string // a header to leave out
+}
+
+// hmacSign signs independently of the svix library.
+func hmacSign(secret, id string, ts time.Time, body string) string {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%d.%s", id, ts.Unix(), body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func sendSvix(t *testing.T, m *Main, endpoint string, s signed) answer {
+	t.Helper()
+	if s.secret == "" {
+		s.secret = svixSecret
+	}
+	if s.ts.IsZero() {
+		s.ts = time.Now()
+	}
+	if s.prefix == "" {
+		s.prefix = "svix"
+	}
+	if s.sig == "" {
+		s.sig = hmacSign(s.secret, s.id, s.ts, s.body)
+	}
+	req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/svix/"+endpoint, strings.NewReader(s.body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range map[string]string{"-id": s.id, "-timestamp": fmt.Sprint(s.ts.Unix()), "-signature": s.sig} {
+		if s.omit != s.prefix+k {
+			req.Header.Set(s.prefix+k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return answer{resp.StatusCode, resp.Header, b.Bytes()}
+}
+
+func svixMain(t *testing.T, d *downstream) *Main {
+	return MustRunMain(t, func(c *Config) {
+		c.Server.MaxBodyBytes = 4096
+		c.Svix.Endpoints = map[string]SvixEndpointConfig{
+			"bloom": {Secrets: []string{svixOldSecret, svixSecret}, Events: map[string]*EventRouteConfig{
+				"tradeline.*": {Action: forwardTo(d.URL + "/tradelines")},
+				"*":           nil,
+			}},
+			"other": {Secrets: []string{svixOldSecret}},
+		}
+	})
+}
+
+// bloom-svix-webhooks.txt, "Signature Verification" and "Troubleshooting":
+// signatures over the raw bytes, keys per endpoint, 2xx means delivered.
+func TestSvix_Verify(t *testing.T) {
+	d := newDownstream(t)
+	m := svixMain(t, d)
+	lib, _ := svix.NewWebhook(svixSecret)
+	now := time.Now()
+	libSig, _ := lib.Sign("msg_lib", now, []byte(`{"type":"user.created","data":{"id":"u1"}}`))
+	oldSig := hmacSign(svixOldSecret, "msg_both", now, `{"type":"user.synced"}`)
+	newSig := hmacSign(svixSecret, "msg_both", now, `{"type":"user.synced"}`)
+	odd := "{\"type\" : \"user.updated\",\r\n \"url\":\"https:\\/\\/x.test\\/a\", \"name\":\"\\u00e9\"}  "
+	for _, tt := range []struct {
+		name     string
+		endpoint string
+		s        signed
+		status   int
+		reason   string
+	}{
+		{"LibrarySigner", "bloom", signed{id: "msg_lib", ts: now, body: `{"type":"user.created","data":{"id":"u1"}}`, sig: libSig}, 200, ""},
+		{"IndependentHMAC", "bloom", signed{id: "msg_hmac", body: `{"type":"user.created"}`}, 200, ""},
+		{"StandardWebhooksHeaders", "bloom", signed{id: "msg_std", body: `{"type":"user.created"}`, prefix: "webhook"}, 200, ""},
+		{"RotationOldSecret", "bloom", signed{id: "msg_old", body: `{"type":"user.closed"}`, secret: svixOldSecret}, 200, ""},
+		{"SeveralSignatures", "bloom", signed{id: "msg_both", ts: now, body: `{"type":"user.synced"}`, sig: "v1,bm90LWl0 " + oldSig + " " + newSig}, 200, ""},
+		{"ByteExactOddBody", "bloom", signed{id: "msg_odd", body: odd}, 200, ""},
+		{"ErrWrongSecret", "other", signed{id: "msg_wrong", body: `{"type":"user.created"}`}, 401, hooks.ReasonNoMatch},
+		{"ErrTampered", "bloom", signed{id: "msg_t", body: `{"type":"user.created"}`, sig: hmacSign(svixSecret, "msg_t", now, `{"type":"user.deleted"}`)}, 401, hooks.ReasonNoMatch},
+		{"ErrStale", "bloom", signed{id: "msg_stale", body: `{}`, ts: now.Add(-6 * time.Minute)}, 401, hooks.ReasonStale},
+		{"ErrFuture", "bloom", signed{id: "msg_future", body: `{}`, ts: now.Add(6 * time.Minute)}, 401, hooks.ReasonFuture},
+		{"ErrMissingID", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-id"}, 400, hooks.ReasonMissingHeaders},
+		{"ErrMissingSignature", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-signature"}, 400, hooks.ReasonMissingHeaders},
+		{"ErrNotFound", "nope", signed{id: "msg_nf", body: `{}`}, 404, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := sendSvix(t, m, tt.endpoint, tt.s)
+			obj := a.json(t)
+			if a.status != tt.status {
+				t.Fatalf("status=%d, want %d: %s", a.status, tt.status, a.body)
+			}
+			if tt.reason != "" {
+				recs := requests(t, m, store.RequestFilter{Sender: hooks.SenderSvix, Name: tt.endpoint, Limit: 1})
+				if len(recs) != 1 || !contains(recs[0].Notes, "refused: "+tt.reason) {
+					t.Fatalf("record notes=%v, want refused: %s", recs[0].Notes, tt.reason)
+				}
+				if bytes.Contains(a.body, []byte("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")) {
+					t.Fatalf("answer reveals the secret: %s", a.body)
+				}
+			}
+			if tt.status == 200 && obj["accepted"] != true {
+				t.Fatalf("answer %s lacks accepted", a.body)
+			}
+		})
+	}
+	// The answer never contains the signature the endpoint expected.
+	body := `{"type":"user.created"}`
+	a := sendSvix(t, m, "bloom", signed{id: "msg_leak", ts: now, body: body, sig: "v1,AAAA"})
+	if want := strings.TrimPrefix(hmacSign(svixSecret, "msg_leak", now, body), "v1,"); bytes.Contains(a.body, []byte(want)) {
+		t.Fatalf("401 answer contains the expected signature")
+	}
+	// A body re-serialised on the way gets a hint saying so.
+	signedBody := `{"type":"user.created","data":{"a":1}}`
+	a = sendSvix(t, m, "bloom", signed{id: "msg_proxy", ts: now, body: "{\n  \"type\": \"user.created\",\n  \"data\": {\n    \"a\": 1\n  }\n}",
+		sig: hmacSign(svixSecret, "msg_proxy", now, signedBody)})
+	if a.status != 401 || !strings.Contains(a.json(t)["hint"].(string), "re-serialised") {
+		t.Fatalf("re-serialised body: %d %s", a.status, a.body)
+	}
+}
+
+// bloom-svix-webhooks.txt, "Retries": a redelivery carries the same message
+// id with a new timestamp and signature; it is answered 2xx and not
+// processed again. Events are routed by type; unknown types are accepted.
+func TestSvix_DedupAndRoutes(t *testing.T) {
+	d := newDownstream(t)
+	m := svixMain(t, d)
+	body := `{"type":"tradeline.created","data":{"id":"t1"}}`
+	first := sendSvix(t, m, "bloom", signed{id: "msg_1", body: body, ts: time.Now().Add(-time.Minute)})
+	again := sendSvix(t, m, "bloom", signed{id: "msg_1", body: body, ts: time.Now()})
+	if first.status != 200 || again.status != 200 || !bytes.Equal(first.body, again.body) {
+		t.Fatalf("first %d %s, redelivery %d %s", first.status, first.body, again.status, again.body)
+	}
+	waitUntil(t, 5*time.Second, "forward", func() bool { return len(d.deliveries()) == 1 })
+	got := d.deliveries()[0]
+	if string(got.body) != body || got.header.Get("X-Hookbay-Name") != "tradeline.created" ||
+		got.header.Get("Idempotency-Key") != "msg_1" || got.header.Get("X-Hookbay-Sender") != "svix" {
+		t.Fatalf("delivered %q with headers %v", got.body, got.header)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(d.deliveries()); n != 1 {
+		t.Fatalf("deliveries=%d, want 1: the redelivery must not be processed again", n)
+	}
+	// A type the route sends to store, and an unknown type: accepted, stored, noted.
+	for _, tt := range []struct{ id, body, note string }{
+		{"msg_u", `{"type":"user.created"}`, ""},
+		{"msg_new", `{"type":"loan.approved"}`, "unknown event type loan.approved: accepted and stored"},
+		{"msg_none", `{"data":{}}`, "no event type in the payload (a top-level \"type\" field is expected)"},
+	} {
+		a := sendSvix(t, m, "bloom", signed{id: tt.id, body: tt.body})
+		if a.status != 200 {
+			t.Fatalf("%s: %d %s", tt.id, a.status, a.body)
+		}
+		recs := requests(t, m, store.RequestFilter{RequestID: tt.id})
+		if len(recs) != 1 || (tt.note != "" && !contains(recs[0].Notes, tt.note)) {
+			t.Fatalf("%s notes=%v, want %q", tt.id, recs[0].Notes, tt.note)
+		}
+		js := jobs(t, m, store.JobFilter{RequestRef: recs[0].ID})
+		if len(js) != 1 || js[0].State != hooks.JobDone {
+			t.Fatalf("%s: jobs=%+v, want one done (store)", tt.id, js)
+		}
+	}
+	if n := len(d.deliveries()); n != 1 {
+		t.Fatalf("deliveries=%d: only tradeline.* is forwarded", n)
+	}
+	// Replaying a stored event does not re-check its old timestamp.
+	var out bytes.Buffer
+	id := requests(t, m, store.RequestFilter{RequestID: "msg_1", Limit: 10})
+	orig := id[len(id)-1].ID
+	cfgFile := writeSvixConfig(t, m, d.URL)
+	if err := Run(context.Background(), []string{"events", "replay", "--config", cfgFile, fmt.Sprint(orig)}, &out, &out); err != nil {
+		t.Fatalf("replay: %v %s", err, out.String())
+	}
+	if n := len(d.deliveries()); n != 2 || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("after replay: deliveries=%d, output %s", n, out.String())
+	}
+}
+
+func writeSvixConfig(t *testing.T, m *Main, url string) string {
+	path := t.TempDir() + "/hookbay.yaml"
+	cfg := fmt.Sprintf(`
+server: {data_dir: %q, tls: {mode: "off"}}
+bubblehouse: {authorization: "x"}
+svix:
+  endpoints:
+    bloom:
+      secrets: [%q]
+      events:
+        "tradeline.*": {action: {forward: {url: %q}}}
+`, m.Config.Server.DataDir, svixSecret, url)
+	if err := writeFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
