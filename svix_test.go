@@ -174,6 +174,14 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 	if n := len(d.deliveries()); n != 1 {
 		t.Fatalf("deliveries=%d, want 1: the redelivery must not be processed again", n)
 	}
+	// The same message delivered to another endpoint is that endpoint's own
+	// delivery: ids are de-duplicated per endpoint.
+	if a := sendSvix(t, m, "other", signed{id: "msg_1", body: body, secret: svixOldSecret}); a.status != 200 {
+		t.Fatalf("same id, other endpoint: %d %s", a.status, a.body)
+	}
+	if recs := requests(t, m, store.RequestFilter{Name: "other", RequestID: "msg_1"}); len(recs) != 1 || recs[0].DuplicateOf != 0 {
+		t.Fatalf("same id on another endpoint recorded as %+v, want an original", recs)
+	}
 	// A type the route sends to store, and an unknown type: accepted, stored, noted.
 	for _, tt := range []struct{ id, body, note string }{
 		{"msg_u", `{"type":"user.created"}`, ""},

@@ -109,7 +109,10 @@ func (h *Svix) handleEvent(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), svixWait)
 	defer cancel()
-	resp, err := h.Guard.Commit(ctx, &hooks.Receipt{Request: rec, Job: job}, sh.Prefix+"-id")
+	// Svix delivers a message with the same id to each subscribed endpoint:
+	// de-duplicate per endpoint.
+	r := &hooks.Receipt{Request: rec, Job: job, Scope: name + "/"}
+	resp, err := h.Guard.Commit(ctx, r, sh.Prefix+"-id")
 	if err != nil {
 		return err
 	}

@@ -142,4 +142,8 @@ type Receipt struct {
 	Keys []string
 	// Job is queued with the request; nil when nothing is left to do.
 	Job *Job
+	// Scope prefixes the request ID in its idempotency key when IDs are
+	// unique only within a part of the sender: Svix sends one message, with
+	// one id, to every endpoint that subscribes to it.
+	Scope string
 }

@@ -81,7 +81,7 @@ func (g *Guard) prepare(r *hooks.Receipt, header string) error {
 		r.Request.Note(fmt.Sprintf("no %s header: processed without de-duplication on the request ID", header))
 		return nil
 	}
-	r.Keys = append([]string{id}, r.Keys...)
+	r.Keys = append([]string{r.Scope + id}, r.Keys...)
 	return nil
 }
 
