@@ -117,14 +117,15 @@ func (v *SvixVerifier) Verify(body []byte, h http.Header) (SvixHeaders, error) {
 	if v.Now != nil {
 		now = v.Now()
 	}
-	ts := time.Unix(secs, 0)
-	if now.Sub(ts) > SvixTolerance {
+	// Compare in whole seconds: time.Unix overflows for extreme values.
+	tol, nowSec := int64(SvixTolerance/time.Second), now.Unix()
+	if secs < nowSec-tol {
 		return sh, svixErr(ReasonStale, EUNAUTHORIZED, "check the sender's clock, or whether the delivery was held up on the way",
-			"%s-timestamp is %s old; at most %s is accepted", sh.Prefix, now.Sub(ts).Round(time.Second), SvixTolerance)
+			"%s-timestamp is %s old; at most %s is accepted", sh.Prefix, describeSkew(nowSec, secs), SvixTolerance)
 	}
-	if ts.Sub(now) > SvixTolerance {
+	if secs > nowSec+tol {
 		return sh, svixErr(ReasonFuture, EUNAUTHORIZED, "check the sender's clock",
-			"%s-timestamp is %s in the future; at most %s is accepted", sh.Prefix, ts.Sub(now).Round(time.Second), SvixTolerance)
+			"%s-timestamp is %s in the future; at most %s is accepted", sh.Prefix, describeSkew(secs, nowSec), SvixTolerance)
 	}
 	// The library reads the svix-* set first; pass it only the set chosen
 	// here so that both agree.
@@ -137,6 +138,16 @@ func (v *SvixVerifier) Verify(body []byte, h http.Header) (SvixHeaders, error) {
 	}
 	return sh, svixErr(ReasonNoMatch, EUNAUTHORIZED, v.hint(body, sh, only),
 		"no signature in %s-signature matches this endpoint's secrets", sh.Prefix)
+}
+
+// describeSkew says how far later is after earlier, in seconds that do not
+// overflow.
+func describeSkew(later, earlier int64) string {
+	const century = 100 * 365 * 24 * 3600
+	if later-earlier > century || later-earlier < 0 {
+		return "more than a century"
+	}
+	return (time.Duration(later-earlier) * time.Second).String()
 }
 
 func (v *SvixVerifier) matches(body []byte, h http.Header) bool {
