@@ -188,16 +188,13 @@ func (v *SvixVerifier) hint(body []byte, sh SvixHeaders, h http.Header) string {
 // SvixEventType reads a Svix payload's event type from its "type" field
 // ("eventType" and "event_type" are accepted too); "" when there is none.
 func SvixEventType(body []byte) string {
-	var p struct {
-		Type      string `json:"type"`
-		EventType string `json:"eventType"`
-		Snake     string `json:"event_type"`
-	}
+	var p map[string]json.RawMessage
 	if json.Unmarshal(body, &p) != nil {
 		return ""
 	}
-	for _, t := range []string{p.Type, p.EventType, p.Snake} {
-		if t != "" {
+	for _, field := range []string{"type", "eventType", "event_type"} {
+		var t string
+		if json.Unmarshal(p[field], &t) == nil && t != "" {
 			return t
 		}
 	}
