@@ -131,6 +131,15 @@ type Entry struct {
 	CreatedAt   time.Time
 }
 
+// ReceiptItem is one customer of a batch.
+type ReceiptItem struct {
+	Key string // "" when the item has no ID: it is always queued
+	Job *Job   // its Body is the item's own JSON
+	// Duplicate is set by the store when the key was already taken: the
+	// item was accepted before and is not queued again.
+	Duplicate bool
+}
+
 // Receipt is everything written when a request is accepted: the request
 // record, its idempotency keys and the job that delivers it. A store writes a
 // receipt in one transaction, so none of the three exists without the others.
@@ -142,6 +151,10 @@ type Receipt struct {
 	Keys []string
 	// Job is queued with the request; nil when nothing is left to do.
 	Job *Job
+	// Items are a batch's customers: each is de-duplicated on its own key
+	// and queued as its own job, so that a retried batch, even under a new
+	// request ID, does not deliver an item twice.
+	Items []*ReceiptItem
 	// Scope prefixes the request ID in its idempotency key when IDs are
 	// unique only within a part of the sender: Svix sends one message, with
 	// one id, to every endpoint that subscribes to it.

@@ -42,9 +42,13 @@ type Job struct {
 	FinishedAt  time.Time
 	LastError   string
 
+	// Payload is what the job delivers when it is not the request's whole
+	// body: one customer of a batch. Nil means the body.
+	Payload []byte
+
 	// RequestID, Header and Body are read from the request record when the
-	// job is claimed; they are not stored twice. Header is as recorded, with
-	// secrets redacted.
+	// job is claimed (Body is the Payload when there is one); the body is
+	// not stored twice. Header is as recorded, with secrets redacted.
 	RequestID string
 	Header    http.Header
 	Body      []byte

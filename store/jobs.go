@@ -46,7 +46,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 				(SELECT request_id FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT name FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT headers FROM requests WHERE requests.id = jobs.request_ref),
-				(SELECT body FROM requests WHERE requests.id = jobs.request_ref)`,
+				COALESCE(payload, (SELECT body FROM requests WHERE requests.id = jobs.request_ref))`,
 			now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)

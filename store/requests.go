@@ -39,8 +39,8 @@ func (s *statements) prepare(db *sql.DB) error {
 		FROM idempotency WHERE sender = ? AND key = ?`)
 	s.insertEntry = prep(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`)
-	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	return err
 }
 
@@ -106,14 +106,44 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 			return db.undoCommit(tx, req, r.Keys[:i], e)
 		}
 		if r.Job != nil {
-			return db.insertJob(tx, r.Job, req.ID)
+			if err := db.insertJob(tx, r.Job, req.ID); err != nil {
+				return err
+			}
 		}
-		return nil
+		return db.insertItems(tx, req, r.Items, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit %s request: %w", req.Sender, err)
 	}
 	return found, nil
+}
+
+// insertItems queues a batch's items: each whose key is free (or that has
+// none) gets its job; the others were accepted before and are marked
+// Duplicate.
+func (db *DB) insertItems(tx *sql.Tx, req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
+	for _, it := range items {
+		it.Duplicate = false
+		if it.Key != "" {
+			res, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, it.Key, hooks.EntryDone, req.Status, nil,
+				req.ID, nil, now.UnixMicro())
+			if err != nil {
+				return fmt.Errorf("insert item key: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert item key: %w", err)
+			} else if n == 0 {
+				it.Duplicate = true
+				continue
+			}
+		}
+		if it.Job != nil {
+			if err := db.insertJob(tx, it.Job, req.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // uniqueKeys drops repeated keys (a request ID that equals a content key),
@@ -232,7 +262,7 @@ func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
 		j.State = hooks.JobAvailable
 	}
 	res, err := tx.Stmt(db.stmts.insertJob).Exec(requestRef, j.Sender, j.Name, string(j.Urgency), j.Priority,
-		j.State, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), micros(j.FinishedAt))
+		j.State, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), micros(j.FinishedAt), j.Payload)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
