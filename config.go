@@ -25,6 +25,116 @@ type Config struct {
 	Queue       QueueConfig       `yaml:"queue"`
 	Bubblehouse BubblehouseConfig `yaml:"bubblehouse"`
 	Svix        SvixConfig        `yaml:"svix"`
+	Bloomreach  BloomreachConfig  `yaml:"bloomreach"`
+}
+
+// BloomreachConfig is the receiver of Bloomreach Engagement webhooks.
+type BloomreachConfig struct {
+	Path      string                    `yaml:"path"`
+	OAuth2    OAuth2Config              `yaml:"oauth2"`
+	Throttles map[string]ThrottleConfig `yaml:"throttles"`
+	Webhooks  map[string]WebhookConfig  `yaml:"webhooks"`
+}
+
+// OAuth2Config is hookbay's own client-credentials token endpoint.
+type OAuth2Config struct {
+	TokenPath string         `yaml:"token_path"`
+	TokenTTL  Duration       `yaml:"token_ttl"`
+	Clients   []OAuth2Client `yaml:"clients"`
+}
+
+// OAuth2Client may obtain tokens.
+type OAuth2Client struct {
+	ID     string   `yaml:"id"`
+	Secret string   `yaml:"secret"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// ThrottleConfig is a throughput policy: a rate, a burst and a cap on
+// requests in flight; past them requests get Status (429 or 503).
+type ThrottleConfig struct {
+	Rate        float64 `yaml:"rate"`
+	Burst       int     `yaml:"burst"`
+	MaxInFlight int     `yaml:"max_in_flight"`
+	Status      int     `yaml:"status"`
+}
+
+// ThrottleRef names a shared policy or holds an inline one.
+type ThrottleRef struct {
+	Name   string
+	Inline *ThrottleConfig
+}
+
+// UnmarshalYAML accepts a policy name or an inline policy.
+func (t *ThrottleRef) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		t.Name = n.Value
+		return nil
+	}
+	if err := walk(n, reflect.TypeOf(ThrottleConfig{}), "throttle", func(string) (string, bool) { return "", false }); err != nil {
+		return err
+	}
+	t.Inline = &ThrottleConfig{}
+	return n.Decode(t.Inline)
+}
+
+// WebhookConfig is one Bloomreach webhook, served at {path}/<name>.
+type WebhookConfig struct {
+	Methods   []string        `yaml:"methods"`
+	Auth      WebhookAuth     `yaml:"auth"`
+	Batch     *BatchConfig    `yaml:"batch"`
+	RequestID RequestIDConfig `yaml:"request_id"`
+	Schema    SchemaConfig    `yaml:"schema"`
+	Throttle  *ThrottleRef    `yaml:"throttle"`
+	Inline    bool            `yaml:"inline"`
+	Action    *ActionConfig   `yaml:"action"`
+}
+
+// WebhookAuth lists the schemes a request must pass: all of them.
+type WebhookAuth struct {
+	Basic   *BasicAuth        `yaml:"basic"`
+	Headers map[string]string `yaml:"headers"`
+	OAuth2  *OAuth2Auth       `yaml:"oauth2"`
+	MTLS    *MTLSAuth         `yaml:"mtls"`
+}
+
+// BasicAuth is RFC 7617 credentials.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// OAuth2Auth says where Bloomreach puts the access token.
+type OAuth2Auth struct {
+	TokenIn string `yaml:"token_in"` // header | body | query
+	Field   string `yaml:"field"`    // body or query field, default access_token
+}
+
+// MTLSAuth requires a verified client certificate, optionally with one of
+// these subject CNs or DNS SANs.
+type MTLSAuth struct {
+	Subjects []string `yaml:"subjects"`
+}
+
+// BatchConfig marks a batch webhook: Items points at the customers' array.
+type BatchConfig struct {
+	Items string `yaml:"items"`
+	Max   int    `yaml:"max"`
+}
+
+// RequestIDConfig says where the request ID is, and each item's ID.
+type RequestIDConfig struct {
+	Header string `yaml:"header"`
+	JSON   string `yaml:"json"`
+	ItemID string `yaml:"item_id"`
+}
+
+// SchemaConfig holds JSON Schemas, inline or in files.
+type SchemaConfig struct {
+	Request     any    `yaml:"request"`
+	Item        any    `yaml:"item"`
+	RequestFile string `yaml:"request_file"`
+	ItemFile    string `yaml:"item_file"`
 }
 
 // SvixConfig is the receiver of Svix-signed events (Bloom Enablement).
@@ -64,6 +174,8 @@ type TLSConfig struct {
 	Mode     string `yaml:"mode"`
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile verifies client certificates, for webhooks with mtls.
+	ClientCAFile string `yaml:"client_ca_file"`
 }
 
 // TimeoutsConfig bounds every connection so that slow or stalled clients
@@ -159,6 +271,11 @@ func (c *Config) dispatch() (*Dispatch, error) {
 			return nil, fmt.Errorf("svix.endpoints.%s.events: %w", name, err)
 		}
 		d.svix[name] = r
+	}
+	for name, w := range c.Bloomreach.Webhooks {
+		if act := w.Action.build(); act != nil {
+			d.actions.Set(hooks.SenderBloomreach, name, act)
+		}
 	}
 	for sender, byName := range customActions {
 		for name, act := range byName {
@@ -320,6 +437,14 @@ func (c *Config) applyDefaults() {
 	if c.Svix.Path == "" {
 		c.Svix.Path = "/svix"
 	}
+	b := &c.Bloomreach
+	if b.Path == "" {
+		b.Path = "/bloomreach"
+	}
+	if b.OAuth2.TokenPath == "" {
+		b.OAuth2.TokenPath = "/oauth/token"
+	}
+	setDuration(&b.OAuth2.TokenTTL, time.Hour)
 }
 
 func setDuration(d *Duration, def time.Duration) {
@@ -400,6 +525,14 @@ func (c *Config) Validate() error {
 		if _, err := ep.routes(); err != nil {
 			return fmt.Errorf("svix.endpoints.%s.events: %v", name, err)
 		}
+	}
+	bl, err := c.Bloomreach.validate(c.Server.TLS)
+	if err != nil {
+		return err
+	}
+	longest = max(longest, bl)
+	if c.Bloomreach.Path == c.Bubblehouse.Path || c.Bloomreach.Path == c.Svix.Path {
+		return fmt.Errorf("bloomreach.path: %q is also another sender's path", c.Bloomreach.Path)
 	}
 	if c.Queue.Lease == 0 {
 		c.Queue.Lease = Duration(max(longest+30*time.Second, time.Minute))
@@ -498,6 +631,9 @@ func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string
 		return nil
 	case t.Kind() == reflect.Pointer:
 		return walk(n, t.Elem(), path, lookup)
+	case t.Kind() == reflect.Interface, reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()):
+		// Free-form (a JSON Schema) or self-checking: expand ${VARS} only.
+		return expandAll(n, path, lookup)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: expected a mapping of keys (line %d)", name, n.Line)
@@ -557,6 +693,19 @@ func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %q is not a valid %s (line %d)", name, n.Value, t.Kind(), n.Line)
+	}
+	return nil
+}
+
+// expandAll expands ${VARS} in every scalar under n.
+func expandAll(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+	if n.Kind == yaml.ScalarNode {
+		return expand(n, path, lookup)
+	}
+	for _, c := range n.Content {
+		if err := expandAll(c, path, lookup); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -43,10 +43,11 @@ var customActions = hooks.Actions{}
 
 // Interface guards: the store fits what each consumer declares.
 var (
-	_ handlers.Pinger   = (*store.DB)(nil)
-	_ idempotency.Store = (*store.DB)(nil)
-	_ hooks.JobStore    = (*store.DB)(nil)
-	_ handlers.Guard    = (*idempotency.Guard)(nil)
+	_ handlers.Pinger     = (*store.DB)(nil)
+	_ idempotency.Store   = (*store.DB)(nil)
+	_ hooks.JobStore      = (*store.DB)(nil)
+	_ handlers.Guard      = (*idempotency.Guard)(nil)
+	_ handlers.TokenStore = (*store.DB)(nil)
 )
 
 func main() {
@@ -257,6 +258,13 @@ func (m *Main) Run(ctx context.Context) error {
 		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.svix[name]}
 	}
 	sv.Register(e, cfg.Svix.Path)
+	webhooks, clients, err := cfg.bloomreach(m.Dispatch)
+	if err != nil {
+		return err
+	}
+	br := &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
+		TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
+	br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
 	m.Echo = e
 
 	t := cfg.Server.Timeouts
@@ -415,7 +423,7 @@ func (m *Main) tlsConfig() (*tls.Config, error) {
 	case "off":
 		return nil, nil
 	case "files":
-		return certs.Load(certs.Options{CertFile: t.CertFile, KeyFile: t.KeyFile})
+		return certs.Load(certs.Options{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile})
 	}
 	files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), nil, time.Now())
 	if err != nil {
@@ -425,7 +433,7 @@ func (m *Main) tlsConfig() (*tls.Config, error) {
 		m.Logger.Info("generated dev certificate", "ca", files.CA)
 	}
 	m.devCerts = files
-	return certs.Load(certs.Options{CertFile: files.Cert, KeyFile: files.Key})
+	return certs.Load(certs.Options{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: t.ClientCAFile})
 }
 
 // printBanner tells a developer everything needed for a first hook.

@@ -236,6 +236,12 @@ type Options struct {
 	KeyFile string
 	// MinVersion is tls.VersionTLS12 (the default) or tls.VersionTLS13.
 	MinVersion uint16
+	// ClientCAFile, when set, is a PEM bundle of CAs that client
+	// certificates are verified against. Clients are asked for a
+	// certificate and one that is offered must verify (expired, not yet
+	// valid or from another CA fails the handshake); clients without one
+	// still connect, and each route decides whether it requires one.
+	ClientCAFile string
 }
 
 // applyDefaults fills in zero fields.
@@ -269,7 +275,7 @@ func Load(o Options) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load key pair %s and %s: %w", o.CertFile, o.KeyFile, err)
 	}
-	return &tls.Config{
+	cfg := &tls.Config{
 		MinVersion:   o.MinVersion,
 		Certificates: []tls.Certificate{pair},
 		NextProtos:   []string{"h2", "http/1.1"},
@@ -281,7 +287,19 @@ func Load(o Options) (*tls.Config, error) {
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-	}, nil
+	}
+	if o.ClientCAFile != "" {
+		pem, err := os.ReadFile(o.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA file %s holds no PEM certificate", o.ClientCAFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
 
 // Fingerprint returns the SHA-256 fingerprint of cert as upper-case hex

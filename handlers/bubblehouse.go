@@ -23,6 +23,8 @@ type Guard interface {
 	Commit(ctx context.Context, r *hooks.Receipt, header string) (hooks.Response, error)
 	// Run executes a request inline under its idempotency keys.
 	Run(ctx context.Context, r *hooks.Receipt, header string, fn func(context.Context) (hooks.Response, error)) (hooks.Response, error)
+	// Record writes the record of a request answered without a receipt.
+	Record(ctx context.Context, req *hooks.Request) error
 }
 
 // InlineFunc runs a hook's action while the sender waits and returns its

@@ -23,7 +23,16 @@ var statusOf = map[string]int{
 	hooks.ECONFLICT:     http.StatusConflict,
 	hooks.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	hooks.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	hooks.ETHROTTLED:    http.StatusTooManyRequests,
 	hooks.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// senderStatus overrides statusOf where a sender reads a status
+// differently. Bloomreach records any 4xx but 429 as a failed campaign
+// event and retries only 429 and 5xx, so a request that must be retried
+// (its twin is still being processed) gets 429 there.
+var senderStatus = map[hooks.Sender]map[string]int{
+	hooks.SenderBloomreach: {hooks.ECONFLICT: http.StatusTooManyRequests},
 }
 
 // ErrorBody is the JSON body of every error answer.
@@ -36,7 +45,10 @@ type ErrorBody struct {
 // ErrorResponse renders err as the status and JSON body sent to a client.
 // Echo's own errors (no route, wrong method) are translated to our classes;
 // anything unclassified is an internal error whose details stay in the log.
-func ErrorResponse(err error) hooks.Response {
+func ErrorResponse(err error) hooks.Response { return ErrorResponseFor("", err) }
+
+// ErrorResponseFor is ErrorResponse as the given sender reads statuses.
+func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		code := hooks.EINTERNAL
@@ -59,7 +71,10 @@ func ErrorResponse(err error) hooks.Response {
 		err = &hooks.Error{Code: code, Message: msg}
 	}
 	code := hooks.ErrorCode(err)
-	status, ok := statusOf[code]
+	status, ok := senderStatus[sender][code]
+	if !ok {
+		status, ok = statusOf[code]
+	}
 	if !ok {
 		status = http.StatusInternalServerError
 	}
@@ -78,8 +93,16 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 		if hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) {
 			logger.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
-		resp := ErrorResponse(err)
-		if req, ok := c.Get(recordKey).(*hooks.Request); ok && req != nil && record != nil {
+		req, _ := c.Get(recordKey).(*hooks.Request)
+		var sender hooks.Sender
+		if req != nil {
+			sender = req.Sender
+		}
+		resp := ErrorResponseFor(sender, err)
+		if resp.Status == http.StatusTooManyRequests && c.Response().Header().Get("Retry-After") == "" {
+			c.Response().Header().Set("Retry-After", "1")
+		}
+		if req != nil && record != nil {
 			req.Status, req.Response = resp.Status, resp.Body
 			if rerr := record(c, req); rerr != nil {
 				logger.Error("record refused request", "err", rerr)

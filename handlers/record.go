@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
@@ -91,3 +92,6 @@ func methodNotAllowed(allow string) echo.HandlerFunc {
 		return hooks.Errorf(hooks.EMETHOD, "method %s is not allowed; use %s", c.Request().Method, allow)
 	}
 }
+
+// randRead fills b from crypto/rand.
+var randRead = rand.Read

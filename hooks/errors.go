@@ -16,6 +16,7 @@ const (
 	EUNAUTHORIZED = "unauthorized" // missing or wrong credentials
 	EUNAVAILABLE  = "unavailable"  // try again later: shutting down, inline work failed or timed out
 	EMETHOD       = "method"       // the HTTP method is not served on this route
+	ETHROTTLED    = "throttled"    // over a throughput policy: retry later
 )
 
 // Error is an application error: a machine-readable code and a message that

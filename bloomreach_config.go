@@ -1,0 +1,235 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/hookbay/hookbay/handlers"
+	"github.com/hookbay/hookbay/hooks"
+)
+
+var bloomreachMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// validate checks the Bloomreach section, naming the key at fault, and
+// fills defaults that depend on other keys. It returns the longest action
+// timeout, for the queue's lease.
+func (b *BloomreachConfig) validate(tls TLSConfig) (longest time.Duration, err error) {
+	if err := checkPath("bloomreach.path", b.Path); err != nil {
+		return 0, err
+	}
+	if !strings.HasPrefix(b.OAuth2.TokenPath, "/") {
+		return 0, fmt.Errorf("bloomreach.oauth2.token_path: %q must start with /", b.OAuth2.TokenPath)
+	}
+	seen := map[string]bool{}
+	for i, c := range b.OAuth2.Clients {
+		if c.ID == "" || c.Secret == "" || seen[c.ID] {
+			return 0, fmt.Errorf("bloomreach.oauth2.clients[%d]: a unique id and a secret are required", i)
+		}
+		seen[c.ID] = true
+	}
+	for name, t := range b.Throttles {
+		if err := t.validate("bloomreach.throttles." + name); err != nil {
+			return 0, err
+		}
+	}
+	for name, w := range b.Webhooks {
+		key := "bloomreach.webhooks." + name
+		if !endpointNameRE.MatchString(name) || name == "auth-test" {
+			return 0, fmt.Errorf("%s: a name is letters, digits, '-' and '_'", key)
+		}
+		if len(w.Methods) == 0 {
+			w.Methods = []string{http.MethodPost}
+		}
+		for i, m := range w.Methods {
+			w.Methods[i] = strings.ToUpper(m)
+			if !slices.Contains(bloomreachMethods, w.Methods[i]) {
+				return 0, fmt.Errorf("%s.methods: %q is not one of GET, POST, PUT, PATCH, DELETE", key, m)
+			}
+		}
+		a := w.Auth
+		if a.Basic == nil && len(a.Headers) == 0 && a.OAuth2 == nil && a.MTLS == nil {
+			return 0, fmt.Errorf("%s.auth: at least one of basic, headers, oauth2 or mtls is required", key)
+		}
+		if a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == "") {
+			return 0, fmt.Errorf("%s.auth.basic: username and password are required", key)
+		}
+		for h, v := range a.Headers {
+			if v == "" {
+				return 0, fmt.Errorf("%s.auth.headers.%s: the value is empty", key, h)
+			}
+		}
+		if o := a.OAuth2; o != nil {
+			if o.TokenIn == "" {
+				o.TokenIn = "header"
+			}
+			if o.Field == "" {
+				o.Field = "access_token"
+			}
+			if !slices.Contains([]string{"header", "body", "query"}, o.TokenIn) {
+				return 0, fmt.Errorf("%s.auth.oauth2.token_in: %q is not header, body or query", key, o.TokenIn)
+			}
+			if len(b.OAuth2.Clients) == 0 {
+				return 0, fmt.Errorf("%s.auth.oauth2: bloomreach.oauth2.clients must list the clients that may get tokens", key)
+			}
+		}
+		if a.MTLS != nil && (tls.ClientCAFile == "" || tls.Mode == "off") {
+			return 0, fmt.Errorf("%s.auth.mtls: server.tls.client_ca_file must be set, with TLS on", key)
+		}
+		if w.Batch != nil {
+			if !strings.HasPrefix(w.Batch.Items, "/") {
+				return 0, fmt.Errorf("%s.batch.items: %q is not a JSON pointer such as /messages", key, w.Batch.Items)
+			}
+			if w.Batch.Max == 0 {
+				w.Batch.Max = hooks.BloomreachMaxBatch
+			}
+			if w.Batch.Max < 1 || w.Batch.Max > hooks.BloomreachMaxBatch {
+				return 0, fmt.Errorf("%s.batch.max: %d is not between 1 and 1000", key, w.Batch.Max)
+			}
+		} else if w.RequestID.ItemID != "" {
+			return 0, fmt.Errorf("%s.request_id.item_id: only a batch webhook has items", key)
+		}
+		if w.RequestID.Header == "" && w.RequestID.JSON == "" {
+			w.RequestID.Header = "X-Request-ID"
+		}
+		for _, p := range []string{w.RequestID.JSON, w.RequestID.ItemID} {
+			if p != "" && !strings.HasPrefix(p, "/") {
+				return 0, fmt.Errorf("%s.request_id: %q is not a JSON pointer such as /id", key, p)
+			}
+		}
+		if _, err := compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {
+			return 0, err
+		}
+		if _, err := compileSchema(key+".schema.item", w.Schema.Item, w.Schema.ItemFile); err != nil {
+			return 0, err
+		}
+		if t := w.Throttle; t != nil {
+			if t.Inline != nil {
+				if err := t.Inline.validate(key + ".throttle"); err != nil {
+					return 0, err
+				}
+			} else if _, ok := b.Throttles[t.Name]; !ok {
+				return 0, fmt.Errorf("%s.throttle: no policy named %q under bloomreach.throttles", key, t.Name)
+			}
+		}
+		if w.Inline && w.Batch != nil {
+			return 0, fmt.Errorf("%s.inline: a batch webhook cannot run its action inline", key)
+		}
+		if w.Action != nil {
+			if err := w.Action.validate(key + ".action"); err != nil {
+				return 0, err
+			}
+			longest = max(longest, w.Action.timeout())
+		}
+		b.Webhooks[name] = w
+	}
+	return longest, nil
+}
+
+func (t ThrottleConfig) validate(key string) error {
+	if t.Rate < 0 || t.Burst < 0 || t.MaxInFlight < 0 {
+		return fmt.Errorf("%s: rate, burst and max_in_flight cannot be negative", key)
+	}
+	if t.Status != 0 && t.Status != http.StatusTooManyRequests && t.Status != http.StatusServiceUnavailable {
+		return fmt.Errorf("%s.status: %d is not 429 or 503, the statuses Bloomreach retries", key, t.Status)
+	}
+	return nil
+}
+
+// compileSchema compiles an inline JSON Schema (written in YAML) or a file.
+func compileSchema(key string, inline any, file string) (*jsonschema.Schema, error) {
+	if inline == nil && file == "" {
+		return nil, nil
+	}
+	var doc any
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s_file: %w", key, err)
+		}
+		defer f.Close()
+		if doc, err = jsonschema.UnmarshalJSON(f); err != nil {
+			return nil, fmt.Errorf("%s_file: %s is not JSON: %w", key, file, err)
+		}
+	} else {
+		buf, err := json.Marshal(inline)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if doc, err = jsonschema.UnmarshalJSON(strings.NewReader(string(buf))); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	c := jsonschema.NewCompiler()
+	url := "hookbay:///" + key + ".json"
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a valid JSON Schema: %w", key, err)
+	}
+	return sch, nil
+}
+
+// bloomreach builds the handler's webhooks from the validated config.
+func (c *Config) bloomreach(d *Dispatch) (map[string]*handlers.BloomreachWebhook, map[string]handlers.OAuthClient, error) {
+	b := c.Bloomreach
+	shared := map[string]*hooks.Throttle{}
+	for name, t := range b.Throttles {
+		shared[name] = hooks.NewThrottle(t.Rate, t.Burst, t.MaxInFlight, t.Status)
+	}
+	out := map[string]*handlers.BloomreachWebhook{}
+	for name, w := range b.Webhooks {
+		key := "bloomreach.webhooks." + name
+		wh := &handlers.BloomreachWebhook{Name: name, Methods: w.Methods, IDHeader: w.RequestID.Header,
+			IDPointer: w.RequestID.JSON, ItemID: w.RequestID.ItemID}
+		var err error
+		if wh.Request, err = compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {
+			return nil, nil, err
+		}
+		if wh.Item, err = compileSchema(key+".schema.item", w.Schema.Item, w.Schema.ItemFile); err != nil {
+			return nil, nil, err
+		}
+		if w.Batch != nil {
+			wh.BatchItems, wh.BatchMax = w.Batch.Items, w.Batch.Max
+		}
+		a := w.Auth
+		if a.Basic != nil {
+			wh.Auth.Basic = &[2]string{a.Basic.Username, a.Basic.Password}
+		}
+		wh.Auth.Headers = a.Headers
+		if a.OAuth2 != nil {
+			wh.Auth.OAuth2, wh.Auth.TokenIn, wh.Auth.TokenField = true, a.OAuth2.TokenIn, a.OAuth2.Field
+		}
+		if a.MTLS != nil {
+			wh.Auth.MTLS, wh.Auth.MTLSSubjects = true, a.MTLS.Subjects
+		}
+		if t := w.Throttle; t != nil {
+			if t.Inline != nil {
+				wh.Throttle = hooks.NewThrottle(t.Inline.Rate, t.Inline.Burst, t.Inline.MaxInFlight, t.Inline.Status)
+			} else {
+				wh.Throttle = shared[t.Name]
+			}
+		}
+		probe := &hooks.Job{Sender: hooks.SenderBloomreach, Name: name, Source: name}
+		if act := d.For(probe); act != nil {
+			wh.HasAction = true
+			if w.Inline {
+				wh.InlineAction = act.Run
+			}
+		}
+		out[name] = wh
+	}
+	clients := map[string]handlers.OAuthClient{}
+	for _, cl := range b.OAuth2.Clients {
+		clients[cl.ID] = handlers.OAuthClient{Secret: cl.Secret, Scopes: cl.Scopes}
+	}
+	return out, clients, nil
+}

@@ -1,0 +1,181 @@
+package hooks
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Per-customer error codes in Bloomreach replies (README lists them). A
+// problem with one customer is answered 200 with success false: a 4xx
+// would fail, or stop, the whole campaign (bloomreach-endpoint-requirements.txt).
+const (
+	BRCodeSchema    = 1001 // the customer's data fails schema.item
+	BRCodeNotObject = 1002 // a batch item is not a JSON object
+	BRCodeNoItemID  = 1003 // a batch item lacks the configured item_id
+	BRCodeAction    = 1004 // the inline action reported a failure
+)
+
+// BloomreachMaxReply is the most Bloomreach reads of a reply
+// (bloomreach-webhooks.txt: "up to 64KB of raw unparsed data").
+const BloomreachMaxReply = 64 << 10
+
+// BloomreachMaxBatch is the largest batch Bloomreach builds.
+const BloomreachMaxBatch = 1000
+
+// BRError is one problem with a customer.
+type BRError struct {
+	Code        int    `json:"code"`
+	Description string `json:"description"`
+}
+
+// BRReply answers a per-customer request, in the shape of the contract's
+// examples.
+type BRReply struct {
+	Success bool      `json:"success"`
+	Result  any       `json:"result,omitempty"`
+	Errors  []BRError `json:"errors,omitempty"`
+}
+
+// BRItemResult is one customer's outcome in a batch reply.
+type BRItemResult struct {
+	Index   int       `json:"index"`
+	ItemID  string    `json:"item_id,omitempty"`
+	Success bool      `json:"success"`
+	Errors  []BRError `json:"errors,omitempty"`
+}
+
+// BRBatchReply answers a batch: one result per item, in order.
+type BRBatchReply struct {
+	Success  bool           `json:"success"`
+	Accepted int            `json:"accepted"`
+	Failed   int            `json:"failed"`
+	Results  []BRItemResult `json:"results"`
+	Note     string         `json:"note,omitempty"`
+}
+
+// Encode returns the reply as JSON under BloomreachMaxReply: when the
+// errors would not fit, later items keep their success flag but lose their
+// error details, and a note says how many were left out.
+func (r BRBatchReply) Encode() []byte {
+	b, _ := json.Marshal(r)
+	if len(b) <= BloomreachMaxReply {
+		return b
+	}
+	over, cut := len(b)-(BloomreachMaxReply-256), 0 // room for the note
+	for i := len(r.Results) - 1; i >= 0 && over > 0; i-- {
+		if len(r.Results[i].Errors) == 0 {
+			continue
+		}
+		eb, _ := json.Marshal(r.Results[i].Errors)
+		over -= len(eb) + len(`,"errors":`)
+		cut += len(r.Results[i].Errors)
+		r.Results[i].Errors = nil
+	}
+	r.Note = fmt.Sprintf("%d error details left out to keep the reply under 64 KB; see hookbay events show", cut)
+	b, _ = json.Marshal(r)
+	return b
+}
+
+// RawPointer resolves an RFC 6901 JSON pointer in raw JSON and returns the
+// raw bytes it points at, unchanged, so that a batch item is delivered as
+// Bloomreach rendered it.
+func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
+	cur := json.RawMessage(doc)
+	if ptr == "" {
+		return cur, true
+	}
+	if !strings.HasPrefix(ptr, "/") {
+		return nil, false
+	}
+	for _, tok := range strings.Split(ptr[1:], "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(cur, &obj) == nil {
+			next, ok := obj[tok]
+			if !ok {
+				return nil, false
+			}
+			cur = next
+			continue
+		}
+		var arr []json.RawMessage
+		if json.Unmarshal(cur, &arr) != nil {
+			return nil, false
+		}
+		i, err := strconv.Atoi(tok)
+		if err != nil || i < 0 || i >= len(arr) {
+			return nil, false
+		}
+		cur = arr[i]
+	}
+	return cur, true
+}
+
+// ScalarString returns a JSON string or number as text, for IDs.
+func ScalarString(raw json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, s != ""
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String(), true
+	}
+	return "", false
+}
+
+// Throttle is a throughput policy, shared by the webhooks that name it.
+type Throttle struct {
+	limiter *rate.Limiter // nil: no rate limit
+	slots   chan struct{} // nil: no cap on requests in flight
+	// Status answers a throttled request: 429 (Bloomreach retries it) or
+	// 503.
+	Status int
+}
+
+// NewThrottle returns a policy; zero rate or inFlight means no limit of
+// that kind.
+func NewThrottle(perSecond float64, burst, inFlight, status int) *Throttle {
+	t := &Throttle{Status: status}
+	if perSecond > 0 {
+		t.limiter = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+	}
+	if inFlight > 0 {
+		t.slots = make(chan struct{}, inFlight)
+	}
+	if t.Status == 0 {
+		t.Status = 429
+	}
+	return t
+}
+
+// Acquire admits a request now or says how long to wait. release must be
+// called when an admitted request is answered.
+func (t *Throttle) Acquire(now time.Time) (release func(), retryAfter time.Duration, ok bool) {
+	if t.slots != nil {
+		select {
+		case t.slots <- struct{}{}:
+		default:
+			return nil, time.Second, false
+		}
+	}
+	release = func() {
+		if t.slots != nil {
+			<-t.slots
+		}
+	}
+	if t.limiter != nil {
+		r := t.limiter.ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
+			release()
+			return nil, d, false
+		}
+	}
+	return release, 0, true
+}
