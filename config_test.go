@@ -84,6 +84,21 @@ bubblehouse:
 		{"ErrSvixPattern", "svix: {endpoints: {bloom: {secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'], events: {'trade*line': {}}}}}", "svix.endpoints.bloom.events"},
 		{"ErrSvixEndpointName", "svix: {endpoints: {'a/b': {}}}", "svix.endpoints.a/b"},
 		{"ErrSvixPathClash", "svix: {path: /bubblehouse}", "svix.path"},
+		{"ErrBRNoAuth", "bloomreach: {webhooks: {sms: {}}}", "bloomreach.webhooks.sms.auth: at least one of basic, headers, oauth2 or mtls is required"},
+		{"ErrBRMethod", "bloomreach: {webhooks: {sms: {methods: [TRACE], auth: {headers: {X-K: v}}}}}", "bloomreach.webhooks.sms.methods"},
+		{"ErrBRBatchMax", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, batch: {items: /m, max: 1001}}}}", "bloomreach.webhooks.b.batch.max"},
+		{"ErrBRBatchPointer", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, batch: {items: m}}}}", "bloomreach.webhooks.b.batch.items"},
+		{"ErrBRItemIDWithoutBatch", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, request_id: {item_id: /id}}}}", "only a batch webhook has items"},
+		{"ErrBROAuthNoClients", "bloomreach: {webhooks: {b: {auth: {oauth2: {}}}}}", "bloomreach.oauth2.clients"},
+		{"ErrBRTokenIn", "bloomreach: {oauth2: {clients: [{id: a, secret: b}]}, webhooks: {b: {auth: {oauth2: {token_in: cookie}}}}}", "token_in"},
+		{"ErrBRMTLSNoCA", "bloomreach: {webhooks: {b: {auth: {mtls: {}}}}}", "server.tls.client_ca_file"},
+		{"ErrBRThrottleName", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, throttle: nope}}}", "no policy named \"nope\""},
+		{"ErrBRThrottleStatus", "bloomreach: {throttles: {t: {rate: 1, status: 400}}}", "bloomreach.throttles.t.status"},
+		{"ErrBRInlineThrottleKey", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, throttle: {rte: 1}}}}", "throttle.rte: unknown key"},
+		{"ErrBRSchema", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, schema: {item: {type: 12}}}}}", "bloomreach.webhooks.b.schema.item: not a valid JSON Schema"},
+		{"ErrBRSchemaFile", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, schema: {item_file: /nonexistent.json}}}}", "schema.item_file"},
+		{"ErrBRInlineBatch", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, batch: {items: /m}, inline: true}}}", "cannot run its action inline"},
+		{"ErrBRClient", "bloomreach: {oauth2: {clients: [{id: a}]}}", "bloomreach.oauth2.clients[0]"},
 		{"ErrLeaseShort", "queue: {lease: 5s}\nbubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: 10s}}}}}", "queue.lease"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +108,33 @@ bubblehouse:
 			}
 		})
 	}
+	t.Run("BloomreachDefaults", func(t *testing.T) {
+		c, err := ParseConfig([]byte(`
+bloomreach:
+  throttles: {crm: {rate: 5, burst: 10}}
+  webhooks:
+    sms: {auth: {basic: {username: u, password: "${PW}"}}, throttle: crm}
+    inl: {auth: {headers: {X-K: v}}, throttle: {rate: 2, max_in_flight: 3, status: 503}}
+    b: {auth: {oauth2: {}}, batch: {items: /messages}}
+  oauth2: {clients: [{id: a, secret: s}]}
+`), env(map[string]string{"PW": "pw"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := c.Bloomreach
+		if b.Path != "/bloomreach" || b.OAuth2.TokenPath != "/oauth/token" || time.Duration(b.OAuth2.TokenTTL) != time.Hour {
+			t.Fatalf("defaults: %+v", b)
+		}
+		if w := b.Webhooks["sms"]; w.Methods[0] != "POST" || w.RequestID.Header != "X-Request-ID" || w.Auth.Basic.Password != "pw" || w.Throttle.Name != "crm" {
+			t.Fatalf("sms: %+v", w)
+		}
+		if w := b.Webhooks["inl"]; w.Throttle.Inline == nil || w.Throttle.Inline.MaxInFlight != 3 || w.Throttle.Inline.Status != 503 {
+			t.Fatalf("inline throttle: %+v", w.Throttle)
+		}
+		if w := b.Webhooks["b"]; w.Batch.Max != 1000 || w.Auth.OAuth2.TokenIn != "header" || w.Auth.OAuth2.Field != "access_token" {
+			t.Fatalf("batch: %+v %+v", w.Batch, w.Auth.OAuth2)
+		}
+	})
 	t.Run("DefaultConfigSubscribesCatalogue", func(t *testing.T) {
 		c := DefaultConfig()
 		if err := c.Validate(); err != nil {
