@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -160,11 +161,15 @@ type EventRouteConfig struct {
 
 // ServerConfig holds the listener, storage and TLS settings.
 type ServerConfig struct {
-	Listen       string         `yaml:"listen"`
-	DataDir      string         `yaml:"data_dir"`
-	MaxBodyBytes int64          `yaml:"max_body_bytes"`
-	TLS          TLSConfig      `yaml:"tls"`
-	Timeouts     TimeoutsConfig `yaml:"timeouts"`
+	Listen     string `yaml:"listen"`
+	PublicHost string `yaml:"public_host"`
+	// TrustedProxies are the addresses (CIDRs or IPs) of TLS-terminating
+	// proxies whose X-Forwarded-For is believed; by default none is.
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	DataDir        string         `yaml:"data_dir"`
+	MaxBodyBytes   int64          `yaml:"max_body_bytes"`
+	TLS            TLSConfig      `yaml:"tls"`
+	Timeouts       TimeoutsConfig `yaml:"timeouts"`
 }
 
 // TLSConfig selects how hookbay serves HTTPS.
@@ -465,6 +470,11 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("server.tls.mode: %q is not one of dev, files, off", s.TLS.Mode)
+	}
+	for i, p := range s.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return fmt.Errorf("server.trusted_proxies[%d]: %q is not an IP address or CIDR", i, p)
+		}
 	}
 	if s.MaxBodyBytes < 1024 {
 		return fmt.Errorf("server.max_body_bytes: %d is too small (at least 1024)", s.MaxBodyBytes)

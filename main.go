@@ -141,7 +141,19 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 		m.Close(context.Background())
 		return err
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			if err := m.ReloadTLS(); err != nil {
+				slog.Error("SIGHUP: the new certificate was refused; still serving the old one", "err", err)
+			}
+		}
+	}
 	slog.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -159,6 +171,9 @@ type Main struct {
 	// PurgeInterval is how often old idempotency records are deleted; 0
 	// disables the loop (tests call the guard directly).
 	PurgeInterval time.Duration
+	// CertPollInterval is how often certificate files are checked for
+	// changes (server.tls.mode files).
+	CertPollInterval time.Duration
 
 	DB       *store.DB
 	Dispatch *Dispatch
@@ -170,6 +185,7 @@ type Main struct {
 	ln          net.Listener
 	serveDone   chan error
 	stopPurge   context.CancelFunc
+	reloader    *certs.Reloader
 	purgeDone   chan struct{}
 	credentials Credentials
 	devCerts    certs.DevFiles
@@ -177,7 +193,7 @@ type Main struct {
 
 // NewMain returns a Main for cfg.
 func NewMain(cfg Config) *Main {
-	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute}
+	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute, CertPollInterval: 2 * time.Second}
 }
 
 // Credentials are the Bubblehouse secrets generated in dev mode.
@@ -224,6 +240,23 @@ func (m *Main) Run(ctx context.Context) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not believed
+	if len(cfg.Server.TrustedProxies) > 0 {
+		// Only the configured proxies' X-Forwarded-For is believed, so that
+		// recorded client addresses stay honest.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range cfg.Server.TrustedProxies {
+			if !strings.Contains(p, "/") {
+				if ip := net.ParseIP(p); ip.To4() != nil {
+					p += "/32"
+				} else {
+					p += "/128"
+				}
+			}
+			_, n, _ := net.ParseCIDR(p)
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	e.HTTPErrorHandler = handlers.ErrorHandler(m.Logger, func(c echo.Context, req *hooks.Request) error {
 		return m.Guard.Record(c.Request().Context(), req)
 	})
@@ -282,8 +315,17 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
 	m.Queue.Start()
+	if tlsConfig == nil {
+		// Plain HTTP (behind ngrok or a proxy) speaks HTTP/1.1 and h2c.
+		m.Server.Protocols = new(http.Protocols)
+		m.Server.Protocols.SetHTTP1(true)
+		m.Server.Protocols.SetUnencryptedHTTP2(true)
+	}
 	var purgeCtx context.Context
 	purgeCtx, m.stopPurge = context.WithCancel(context.Background())
+	if m.reloader != nil && m.Config.Server.TLS.Mode == "files" {
+		go m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger)
+	}
 	m.purgeDone = make(chan struct{})
 	go func() {
 		defer close(m.purgeDone)
@@ -419,21 +461,54 @@ func randomBytes(n int) []byte {
 // tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
 func (m *Main) tlsConfig() (*tls.Config, error) {
 	t := m.Config.Server.TLS
+	certFile, keyFile := t.CertFile, t.KeyFile
 	switch t.Mode {
 	case "off":
 		return nil, nil
-	case "files":
-		return certs.Load(certs.Options{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile})
+	case "dev":
+		files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), nil, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("dev certificate: %w", err)
+		}
+		if generated {
+			m.Logger.Info("generated dev certificate", "ca", files.CA)
+		}
+		m.devCerts = files
+		certFile, keyFile = files.Cert, files.Key
 	}
-	files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), nil, time.Now())
+	cfg, err := certs.Load(certs.Options{CertFile: certFile, KeyFile: keyFile, ClientCAFile: t.ClientCAFile})
 	if err != nil {
-		return nil, fmt.Errorf("dev certificate: %w", err)
+		return nil, fmt.Errorf("server.tls: %w", err)
 	}
-	if generated {
-		m.Logger.Info("generated dev certificate", "ca", files.CA)
+	// New handshakes take the pair the reloader holds: replacing the
+	// files, or SIGHUP, switches certificates without a restart.
+	if m.reloader, err = certs.NewReloader(certFile, keyFile); err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
 	}
-	m.devCerts = files
-	return certs.Load(certs.Options{CertFile: files.Cert, KeyFile: files.Key, ClientCAFile: t.ClientCAFile})
+	cfg.Certificates, cfg.GetCertificate = nil, m.reloader.GetCertificate
+	leaf := m.reloader.Leaf()
+	if h := m.Config.Server.PublicHost; h != "" {
+		if err := leaf.VerifyHostname(h); err != nil {
+			return nil, fmt.Errorf("server.public_host: the certificate (%s) does not cover %s: %w", certFile, h, err)
+		}
+	}
+	if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
+		m.Logger.Warn("the server certificate expires soon", "file", certFile, "not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
+	}
+	return cfg, nil
+}
+
+// ReloadTLS reads the certificate files again (SIGHUP); a broken pair is
+// refused and the old one stays.
+func (m *Main) ReloadTLS() error {
+	if m.reloader == nil {
+		return nil
+	}
+	if err := m.reloader.Reload(); err != nil {
+		return err
+	}
+	m.Logger.Info("certificate reloaded", "subject", m.reloader.Leaf().Subject.String())
+	return nil
 }
 
 // printBanner tells a developer everything needed for a first hook.

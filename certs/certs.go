@@ -11,13 +11,11 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,14 +49,9 @@ type DevFiles struct {
 // missing, expiring, foreign or too narrow server certificate is reissued
 // from the existing CA. now is the clock used for validity checks.
 func EnsureDev(dir string, hosts []string, now time.Time) (files DevFiles, generated bool, err error) {
-	files = DevFiles{
-		CA:    filepath.Join(dir, "ca.pem"),
-		CAKey: filepath.Join(dir, "ca-key.pem"),
-		Cert:  filepath.Join(dir, "server.pem"),
-		Key:   filepath.Join(dir, "server-key.pem"),
-	}
+	files = devPaths(dir)
 	if len(hosts) == 0 {
-		hosts = []string{"localhost", "127.0.0.1", "::1"}
+		hosts = defaultHosts
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return files, false, fmt.Errorf("create %s: %w", dir, err)
@@ -69,16 +62,7 @@ func EnsureDev(dir string, hosts []string, now time.Time) (files DevFiles, gener
 		return files, false, err
 	}
 	if ca == nil || !ca.IsCA || now.After(ca.NotAfter) {
-		tmpl := &x509.Certificate{
-			Subject:               pkix.Name{CommonName: "hookbay development CA"},
-			NotBefore:             now.Add(-backdate),
-			NotAfter:              now.Add(-backdate).AddDate(10, 0, 0),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			MaxPathLenZero:        true,
-			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		}
-		if ca, caKey, err = issue(tmpl, nil, nil, files.CA, files.CAKey); err != nil {
+		if ca, caKey, err = issue(caTemplate(now), nil, nil, files.CA, files.CAKey); err != nil {
 			return files, false, err
 		}
 		generated = true
@@ -89,21 +73,7 @@ func EnsureDev(dir string, hosts []string, now time.Time) (files DevFiles, gener
 		return files, false, err
 	}
 	if generated || !serverValid(leaf, ca, hosts, now) {
-		tmpl := &x509.Certificate{
-			Subject:     pkix.Name{CommonName: "hookbay dev server"},
-			NotBefore:   now.Add(-backdate),
-			NotAfter:    now.Add(-backdate).Add(serverValidity),
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		for _, h := range hosts {
-			if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil {
-				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-			} else {
-				tmpl.DNSNames = append(tmpl.DNSNames, h)
-			}
-		}
-		if _, _, err := issue(tmpl, ca, caKey, files.Cert, files.Key); err != nil {
+		if _, _, err := issue(serverTemplate(hosts, now), ca, caKey, files.Cert, files.Key); err != nil {
 			return files, false, err
 		}
 		generated = true

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/store"
+)
+
+// twoPairs makes two certificate pairs for localhost from two CAs, and a
+// pool trusting both.
+func twoPairs(t *testing.T) (a, b certs.DevFiles, pool *x509.CertPool) {
+	t.Helper()
+	pool = x509.NewCertPool()
+	var out [2]certs.DevFiles
+	for i := range out {
+		f, _, err := certs.EnsureDev(t.TempDir(), nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem, _ := os.ReadFile(f.CA)
+		pool.AppendCertsFromPEM(pem)
+		out[i] = f
+	}
+	return out[0], out[1], pool
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial makes a request and returns the serial of the certificate
+// the server presented and whether the connection was reused.
+func servedSerial(t *testing.T, c *http.Client, url string) (serial string, reused bool) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+	}))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.TLS.PeerCertificates[0].SerialNumber.String(), reused
+}
+
+// Replacing the certificate files switches new handshakes to the new pair
+// without a restart; an open connection keeps working; a broken new pair is
+// refused and the old one stays. HTTP/2 is negotiated through ALPN.
+func TestTLS_FilesReload(t *testing.T) {
+	a, b, pool := twoPairs(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	copyFile(t, a.Cert, cert)
+	copyFile(t, a.Key, key)
+	m := mustRunMainWith(t, func(c *Config) {
+		c.Server.TLS = TLSConfig{Mode: "files", CertFile: cert, KeyFile: key}
+	}, func(m *Main) { m.CertPollInterval = 20 * time.Millisecond })
+	url := "https://" + strings.Replace(m.Addr(), "127.0.0.1", "localhost", 1) + "/healthz"
+	client := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	}
+	old := client()
+	serialA, _ := servedSerial(t, old, url)
+	if resp, err := old.Get(url); err != nil || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("HTTP/2 over TLS: %v %v", resp, err)
+	}
+
+	copyFile(t, b.Cert, cert)
+	copyFile(t, b.Key, key)
+	waitUntil(t, 5*time.Second, "a new handshake to get the new certificate", func() bool {
+		s, _ := servedSerial(t, client(), url)
+		return s != serialA
+	})
+	if s, reused := servedSerial(t, old, url); !reused || s != serialA {
+		t.Fatalf("the open connection: serial %s reused %v, want the old certificate on the same connection", s, reused)
+	}
+	serialB, _ := servedSerial(t, client(), url)
+
+	// A broken pair is refused; the served certificate stays.
+	os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"), 0o644)
+	time.Sleep(100 * time.Millisecond)
+	if err := m.ReloadTLS(); err == nil {
+		t.Fatal("a broken pair was accepted")
+	}
+	if s, _ := servedSerial(t, client(), url); s != serialB {
+		t.Fatalf("after a broken pair: serial %s, want %s still", s, serialB)
+	}
+}
+
+// mustRunMainWith is MustRunMain with a hook on Main before Run.
+func mustRunMainWith(t *testing.T, mutate func(*Config), before func(*Main)) *Main {
+	t.Helper()
+	cfg := Config{}
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.DataDir = t.TempDir()
+	cfg.Server.TLS.Mode = "off"
+	cfg.Bubblehouse.Authorization = testAuth
+	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}}
+	mutate(&cfg)
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain(cfg)
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	before(m)
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+// With --http (tls off), h2c is spoken as well as HTTP/1.1, for proxies
+// and tunnels that forward HTTP/2 in the clear.
+func TestTLS_H2C(t *testing.T) {
+	m := MustRunMain(t, nil)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: p}}
+	resp, err := c.Get("http://" + m.Addr() + "/healthz")
+	if err != nil || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("h2c: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if resp, err := http.Get("http://" + m.Addr() + "/healthz"); err != nil || resp.Proto != "HTTP/1.1" {
+		t.Fatalf("HTTP/1.1: %v %v", resp, err)
+	}
+}
+
+// TLS below 1.2 is refused.
+func TestTLS_MinVersion(t *testing.T) {
+	m := MustRunMain(t, func(c *Config) { c.Server.TLS.Mode = "dev" })
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}}}
+	if _, err := c.Get("https://" + m.Addr() + "/healthz"); err == nil {
+		t.Fatal("a TLS 1.1 client connected")
+	}
+}
+
+// server.public_host: start-up refuses a certificate that does not cover it.
+func TestTLS_PublicHost(t *testing.T) {
+	cfg := Config{}
+	cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.TLS.Mode, cfg.Server.PublicHost = "127.0.0.1:0", t.TempDir(), "dev", "hooks.example.com"
+	cfg.Bubblehouse.Authorization = testAuth
+	cfg.applyDefaults()
+	m := NewMain(cfg)
+	err := m.Run(context.Background())
+	defer m.Close(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "server.public_host") || !strings.Contains(err.Error(), "hooks.example.com") {
+		t.Fatalf("err=%v, want a refusal naming server.public_host", err)
+	}
+	cfg.Server.PublicHost = "localhost"
+	m2 := NewMain(cfg)
+	if err := m2.Run(context.Background()); err != nil {
+		t.Fatalf("localhost is covered by the dev certificate: %v", err)
+	}
+	m2.Close(context.Background())
+}
+
+// server.trusted_proxies decides whether X-Forwarded-For is believed.
+func TestTLS_TrustedProxies(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		proxies []string
+		want    string
+	}{
+		{"NotTrusted", nil, "127.0.0.1"},
+		{"Trusted", []string{"127.0.0.1"}, "203.0.113.9"},
+		{"TrustedCIDR", []string{"127.0.0.0/8"}, "203.0.113.9"},
+		{"OtherProxy", []string{"10.0.0.0/8"}, "127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := MustRunMain(t, func(c *Config) { c.Server.TrustedProxies = tt.proxies })
+			send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "xff", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}})
+			recs := requests(t, m, store.RequestFilter{RequestID: "xff"})
+			if len(recs) != 1 || recs[0].RemoteAddr != tt.want {
+				t.Fatalf("recorded address %q, want %q", recs[0].RemoteAddr, tt.want)
+			}
+		})
+	}
+}
