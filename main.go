@@ -68,6 +68,7 @@ commands:
   serve                       receive webhooks (run "hookbay serve -h" for flags)
   events list|show ID|replay ID   the recorded requests; replay re-runs an action
   jobs list|retry             the delivery queue; retry dead or failed jobs
+  certs init|client|show      local CA and certificates for HTTPS and mTLS tests
   version                     print the version
 `
 
@@ -84,6 +85,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&EventsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "jobs":
 		return (&JobsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "certs":
+		return (&CertsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "hookbay", version)
 		return nil
@@ -200,6 +203,8 @@ func NewMain(cfg Config) *Main {
 type Credentials struct {
 	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
 	SvixSecret               string `json:"svix_secret"`
+	BloomreachUser           string `json:"bloomreach_user"`
+	BloomreachPassword       string `json:"bloomreach_password"`
 }
 
 // Run opens the store, starts the workers and starts serving. It returns
@@ -418,6 +423,14 @@ func (m *Main) loadSecrets() error {
 		ep.Secrets = []string{m.credentials.SvixSecret}
 		m.Config.Svix.Endpoints[name] = ep
 	}
+	if len(m.Config.Bloomreach.Webhooks) == 0 {
+		// A per-customer webhook that stores what it gets, for a first try.
+		m.Config.Bloomreach.Webhooks = map[string]WebhookConfig{"sample": {
+			Methods:   []string{http.MethodPost},
+			Auth:      WebhookAuth{Basic: &BasicAuth{Username: m.credentials.BloomreachUser, Password: m.credentials.BloomreachPassword}},
+			RequestID: RequestIDConfig{Header: "X-Request-ID"},
+		}}
+	}
 	return nil
 }
 
@@ -440,6 +453,10 @@ func (m *Main) devCredentials() error {
 	}
 	if c.SvixSecret == "" {
 		c.SvixSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
+		changed = true
+	}
+	if c.BloomreachPassword == "" {
+		c.BloomreachUser, c.BloomreachPassword = "bloomreach", base64.RawURLEncoding.EncodeToString(randomBytes(18))
 		changed = true
 	}
 	if !changed {
@@ -536,6 +553,13 @@ func (m *Main) printBanner() {
 		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
 	}
 	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n", strings.Join(mustHooks(cfg).Names(), ", "))
+	for name, w := range cfg.Bloomreach.Webhooks {
+		fmt.Fprintf(&b, "  Bloomreach webhook:    %s%s/%s", base, cfg.Bloomreach.Path, name)
+		if w.Auth.Basic != nil && m.credentials.BloomreachPassword == w.Auth.Basic.Password {
+			fmt.Fprintf(&b, " (Basic auth %s / %s)", w.Auth.Basic.Username, w.Auth.Basic.Password)
+		}
+		b.WriteString("\n")
+	}
 	for name := range cfg.Svix.Endpoints {
 		fmt.Fprintf(&b, "  Svix endpoint URL:     %s%s/%s\n", base, cfg.Svix.Path, name)
 		if m.credentials.SvixSecret != "" {
