@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -189,6 +190,7 @@ type Main struct {
 	serveDone   chan error
 	stopPurge   context.CancelFunc
 	reloader    *certs.Reloader
+	closeOnce   sync.Once
 	purgeDone   chan struct{}
 	credentials Credentials
 	devCerts    certs.DevFiles
@@ -364,6 +366,12 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 // Close stops accepting requests, finishes those in flight, lets running
 // jobs finish until ctx ends, and closes the store.
 func (m *Main) Close(ctx context.Context) error {
+	var err error
+	m.closeOnce.Do(func() { err = m.close(ctx) })
+	return err
+}
+
+func (m *Main) close(ctx context.Context) error {
 	var errs []error
 	if m.Server != nil && m.ln != nil {
 		if err := m.Server.Shutdown(ctx); err != nil {

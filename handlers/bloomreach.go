@@ -11,6 +11,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,8 +131,12 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	rec.Urgency = hooks.UrgencyRegular
 	wh, ok := h.Webhooks[name]
 	if !ok {
+		rec.RequestID = c.Request().Header.Get("X-Request-ID")
 		return hooks.Errorf(hooks.ENOTFOUND, "no Bloomreach webhook named %q", name)
 	}
+	// Set now so that refused requests can be found by their ID too; a
+	// JSON pointer may replace it once the body is parsed.
+	rec.RequestID = c.Request().Header.Get(wh.IDHeader)
 	if !slices.Contains(wh.Methods, c.Request().Method) {
 		c.Response().Header().Set("Allow", strings.Join(wh.Methods, ", "))
 		return hooks.Errorf(hooks.EMETHOD, "method %s is not configured for webhook %s; use %s", c.Request().Method, name, strings.Join(wh.Methods, ", "))
@@ -173,7 +178,6 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	} else {
 		rec.Note("body is not JSON: stored and delivered as-is; schemas not applied")
 	}
-	rec.RequestID = c.Request().Header.Get(wh.IDHeader)
 	if wh.IDPointer != "" && isJSON {
 		if raw, ok := hooks.RawPointer(body, wh.IDPointer); ok {
 			rec.RequestID, _ = hooks.ScalarString(raw)
@@ -183,7 +187,8 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	if header == "" {
 		header = "request ID (" + wh.IDPointer + ")"
 	}
-	r := &hooks.Receipt{Request: rec, Scope: name + "/"}
+	// Request IDs and item IDs live in separate key spaces of the webhook.
+	r := &hooks.Receipt{Request: rec, Scope: name + "/id:"}
 	if wh.BatchItems != "" {
 		if err := h.batch(wh, r, body); err != nil {
 			return err
@@ -263,7 +268,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte)
 	rec := r.Request
 	raw, ok := hooks.RawPointer(body, wh.BatchItems)
 	var items []json.RawMessage
-	if !ok || json.Unmarshal(raw, &items) != nil {
+	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) || json.Unmarshal(raw, &items) != nil {
 		return hooks.Errorf(hooks.EINVALID, "batch.items %s does not point at an array of customers", wh.BatchItems)
 	}
 	if len(items) > wh.BatchMax {
@@ -376,8 +381,9 @@ func bearerOrField(r *http.Request, in, field string, body []byte) string {
 			return s
 		}
 		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-			if err := r.ParseForm(); err == nil {
-				return r.PostForm.Get(field)
+			// The body was read already: parse the bytes, not r.Body.
+			if form, err := url.ParseQuery(string(body)); err == nil {
+				return form.Get(field)
 			}
 		}
 		return ""
@@ -425,7 +431,15 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 		return tokenError(c, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
 	id, secret, basic := r.BasicAuth()
-	if !basic {
+	if basic {
+		// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+		if u, err := url.QueryUnescape(id); err == nil {
+			id = u
+		}
+		if u, err := url.QueryUnescape(secret); err == nil {
+			secret = u
+		}
+	} else {
 		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
 	}
 	client, known := h.Clients[id]

@@ -76,7 +76,18 @@ func (r BRBatchReply) Encode() []byte {
 		cut += len(r.Results[i].Errors)
 		r.Results[i].Errors = nil
 	}
+	ids := 0
+	for i := len(r.Results) - 1; i >= 0 && over > 0; i-- {
+		if r.Results[i].ItemID != "" {
+			over -= len(r.Results[i].ItemID) + len(`,"item_id":""`)
+			r.Results[i].ItemID = ""
+			ids++
+		}
+	}
 	r.Note = fmt.Sprintf("%d error details left out to keep the reply under 64 KB; see hookbay events show", cut)
+	if ids > 0 {
+		r.Note = fmt.Sprintf("%d error details and %d item IDs left out to keep the reply under 64 KB (results stay in order by index); see hookbay events show", cut, ids)
+	}
 	b, _ = json.Marshal(r)
 	return b
 }

@@ -173,7 +173,14 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 
 // notify wakes the workers when the receipt queued a job for them.
 func (g *Guard) notify(r *hooks.Receipt) {
-	if r.Job != nil && r.Job.State == hooks.JobAvailable && g.Notify != nil {
+	if g.Notify == nil {
+		return
+	}
+	queued := r.Job != nil && r.Job.State == hooks.JobAvailable
+	for _, it := range r.Items {
+		queued = queued || (!it.Duplicate && it.Job != nil && it.Job.State == hooks.JobAvailable)
+	}
+	if queued {
 		g.Notify()
 	}
 }
