@@ -70,6 +70,8 @@ commands:
   events list|show ID|replay ID   the recorded requests; replay re-runs an action
   jobs list|retry             the delivery queue; retry dead or failed jobs
   certs init|client|show      local CA and certificates for HTTPS and mTLS tests
+  send SENDER                 send a request exactly as that sender would, and say what the answer means to it
+  conform --sender S --url U  grade an endpoint against the sender's contract (--json, --junit FILE)
   version                     print the version
 `
 
@@ -88,6 +90,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&JobsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "certs":
 		return (&CertsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "send":
+		return (&SendCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "conform":
+		return (&ConformCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "hookbay", version)
 		return nil
