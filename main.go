@@ -49,6 +49,7 @@ var (
 	_ hooks.JobStore      = (*store.DB)(nil)
 	_ handlers.Guard      = (*idempotency.Guard)(nil)
 	_ handlers.TokenStore = (*store.DB)(nil)
+	_ handlers.FaultStore = (*store.DB)(nil)
 )
 
 func main() {
@@ -70,6 +71,7 @@ commands:
   events list|show ID|replay ID   the recorded requests; replay re-runs an action
   jobs list|retry             the delivery queue; retry dead or failed jobs
   certs init|client|show      local CA and certificates for HTTPS and mTLS tests
+  faults add|list|clear       inject answers (status, delay, drop) to test a sender's retries
   send SENDER                 send a request exactly as that sender would, and say what the answer means to it
   conform --sender S --url U  grade an endpoint against the sender's contract (--json, --junit FILE)
   version                     print the version
@@ -90,6 +92,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&JobsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "certs":
 		return (&CertsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "faults":
+		return (&FaultsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "send":
 		return (&SendCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "conform":
@@ -184,6 +188,8 @@ type Main struct {
 	// CertPollInterval is how often certificate files are checked for
 	// changes (server.tls.mode files).
 	CertPollInterval time.Duration
+	// FaultPollInterval is how often injected faults are reloaded.
+	FaultPollInterval time.Duration
 
 	DB       *store.DB
 	Dispatch *Dispatch
@@ -196,6 +202,7 @@ type Main struct {
 	serveDone   chan error
 	stopPurge   context.CancelFunc
 	reloader    *certs.Reloader
+	faults      *handlers.Faults
 	closeOnce   sync.Once
 	purgeDone   chan struct{}
 	credentials Credentials
@@ -204,7 +211,8 @@ type Main struct {
 
 // NewMain returns a Main for cfg.
 func NewMain(cfg Config) *Main {
-	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute, CertPollInterval: 2 * time.Second}
+	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute,
+		CertPollInterval: 2 * time.Second, FaultPollInterval: 500 * time.Millisecond}
 }
 
 // Credentials are the Bubblehouse secrets generated in dev mode.
@@ -275,6 +283,11 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	e.Use(middleware.Recover())
 	e.Use(handlers.AccessLog(m.Logger))
+	m.faults = &handlers.Faults{Store: m.DB, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: m.Logger,
+		Prefixes: map[string]hooks.Sender{cfg.Bubblehouse.Path: hooks.SenderBubblehouse,
+			cfg.Bloomreach.Path: hooks.SenderBloomreach, cfg.Svix.Path: hooks.SenderSvix},
+		Record: func(c echo.Context, req *hooks.Request) error { return m.Guard.Record(c.Request().Context(), req) }}
+	e.Use(m.faults.Middleware())
 	handlers.RegisterHealth(e, m.DB)
 	bh := &handlers.Bubblehouse{
 		Hooks: hookSet,
@@ -336,6 +349,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var purgeCtx context.Context
 	purgeCtx, m.stopPurge = context.WithCancel(context.Background())
+	go m.faults.Poll(purgeCtx, m.FaultPollInterval)
 	if m.reloader != nil && m.Config.Server.TLS.Mode == "files" {
 		go m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger)
 	}

@@ -49,6 +49,9 @@ func ErrorResponse(err error) hooks.Response { return ErrorResponseFor("", err) 
 
 // ErrorResponseFor is ErrorResponse as the given sender reads statuses.
 func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
+	if resp, ok := injectedResponse(err); ok {
+		return resp
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		code := hooks.EINTERNAL
@@ -90,7 +93,7 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 		if c.Response().Committed {
 			return
 		}
-		if hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) {
+		if _, injected := injectedResponse(err); hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) && !injected {
 			logger.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
 		req, _ := c.Get(recordKey).(*hooks.Request)

@@ -36,6 +36,9 @@ func startRecord(c echo.Context, sender hooks.Sender, name string, now time.Time
 		Header:     RedactHeaders(r.Header, extraSecrets...),
 		ReceivedAt: now,
 	}
+	if note, ok := c.Get(faultNoteKey).(string); ok {
+		req.Note(note)
+	}
 	c.Set(recordKey, req)
 	return req
 }
