@@ -71,6 +71,7 @@ commands:
   events list|show ID|replay ID   the recorded requests; replay re-runs an action
   jobs list|retry             the delivery queue; retry dead or failed jobs
   certs init|client|show      local CA and certificates for HTTPS and mTLS tests
+  report                      how each sender behaved: attempts, intervals, contract notes (--json, --junit)
   faults add|list|clear       inject answers (status, delay, drop) to test a sender's retries
   send SENDER                 send a request exactly as that sender would, and say what the answer means to it
   conform --sender S --url U  grade an endpoint against the sender's contract (--json, --junit FILE)
@@ -92,6 +93,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&JobsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "certs":
 		return (&CertsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "report":
+		return (&ReportCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "faults":
 		return (&FaultsCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "send":

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// "hookbay report" reads what senders did from the records: a request ID
+// delivered twice after a 2xx is a finding; notes are counted per sender.
+func TestReportCommand(t *testing.T) {
+	m := MustRunMain(t, nil)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, urgency: "urgent", id: "twice"})
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, urgency: "urgent", id: "twice"})
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, id: "no-urgency"})
+	junit := filepath.Join(t.TempDir(), "report.xml")
+	out := runCmd(t, "report", "--data", m.Config.Server.DataDir, "--json", "--junit", junit)
+	var b struct {
+		Requests []struct {
+			RequestID string   `json:"request_id"`
+			Findings  []string `json:"findings"`
+		} `json:"requests"`
+		Senders map[string]struct {
+			Notes map[string]int `json:"notes"`
+		} `json:"senders"`
+	}
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatalf("report --json: %v\n%s", err, out)
+	}
+	found := false
+	for _, r := range b.Requests {
+		if r.RequestID == "twice" {
+			found = len(r.Findings) > 0 && strings.Contains(strings.Join(r.Findings, ";"), "after a 202")
+		}
+	}
+	if !found {
+		t.Fatalf("no finding for the request delivered after a 202: %s", out)
+	}
+	if b.Senders["bubblehouse"].Notes["X-BH-Urgency missing"] != 1 {
+		t.Fatalf("notes: %v", b.Senders["bubblehouse"].Notes)
+	}
+	raw, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Failures int `xml:"failures,attr"`
+		Tests    int `xml:"tests,attr"`
+	}
+	if err := xml.Unmarshal(raw, &suite); err != nil || suite.Failures != 1 || suite.Tests != 2 {
+		t.Fatalf("junit: %+v %v\n%s", suite, err, raw)
+	}
+	if table := runCmd(t, "report", "--data", m.Config.Server.DataDir); !strings.Contains(table, "twice") || !strings.Contains(table, "! attempt 2 came after a 202") {
+		t.Fatalf("table:\n%s", table)
+	}
+}
