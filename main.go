@@ -311,7 +311,8 @@ func (m *Main) Run(ctx context.Context) error {
 		},
 	}
 	bh.Register(e, cfg.Bubblehouse.Path)
-	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes}
+	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HasAction: func(j *hooks.Job) bool { return m.Dispatch.For(j) != nil }}
 	for name, ep := range cfg.Svix.Endpoints {
 		v, err := hooks.NewSvixVerifier(ep.Secrets)
 		if err != nil {

@@ -239,7 +239,7 @@ func TestBubblehouse_Auth(t *testing.T) {
 	}{
 		{"FixedValue", testAuth, 200},
 		{"JWT", jwtToken(t, jwt.SigningMethodHS256, secret, valid), 200},
-		{"JWTNoExp", jwtToken(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "bubblehouse"}), 200},
+		{"ErrJWTNoExp", jwtToken(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "bubblehouse"}), 401},
 		{"JWTWithinSkew", jwtToken(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": now.Add(-10 * time.Second).Unix()}), 200},
 		{"ErrMissing", "-", 401},
 		{"ErrWrongValue", "Bearer test-secret-valuE", 401},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/hookbay/hookbay/qa"
 )
@@ -50,8 +51,8 @@ func (cmd *ConformCommand) Run(ctx context.Context, args []string) error {
 				sender = args[i+1]
 				i++
 			}
-		case len(a) > 9 && (a[:9] == "--sender=" || a[:8] == "-sender="):
-			sender = a[len("--sender="):]
+		case strings.HasPrefix(a, "--sender=") || strings.HasPrefix(a, "-sender="):
+			_, sender, _ = strings.Cut(a, "=")
 		default:
 			rest = append(rest, a)
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -341,14 +340,13 @@ func (h *Bloomreach) authenticate(c echo.Context, wh *BloomreachWebhook, body []
 	}
 	if a.Basic != nil {
 		user, pass, ok := r.BasicAuth()
-		userOK := subtle.ConstantTimeCompare([]byte(user), []byte(a.Basic[0]))
-		passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(a.Basic[1]))
-		if !ok || userOK&passOK != 1 {
+		userOK, passOK := hooks.SecretEqual(user, a.Basic[0]), hooks.SecretEqual(pass, a.Basic[1])
+		if !ok || !(userOK && passOK) {
 			return fail(`Basic realm="hookbay", charset="UTF-8"`, "Basic credentials are missing or wrong")
 		}
 	}
 	for name, want := range a.Headers {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get(name)), []byte(want)) != 1 {
+		if !hooks.SecretEqual(r.Header.Get(name), want) {
 			return fail("", "header %s is missing or wrong", name)
 		}
 	}
@@ -443,7 +441,7 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
 	}
 	client, known := h.Clients[id]
-	if id == "" || !known || subtle.ConstantTimeCompare([]byte(secret), []byte(client.Secret)) != 1 {
+	if id == "" || !known || !hooks.SecretEqual(secret, client.Secret) {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="hookbay"`)
 		return tokenError(c, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 	}

@@ -37,9 +37,12 @@ var senderStatus = map[hooks.Sender]map[string]int{
 
 // ErrorBody is the JSON body of every error answer.
 type ErrorBody struct {
-	Code  string `json:"code"`
-	Error string `json:"error"`
-	Hint  string `json:"hint,omitempty"`
+	Code string `json:"code"`
+	// Reason refines the code where a sender's contract has named reasons
+	// (a Svix refusal: stale_timestamp, signature_mismatch, ...).
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error"`
+	Hint   string `json:"hint,omitempty"`
 }
 
 // ErrorResponse renders err as the status and JSON body sent to a client.
@@ -81,7 +84,12 @@ func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	body, _ := json.Marshal(ErrorBody{Code: code, Error: hooks.ErrorMessage(err), Hint: hooks.ErrorHint(err)})
+	eb := ErrorBody{Code: code, Error: hooks.ErrorMessage(err), Hint: hooks.ErrorHint(err)}
+	var r interface{ ReasonCode() string }
+	if errors.As(err, &r) {
+		eb.Reason = r.ReasonCode()
+	}
+	body, _ := json.Marshal(eb)
 	return hooks.Response{Status: status, Body: body}
 }
 

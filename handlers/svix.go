@@ -29,7 +29,10 @@ type Svix struct {
 	Endpoints    map[string]*SvixEndpoint
 	Guard        Guard
 	MaxBodyBytes int64
-	Now          func() time.Time
+	// HasAction reports whether a job has an action to run (config routes
+	// or a Go action); nil means routes only.
+	HasAction func(*hooks.Job) bool
+	Now       func() time.Time
 }
 
 // Register mounts the endpoint route under prefix (svix.path).
@@ -104,7 +107,11 @@ func (h *Svix) handleEvent(c echo.Context) error {
 	if job.Name == "" {
 		job.Name = "unknown"
 	}
-	if action == nil {
+	hasAction := action != nil
+	if h.HasAction != nil {
+		hasAction = h.HasAction(job)
+	}
+	if !hasAction {
 		job.Stored(job.CreatedAt)
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), svixWait)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -70,17 +71,32 @@ func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("forward to %s: %w", f.URL, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, secrets included
+		}
+		return nil, fmt.Errorf("forward to %s: %w", f.safeURL(), err)
 	}
 	defer resp.Body.Close()
 	out, err := readCapped(resp.Body, f.maxOutput())
 	if err != nil {
-		return nil, fmt.Errorf("forward to %s: read answer: %w", f.URL, err)
+		return nil, fmt.Errorf("forward to %s: read answer: %w", f.safeURL(), err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("forward to %s: status %d: %s", f.URL, resp.StatusCode, snippet(out))
+		return nil, fmt.Errorf("forward to %s: status %d: %s", f.safeURL(), resp.StatusCode, snippet(out))
 	}
 	return out, nil
+}
+
+// safeURL is the URL for messages, logs and stored errors: without a
+// password or query string, which may carry secrets.
+func (f *Forward) safeURL() string {
+	u, err := url.Parse(f.URL)
+	if err != nil {
+		return "the configured URL"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
 }
 
 func (f *Forward) maxOutput() int64 {

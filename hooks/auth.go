@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"strings"
@@ -11,6 +12,14 @@ import (
 
 // JWTLeeway is the clock skew allowed on exp, nbf and iat.
 const JWTLeeway = 30 * time.Second
+
+// SecretEqual compares a presented secret with the configured one in
+// constant time, lengths included: both are hashed first, so that timing
+// reveals neither the secret nor its length.
+func SecretEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
 
 // BubblehouseAuth checks the Authorization header Bubblehouse sends: the
 // fixed value configured on its API settings page, or an HS256 JWT signed
@@ -28,7 +37,7 @@ func (a *BubblehouseAuth) Check(header string) error {
 	if header == "" {
 		return Errorf(EUNAUTHORIZED, "Authorization header is missing")
 	}
-	if a.Authorization != "" && subtle.ConstantTimeCompare([]byte(header), []byte(a.Authorization)) == 1 {
+	if a.Authorization != "" && SecretEqual(header, a.Authorization) {
 		return nil
 	}
 	if len(a.JWTSecret) == 0 {
@@ -54,6 +63,7 @@ func (a *BubblehouseAuth) checkJWT(token string) error {
 		jwt.WithValidMethods([]string{"HS256"}),
 		jwt.WithLeeway(JWTLeeway),
 		jwt.WithIssuedAt(),
+		jwt.WithExpirationRequired(), // a token without exp would be valid forever
 		jwt.WithTimeFunc(now),
 	)
 	switch {
@@ -61,6 +71,8 @@ func (a *BubblehouseAuth) checkJWT(token string) error {
 		return nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Errorf(EUNAUTHORIZED, "JWT has expired")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return Errorf(EUNAUTHORIZED, "JWT must carry an exp claim")
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return Errorf(EUNAUTHORIZED, "JWT is not valid yet")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

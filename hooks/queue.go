@@ -74,6 +74,9 @@ type Queue struct {
 	stopOnce  sync.Once
 }
 
+// leaseMargin is how long before its lease expires an attempt is cut off.
+const leaseMargin = 5 * time.Second
+
 // claimBatch bounds how many jobs one claim leases: enough that claiming
 // costs little per job, few enough that an urgent job arriving just after a
 // claim waits behind at most this many.
@@ -181,6 +184,7 @@ func (q *Queue) feed() {
 	ticker := time.NewTicker(q.PollInterval)
 	defer ticker.Stop()
 	q.rescue()
+	lastRescue := time.Now()
 	for {
 		// Claim only as many jobs as there are idle workers, so that an
 		// urgent job queued a moment later is not stuck behind regular
@@ -216,6 +220,10 @@ func (q *Queue) feed() {
 			}
 		}
 		if len(batch) > 0 {
+			if time.Since(lastRescue) > q.PollInterval {
+				q.rescue()
+				lastRescue = time.Now()
+			}
 			continue // more may be waiting
 		}
 		select {
@@ -224,6 +232,7 @@ func (q *Queue) feed() {
 		case <-q.wake:
 		case <-ticker.C:
 			q.rescue()
+			lastRescue = time.Now()
 		}
 	}
 }
@@ -258,7 +267,12 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 		}
 	}
 	j.AttemptStarted = q.Now()
-	err := runSafely(ctx, action, j)
+	// Every attempt ends before its lease does, whatever the action (a
+	// wait for an exec slot, a Go action without a timeout): a job is
+	// never run by two workers at once.
+	actx, cancel := context.WithDeadline(ctx, j.LockedUntil.Add(-min(leaseMargin, q.Lease/4)))
+	err := runSafely(actx, action, j)
+	cancel()
 	now := q.Now()
 	j.AttemptDuration = now.Sub(j.AttemptStarted)
 	// Book-keeping must happen even when the pool is being cancelled.

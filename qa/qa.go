@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -223,13 +224,22 @@ func Excerpt(b []byte) string {
 	return s
 }
 
+func sortedHeader(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // Print writes an exchange for people: the request line and headers, the
 // body, and the answer.
 func (x *Exchange) Print(w io.Writer) {
 	r := x.Request
 	fmt.Fprintf(w, "> %s %s\n", r.Method, r.URL)
-	for k, vs := range r.Header {
-		for _, v := range vs {
+	for _, k := range sortedHeader(r.Header) {
+		for _, v := range r.Header[k] {
 			fmt.Fprintf(w, "> %s: %s\n", k, v)
 		}
 	}
@@ -241,8 +251,8 @@ func (x *Exchange) Print(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "\n< %s %d in %s\n", x.Proto, x.Status, x.Latency.Round(time.Microsecond*100))
-	for k, vs := range x.Header {
-		for _, v := range vs {
+	for _, k := range sortedHeader(x.Header) {
+		for _, v := range x.Header[k] {
 			fmt.Fprintf(w, "< %s: %s\n", k, v)
 		}
 	}

@@ -95,10 +95,31 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?`, jobs, now.UnixMicro())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(q, args...); err != nil {
+		rows, err := tx.Query(q+` RETURNING id`, args...)
+		if err != nil {
 			return err
 		}
-		return insertAttempts(tx, jobs, hooks.OutcomeOK, "")
+		owned := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			owned[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Only runs that still held their job made an attempt of record.
+		var done []*hooks.Job
+		for _, j := range jobs {
+			if owned[j.ID] {
+				done = append(done, j)
+			}
+		}
+		return insertAttempts(tx, done, hooks.OutcomeOK, "")
 	})
 	if err != nil {
 		return fmt.Errorf("complete jobs: %w", err)
