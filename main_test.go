@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -441,12 +443,24 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 			t.Fatalf("records noted without request ID=%d, want 2", n)
 		}
 	})
-	t.Run("ErrRequestIDTooLong", func(t *testing.T) {
+	t.Run("RequestIDTooLong", func(t *testing.T) {
+		// Hashed, not refused: an HTTP error would make Bubblehouse retry
+		// the same request forever.
 		a := send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: strings.Repeat("x", 300)})
-		if a.status != 400 {
-			t.Fatalf("status=%d, want 400", a.status)
+		b := send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: strings.Repeat("x", 300)})
+		if a.status != 202 || b.status != 202 {
+			t.Fatalf("status=%d,%d, want 202", a.status, b.status)
+		}
+		recs := requests(t, m, store.RequestFilter{RequestID: "sha256:" + sha256hex(strings.Repeat("x", 300))})
+		if len(recs) != 2 || recs[0].DuplicateOf == 0 {
+			t.Fatalf("records=%d, want the repeat recorded as a duplicate under the digest", len(recs))
 		}
 	})
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
 
 func countJobs(t testing.TB, m *Main, recs []*hooks.Request) int {

@@ -6,6 +6,8 @@ package idempotency
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -37,7 +39,8 @@ type Store interface {
 
 // NormalizeKey validates a sender's request ID and returns it trimmed of
 // surrounding space. An empty ID is allowed: the request is processed
-// without de-duplication.
+// without de-duplication. The guard de-duplicates an invalid ID on its
+// SHA-256 rather than refusing the request.
 func NormalizeKey(raw string) (string, error) {
 	k := strings.TrimSpace(raw)
 	if len(k) > MaxKeyLen {
@@ -74,7 +77,11 @@ func (g *Guard) now() time.Time {
 func (g *Guard) prepare(r *hooks.Receipt, header string) error {
 	id, err := NormalizeKey(r.Request.RequestID)
 	if err != nil {
-		return err
+		// Refusing would be worse than de-duplicating on a digest: a 400
+		// stops a Bloomreach campaign and holds Bubblehouse's event queue.
+		sum := sha256.Sum256([]byte(strings.TrimSpace(r.Request.RequestID)))
+		id = "sha256:" + hex.EncodeToString(sum[:])
+		r.Request.Note(fmt.Sprintf("%s is malformed (%s): de-duplicated on its SHA-256, passed on as %s", header, hooks.ErrorMessage(err), id))
 	}
 	r.Request.RequestID = id
 	if id == "" {

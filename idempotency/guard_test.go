@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -336,17 +337,24 @@ func TestGuard_Commit(t *testing.T) {
 		}
 	})
 
-	t.Run("ErrInvalid", func(t *testing.T) {
+	t.Run("MalformedIDHashed", func(t *testing.T) {
+		// A malformed ID is not refused (a 400 would stop a Bloomreach
+		// campaign): its SHA-256 de-duplicates it, and a note says so.
 		f := newFixture(t, &testClock{t: t0})
-		_, err := f.g.Commit(context.Background(), f.newReceipt("id\n1", `{}`), header)
-		if got, want := hooks.ErrorCode(err), hooks.EINVALID; got != want {
-			t.Fatalf("error code: got %q (err %v), want %q", got, err, want)
+		first, err := f.g.Commit(context.Background(), f.newReceipt("id\n1", `{}`), header)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got, want := len(f.requests(t)), 0; got != want {
-			t.Errorf("requests: got %d, want %d", got, want)
+		again, err := f.g.Commit(context.Background(), f.newReceipt("id\n1", `{"other":1}`), header)
+		if err != nil || string(again.Body) != string(first.Body) {
+			t.Fatalf("repeat: %v %s", err, again.Body)
 		}
-		if got, want := len(f.jobs(t)), 0; got != want {
+		if got, want := len(f.jobs(t)), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
+		}
+		reqs := f.requests(t)
+		if !strings.HasPrefix(reqs[0].RequestID, "sha256:") || !strings.Contains(strings.Join(reqs[0].Notes, ";"), "malformed") {
+			t.Errorf("record: id %q notes %v", reqs[0].RequestID, reqs[0].Notes)
 		}
 	})
 

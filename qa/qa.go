@@ -178,7 +178,9 @@ func NewClient(caFile string, insecure bool, certFile, keyFile string, timeout t
 		tc.Certificates = []tls.Certificate{pair}
 	}
 	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
-	return &Client{HTTP: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	// Senders do not follow redirects: grade the answer the endpoint gave.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{HTTP: &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirect}}, nil
 }
 
 // Exchange is one request sent and its answer.
@@ -211,17 +213,19 @@ func (c *Client) Do(ctx context.Context, req *http.Request, body []byte) *Exchan
 	defer resp.Body.Close()
 	x.Answer, x.Err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	x.Latency = time.Since(start)
-	x.Status, x.Header, x.Proto = resp.StatusCode, resp.Header, resp.Proto
+	if x.Err == nil {
+		x.Status, x.Header, x.Proto = resp.StatusCode, resp.Header, resp.Proto
+	}
 	return x
 }
 
 // Excerpt shortens an answer body for evidence.
 func Excerpt(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := []rune(strings.Join(strings.Fields(string(b)), " "))
 	if len(s) > 160 {
-		return s[:160] + "…"
+		return string(s[:160]) + "…"
 	}
-	return s
+	return string(s)
 }
 
 func sortedHeader(h http.Header) []string {
@@ -240,6 +244,14 @@ func (x *Exchange) Print(w io.Writer) {
 	fmt.Fprintf(w, "> %s %s\n", r.Method, r.URL)
 	for _, k := range sortedHeader(r.Header) {
 		for _, v := range r.Header[k] {
+			if strings.EqualFold(k, "Authorization") {
+				// Keep the scheme, hide the secret: output ends up in logs.
+				if scheme, _, ok := strings.Cut(v, " "); ok {
+					v = scheme + " [redacted]"
+				} else {
+					v = "[redacted]"
+				}
+			}
 			fmt.Fprintf(w, "> %s: %s\n", k, v)
 		}
 	}
