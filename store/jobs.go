@@ -206,8 +206,8 @@ func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome, errText string) erro
 	return nil
 }
 
-// RetryJobs makes the given jobs available now, with their attempt count
-// reset: what Bubblehouse calls reprocessing upon request, on our side.
+// RetryJobs makes the given jobs available now: what Bubblehouse calls
+// reprocessing upon request, on our side.
 // Done and running jobs are left alone; it returns how many were retried.
 func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64, error) {
 	if len(ids) == 0 {
@@ -217,14 +217,20 @@ func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64,
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = ?, finished_at = NULL
+	// A dead job starts over: attempts and age count from now (no worker
+	// can hold it, so resetting attempts cannot confuse a stale one). A job
+	// waiting for its next attempt just runs now.
+	return db.retry(ctx, `UPDATE jobs SET scheduled_at = ?1,
+			attempts = CASE state WHEN 'dead' THEN 0 ELSE attempts END,
+			created_at = CASE state WHEN 'dead' THEN ?1 ELSE created_at END,
+			state = 'available', finished_at = NULL
 		WHERE state IN ('dead', 'available') AND id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
 }
 
 // RetryDead makes every dead job that died at or after since available now.
 func (db *DB) RetryDead(ctx context.Context, since, now time.Time) (int64, error) {
-	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = ?, finished_at = NULL
-		WHERE state = 'dead' AND finished_at >= ?`, now.UnixMicro(), since.UnixMicro())
+	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = ?1, created_at = ?1, finished_at = NULL
+		WHERE state = 'dead' AND finished_at >= ?2`, now.UnixMicro(), since.UnixMicro())
 }
 
 func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {

@@ -121,7 +121,9 @@ func Open(path string) (*DB, error) {
 	}
 	db.rdb.SetMaxOpenConns(8)
 	c := url.Values{}
-	c.Set("_busy_timeout", "5000")
+	// A short wait: a checkpoint that cannot get its locks gives up and
+	// tries again later rather than holding the writer up.
+	c.Set("_busy_timeout", "50")
 	c.Set("_synchronous", "FULL")
 	if db.cdb, err = sql.Open("sqlite3", "file:"+path+"?"+c.Encode()); err != nil {
 		db.wdb.Close()
@@ -158,6 +160,10 @@ func (db *DB) checkpointer() {
 		if err == nil && frames > maxWALFrames {
 			_, err = db.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
 		}
+		var se sqlite3.Error
+		if errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
+			err = nil // busy readers or writer: next time
+		}
 		if err != nil {
 			db.Logger.Warn("checkpoint", "err", err)
 		}
@@ -179,6 +185,9 @@ func (db *DB) close() error {
 	db.stmts.close()
 	// A final checkpoint leaves a compact database file behind.
 	_, cerr := db.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	if se := (sqlite3.Error{}); errors.As(cerr, &se) && se.Code == sqlite3.ErrBusy {
+		cerr = nil // another process is reading: it is left to the next one
+	}
 	return errors.Join(cerr, db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
 }
 
