@@ -133,6 +133,7 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "show", "replay":
+		force := fs.Bool("force", false, "replay: also a request that was refused or was a duplicate")
 		pos, err := parseArgs(fs, args[1:])
 		if err != nil {
 			return err
@@ -150,7 +151,7 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 		}
 		defer db.Close()
 		if args[0] == "replay" {
-			return cmd.replay(ctx, cfg, db, id, *sf.json)
+			return cmd.replay(ctx, cfg, db, id, *sf.json, *force)
 		}
 		return cmd.show(ctx, db, id, *sf.json)
 	}
@@ -282,53 +283,73 @@ func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJS
 	return nil
 }
 
+// replayResult is one replayed job's outcome.
+type replayResult struct {
+	Job    int64           `json:"job"`
+	Name   string          `json:"name"`
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+}
+
 // replay runs the action for a recorded request now, without the sender,
-// as a new job whose attempt is recorded like any other.
-func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON bool) error {
+// as new jobs whose attempts are recorded like any other: one per customer
+// of a batch, else one.
+func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON, force bool) error {
 	dispatch, err := cfg.dispatch()
 	if err != nil {
 		return err
 	}
-	j, err := db.ReplayJob(ctx, id, time.Now(), time.Duration(cfg.Queue.Lease))
+	jobs, err := db.ReplayJobs(ctx, id, time.Now(), time.Duration(cfg.Queue.Lease), force)
 	if err != nil {
 		return err
 	}
-	action := dispatch.For(j)
-	if action == nil {
-		action = hooks.StoreAction
-	}
-	j.AttemptStarted = time.Now()
-	out, runErr := action.Run(ctx, j)
-	j.AttemptDuration = time.Since(j.AttemptStarted)
-	if runErr != nil {
-		// Failed: the job stays queued for a running hookbay to retry,
-		// under the configured policy.
-		now, policy := time.Now(), cfg.Queue.policy()
-		if err := db.FailJob(ctx, j, now, policy.NextRetryAt(now, j.Attempts), policy.Dead(j, now), runErr.Error()); err != nil {
+	var results []replayResult
+	for _, j := range jobs {
+		action := dispatch.For(j)
+		if action == nil {
+			action = hooks.StoreAction
+		}
+		j.AttemptStarted = time.Now()
+		out, runErr := action.Run(ctx, j)
+		j.AttemptDuration = time.Since(j.AttemptStarted)
+		r := replayResult{Job: j.ID, Name: j.Name, OK: runErr == nil}
+		if runErr != nil {
+			// Failed: the job stays queued for a running hookbay to
+			// retry, under the configured policy.
+			r.Error = runErr.Error()
+			now, policy := time.Now(), cfg.Queue.policy()
+			if err := db.FailJob(ctx, j, now, policy.NextRetryAt(now, j.Attempts), policy.Dead(j, now), runErr.Error()); err != nil {
+				return err
+			}
+		} else if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
 			return err
 		}
-	} else if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
-		return err
+		r.Output, _ = rawJSON(out)
+		results = append(results, r)
 	}
-	result := struct {
+	first := results[0]
+	summary := struct {
 		Event  int64           `json:"event"`
 		Job    int64           `json:"job"`
 		OK     bool            `json:"ok"`
 		Error  string          `json:"error,omitempty"`
 		Output json.RawMessage `json:"output,omitempty"`
-	}{Event: id, Job: j.ID, OK: runErr == nil}
-	if runErr != nil {
-		result.Error = runErr.Error()
+		Jobs   []replayResult  `json:"jobs"`
+	}{Event: id, Job: first.Job, OK: true, Error: first.Error, Output: first.Output, Jobs: results}
+	for _, r := range results {
+		summary.OK = summary.OK && r.OK
 	}
-	result.Output, _ = rawJSON(out)
 	if asJSON {
-		return printJSON(cmd.Stdout, result)
+		return printJSON(cmd.Stdout, summary)
 	}
-	if runErr != nil {
-		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d: failed: %v (queued for retry)\n", id, j.ID, runErr)
-		return nil
+	for _, r := range results {
+		if !r.OK {
+			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): failed: %s (queued for retry)\n", id, r.Job, r.Name, r.Error)
+			continue
+		}
+		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): ok %s\n", id, r.Job, r.Name, r.Output)
 	}
-	fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d: ok %s\n", id, j.ID, out)
 	return nil
 }
 

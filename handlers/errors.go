@@ -6,6 +6,7 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -34,6 +35,9 @@ var statusOf = map[string]int{
 var senderStatus = map[hooks.Sender]map[string]int{
 	hooks.SenderBloomreach: {hooks.ECONFLICT: http.StatusTooManyRequests},
 }
+
+// refusedBodyKept is how much of a refused request's body is recorded.
+const refusedBodyKept = 4096
 
 // ErrorBody is the JSON body of every error answer.
 type ErrorBody struct {
@@ -115,6 +119,12 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 		}
 		if req != nil && record != nil {
 			req.Status, req.Response = resp.Status, resp.Body
+			if len(req.Body) > refusedBodyKept {
+				// A refused request keeps its first bytes only: an
+				// unauthenticated flood must not fill the disk.
+				req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", refusedBodyKept, len(req.Body)))
+				req.Body = req.Body[:refusedBodyKept]
+			}
 			if rerr := record(c, req); rerr != nil {
 				logger.Error("record refused request", "err", rerr)
 			}

@@ -249,43 +249,88 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 	return n, nil
 }
 
-// ReplayJob queues a new job for a recorded request, already leased to the
-// caller until now+lease so that the caller runs it now (a running server
-// will not take it unless the lease expires). It returns the job ready to
-// run, with the request's body and headers.
-func (db *DB) ReplayJob(ctx context.Context, requestRef int64, now time.Time, lease time.Duration) (*hooks.Job, error) {
-	var j *hooks.Job
+// ReplayJobs queues new jobs for a recorded request, already leased to the
+// caller until now+lease so that the caller runs them now (a running
+// server will not take them unless the lease expires): one for each thing
+// the request delivered (each customer of a batch, with its payload), or
+// one for the whole body. A request that was not accepted (no 2xx), or was
+// a duplicate, is not replayed unless force is set: that would deliver
+// what the sender never had accepted.
+func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error) {
+	var out []*hooks.Job
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		j = &hooks.Job{RequestRef: requestRef, State: hooks.JobRunning, Attempts: 1, ScheduledAt: now, CreatedAt: now,
-			LockedUntil: now.Add(lease)}
+		out = out[:0]
+		var base hooks.Job
 		var headers []byte
-		// The job is named as the request's last job was (a Svix event's
-		// type), else after the request.
-		err := tx.QueryRow(`SELECT sender, COALESCE((SELECT name FROM jobs WHERE request_ref = requests.id ORDER BY id DESC LIMIT 1), name),
-			name, urgency, request_id, headers, body FROM requests WHERE id = ?`, requestRef).
-			Scan(&j.Sender, &j.Name, &j.Source, &j.Urgency, &j.RequestID, &headers, &j.Body)
+		var status int
+		var dup sql.NullInt64
+		err := tx.QueryRow(`SELECT sender, name, urgency, request_id, headers, body, status, duplicate_of FROM requests WHERE id = ?`,
+			requestRef).Scan(&base.Sender, &base.Source, &base.Urgency, &base.RequestID, &headers, &base.Body, &status, &dup)
 		if errors.Is(err, sql.ErrNoRows) {
 			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
 		} else if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(headers, &j.Header); err != nil {
+		if !force && (status/100 != 2 || dup.Valid) {
+			why := fmt.Sprintf("was answered %d", status)
+			if dup.Valid {
+				why = fmt.Sprintf("is a duplicate of request %d", dup.Int64)
+			}
+			return hooks.Errorf(hooks.EINVALID, "request %d %s: replaying it would deliver what the sender never had accepted (use --force)", requestRef, why)
+		}
+		if err := json.Unmarshal(headers, &base.Header); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
-		j.Priority = j.Urgency.Priority()
-		res, err := tx.Exec(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
-			locked_until, created_at) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?)`, requestRef, j.Sender, j.Name,
-			string(j.Urgency), j.Priority, now.UnixMicro(), j.LockedUntil.UnixMicro(), now.UnixMicro())
+		// What the request delivered: its jobs' distinct names and payloads.
+		rows, err := tx.Query(`SELECT name, payload FROM jobs WHERE request_ref = ? GROUP BY name, payload ORDER BY MIN(id)`, requestRef)
 		if err != nil {
 			return err
 		}
-		j.ID, err = res.LastInsertId()
-		return err
+		type unit struct {
+			name    string
+			payload []byte
+		}
+		var units []unit
+		for rows.Next() {
+			var u unit
+			if err := rows.Scan(&u.name, &u.payload); err != nil {
+				rows.Close()
+				return err
+			}
+			units = append(units, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(units) == 0 {
+			units = []unit{{name: base.Source}}
+		}
+		for _, u := range units {
+			j := base
+			j.Name, j.Payload, j.RequestRef = u.name, u.payload, requestRef
+			if u.payload != nil {
+				j.Body = u.payload
+			}
+			j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = hooks.JobRunning, 1, now, now, now.Add(lease)
+			j.Priority = j.Urgency.Priority()
+			res, err := tx.Exec(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
+				locked_until, created_at, payload) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?)`, requestRef, j.Sender, j.Name,
+				string(j.Urgency), j.Priority, now.UnixMicro(), j.LockedUntil.UnixMicro(), now.UnixMicro(), j.Payload)
+			if err != nil {
+				return err
+			}
+			if j.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+			out = append(out, &j)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay request %d: %w", requestRef, err)
 	}
-	return j, nil
+	return out, nil
 }
 
 // FindAttempts returns a job's attempts, oldest first.

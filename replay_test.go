@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/store"
+)
+
+// Replaying a batch re-delivers each customer's own bytes, not the whole
+// batch; a request that was refused is replayed only with --force.
+func TestEventsReplay_BatchAndRefused(t *testing.T) {
+	d := newDownstream(t)
+	m := MustRunMain(t, func(c *Config) {
+		c.Bloomreach.Webhooks = map[string]WebhookConfig{"b": {
+			Auth:      WebhookAuth{Headers: map[string]string{"X-Api-Key": "k"}},
+			Batch:     &BatchConfig{Items: "/messages"},
+			RequestID: RequestIDConfig{Header: "X-Request-ID", ItemID: "/id"},
+			Action:    forwardTo(d.URL),
+		}}
+	})
+	post := func(id, key, body string) int {
+		req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/bloomreach/b", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Request-ID", id)
+		req.Header.Set("X-Api-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	items := []string{`{"id":"1","phone":"a"}`, `{"id":"2","phone":"b"}`, `{"id":"3","phone":"c"}`}
+	if s := post("batch-1", "k", `{"messages":[`+strings.Join(items, ",")+`]}`); s != 200 {
+		t.Fatalf("batch: %d", s)
+	}
+	waitUntil(t, 5*time.Second, "3 deliveries", func() bool { return len(d.deliveries()) == 3 })
+	ev := requests(t, m, store.RequestFilter{RequestID: "batch-1"})[0].ID
+	cfg := writeConfigFor(t, m, d.URL)
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(ev)}, &out, &out); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	got := d.deliveries()
+	if len(got) != 6 {
+		t.Fatalf("deliveries after replay=%d, want 6 (each customer once more)", len(got))
+	}
+	for i, g := range got[3:] {
+		if string(g.body) != items[i] {
+			t.Fatalf("replayed delivery %d = %q, want the customer's bytes %q", i, g.body, items[i])
+		}
+	}
+	// A refused request is not replayed without --force.
+	post("refused", "wrong", `{"messages":[{"id":"9","phone":"z"}]}`)
+	refused := requests(t, m, store.RequestFilter{RequestID: "refused"})[0].ID
+	out.Reset()
+	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(refused)}, &out, &out); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("replay of a 401: err=%v, want a refusal naming --force", err)
+	}
+	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, "--force", fmt.Sprint(refused)}, &out, &out); err != nil {
+		t.Fatalf("replay --force: %v", err)
+	}
+}
+
+func writeConfigFor(t *testing.T, m *Main, url string) string {
+	path := t.TempDir() + "/hookbay.yaml"
+	cfg := fmt.Sprintf(`
+server: {data_dir: %q, tls: {mode: "off"}}
+bubblehouse: {authorization: "x"}
+bloomreach:
+  webhooks:
+    b:
+      auth: {headers: {X-Api-Key: k}}
+      batch: {items: /messages}
+      request_id: {header: X-Request-ID, item_id: /id}
+      action: {forward: {url: %q}}
+`, m.Config.Server.DataDir, url)
+	if err := writeFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
