@@ -154,6 +154,7 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	m := NewMain(cfg)
 	m.Dev = *configPath == ""
 	m.Stdout = cmd.Stdout
+	m.Logger = slog.New(slog.NewTextHandler(cmd.Stderr, nil))
 	if err := m.Run(ctx); err != nil {
 		m.Close(context.Background())
 		return err
@@ -167,11 +168,11 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 			done = true
 		case <-hup:
 			if err := m.ReloadTLS(); err != nil {
-				slog.Error("SIGHUP: the new certificate was refused; still serving the old one", "err", err)
+				m.Logger.Error("SIGHUP: the new certificate was refused; still serving the old one", "err", err)
 			}
 		}
 	}
-	slog.Info("shutting down")
+	m.Logger.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	return m.Close(shutdown)

@@ -255,7 +255,7 @@ type hookbayProcess struct {
 	addr string
 }
 
-var listeningRE = regexp.MustCompile(`hookbay listening addr=(\S+)`)
+var listeningRE = regexp.MustCompile(`hookbay listening"? addr=(\S+)`)
 
 // startBinary runs the binary with args until it listens; it is killed
 // when the test ends if it is still running.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,4 +204,38 @@ func TestTLS_TrustedProxies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SIGHUP makes "hookbay serve" read the certificate files again at once.
+func TestTLS_SIGHUP(t *testing.T) {
+	a, b, pool := twoPairs(t)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	copyFile(t, a.Cert, cert)
+	copyFile(t, a.Key, key)
+	config := filepath.Join(dir, "hookbay.yaml")
+	os.WriteFile(config, []byte(`
+server: {listen: "127.0.0.1:0", data_dir: "`+filepath.Join(dir, "data")+`", tls: {mode: files, cert_file: "`+cert+`", key_file: "`+key+`"}}
+bubblehouse: {authorization: "x"}
+`), 0o600)
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []string{"serve", "--config", config}, out, out) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, 10*time.Second, "the server to listen", func() bool { return listeningRE.MatchString(out.String()) })
+	addr := strings.Replace(listeningRE.FindStringSubmatch(out.String())[1], "127.0.0.1", "localhost", 1)
+	client := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	before, _ := servedSerial(t, client(), "https://"+addr+"/healthz")
+	copyFile(t, b.Cert, cert)
+	copyFile(t, b.Key, key)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Second, "SIGHUP to switch the certificate", func() bool {
+		s, _ := servedSerial(t, client(), "https://"+addr+"/healthz")
+		return s != before
+	})
 }
