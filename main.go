@@ -571,7 +571,7 @@ func (m *Main) printBanner() {
 	_, port, _ := net.SplitHostPort(m.Addr())
 	base := fmt.Sprintf("%s://localhost:%s", scheme, port)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nhookbay %s is running in dev mode (data in %s)\n\n", version, cfg.Server.DataDir)
+	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n\n", version, cfg.Server.DataDir)
 	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)
 	if a := m.credentials.BubblehouseAuthorization; a != "" {
 		fmt.Fprintf(&b, "  Authorization value:   %s\n", a)
