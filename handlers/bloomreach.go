@@ -86,12 +86,7 @@ func (h *Bloomreach) Register(e *echo.Echo, prefix, tokenPath string) {
 	e.POST(tokenPath, h.handleToken)
 }
 
-func (h *Bloomreach) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
+func (h *Bloomreach) now() time.Time { return clock(h.Now) }
 
 // handleAuthTest answers Bloomreach's "Test settings": 200 when the
 // credentials pass, 401 when not, whatever the method.

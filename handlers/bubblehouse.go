@@ -49,22 +49,10 @@ type Bubblehouse struct {
 
 // Register mounts the hook route under prefix (bubblehouse.path).
 func (h *Bubblehouse) Register(e *echo.Echo, prefix string) {
-	e.POST(prefix+"/:name", h.handleHook)
-	refuse := methodNotAllowed(http.MethodPost)
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		e.Add(m, prefix+"/:name", func(c echo.Context) error {
-			startRecord(c, hooks.SenderBubblehouse, c.Param("name"), h.now())
-			return refuse(c)
-		})
-	}
+	postOnly(e, prefix+"/:name", hooks.SenderBubblehouse, "name", h.handleHook, h.Now)
 }
 
-func (h *Bubblehouse) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
+func (h *Bubblehouse) now() time.Time { return clock(h.Now) }
 
 // handleHook serves POST {path}/:name.
 func (h *Bubblehouse) handleHook(c echo.Context) error {

@@ -37,22 +37,10 @@ type Svix struct {
 
 // Register mounts the endpoint route under prefix (svix.path).
 func (h *Svix) Register(e *echo.Echo, prefix string) {
-	e.POST(prefix+"/:endpoint", h.handleEvent)
-	refuse := methodNotAllowed(http.MethodPost)
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		e.Add(m, prefix+"/:endpoint", func(c echo.Context) error {
-			startRecord(c, hooks.SenderSvix, c.Param("endpoint"), h.now())
-			return refuse(c)
-		})
-	}
+	postOnly(e, prefix+"/:endpoint", hooks.SenderSvix, "endpoint", h.handleEvent, h.Now)
 }
 
-func (h *Svix) now() time.Time {
-	if h.Now != nil {
-		return h.Now()
-	}
-	return time.Now()
-}
+func (h *Svix) now() time.Time { return clock(h.Now) }
 
 // svixAnswer is the body of an accepted event.
 type svixAnswer struct {
