@@ -305,13 +305,24 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		return err
 	}
 	var results []replayResult
+	lease := time.Duration(cfg.Queue.Lease)
 	for _, j := range jobs {
+		// Each job is held for its own run: a long batch must not let a
+		// running server take the jobs still waiting here.
+		if held, err := db.ExtendLease(ctx, j, time.Now().Add(lease)); err != nil {
+			return err
+		} else if !held {
+			results = append(results, replayResult{Job: j.ID, Name: j.Name, Error: "taken by a running hookbay"})
+			continue
+		}
 		action := dispatch.For(j)
 		if action == nil {
 			action = hooks.StoreAction
 		}
 		j.AttemptStarted = time.Now()
-		out, runErr := action.Run(ctx, j)
+		actx, cancel := context.WithDeadline(ctx, j.LockedUntil.Add(-min(5*time.Second, lease/4)))
+		out, runErr := action.Run(actx, j)
+		cancel()
 		j.AttemptDuration = time.Since(j.AttemptStarted)
 		r := replayResult{Job: j.ID, Name: j.Name, OK: runErr == nil}
 		if runErr != nil {

@@ -292,6 +292,13 @@ func (m *Main) Run(ctx context.Context) error {
 			cfg.Bloomreach.Path: hooks.SenderBloomreach, cfg.Svix.Path: hooks.SenderSvix},
 		Record: func(c echo.Context, req *hooks.Request) error { return m.Guard.Record(c.Request().Context(), req) }}
 	e.Use(m.faults.Middleware())
+	var br *handlers.Bloomreach // set below; faults ask it for a webhook's headers
+	m.faults.Webhook = func(s hooks.Sender, name string) ([]string, string) {
+		if s != hooks.SenderBloomreach || br == nil {
+			return nil, ""
+		}
+		return br.SecretHeaders(name), br.IDHeader(name)
+	}
 	handlers.RegisterHealth(e, m.DB)
 	bh := &handlers.Bubblehouse{
 		Hooks: hookSet,
@@ -326,7 +333,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	br := &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
+	br = &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
 		TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
 	br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
 	m.Echo = e

@@ -33,19 +33,27 @@ func NewReloader(certFile, keyFile string) (*Reloader, error) {
 
 // Reload reads the files again; on error the current pair stays.
 func (r *Reloader) Reload() error {
+	_, err := r.reload()
+	return err
+}
+
+// reload loads the pair and returns the files' stamp taken before reading
+// them: if they change while being read, the next check sees it.
+func (r *Reloader) reload() (string, error) {
+	stamp := r.fileStamp()
 	pair, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
-		return fmt.Errorf("load key pair %s and %s: %w", r.certFile, r.keyFile, err)
+		return stamp, fmt.Errorf("load key pair %s and %s: %w", r.certFile, r.keyFile, err)
 	}
 	if pair.Leaf == nil && len(pair.Certificate) > 0 {
 		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return fmt.Errorf("parse %s: %w", r.certFile, err)
+			return stamp, fmt.Errorf("parse %s: %w", r.certFile, err)
 		}
 	}
 	r.mu.Lock()
-	r.cur, r.stamp = &pair, r.fileStamp()
+	r.cur, r.stamp = &pair, stamp
 	r.mu.Unlock()
-	return nil
+	return stamp, nil
 }
 
 // Leaf is the certificate served now.
@@ -89,10 +97,10 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration, logger *sl
 		if !changed {
 			continue
 		}
-		if err := r.Reload(); err != nil {
+		if stamp, err := r.reload(); err != nil {
 			logger.Error("certificate files changed but the new pair was refused; still serving the old one", "err", err)
 			r.mu.Lock()
-			r.stamp = r.fileStamp() // do not retry until they change again
+			r.stamp = stamp // retry once the files change again (a second rename)
 			r.mu.Unlock()
 			continue
 		}

@@ -107,6 +107,17 @@ func (h *Bloomreach) handleAuthTest(c echo.Context) error {
 	return c.JSONBlob(rec.Status, rec.Response)
 }
 
+// SecretHeaders names a webhook's secret headers, redacted in records.
+func (h *Bloomreach) SecretHeaders(name string) []string { return h.secretHeaders(name) }
+
+// IDHeader names the header a webhook reads its request ID from.
+func (h *Bloomreach) IDHeader(name string) string {
+	if wh, ok := h.Webhooks[name]; ok && wh.IDHeader != "" {
+		return wh.IDHeader
+	}
+	return "X-Request-ID"
+}
+
 func (h *Bloomreach) secretHeaders(name string) []string {
 	wh, ok := h.Webhooks[name]
 	if !ok {
@@ -239,8 +250,9 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 	var shaped struct {
 		Success *bool `json:"success"`
 	}
+	// Delivered inline: the job is recorded done, for events show and replay.
+	r.Job.Stored(h.now())
 	if json.Unmarshal(out, &shaped) == nil && shaped.Success != nil && len(out) <= hooks.BloomreachMaxReply {
-		r.Job = nil // delivered inline
 		return hooks.Response{Status: http.StatusOK, Body: out}, nil
 	}
 	var result any = map[string]any{"code": 1, "status": "delivered"}
@@ -251,7 +263,6 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 	if len(body) > hooks.BloomreachMaxReply {
 		body, _ = json.Marshal(hooks.BRReply{Success: true, Result: map[string]any{"code": 1, "status": "delivered", "note": "output over 64 KB left out"}})
 	}
-	r.Job = nil
 	return hooks.Response{Status: http.StatusOK, Body: body}, nil
 }
 
@@ -433,14 +444,16 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 			secret = u
 		}
 	} else {
-		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
+		// Credentials only from the body: never from the URL, which ends up
+		// in access logs (RFC 6749 section 2.3.1).
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	client, known := h.Clients[id]
 	if id == "" || !known || !hooks.SecretEqual(secret, client.Secret) {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="hookbay"`)
 		return tokenError(c, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 	}
-	if gt := r.Form.Get("grant_type"); gt != "client_credentials" {
+	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
 		return tokenError(c, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is supported")
 	}
 	scopes := client.Scopes

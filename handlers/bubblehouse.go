@@ -109,7 +109,7 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), d)
 		defer cancel()
 		resp, err := h.Guard.Run(ctx, r, HeaderRequestID, func(ctx context.Context) (hooks.Response, error) {
-			return h.runInline(ctx, hook, rec)
+			return h.runInline(ctx, hook, r)
 		})
 		if err != nil {
 			return err
@@ -162,7 +162,8 @@ func (h *Bubblehouse) hello1(c echo.Context, rec *hooks.Request) error {
 // checked against the hook's output shape, is the answer; a failure, a
 // missed deadline or a malformed output asks Bubblehouse to retry (503),
 // never a fake success.
-func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook, rec *hooks.Request) (hooks.Response, error) {
+func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook, receipt *hooks.Receipt) (hooks.Response, error) {
+	rec := receipt.Request
 	j := hooks.NewJob(rec, h.now())
 	j.Attempts, j.RequestID, j.Header, j.Body = 1, rec.RequestID, rec.Header, rec.Body
 	if h.Inline == nil || h.HasAction == nil || !h.HasAction(hook.Name) {
@@ -179,6 +180,9 @@ func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook
 		rec.Note("inline action output refused: " + hooks.ErrorMessage(err))
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "hook " + hook.Name + " produced invalid output; retry later"}
 	}
+	// Delivered inline: the job is recorded done, for events show and replay.
+	j.Stored(h.now())
+	receipt.Job = j
 	return hooks.Response{Status: http.StatusOK, Body: out}, nil
 }
 

@@ -16,8 +16,12 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// faultNoteKey carries an injected delay's note to the request's record.
-const faultNoteKey = "hookbay.fault"
+// faultNoteKey carries an injected delay's note to the request's record,
+// and arrivalKey the time the request arrived, before the delay.
+const (
+	faultNoteKey = "hookbay.fault"
+	arrivalKey   = "hookbay.arrival"
+)
 
 // InjectedError answers a request with a fault's status instead of
 // processing it.
@@ -32,7 +36,7 @@ func (e *InjectedError) Error() string { return "injected " + e.Fault }
 // FaultStore holds the faults that "hookbay faults" manages.
 type FaultStore interface {
 	Faults(ctx context.Context, now time.Time) ([]*hooks.Fault, error)
-	UseFault(ctx context.Context, id int64) error
+	UseFault(ctx context.Context, id int64) (bool, error)
 }
 
 // Faults injects faults into hook routes, so that QA can watch how a
@@ -44,7 +48,11 @@ type Faults struct {
 	MaxBodyBytes int64
 	// Record writes the record of a dropped request.
 	Record func(c echo.Context, req *hooks.Request) error
-	Logger *slog.Logger
+	// Webhook returns a Bloomreach webhook's secret header names and the
+	// header its request ID is in (nil for other senders), so that
+	// injected records are redacted and grouped like accepted ones.
+	Webhook func(s hooks.Sender, name string) (secrets []string, idHeader string)
+	Logger  *slog.Logger
 
 	mu  sync.Mutex
 	cur []*hooks.Fault
@@ -60,6 +68,17 @@ func (f *Faults) Poll(ctx context.Context, interval time.Duration) {
 			f.Logger.Error("load faults", "err", err)
 		} else if err == nil {
 			f.mu.Lock()
+			// A use counted here after the store was read must not be
+			// undone by the older count just read.
+			seen := map[int64]int{}
+			for _, ft := range f.cur {
+				seen[ft.ID] = ft.Remaining
+			}
+			for _, ft := range list {
+				if r, ok := seen[ft.ID]; ok && r >= 0 && r < ft.Remaining {
+					ft.Remaining = r
+				}
+			}
 			f.cur = list
 			f.mu.Unlock()
 		}
@@ -82,24 +101,36 @@ func (f *Faults) classify(path string) (hooks.Sender, string) {
 	return "", ""
 }
 
-// pick returns the first fault that applies, counting its use.
+// pick returns the first fault that applies. A fault with a count is
+// used up in the store first (one row, guarded by remaining > 0), outside
+// the lock, so that --count N injects at most N times.
 func (f *Faults) pick(s hooks.Sender, names []string) *hooks.Fault {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	var found *hooks.Fault
 	now := time.Now()
 	for _, ft := range f.cur {
 		if ft.Matches(s, names, now) {
+			c := *ft
+			found = &c
 			if ft.Remaining > 0 {
 				ft.Remaining--
-				if err := f.Store.UseFault(context.Background(), ft.ID); err != nil {
-					f.Logger.Error("count fault use", "err", err)
-				}
 			}
-			copy := *ft
-			return &copy
+			break
 		}
 	}
-	return nil
+	f.mu.Unlock()
+	if found == nil || found.Remaining < 0 {
+		return found
+	}
+	ok, err := f.Store.UseFault(context.Background(), found.ID)
+	if err != nil {
+		f.Logger.Error("count fault use", "err", err)
+		return nil
+	}
+	if !ok {
+		return nil // used up meanwhile
+	}
+	return found
 }
 
 // Middleware applies faults before the route runs.
@@ -112,6 +143,7 @@ func (f *Faults) Middleware() echo.MiddlewareFunc {
 			if !active {
 				return next(c)
 			}
+			arrival := time.Now()
 			sender, name := f.classify(c.Request().URL.Path)
 			if sender == "" {
 				return next(c)
@@ -133,6 +165,25 @@ func (f *Faults) Middleware() echo.MiddlewareFunc {
 			if ft == nil {
 				return next(c)
 			}
+			c.Set(arrivalKey, arrival)
+			var secrets []string
+			idHeader := "X-Request-ID"
+			if f.Webhook != nil {
+				if sec, h := f.Webhook(sender, name); h != "" {
+					secrets, idHeader = sec, h
+				}
+			}
+			record := func() *hooks.Request {
+				rec := startRecord(c, sender, name, arrival, secrets...)
+				rec.RequestID = requestIDOf(c.Request(), sender, idHeader)
+				if sender == hooks.SenderBubblehouse {
+					rec.Urgency, _ = hooks.ParseUrgency(c.Request().Header.Get(HeaderUrgency))
+				} else {
+					rec.Urgency = hooks.UrgencyRegular
+				}
+				rec.Note("fault injected: " + ft.String())
+				return rec
+			}
 			switch ft.Kind {
 			case hooks.FaultDelay:
 				c.Set(faultNoteKey, "fault injected: "+ft.String())
@@ -142,15 +193,12 @@ func (f *Faults) Middleware() echo.MiddlewareFunc {
 				}
 				return next(c)
 			case hooks.FaultStatus:
-				rec := startRecord(c, sender, name, time.Now())
-				rec.RequestID = requestIDOf(c.Request(), sender)
-				rec.Note("fault injected: " + ft.String())
+				record()
 				return &InjectedError{Status: ft.Status, Fault: ft.String()}
 			}
 			// Drop: record it, then close the connection without an answer.
-			rec := startRecord(c, sender, name, time.Now())
-			rec.RequestID = requestIDOf(c.Request(), sender)
-			rec.Note("fault injected: " + ft.String() + "; no answer was sent")
+			rec := record()
+			rec.Note("no answer was sent")
 			if err := f.Record(c, rec); err != nil {
 				f.Logger.Error("record dropped request", "err", err)
 			}
@@ -164,13 +212,13 @@ func (f *Faults) Middleware() echo.MiddlewareFunc {
 }
 
 // requestIDOf reads the request ID a sender sends, for injected records.
-func requestIDOf(r *http.Request, s hooks.Sender) string {
+func requestIDOf(r *http.Request, s hooks.Sender, header string) string {
 	if s == hooks.SenderSvix {
 		if sh, ok := hooks.ParseSvixHeaders(r.Header); ok {
 			return sh.ID
 		}
 	}
-	return r.Header.Get("X-Request-ID")
+	return r.Header.Get(header)
 }
 
 // injectedResponse renders an injected fault's answer.

@@ -27,6 +27,9 @@ var secretHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie", "
 // attaches it to the context.
 func startRecord(c echo.Context, sender hooks.Sender, name string, now time.Time, extraSecrets ...string) *hooks.Request {
 	r := c.Request()
+	if at, ok := c.Get(arrivalKey).(time.Time); ok {
+		now = at // held up by an injected delay: it arrived earlier
+	}
 	req := &hooks.Request{
 		Sender:     sender,
 		Name:       name,

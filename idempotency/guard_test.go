@@ -794,13 +794,13 @@ func TestGuard_Run(t *testing.T) {
 		// A lease that expires while a repeat waits lets the repeat execute.
 		f := newFixture(t, nil)
 		ctx := context.Background()
-		if e, err := f.db.Reserve(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, time.Now().Add(100*time.Millisecond)); err != nil || e != nil {
+		start := time.Now() // the lease runs from here
+		if e, err := f.db.Reserve(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, start.Add(100*time.Millisecond)); err != nil || e != nil {
 			t.Fatalf("reserve: got %v, %v; want nil, nil", e, err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		var calls atomic.Int32
-		start := time.Now()
 		resp, err := f.g.Run(ctx, f.newReceipt("id-1", ""), header, func(context.Context) (hooks.Response, error) {
 			calls.Add(1)
 			return answer(`{"ok":true}`), nil

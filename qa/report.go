@@ -110,9 +110,11 @@ func noteKind(n string) string {
 // sender's documented retry behaviour.
 func Analyse(reqs []*hooks.Request, since time.Time) *Behaviour {
 	b := &Behaviour{Since: since, Senders: map[hooks.Sender]*SenderSummary{}}
+	// IDs are unique per hook, webhook or endpoint: Svix sends one message
+	// id to every endpoint subscribed to it.
 	type key struct {
-		s  hooks.Sender
-		id string
+		s        hooks.Sender
+		name, id string
 	}
 	groups := map[key][]*hooks.Request{}
 	var order []key
@@ -130,7 +132,7 @@ func Analyse(reqs []*hooks.Request, since time.Time) *Behaviour {
 		if r.RequestID == "" {
 			continue
 		}
-		k := key{r.Sender, r.RequestID}
+		k := key{r.Sender, r.Name, r.RequestID}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}

@@ -52,16 +52,22 @@ func (db *DB) Faults(ctx context.Context, now time.Time) ([]*hooks.Fault, error)
 	return out, rows.Err()
 }
 
-// UseFault counts one use of a fault with a limited count.
-func (db *DB) UseFault(ctx context.Context, id int64) error {
+// UseFault counts one use of a fault with a limited count; false means
+// it was used up already.
+func (db *DB) UseFault(ctx context.Context, id int64) (bool, error) {
+	var n int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`UPDATE faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0`, id)
+		res, err := tx.Exec(`UPDATE faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0`, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("use fault %d: %w", id, err)
+		return false, fmt.Errorf("use fault %d: %w", id, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // ClearFaults deletes the faults of a sender, or all when sender is "".

@@ -304,6 +304,9 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return err
 		}
 		if len(units) == 0 {
+			if !force {
+				return hooks.Errorf(hooks.EINVALID, "request %d delivered nothing (no job was queued for it); use --force to deliver its whole body", requestRef)
+			}
 			units = []unit{{name: base.Source}}
 		}
 		for _, u := range units {
@@ -331,6 +334,26 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		return nil, fmt.Errorf("replay request %d: %w", requestRef, err)
 	}
 	return out, nil
+}
+
+// ExtendLease holds a running job until until, if the caller still holds
+// it (same attempt); false means another worker took it.
+func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (bool, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE jobs SET locked_until = ? WHERE id = ? AND attempts = ? AND state = 'running'`,
+			until.UnixMicro(), j.ID, j.Attempts)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("extend lease of job %d: %w", j.ID, err)
+	}
+	j.LockedUntil = until
+	return n == 1, nil
 }
 
 // FindAttempts returns a job's attempts, oldest first.

@@ -1,6 +1,6 @@
 -- Faults injected on purpose, to test how a sender retries.
 CREATE TABLE faults (
-	id         INTEGER PRIMARY KEY,
+	id         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: servers cache faults by ID
 	sender     TEXT    NOT NULL,
 	name       TEXT    NOT NULL DEFAULT '',  -- '' matches every hook, webhook or event
 	kind       TEXT    NOT NULL CHECK (kind IN ('status', 'delay', 'drop')),
