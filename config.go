@@ -165,11 +165,15 @@ type ServerConfig struct {
 	PublicHost string `yaml:"public_host"`
 	// TrustedProxies are the addresses (CIDRs or IPs) of TLS-terminating
 	// proxies whose X-Forwarded-For is believed; by default none is.
-	TrustedProxies []string       `yaml:"trusted_proxies"`
-	DataDir        string         `yaml:"data_dir"`
-	MaxBodyBytes   int64          `yaml:"max_body_bytes"`
-	TLS            TLSConfig      `yaml:"tls"`
-	Timeouts       TimeoutsConfig `yaml:"timeouts"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	DataDir        string   `yaml:"data_dir"`
+	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	// RecordRetention is how long request records, their jobs and attempts
+	// are kept; a request with a job still to deliver is kept regardless.
+	// A negative value keeps them forever.
+	RecordRetention Duration       `yaml:"record_retention"`
+	TLS             TLSConfig      `yaml:"tls"`
+	Timeouts        TimeoutsConfig `yaml:"timeouts"`
 }
 
 // TLSConfig selects how hookbay serves HTTPS.
@@ -427,6 +431,7 @@ func (c *Config) applyDefaults() {
 	setDuration(&s.Timeouts.Write, time.Minute)
 	setDuration(&s.Timeouts.Idle, 2*time.Minute)
 	setDuration(&c.Idempotency.Retention, idempotency.DefaultRetention)
+	setDuration(&s.RecordRetention, 30*24*time.Hour)
 	if c.Queue.Workers == 0 {
 		c.Queue.Workers = 8
 	}
@@ -484,6 +489,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.Idempotency.Retention) < time.Hour {
 		return fmt.Errorf("idempotency.retention: %s is shorter than any sender's retry window", time.Duration(c.Idempotency.Retention))
+	}
+	if r := time.Duration(s.RecordRetention); r > 0 && r < time.Duration(c.Idempotency.Retention) {
+		return fmt.Errorf("server.record_retention: %s is shorter than idempotency.retention (%s): repeats would lose their original", r, time.Duration(c.Idempotency.Retention))
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 1024 {
 		return fmt.Errorf("queue.workers: %d is not between 1 and 1024", c.Queue.Workers)

@@ -99,6 +99,7 @@ bubblehouse:
 		{"ErrBRSchemaFile", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, schema: {item_file: /nonexistent.json}}}}", "schema.item_file"},
 		{"ErrBRInlineBatch", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, batch: {items: /m}, inline: true}}}", "cannot run its action inline"},
 		{"ErrBRClient", "bloomreach: {oauth2: {clients: [{id: a}]}}", "bloomreach.oauth2.clients[0]"},
+		{"ErrRecordRetentionShort", "server: {record_retention: 24h}", "server.record_retention"},
 		{"ErrLeaseShort", "queue: {lease: 5s}\nbubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: 10s}}}}}", "queue.lease"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

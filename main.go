@@ -208,7 +208,7 @@ type Main struct {
 	reloader    *certs.Reloader
 	faults      *handlers.Faults
 	closeOnce   sync.Once
-	purgeDone   chan struct{}
+	bg          sync.WaitGroup // background loops, stopped by stopPurge
 	credentials Credentials
 	devCerts    certs.DevFiles
 }
@@ -361,17 +361,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	var purgeCtx context.Context
 	purgeCtx, m.stopPurge = context.WithCancel(context.Background())
-	go m.faults.Poll(purgeCtx, m.FaultPollInterval)
+	m.background(func() { m.faults.Poll(purgeCtx, m.FaultPollInterval) })
 	if m.reloader != nil && m.Config.Server.TLS.Mode == "files" {
-		go m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger)
+		m.background(func() { m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger) })
 	}
-	m.purgeDone = make(chan struct{})
-	go func() {
-		defer close(m.purgeDone)
-		if m.PurgeInterval > 0 {
-			m.Guard.Purge(purgeCtx, m.PurgeInterval)
-		}
-	}()
+	if m.PurgeInterval > 0 {
+		m.background(func() { m.Guard.Purge(purgeCtx, m.PurgeInterval) })
+		m.background(func() { m.purgeRecords(purgeCtx) })
+	}
 	m.serveDone = make(chan error, 1)
 	go func() {
 		var err error
@@ -390,6 +387,38 @@ func (m *Main) Run(ctx context.Context) error {
 		m.printBanner()
 	}
 	return nil
+}
+
+// background runs a loop that Close waits for.
+func (m *Main) background(loop func()) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		loop()
+	}()
+}
+
+// purgeRecords deletes request records, jobs and attempts older than
+// server.record_retention, every PurgeInterval, until ctx ends.
+func (m *Main) purgeRecords(ctx context.Context) {
+	keep := time.Duration(m.Config.Server.RecordRetention)
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(m.PurgeInterval)
+	defer t.Stop()
+	for {
+		if n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			m.Logger.Error("purge request records", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("purged request records", "count", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Addr is the address the server listens on.
@@ -423,7 +452,7 @@ func (m *Main) close(ctx context.Context) error {
 	}
 	if m.stopPurge != nil {
 		m.stopPurge()
-		<-m.purgeDone
+		m.bg.Wait()
 	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
@@ -481,4 +482,57 @@ func (db *DB) FindRequests(ctx context.Context, f RequestFilter) ([]*hooks.Reque
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// PurgeRecords deletes request records received before t, with their jobs
+// and attempts, a batch at a time, and returns how many requests went. A
+// request with a job still to deliver (available or running) is kept,
+// whatever its age: purging never loses a delivery.
+func (db *DB) PurgeRecords(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			n = 0
+			// IDs grow with time: the oldest records come first in id order.
+			rows, err := tx.Query(`SELECT id FROM requests WHERE received_at < ?
+				AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id AND state IN ('available', 'running'))
+				ORDER BY id LIMIT 1000`, before.UnixMicro())
+			if err != nil {
+				return err
+			}
+			var ids []any
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil || len(ids) == 0 {
+				return err
+			}
+			in := "(?" + strings.Repeat(",?", len(ids)-1) + ")"
+			for _, q := range []string{
+				`DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE request_ref IN ` + in + `)`,
+				`DELETE FROM jobs WHERE request_ref IN ` + in,
+				`DELETE FROM requests WHERE id IN ` + in,
+			} {
+				if _, err := tx.Exec(q, ids...); err != nil {
+					return err
+				}
+			}
+			n = int64(len(ids))
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge request records: %w", err)
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
 }
