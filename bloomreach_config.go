@@ -206,7 +206,7 @@ func (c *Config) bloomreach(d *Dispatch) (map[string]*handlers.BloomreachWebhook
 		}
 		wh.Auth.Headers = a.Headers
 		if a.OAuth2 != nil {
-			wh.Auth.OAuth2, wh.Auth.TokenIn, wh.Auth.TokenField = true, a.OAuth2.TokenIn, a.OAuth2.Field
+			wh.Auth.OAuth2, wh.Auth.TokenIn, wh.Auth.TokenField, wh.Auth.Scopes = true, a.OAuth2.TokenIn, a.OAuth2.Field, a.OAuth2.Scopes
 		}
 		if a.MTLS != nil {
 			wh.Auth.MTLS, wh.Auth.MTLSSubjects = true, a.MTLS.Subjects

@@ -109,6 +109,9 @@ type BasicAuth struct {
 type OAuth2Auth struct {
 	TokenIn string `yaml:"token_in"` // header | body | query
 	Field   string `yaml:"field"`    // body or query field, default access_token
+	// Scopes the token must have been granted; none: any token of a
+	// configured client.
+	Scopes []string `yaml:"scopes"`
 }
 
 // MTLSAuth requires a verified client certificate, optionally with one of

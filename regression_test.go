@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,5 +49,38 @@ func TestOAuth2_NoCredentialsInURL(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 {
 		t.Fatalf("credentials in the URL: %d, want 401", resp.StatusCode)
+	}
+}
+
+// A webhook may require scopes: a token granted only others is refused.
+func TestOAuth2_WebhookScopes(t *testing.T) {
+	m := MustRunMain(t, func(c *Config) {
+		c.Bloomreach.OAuth2.Clients = []OAuth2Client{{ID: "a", Secret: "s", Scopes: []string{"webhooks", "crm"}}}
+		c.Bloomreach.Webhooks = map[string]WebhookConfig{"crm": {Auth: WebhookAuth{OAuth2: &OAuth2Auth{Scopes: []string{"crm"}}}}}
+	})
+	token := func(scope string) string {
+		resp, err := http.Post("http://"+m.Addr()+"/oauth/token", "application/x-www-form-urlencoded",
+			strings.NewReader("grant_type=client_credentials&client_id=a&client_secret=s&scope="+scope))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		json.NewDecoder(resp.Body).Decode(&tok)
+		return tok.AccessToken
+	}
+	for scope, want := range map[string]int{"crm": 200, "webhooks": 401} {
+		req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/bloomreach/crm", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+token(scope))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("token with scope %s: %d, want %d", scope, resp.StatusCode, want)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type WebhookAuth struct {
 	OAuth2       bool
 	TokenIn      string // header | body | query
 	TokenField   string
+	Scopes       []string // the token must carry all of them
 	MTLS         bool
 	MTLSSubjects []string
 }
@@ -362,12 +363,18 @@ func (h *Bloomreach) authenticate(c echo.Context, wh *BloomreachWebhook, body []
 			return fail(`Bearer realm="hookbay"`, "an OAuth 2.0 access token is required (%s)", a.TokenIn)
 		}
 		sum := sha256.Sum256([]byte(token))
-		client, _, err := h.Tokens.TokenClient(r.Context(), sum[:], h.now())
+		client, scopes, err := h.Tokens.TokenClient(r.Context(), sum[:], h.now())
 		if err != nil {
 			return err
 		}
 		if client == "" {
 			return fail(`Bearer realm="hookbay", error="invalid_token"`, "the access token is unknown or expired")
+		}
+		for _, want := range a.Scopes {
+			if !slices.Contains(scopes, want) {
+				return fail(`Bearer realm="hookbay", error="insufficient_scope", scope="`+strings.Join(a.Scopes, " ")+`"`,
+					"the access token lacks scope %s", want)
+			}
 		}
 	}
 	return nil
