@@ -185,8 +185,8 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 		rec.Note("body is not JSON: stored and delivered as-is; schemas not applied")
 	}
 	if wh.IDPointer != "" && isJSON {
-		if raw, ok := hooks.RawPointer(body, wh.IDPointer); ok {
-			rec.RequestID, _ = hooks.ScalarString(raw)
+		if id, ok := hooks.PointerID(doc, wh.IDPointer); ok {
+			rec.RequestID = id
 		}
 	}
 	header := wh.IDHeader
@@ -298,9 +298,8 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte)
 		}
 		it := &hooks.ReceiptItem{}
 		if wh.ItemID != "" {
-			idRaw, ok := hooks.RawPointer(item, wh.ItemID)
-			id, ok2 := hooks.ScalarString(idRaw)
-			if !ok || !ok2 {
+			id, ok := hooks.PointerID(doc, wh.ItemID)
+			if !ok {
 				res.Errors = []hooks.BRError{{Code: hooks.BRCodeNoItemID, Description: "customer item has no " + wh.ItemID}}
 				continue
 			}

@@ -92,19 +92,31 @@ func (r BRBatchReply) Encode() []byte {
 	return b
 }
 
+// pointerTokens splits an RFC 6901 JSON pointer into unescaped tokens.
+func pointerTokens(ptr string) ([]string, bool) {
+	if ptr == "" {
+		return nil, true
+	}
+	if !strings.HasPrefix(ptr, "/") {
+		return nil, false
+	}
+	toks := strings.Split(ptr[1:], "/")
+	for i, tok := range toks {
+		toks[i] = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+	}
+	return toks, true
+}
+
 // RawPointer resolves an RFC 6901 JSON pointer in raw JSON and returns the
 // raw bytes it points at, unchanged, so that a batch item is delivered as
 // Bloomreach rendered it.
 func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
 	cur := json.RawMessage(doc)
-	if ptr == "" {
-		return cur, true
-	}
-	if !strings.HasPrefix(ptr, "/") {
+	toks, ok := pointerTokens(ptr)
+	if !ok {
 		return nil, false
 	}
-	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+	for _, tok := range toks {
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(cur, &obj) == nil {
 			next, ok := obj[tok]
@@ -125,6 +137,41 @@ func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
 		cur = arr[i]
 	}
 	return cur, true
+}
+
+// PointerID resolves an RFC 6901 JSON pointer in an already parsed
+// document (numbers as json.Number, as jsonschema.UnmarshalJSON gives
+// them) and returns the string or number there as text, like ScalarString
+// on the raw bytes, without parsing the JSON again.
+func PointerID(doc any, ptr string) (string, bool) {
+	toks, ok := pointerTokens(ptr)
+	if !ok {
+		return "", false
+	}
+	cur := doc
+	for _, tok := range toks {
+		switch v := cur.(type) {
+		case map[string]any:
+			if cur, ok = v[tok]; !ok {
+				return "", false
+			}
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(v) {
+				return "", false
+			}
+			cur = v[i]
+		default:
+			return "", false
+		}
+	}
+	switch v := cur.(type) {
+	case string:
+		return v, v != ""
+	case json.Number:
+		return v.String(), true
+	}
+	return "", false
 }
 
 // ScalarString returns a JSON string or number as text, for IDs.
