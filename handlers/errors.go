@@ -49,12 +49,10 @@ type ErrorBody struct {
 	Hint   string `json:"hint,omitempty"`
 }
 
-// ErrorResponse renders err as the status and JSON body sent to a client.
-// Echo's own errors (no route, wrong method) are translated to our classes;
-// anything unclassified is an internal error whose details stay in the log.
-func ErrorResponse(err error) hooks.Response { return ErrorResponseFor("", err) }
-
-// ErrorResponseFor is ErrorResponse as the given sender reads statuses.
+// ErrorResponseFor renders err as the status and JSON body sent to a
+// client, as the given sender reads statuses. Echo's own errors (no route,
+// wrong method) are translated to our classes; anything unclassified is an
+// internal error whose details stay in the log.
 func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
 	if resp, ok := injectedResponse(err); ok {
 		return resp

@@ -332,13 +332,6 @@ func (db *DB) commit(batch []writeOp) error {
 	return nil
 }
 
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
-func isUnique(err error) bool {
-	var se sqlite3.Error
-	return errors.As(err, &se) &&
-		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
-}
-
 // micros converts a time to the stored form; the zero time is NULL.
 func micros(t time.Time) sql.NullInt64 {
 	if t.IsZero() {
