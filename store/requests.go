@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,46 +12,105 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// statements are prepared once on the writer's connection: the hot path
-// runs three of them per accepted request.
+// statements are prepared once on the writer's connection through
+// database/sql, for the writes off the hot path.
 type statements struct {
-	insertRequest, getEntry, insertEntry, insertJob *sql.Stmt
+	getEntry *sql.Stmt
 }
 
 func (s *statements) prepare(db *sql.DB) error {
 	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = db.Prepare(q)
-		if err != nil {
-			err = fmt.Errorf("prepare %q: %w", q, err)
-		}
-		return st
-	}
-	s.insertRequest = prep(`INSERT INTO requests (sender, name, request_id, urgency, method, path, remote_addr,
-		headers, body, status, response, latency_us, notes, duplicate_of, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	s.getEntry = prep(`SELECT state, status, response, request_ref, locked_until, created_at
+	s.getEntry, err = db.Prepare(`SELECT state, status, response, request_ref, locked_until, created_at
 		FROM idempotency WHERE sender = ? AND key = ?`)
-	s.insertEntry = prep(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`)
-	s.insertJob = prep(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	return err
+	if err != nil {
+		return fmt.Errorf("prepare idempotency lookup: %w", err)
+	}
+	return nil
 }
 
 func (s *statements) close() {
-	for _, st := range []*sql.Stmt{s.insertRequest, s.getEntry, s.insertEntry, s.insertJob} {
+	if s.getEntry != nil {
+		s.getEntry.Close()
+	}
+}
+
+// hotStatements are the inserts that every accepted request runs, prepared
+// on the writer's raw SQLite connection: called directly they skip
+// database/sql's per-call argument conversion, locking and allocations,
+// which under load cost about as much as SQLite's own work. They run inside
+// the writer's current transaction, on the same connection.
+type hotStatements struct {
+	insertRequest, insertEntry, insertJob *sqlite3.SQLiteStmt
+}
+
+// hotStmts returns the hot statements of the writer's connection, preparing
+// them on first use. Only write functions (on the writer goroutine) call it.
+func (db *DB) hotStmts() (*hotStatements, error) {
+	if db.hot != nil {
+		return db.hot, nil
+	}
+	h := &hotStatements{}
+	for _, st := range []struct {
+		dst **sqlite3.SQLiteStmt
+		q   string
+	}{
+		{&h.insertRequest, `INSERT INTO requests (sender, name, request_id, urgency, method, path, remote_addr,
+			headers, body, status, response, latency_us, notes, duplicate_of, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&h.insertEntry, `INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`},
+		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+	} {
+		ds, err := db.raw.Prepare(st.q)
+		if err != nil {
+			h.close()
+			return nil, fmt.Errorf("prepare %q: %w", st.q, err)
+		}
+		*st.dst = ds.(*sqlite3.SQLiteStmt)
+	}
+	db.hot = h
+	return h, nil
+}
+
+func (h *hotStatements) close() {
+	if h == nil {
+		return
+	}
+	for _, st := range []*sqlite3.SQLiteStmt{h.insertRequest, h.insertEntry, h.insertJob} {
 		if st != nil {
 			st.Close()
 		}
 	}
+}
+
+// insertEntry inserts a done idempotency entry unless the key is taken, and
+// reports whether it did.
+func (db *DB) insertEntry(sender hooks.Sender, key string, status int, response []byte, requestRef int64, now time.Time) (bool, error) {
+	hot, err := db.hotStmts()
+	if err != nil {
+		return false, err
+	}
+	res, err := hot.insertEntry.Exec([]driver.Value{string(sender), key, string(hooks.EntryDone), int64(status),
+		response, requestRef, nil, now.UnixMicro()})
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// nullable is v as a driver value: NULL when zero.
+func nullable(v int64) driver.Value {
+	if v == 0 {
+		return nil
+	}
+	return v
 }
 
 // Commit writes an accepted request in one transaction: its record, its
@@ -76,20 +136,15 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 		// A retried run starts from the request as it was given.
 		found = nil
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
-		if err := db.insertEncoded(tx, req, enc); err != nil {
+		if err := db.insertEncoded(req, enc); err != nil {
 			return err
 		}
 		now := db.Now()
 		for i, k := range r.Keys {
 			// The UNIQUE key decides: no row affected means the key is taken.
-			res, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, k, hooks.EntryDone, req.Status, req.Response,
-				req.ID, nil, now.UnixMicro())
-			if err != nil {
+			if ok, err := db.insertEntry(req.Sender, k, req.Status, req.Response, req.ID, now); err != nil {
 				return fmt.Errorf("insert idempotency key: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("insert idempotency key: %w", err)
-			} else if n == 1 {
+			} else if ok {
 				continue
 			}
 			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
@@ -107,11 +162,11 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 			return db.undoCommit(tx, req, r.Keys[:i], e)
 		}
 		if r.Job != nil {
-			if err := db.insertJob(tx, r.Job, req.ID); err != nil {
+			if err := db.insertJob(r.Job, req.ID); err != nil {
 				return err
 			}
 		}
-		return db.insertItems(tx, req, r.Items, now)
+		return db.insertItems(req, r.Items, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit %s request: %w", req.Sender, err)
@@ -122,24 +177,19 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 // insertItems queues a batch's items: each whose key is free (or that has
 // none) gets its job; the others were accepted before and are marked
 // Duplicate.
-func (db *DB) insertItems(tx *sql.Tx, req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
+func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
 	for _, it := range items {
 		it.Duplicate = false
 		if it.Key != "" {
-			res, err := tx.Stmt(db.stmts.insertEntry).Exec(req.Sender, it.Key, hooks.EntryDone, req.Status, nil,
-				req.ID, nil, now.UnixMicro())
-			if err != nil {
+			if ok, err := db.insertEntry(req.Sender, it.Key, req.Status, nil, req.ID, now); err != nil {
 				return fmt.Errorf("insert item key: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("insert item key: %w", err)
-			} else if n == 0 {
+			} else if !ok {
 				it.Duplicate = true
 				continue
 			}
 		}
 		if it.Job != nil {
-			if err := db.insertJob(tx, it.Job, req.ID); err != nil {
+			if err := db.insertJob(it.Job, req.ID); err != nil {
 				return err
 			}
 		}
@@ -219,13 +269,9 @@ func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, err
 type encoded struct{ headers, notes []byte }
 
 func encodeRequest(req *hooks.Request) (encoded, error) {
-	var enc encoded
-	var err error
-	if enc.headers, err = json.Marshal(req.Header); err != nil {
-		return enc, fmt.Errorf("encode headers: %w", err)
-	}
-	enc.notes = []byte("[]")
+	enc := encoded{headers: appendHeaderJSON(nil, req.Header), notes: []byte("[]")}
 	if len(req.Notes) > 0 {
+		var err error
 		if enc.notes, err = json.Marshal(req.Notes); err != nil {
 			return enc, fmt.Errorf("encode notes: %w", err)
 		}
@@ -233,22 +279,73 @@ func encodeRequest(req *hooks.Request) (encoded, error) {
 	return enc, nil
 }
 
-func (db *DB) insertRequest(tx *sql.Tx, req *hooks.Request) error {
+// appendHeaderJSON appends h encoded as json.Marshal encodes it (names
+// sorted, each with its array of values) without reflection: every request
+// record stores its headers, so this runs once per request.
+func appendHeaderJSON(dst []byte, h http.Header) []byte {
+	if h == nil {
+		return append(dst, "null"...)
+	}
+	var buf [32]string
+	names := buf[:0]
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	dst = append(dst, '{')
+	for i, k := range names {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, k)
+		dst = append(dst, ':')
+		vals := h[k]
+		if vals == nil {
+			dst = append(dst, "null"...)
+			continue
+		}
+		dst = append(dst, '[')
+		for j, v := range vals {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, v)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string. Printable ASCII that needs no
+// escape is copied as is; anything else is left to encoding/json.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+func (db *DB) insertRequest(req *hooks.Request) error {
 	enc, err := encodeRequest(req)
 	if err != nil {
 		return err
 	}
-	return db.insertEncoded(tx, req, enc)
+	return db.insertEncoded(req, enc)
 }
 
-func (db *DB) insertEncoded(tx *sql.Tx, req *hooks.Request, enc encoded) error {
-	var dup sql.NullInt64
-	if req.DuplicateOf != 0 {
-		dup = sql.NullInt64{Int64: req.DuplicateOf, Valid: true}
+func (db *DB) insertEncoded(req *hooks.Request, enc encoded) error {
+	hot, err := db.hotStmts()
+	if err != nil {
+		return err
 	}
-	res, err := tx.Stmt(db.stmts.insertRequest).Exec(req.Sender, req.Name, req.RequestID, string(req.Urgency),
-		req.Method, req.Path, req.RemoteAddr, enc.headers, req.Body, req.Status, req.Response,
-		req.Latency.Microseconds(), enc.notes, dup, req.ReceivedAt.UnixMicro())
+	res, err := hot.insertRequest.Exec([]driver.Value{string(req.Sender), req.Name, req.RequestID, string(req.Urgency),
+		req.Method, req.Path, req.RemoteAddr, enc.headers, req.Body, int64(req.Status), req.Response,
+		req.Latency.Microseconds(), enc.notes, nullable(req.DuplicateOf), req.ReceivedAt.UnixMicro()})
 	if err != nil {
 		return fmt.Errorf("insert request: %w", err)
 	}
@@ -258,12 +355,20 @@ func (db *DB) insertEncoded(tx *sql.Tx, req *hooks.Request, enc encoded) error {
 	return nil
 }
 
-func (db *DB) insertJob(tx *sql.Tx, j *hooks.Job, requestRef int64) error {
+func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
 	if j.State == "" {
 		j.State = hooks.JobAvailable
 	}
-	res, err := tx.Stmt(db.stmts.insertJob).Exec(requestRef, j.Sender, j.Name, string(j.Urgency), j.Priority,
-		j.State, j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), micros(j.FinishedAt), j.Payload)
+	hot, err := db.hotStmts()
+	if err != nil {
+		return err
+	}
+	var finished driver.Value
+	if !j.FinishedAt.IsZero() {
+		finished = j.FinishedAt.UnixMicro()
+	}
+	res, err := hot.insertJob.Exec([]driver.Value{requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
+		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload})
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -350,9 +455,9 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 			} else {
 				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept")
 			}
-			return db.insertRequest(tx, req)
+			return db.insertRequest(req)
 		}
-		if err := db.insertRequest(tx, req); err != nil {
+		if err := db.insertRequest(req); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -361,7 +466,7 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 			}
 		}
 		if r.Job != nil {
-			return db.insertJob(tx, r.Job, req.ID)
+			return db.insertJob(r.Job, req.ID)
 		}
 		return nil
 	})
@@ -392,7 +497,7 @@ func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string, o
 
 // Record writes the record of a request that was refused or replayed.
 func (db *DB) Record(ctx context.Context, req *hooks.Request) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return db.insertRequest(tx, req) }); err != nil {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return db.insertRequest(req) }); err != nil {
 		return fmt.Errorf("record %s request: %w", req.Sender, err)
 	}
 	return nil

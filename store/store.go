@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -23,20 +24,22 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// writerDriver opens the writer's connection with automatic checkpoints off:
-// a checkpoint inside a commit would stall every request in that batch, so
-// the checkpointer goroutine runs them on a connection of its own instead.
-// journal_size_limit truncates the WAL file after it is reset.
-const writerDriver = "sqlite3_hookbay_writer"
+// writerPragmas run on the writer's connection when it opens: automatic
+// checkpoints are off, because a checkpoint inside a commit would stall
+// every request in that batch, so the checkpointer goroutine runs them on a
+// connection of its own instead. journal_size_limit truncates the WAL file
+// after it is reset.
+const writerPragmas = `PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`
 
-func init() {
-	sql.Register(writerDriver, &sqlite3.SQLiteDriver{
-		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`, nil)
-			return err
-		},
-	})
+// writerConnector opens the writer's one connection and hands the raw
+// SQLite connection to the DB, whose hot statements run on it directly.
+type writerConnector struct {
+	dsn    string
+	driver *sqlite3.SQLiteDriver
 }
+
+func (c writerConnector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
+func (c writerConnector) Driver() driver.Driver                        { return c.driver }
 
 const (
 	// checkpointInterval is how often the WAL is copied into the database.
@@ -70,7 +73,12 @@ type DB struct {
 	writerDone     chan struct{}
 	checkpointDone chan struct{}
 	stmts          statements
-	closeOnce      sync.Once
+	// raw is the writer's connection as the driver sees it, and hot the
+	// statements prepared on it (nil until first used on that connection).
+	// Only the writer goroutine touches either once Open has returned.
+	raw       *sqlite3.SQLiteConn
+	hot       *hotStatements
+	closeOnce sync.Once
 }
 
 type writeOp struct {
@@ -102,9 +110,17 @@ func Open(path string) (*DB, error) {
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-32000") // KiB: index pages stay in memory
 	var err error
-	if db.wdb, err = sql.Open(writerDriver, "file:"+path+"?"+q.Encode()); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
+	db.wdb = sql.OpenDB(writerConnector{dsn: "file:" + path + "?" + q.Encode(), driver: &sqlite3.SQLiteDriver{
+		ConnectHook: func(c *sqlite3.SQLiteConn) error {
+			if _, err := c.Exec(writerPragmas, nil); err != nil {
+				return err
+			}
+			db.raw, db.hot = c, nil
+			return nil
+		},
+	}})
+	// One connection: SQLite has one writer anyway, and the hot statements
+	// are prepared on it.
 	db.wdb.SetMaxOpenConns(1)
 	db.wdb.SetMaxIdleConns(1)
 	db.wdb.SetConnMaxLifetime(0)
@@ -183,6 +199,7 @@ func (db *DB) close() error {
 	<-db.writerDone
 	<-db.checkpointDone
 	db.stmts.close()
+	db.hot.close()
 	// A final checkpoint leaves a compact database file behind.
 	_, cerr := db.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	if se := (sqlite3.Error{}); errors.As(cerr, &se) && se.Code == sqlite3.ErrBusy {
