@@ -175,11 +175,10 @@ func (hook *BubblehouseHook) DefaultOutput(body []byte) []byte {
 	case "DeliverCustomReward1":
 		return []byte(`{"delivered":true,"notes":"recorded by hookbay"}`)
 	case "CreateDiscount4":
-		var in struct {
-			Code json.RawMessage `json:"code"`
-		}
-		if json.Unmarshal(body, &in) == nil && len(in.Code) > 0 && in.Code[0] == '"' {
-			return append(append([]byte(`{"ok":true,"code":`), in.Code...), '}')
+		// Every queued CreateDiscount4 passes here: the code is picked
+		// from the top level without decoding the body a second time.
+		if code := objectMember(body, "code"); len(code) > 0 && code[0] == '"' && json.Valid(code) {
+			return append(append([]byte(`{"ok":true,"code":`), code...), '}')
 		}
 	}
 	return []byte(`{"ok":true}`)
