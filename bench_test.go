@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// benchDiscount is a ~600-byte CreateDiscount4 input, as scripts/bench.lua
+// sends.
+var benchDiscount = []byte(`{"code":"BENCH-SPRING-10OFF","title":"Spring sale: 10 off your next order","amount":"10.00",` +
+	`"currency":"USD","kind":"fixed_amount","customer_email":"jane.doe+bench@example.com","customer_id":"cus_8f3a2b1c9d",` +
+	`"min_order_amount":"50.00","expires_at":"2030-06-30T23:59:59Z","usage_limit":1,"notes":"` +
+	strings.Repeat("n", 300) + `"}`)
+
+// BenchmarkBubblehouseUrgent drives urgent CreateDiscount4 hooks through the
+// whole Echo app (middleware, handler, idempotency guard, SQLite group
+// commit with fsync) from 200 concurrent goroutines, as scripts/bench.sh
+// does over loopback but without the network and the load generator: its
+// ns/op and allocs/op are hookbay's own cost per accepted request.
+func BenchmarkBubblehouseUrgent(b *testing.B) {
+	m := MustRunMain(b, nil)
+	var n atomic.Int64
+	b.SetBytes(int64(len(benchDiscount)))
+	b.SetParallelism(100) // 200 concurrent requests on 2 cores
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/bubblehouse/CreateDiscount4", bytes.NewReader(benchDiscount))
+			req.Header.Set("Authorization", testAuth)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-BH-Urgency", "urgent")
+			req.Header.Set("X-Request-ID", "bench-"+strconv.FormatInt(n.Add(1), 10))
+			w := httptest.NewRecorder()
+			m.Echo.ServeHTTP(w, req)
+			if w.Code != http.StatusAccepted {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
+}
