@@ -46,6 +46,19 @@ func (s *statements) close() {
 // the writer's current transaction, on the same connection.
 type hotStatements struct {
 	insertRequest, insertEntry, insertJob *sqlite3.SQLiteStmt
+	args                                  []driver.NamedValue // reused by exec
+}
+
+// exec runs st with args. The driver's argument list is reused from call
+// to call: only the writer goroutine runs hot statements, one at a time.
+func (h *hotStatements) exec(st *sqlite3.SQLiteStmt, args ...driver.Value) (driver.Result, error) {
+	h.args = h.args[:0]
+	for i, v := range args {
+		h.args = append(h.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	res, err := st.ExecContext(context.Background(), h.args)
+	clear(h.args) // keep no body alive until the next call
+	return res, err
 }
 
 // hotStmts returns the hot statements of the writer's connection, preparing
@@ -96,8 +109,8 @@ func (db *DB) insertEntry(sender hooks.Sender, key string, status int, response 
 	if err != nil {
 		return false, err
 	}
-	res, err := hot.insertEntry.Exec([]driver.Value{string(sender), key, string(hooks.EntryDone), int64(status),
-		response, requestRef, nil, now.UnixMicro()})
+	res, err := hot.exec(hot.insertEntry, string(sender), key, string(hooks.EntryDone), int64(status),
+		response, requestRef, nil, now.UnixMicro())
 	if err != nil {
 		return false, err
 	}
@@ -269,7 +282,7 @@ func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, err
 type encoded struct{ headers, notes []byte }
 
 func encodeRequest(req *hooks.Request) (encoded, error) {
-	enc := encoded{headers: appendHeaderJSON(nil, req.Header), notes: []byte("[]")}
+	enc := encoded{headers: appendHeaderJSON(make([]byte, 0, 512), req.Header), notes: []byte("[]")}
 	if len(req.Notes) > 0 {
 		var err error
 		if enc.notes, err = json.Marshal(req.Notes); err != nil {
@@ -343,9 +356,9 @@ func (db *DB) insertEncoded(req *hooks.Request, enc encoded) error {
 	if err != nil {
 		return err
 	}
-	res, err := hot.insertRequest.Exec([]driver.Value{string(req.Sender), req.Name, req.RequestID, string(req.Urgency),
+	res, err := hot.exec(hot.insertRequest, string(req.Sender), req.Name, req.RequestID, string(req.Urgency),
 		req.Method, req.Path, req.RemoteAddr, enc.headers, req.Body, int64(req.Status), req.Response,
-		req.Latency.Microseconds(), enc.notes, nullable(req.DuplicateOf), req.ReceivedAt.UnixMicro()})
+		req.Latency.Microseconds(), enc.notes, nullable(req.DuplicateOf), req.ReceivedAt.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("insert request: %w", err)
 	}
@@ -367,8 +380,8 @@ func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
 	if !j.FinishedAt.IsZero() {
 		finished = j.FinishedAt.UnixMicro()
 	}
-	res, err := hot.insertJob.Exec([]driver.Value{requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
-		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload})
+	res, err := hot.exec(hot.insertJob, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
+		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
