@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/labstack/echo/v4"
 )
 
 // benchDiscount is a ~600-byte CreateDiscount4 input, as scripts/bench.lua
@@ -24,6 +27,26 @@ var benchDiscount = []byte(`{"code":"BENCH-SPRING-10OFF","title":"Spring sale: 1
 // ns/op and allocs/op are hookbay's own cost per accepted request.
 func BenchmarkBubblehouseUrgent(b *testing.B) {
 	m := MustRunMain(b, nil)
+	benchHooks(b, m.Echo, http.StatusAccepted)
+}
+
+// BenchmarkBareEcho is BenchmarkBubblehouseUrgent's baseline, measured the
+// same way in the same run: a bare Echo whose handler only reads the body
+// and answers 200 {"ok":true}, as scripts/bareecho does for scripts/bench.sh.
+func BenchmarkBareEcho(b *testing.B) {
+	e := echo.New()
+	e.POST("/bubblehouse/:name", func(c echo.Context) error {
+		if _, err := io.ReadAll(c.Request().Body); err != nil {
+			return err
+		}
+		return c.JSONBlob(http.StatusOK, []byte(`{"ok":true}`))
+	})
+	benchHooks(b, e, http.StatusOK)
+}
+
+// benchHooks sends urgent CreateDiscount4 hooks with unique request IDs to h
+// from 200 goroutines and checks every answer's status.
+func benchHooks(b *testing.B, h http.Handler, want int) {
 	var n atomic.Int64
 	b.SetBytes(int64(len(benchDiscount)))
 	b.SetParallelism(100) // 200 concurrent requests on 2 cores
@@ -37,8 +60,8 @@ func BenchmarkBubblehouseUrgent(b *testing.B) {
 			req.Header.Set("X-BH-Urgency", "urgent")
 			req.Header.Set("X-Request-ID", "bench-"+strconv.FormatInt(n.Add(1), 10))
 			w := httptest.NewRecorder()
-			m.Echo.ServeHTTP(w, req)
-			if w.Code != http.StatusAccepted {
+			h.ServeHTTP(w, req)
+			if w.Code != want {
 				b.Fatalf("status %d: %s", w.Code, w.Body)
 			}
 		}
