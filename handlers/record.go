@@ -76,12 +76,12 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
-	// Sized from Content-Length when the sender gave it, so that a typical
-	// body is read into one allocation. Only up to presizeLimit is taken on
-	// trust: a client that claims more must send it before it costs memory.
+	// A typical body is read into one allocation sized from Content-Length.
+	// Only a small claim is taken on trust: a larger body grows the buffer
+	// as it arrives, so that a client pays in bytes sent for what it costs.
 	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, presizeLimit)) + bytes.MinRead)
+	if r.ContentLength > 0 && r.ContentLength <= presizeLimit {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, limit))
 	body := buf.Bytes()
@@ -95,7 +95,7 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// presizeLimit bounds the buffer allocated on a Content-Length's word.
+// presizeLimit is the largest Content-Length a body buffer is sized from.
 const presizeLimit = 64 << 10
 
 func tooLarge(limit int64) error {
