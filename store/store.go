@@ -115,6 +115,9 @@ func Open(path string) (*DB, error) {
 			if _, err := c.Exec(writerPragmas, nil); err != nil {
 				return err
 			}
+			// A new connection (database/sql replaced the old one) gets
+			// its own hot statements, prepared on first use.
+			db.hot.close()
 			db.raw, db.hot = c, nil
 			return nil
 		},
