@@ -11,8 +11,13 @@
 # with Basic auth; targets: p99 < 1000 ms (Bloomreach's 1 s timeout), no
 # non-2xx, no reply without "success":true.
 #
+# FLOOR=1 adds scripts/floor to the Bubblehouse run: the least a durable
+# receiver can do per request (read, check JSON, one SQLite row per request,
+# or three with -rows 3 as hookbay writes, group-committed with fsync), as
+# the ceiling any receiver with that durability reaches on this machine.
+#
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s); BENCH_STRICT=1 exits non-zero when a target is missed.
+# WARMUP (3s) FLOOR (0); BENCH_STRICT=1 exits non-zero when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +52,7 @@ echo "building hookbay, bareecho and svixload..."
 go build -o "$tmp/hookbay" .
 go build -o "$tmp/bareecho" ./scripts/bareecho
 go build -o "$tmp/svixload" ./scripts/svixload
+if [[ ${FLOOR:-0} == 1 ]]; then go build -o "$tmp/floor" ./scripts/floor; fi
 
 # wait_up URL PID LOG [CURL_FLAGS]: polls URL for up to 20 s.
 wait_up() {
@@ -130,6 +136,27 @@ check "throughput ratio $ratio >= 0.6" "$ratio >= 0.6"
 check "p99 $p99 ms <= 50 ms" "$p99 <= 50"
 check "non-2xx $non2xx + socket errors $sockerr == 0" "$non2xx + $sockerr == 0"
 check "peak RSS $rss MB < 150 MB" "$rss < 150"
+
+if [[ ${FLOOR:-0} == 1 ]]; then
+	hb_figures=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
+	echo
+	for rows in 1 3; do
+		echo "floor (-rows $rows): wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
+		"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/floor.db" -rows "$rows" >"$tmp/floor$rows.log" 2>&1 &
+		floor_pid=$!; pids+=("$floor_pid")
+		wait_up "http://$BARE_ADDR/" "$floor_pid" "$tmp/floor$rows.log"
+		load "floor$rows" "$BARE_ADDR" ""
+		kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+	done
+	printf '%-16s %10s %8s %8s %8s %7s\n' server req/s "p50 ms" "p99 ms" non-2xx ratio
+	for name in floor1 floor3; do
+		parse "$name"
+		printf '%-16s %10s %8s %8s %8s %7s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" \
+			"$(awk -v a="$rps" -v b="$b_rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
+	done
+	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay; ratio to bare Echo)"
+	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
+fi
 
 # --- Signed events: svixload against bare Echo (unsigned) and hookbay's
 # Svix receiver (signed), both at $CONNECTIONS connections. ---
