@@ -31,15 +31,44 @@ var migrationFS embed.FS
 // after it is reset.
 const writerPragmas = `PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864`
 
-// writerConnector opens the writer's one connection and hands the raw
-// SQLite connection to the DB, whose hot statements run on it directly.
+// writerConnector opens the writer's one connection for database/sql and
+// hands the raw SQLite connection to the DB, whose hot statements run on it
+// directly.
 type writerConnector struct {
-	dsn    string
-	driver *sqlite3.SQLiteDriver
+	db  *DB
+	dsn string
+	drv *sqlite3.SQLiteDriver
 }
 
-func (c writerConnector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
-func (c writerConnector) Driver() driver.Driver                        { return c.driver }
+func (c writerConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	raw := conn.(*sqlite3.SQLiteConn)
+	if _, err := raw.Exec(writerPragmas, nil); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	c.db.raw, c.db.hot = raw, nil // hot statements are prepared on first use
+	return writerConn{raw, c.db}, nil
+}
+
+func (c writerConnector) Driver() driver.Driver { return c.drv }
+
+// writerConn is the writer's connection as database/sql holds it: closing
+// it finalizes the hot statements first, which SQLite requires before it
+// releases the connection.
+type writerConn struct {
+	*sqlite3.SQLiteConn
+	db *DB
+}
+
+func (c writerConn) Close() error {
+	c.db.hot.close()
+	c.db.raw, c.db.hot = nil, nil
+	return c.SQLiteConn.Close()
+}
 
 const (
 	// checkpointInterval is how often the WAL is copied into the database.
@@ -110,18 +139,7 @@ func Open(path string) (*DB, error) {
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-32000") // KiB: index pages stay in memory
 	var err error
-	db.wdb = sql.OpenDB(writerConnector{dsn: "file:" + path + "?" + q.Encode(), driver: &sqlite3.SQLiteDriver{
-		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			if _, err := c.Exec(writerPragmas, nil); err != nil {
-				return err
-			}
-			// A new connection (database/sql replaced the old one) gets
-			// its own hot statements, prepared on first use.
-			db.hot.close()
-			db.raw, db.hot = c, nil
-			return nil
-		},
-	}})
+	db.wdb = sql.OpenDB(writerConnector{db: db, dsn: "file:" + path + "?" + q.Encode(), drv: &sqlite3.SQLiteDriver{}})
 	// One connection: SQLite has one writer anyway, and the hot statements
 	// are prepared on it.
 	db.wdb.SetMaxOpenConns(1)
@@ -202,7 +220,6 @@ func (db *DB) close() error {
 	<-db.writerDone
 	<-db.checkpointDone
 	db.stmts.close()
-	db.hot.close()
 	// A final checkpoint leaves a compact database file behind.
 	_, cerr := db.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	if se := (sqlite3.Error{}); errors.As(cerr, &se) && se.Code == sqlite3.ErrBusy {
