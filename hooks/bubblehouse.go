@@ -176,7 +176,9 @@ func (hook *BubblehouseHook) DefaultOutput(body []byte) []byte {
 		return []byte(`{"delivered":true,"notes":"recorded by hookbay"}`)
 	case "CreateDiscount4":
 		// Every queued CreateDiscount4 passes here: the code is picked
-		// from the top level without decoding the body a second time.
+		// from the top level without decoding the body a second time. The
+		// name matches exactly, as the catalogue spells it ("Code" is
+		// another field, which encoding/json's case folding used to take).
 		if code := objectMember(body, "code"); len(code) > 0 && code[0] == '"' && json.Valid(code) {
 			return append(append([]byte(`{"ok":true,"code":`), code...), '}')
 		}

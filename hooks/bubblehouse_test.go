@@ -563,8 +563,9 @@ func TestBubblehouseHook_DefaultOutput(t *testing.T) {
 				t.Errorf("code: got %s, want %s", got.Code, code)
 			}
 		}
-		// A code that is not a string is not repeated.
-		for _, body := range []string{`{"code":12}`, `{"code":null}`, `{}`, `garbage`} {
+		// A code that is not a string is not repeated, nor is a field
+		// whose name only folds to "code".
+		for _, body := range []string{`{"code":12}`, `{"code":null}`, `{}`, `garbage`, `{"Code":"X"}`} {
 			if got, want := string(hook.DefaultOutput([]byte(body))), `{"ok":true}`; got != want {
 				t.Errorf("%s: got %s, want %s", body, got, want)
 			}
