@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -77,14 +78,20 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 		return nil, tooLarge(limit)
 	}
 	// A typical body is read into one allocation sized from Content-Length.
-	// Only a small claim is taken on trust: a larger body grows the buffer
-	// as it arrives, so that a client pays in bytes sent for what it costs.
-	var buf bytes.Buffer
+	// Only a small claim is taken on trust; a larger or chunked body is read
+	// by io.ReadAll, which grows as bytes arrive and returns a slice of the
+	// body's size (the record keeps it for the whole request).
+	rd := http.MaxBytesReader(c.Response(), r.Body, limit)
+	var body []byte
+	var err error
 	if r.ContentLength > 0 && r.ContentLength <= presizeLimit {
+		var buf bytes.Buffer
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		_, err = buf.ReadFrom(rd)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(rd)
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, limit))
-	body := buf.Bytes()
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
