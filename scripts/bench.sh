@@ -146,12 +146,16 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 		floor_pid=$!; pids+=("$floor_pid")
 		wait_up "http://$BARE_ADDR/" "$floor_pid" "$tmp/floor$rows.log"
 		load "floor$rows" "$BARE_ADDR" ""
-		kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+		if ! kill "$floor_pid" 2>/dev/null; then
+			echo "bench: floor -rows $rows exited during its run; log tail:" >&2
+			tail -n 20 "$tmp/floor$rows.log" >&2
+		fi
+		wait "$floor_pid" 2>/dev/null || true
 	done
-	printf '%-16s %10s %8s %8s %8s %7s\n' server req/s "p50 ms" "p99 ms" non-2xx ratio
+	printf '%-16s %10s %8s %8s %8s %9s %7s\n' server req/s "p50 ms" "p99 ms" non-2xx sock-err ratio
 	for name in floor1 floor3; do
 		parse "$name"
-		printf '%-16s %10s %8s %8s %8s %7s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" \
+		printf '%-16s %10s %8s %8s %8s %9s %7s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" \
 			"$(awk -v a="$rps" -v b="$b_rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
 	done
 	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay; ratio to bare Echo)"
