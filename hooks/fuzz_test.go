@@ -360,3 +360,31 @@ var errTrailing = jsonTrailingError{}
 type jsonTrailingError struct{}
 
 func (jsonTrailingError) Error() string { return "data after the JSON value" }
+
+// FuzzSvixEventType checks SvixEventType against decoding the whole event
+// into a map, which it replaces on the hot path.
+func FuzzSvixEventType(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"customer.created","data":{"type":"inner"}}`, `{"eventType":"a"}`, `{"event_type":"b","type":""}`,
+		`{"type":1,"eventType":"c"}`, `{"type":"x","type":"y"}`, `{"\u0074ype":"escaped"}`, `[{"type":"x"}]`,
+		`null`, `{"type":"x"`, `{"type":"x","a":[}`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want := ""
+		var p map[string]json.RawMessage
+		if json.Unmarshal(body, &p) == nil {
+			for _, field := range []string{"type", "eventType", "event_type"} {
+				var s string
+				if json.Unmarshal(p[field], &s) == nil && s != "" {
+					want = s
+					break
+				}
+			}
+		}
+		if got := hooks.SvixEventType(body); got != want {
+			t.Fatalf("SvixEventType(%q) = %q, decoding into a map gives %q", body, got, want)
+		}
+	})
+}

@@ -215,13 +215,15 @@ func jsonDepth(b []byte) int {
 // SvixEventType reads a Svix payload's event type from its "type" field
 // ("eventType" and "event_type" are accepted too); "" when there is none.
 func SvixEventType(body []byte) string {
-	var p map[string]json.RawMessage
-	if json.Unmarshal(body, &p) != nil {
+	// Every accepted event passes here: the fields are picked from the top
+	// level of the validated body (as decoding it into a map would find
+	// them) rather than decoding the whole event.
+	if !json.Valid(body) {
 		return ""
 	}
 	for _, field := range []string{"type", "eventType", "event_type"} {
 		var t string
-		if json.Unmarshal(p[field], &t) == nil && t != "" {
+		if json.Unmarshal(objectMember(body, field), &t) == nil && t != "" {
 			return t
 		}
 	}
