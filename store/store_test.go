@@ -523,3 +523,38 @@ func hasNote(notes []string, s string) bool {
 
 // testOwner is the reservation token the tests' inline requests hold.
 const testOwner = 7
+
+// Close releases every file the store opened: SQLite keeps a connection
+// (and its database, WAL and shared-memory files) open until all of its
+// statements are finalized, including the hot statements prepared on the
+// writer's raw connection.
+func TestDB_CloseReleasesFiles(t *testing.T) {
+	fds := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd on this system")
+		}
+		return len(entries)
+	}
+	path := filepath.Join(t.TempDir(), "db")
+	cycle := func(i int) {
+		db, err := store.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := db.Commit(t.Context(), newReceipt(time.Now(), fmt.Sprintf("req-%d", i), `{"ok":true}`)); err != nil || e != nil {
+			t.Fatalf("commit: %v %v", e, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle(0) // first use: whatever the runtime opens once is open now
+	before := fds()
+	for i := 1; i <= 5; i++ {
+		cycle(i)
+	}
+	if after := fds(); after > before {
+		t.Fatalf("open files: %d before five open/commit/close cycles, %d after", before, after)
+	}
+}
