@@ -533,22 +533,38 @@ func (db *DB) Lookup(ctx context.Context, sender hooks.Sender, key string) (*hoo
 // PurgeIdempotency deletes idempotency entries created before t, a batch at
 // a time so that the writer is never held long, and returns how many went.
 func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
+	total, err := db.purge(ctx, func(tx *sql.Tx) (int64, error) {
+		res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN
+			(SELECT sender, key FROM idempotency WHERE created_at < ? LIMIT ?)`, before.UnixMicro(), purgeBatch)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if err != nil {
+		return total, fmt.Errorf("purge idempotency: %w", err)
+	}
+	return total, nil
+}
+
+// purgeBatch is how many rows a purge deletes in one transaction.
+const purgeBatch = 1000
+
+// purge runs del in write transactions of its own until one deletes fewer
+// than purgeBatch rows, and returns how many went in all.
+func (db *DB) purge(ctx context.Context, del func(*sql.Tx) (int64, error)) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN (SELECT sender, key FROM idempotency WHERE created_at < ? LIMIT 1000)`, before.UnixMicro())
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
+		err := db.write(ctx, func(tx *sql.Tx) (err error) {
+			n, err = del(tx)
 			return err
 		})
 		if err != nil {
-			return total, fmt.Errorf("purge idempotency: %w", err)
+			return total, err
 		}
 		total += n
-		if n < 1000 {
+		if n < purgeBatch {
 			return total, nil
 		}
 	}
@@ -608,50 +624,41 @@ func (db *DB) FindRequests(ctx context.Context, f RequestFilter) ([]*hooks.Reque
 // request with a job still to deliver (available or running) is kept,
 // whatever its age: purging never loses a delivery.
 func (db *DB) PurgeRecords(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for {
-		var n int64
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			n = 0
-			// IDs grow with time: the oldest records come first in id order.
-			rows, err := tx.Query(`SELECT id FROM requests WHERE received_at < ?
-				AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id AND state IN ('available', 'running'))
-				ORDER BY id LIMIT 1000`, before.UnixMicro())
-			if err != nil {
-				return err
-			}
-			var ids []any
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil || len(ids) == 0 {
-				return err
-			}
-			in := "(?" + strings.Repeat(",?", len(ids)-1) + ")"
-			for _, q := range []string{
-				`DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE request_ref IN ` + in + `)`,
-				`DELETE FROM jobs WHERE request_ref IN ` + in,
-				`DELETE FROM requests WHERE id IN ` + in,
-			} {
-				if _, err := tx.Exec(q, ids...); err != nil {
-					return err
-				}
-			}
-			n = int64(len(ids))
-			return nil
-		})
+	total, err := db.purge(ctx, func(tx *sql.Tx) (int64, error) {
+		// IDs grow with time: the oldest records come first in id order.
+		rows, err := tx.Query(`SELECT id FROM requests WHERE received_at < ?
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id AND state IN ('available', 'running'))
+			ORDER BY id LIMIT ?`, before.UnixMicro(), purgeBatch)
 		if err != nil {
-			return total, fmt.Errorf("purge request records: %w", err)
+			return 0, err
 		}
-		total += n
-		if n < 1000 {
-			return total, nil
+		var ids []any
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			ids = append(ids, id)
 		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return 0, err
+		}
+		in := "(?" + strings.Repeat(",?", len(ids)-1) + ")"
+		for _, q := range []string{
+			`DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE request_ref IN ` + in + `)`,
+			`DELETE FROM jobs WHERE request_ref IN ` + in,
+			`DELETE FROM requests WHERE id IN ` + in,
+		} {
+			if _, err := tx.Exec(q, ids...); err != nil {
+				return 0, err
+			}
+		}
+		return int64(len(ids)), nil
+	})
+	if err != nil {
+		return total, fmt.Errorf("purge request records: %w", err)
 	}
+	return total, nil
 }
