@@ -69,6 +69,25 @@ wait_up() {
 	exit 1
 }
 
+# start_bare NAME: serves bare Echo, logging to $tmp/NAME.log, and waits
+# until it answers; sets bare_pid.
+start_bare() {
+	"$tmp/bareecho" -listen "$BARE_ADDR" >"$tmp/$1.log" 2>&1 &
+	bare_pid=$!; pids+=("$bare_pid")
+	wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/$1.log"
+}
+
+# start_hookbay NAME: serves $tmp/hookbay-NAME.yaml (written by the caller),
+# logging to $tmp/hookbay-NAME.log, and waits until it answers; sets hb_pid.
+start_hookbay() {
+	"$tmp/hookbay" serve --config "$tmp/hookbay-$1.yaml" >"$tmp/hookbay-$1.log" 2>&1 &
+	hb_pid=$!; pids+=("$hb_pid")
+	wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay-$1.log" -fsS
+}
+
+# peak_rss PID: the process's peak RSS in MB.
+peak_rss() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
 # load NAME ADDR AUTH: warm up, then measure; leaves wrk output in $tmp/NAME.wrk.
 load() {
 	local name=$1 url="http://$2$URL_PATH"
@@ -97,29 +116,24 @@ parse() {
 }
 
 echo "bare echo: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
-"$tmp/bareecho" -listen "$BARE_ADDR" >"$tmp/bareecho.log" 2>&1 &
-bare_pid=$!; pids+=("$bare_pid")
-wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/bareecho.log"
+start_bare bareecho
 load bare "$BARE_ADDR" ""
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 parse bare
 b_rps=$rps b_p50=$p50 b_p99=$p99 b_non2xx=$non2xx b_sock=$sockerr
 
 echo "hookbay: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
-cat >"$tmp/hookbay.yaml" <<YAML
+cat >"$tmp/hookbay-bh.yaml" <<YAML
 server: {listen: "$HOOKBAY_ADDR", data_dir: "$tmp/data", tls: {mode: "off"}}
 bubblehouse:
   authorization: "Bearer bench-secret"
   hooks: {CreateDiscount4: {}}
 YAML
-"$tmp/hookbay" serve --config "$tmp/hookbay.yaml" >"$tmp/hookbay.log" 2>&1 &
-hb_pid=$!; pids+=("$hb_pid")
-wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay.log" -fsS
+start_hookbay bh
 load hookbay "$HOOKBAY_ADDR" "Bearer bench-secret"
-rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$hb_pid/status")
+rss=$(peak_rss "$hb_pid")
 kill "$hb_pid"; wait "$hb_pid" 2>/dev/null || true
 parse hookbay
-rss=$(awk -v k="$rss_kb" 'BEGIN {printf "%.1f", k / 1024}')
 
 echo
 printf '%-10s %10s %8s %8s %8s %9s %8s\n' server req/s "p50 ms" "p99 ms" non-2xx sock-err "RSS MB"
@@ -193,9 +207,7 @@ sparse() {
 
 echo
 echo "bare echo: svixload -c$CONNECTIONS -d$DURATION unsigned (warm-up $WARMUP)..."
-"$tmp/bareecho" -listen "$BARE_ADDR" >"$tmp/bareecho-svix.log" 2>&1 &
-bare_pid=$!; pids+=("$bare_pid")
-wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/bareecho-svix.log"
+start_bare bareecho-svix
 svixrun bare "http://$BARE_ADDR/bubblehouse/svix"
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 sparse bare
@@ -213,14 +225,11 @@ svix:
   endpoints:
     bloom: {secrets: ["$SVIX_SECRET"], events: {"*": {}}}
 YAML
-"$tmp/hookbay" serve --config "$tmp/hookbay-svix.yaml" >"$tmp/hookbay-svix.log" 2>&1 &
-hb_pid=$!; pids+=("$hb_pid")
-wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay-svix.log" -fsS
+start_hookbay svix
 svixrun svix "http://$HOOKBAY_ADDR/svix/bloom" "$SVIX_SECRET"
-s_rss_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$hb_pid/status")
+s_rss=$(peak_rss "$hb_pid")
 kill "$hb_pid"; wait "$hb_pid" 2>/dev/null || true
 sparse svix
-s_rss=$(awk -v k="$s_rss_kb" 'BEGIN {printf "%.1f", k / 1024}')
 
 echo
 printf '%-24s %10s %8s %8s %8s %9s %8s\n' "server (client)" req/s "p50 ms" "p99 ms" non-2xx errors "RSS MB"
@@ -280,19 +289,12 @@ bloomreach:
       request_id: {header: X-Request-ID, item_id: /id}
       schema: {item: {type: object, required: [phone, text]}}
 YAML
-	"$tmp/hookbay" serve --config "$tmp/hookbay-$1.yaml" >"$tmp/hookbay-$1.log" 2>&1 &
-	hb_pid=$!; pids+=("$hb_pid")
-	wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay-$1.log" -fsS
+	start_hookbay "$1"
 }
-
-# peak_rss PID: the process's peak RSS in MB.
-peak_rss() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 echo
 echo "bare echo: Bloomreach per-customer wrk -c$CONNECTIONS, batch of $BATCH_ITEMS wrk -c$BATCH_CONNECTIONS, -d$DURATION each (warm-up $WARMUP)..."
-"$tmp/bareecho" -listen "$BARE_ADDR" >"$tmp/bareecho-br.log" 2>&1 &
-bare_pid=$!; pids+=("$bare_pid")
-wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/bareecho-br.log"
+start_bare bareecho-br
 brload brbare "http://$BARE_ADDR/bloomreach/sms" customer "$CONNECTIONS"
 brload brbbare "http://$BARE_ADDR/bloomreach/sms_batch" batch "$BATCH_CONNECTIONS"
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
