@@ -14,7 +14,9 @@
 # FLOOR=1 adds scripts/floor to the Bubblehouse run: the least a durable
 # receiver can do per request (read, check JSON, one SQLite row per request,
 # or three with -rows 3 as hookbay writes, group-committed with fsync), as
-# the ceiling any receiver with that durability reaches on this machine.
+# the ceiling any receiver with that durability reaches on this machine;
+# and the one-row floor without fsync (-sync off, not durable), the ceiling
+# of the stack itself when the disk costs nothing.
 #
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
 # WARMUP (3s) FLOOR (0); BENCH_STRICT=1 exits non-zero when a target is missed.
@@ -154,25 +156,31 @@ check "peak RSS $rss MB < 150 MB" "$rss < 150"
 if [[ ${FLOOR:-0} == 1 ]]; then
 	hb_figures=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
 	echo
-	for rows in 1 3; do
-		echo "floor (-rows $rows): wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
-		"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/floor.db" -rows "$rows" >"$tmp/floor$rows.log" 2>&1 &
+	# floorrun NAME ARGS...: loads scripts/floor started with ARGS.
+	floorrun() {
+		local name=$1; shift
+		echo "floor ($*): wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
+		"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/floor.db" "$@" >"$tmp/$name.log" 2>&1 &
 		floor_pid=$!; pids+=("$floor_pid")
-		wait_up "http://$BARE_ADDR/" "$floor_pid" "$tmp/floor$rows.log"
-		load "floor$rows" "$BARE_ADDR" ""
+		wait_up "http://$BARE_ADDR/" "$floor_pid" "$tmp/$name.log"
+		load "$name" "$BARE_ADDR" ""
 		if ! kill "$floor_pid" 2>/dev/null; then
-			echo "bench: floor -rows $rows exited during its run; log tail:" >&2
-			tail -n 20 "$tmp/floor$rows.log" >&2
+			echo "bench: floor $* exited during its run; log tail:" >&2
+			tail -n 20 "$tmp/$name.log" >&2
 		fi
 		wait "$floor_pid" 2>/dev/null || true
-	done
+	}
+	floorrun floor1 -rows 1
+	floorrun floor3 -rows 3
+	floorrun floor1-nosync -rows 1 -sync off
 	printf '%-16s %10s %8s %8s %8s %9s %7s\n' server req/s "p50 ms" "p99 ms" non-2xx sock-err ratio
-	for name in floor1 floor3; do
+	for name in floor1 floor3 floor1-nosync; do
 		parse "$name"
 		printf '%-16s %10s %8s %8s %8s %9s %7s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" \
 			"$(awk -v a="$rps" -v b="$b_rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
 	done
-	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay; ratio to bare Echo)"
+	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay;"
+	echo " floor1-nosync: floor1 without fsync, not durable: the stack's CPU ceiling; ratio to bare Echo)"
 	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
 fi
 
