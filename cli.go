@@ -22,12 +22,22 @@ type storeFlags struct {
 	json         *bool
 }
 
-func addStoreFlags(fs *flag.FlagSet) storeFlags {
-	return storeFlags{
+// storeFlagSet returns the flag set of the store-reading command name,
+// printing its errors and usage to stderr, with the shared flags on it.
+func storeFlagSet(name string, stderr io.Writer) (*flag.FlagSet, storeFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, storeFlags{
 		config: fs.String("config", "", "YAML config file, as for serve"),
 		data:   fs.String("data", "", "data directory (overrides server.data_dir)"),
 		json:   fs.Bool("json", false, "print JSON"),
 	}
+}
+
+// open opens the store the flags name; see load.
+func (f storeFlags) open() (*store.DB, error) {
+	_, db, err := f.load()
+	return db, err
 }
 
 // load returns the configuration and opens the store it names.
@@ -93,9 +103,7 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: hookbay events list|show ID|replay ID [flags]")
 	}
-	fs := flag.NewFlagSet("events "+args[0], flag.ContinueOnError)
-	fs.SetOutput(cmd.Stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeFlagSet("events "+args[0], cmd.Stderr)
 	switch args[0] {
 	case "list":
 		sender := fs.String("sender", "", "only this sender (bubblehouse, bloomreach, svix)")
@@ -109,7 +117,7 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}
@@ -374,9 +382,7 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: hookbay jobs list|retry [flags]")
 	}
-	fs := flag.NewFlagSet("jobs "+args[0], flag.ContinueOnError)
-	fs.SetOutput(cmd.Stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeFlagSet("jobs "+args[0], cmd.Stderr)
 	switch args[0] {
 	case "list":
 		state := fs.String("state", "", "only jobs in this state: pending, running, done, dead")
@@ -393,7 +399,7 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 		default:
 			return fmt.Errorf("--state %q: want pending, running, done or dead", *state)
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}
@@ -439,7 +445,7 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 			}
 			ids = append(ids, id)
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -23,9 +22,7 @@ func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: hookbay faults add|list|clear [flags]")
 	}
-	fs := flag.NewFlagSet("faults "+args[0], flag.ContinueOnError)
-	fs.SetOutput(cmd.Stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeFlagSet("faults "+args[0], cmd.Stderr)
 	sender := fs.String("sender", "", "bubblehouse, bloomreach or svix")
 	switch args[0] {
 	case "add":
@@ -57,7 +54,7 @@ func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
 		if *dur > 0 {
 			f.ExpiresAt = now.Add(*dur)
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}
@@ -74,7 +71,7 @@ func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
 		if _, err := parseArgs(fs, args[1:]); err != nil {
 			return err
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}
@@ -103,7 +100,7 @@ func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
 		if _, err := parseArgs(fs, args[1:]); err != nil {
 			return err
 		}
-		_, db, err := sf.load()
+		db, err := sf.open()
 		if err != nil {
 			return err
 		}

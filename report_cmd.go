@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -22,9 +21,7 @@ type ReportCommand struct {
 
 // Run prints the report.
 func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(cmd.Stderr)
-	sf := addStoreFlags(fs)
+	fs, sf := storeFlagSet("report", cmd.Stderr)
 	sender := fs.String("sender", "", "only this sender")
 	since := fs.String("since", "24h", "since this time (RFC 3339) or this long ago")
 	junit := fs.String("junit", "", "also write JUnit XML here: one test case per request ID")
@@ -36,7 +33,7 @@ func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, db, err := sf.load()
+	db, err := sf.open()
 	if err != nil {
 		return err
 	}
