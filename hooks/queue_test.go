@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,25 +14,18 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // The store is the pool's JobStore.
 var _ hooks.JobStore = (*store.DB)(nil)
 
-// mustOpenStore opens a real SQLite store under tb.TempDir(), closed when
-// the test ends.
+// mustOpenStore opens a real SQLite store under tb.TempDir(), quiet,
+// closed when the test ends.
 func mustOpenStore(tb testing.TB) *store.DB {
 	tb.Helper()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "db"))
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
+	db := storetest.Open(tb)
 	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("close store: %v", err)
-		}
-	})
 	return db
 }
 

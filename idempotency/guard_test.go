@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // t0 is the start of every test clock: a whole number of microseconds, the
@@ -28,43 +28,6 @@ const header = "X-Request-ID"
 // noIDNote is the note on a request processed without a request ID.
 const noIDNote = "no X-Request-ID header: processed without de-duplication on the request ID"
 
-// MustOpenDB opens the real store on a fresh file under tb.TempDir() and
-// closes it when the test ends.
-func MustOpenDB(tb testing.TB) *store.DB {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "db")
-	db, err := store.Open(path)
-	if err != nil {
-		tb.Fatalf("open %s: %v", path, err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("close %s: %v", path, err)
-		}
-	})
-	return db
-}
-
-// testClock is a settable clock, safe for the store's writer goroutine.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock forward by d and returns the new time.
-func (c *testClock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
-
 // fixture is a guard over a real store, counting Notify calls.
 type fixture struct {
 	db       *store.DB
@@ -75,9 +38,9 @@ type fixture struct {
 // newFixture returns a guard over a fresh store. A nil clock means the real
 // time for both (tests with real deadlines and leases); otherwise guard and
 // store share the clock.
-func newFixture(t *testing.T, clock *testClock) *fixture {
+func newFixture(t *testing.T, clock *storetest.Clock) *fixture {
 	t.Helper()
-	f := &fixture{db: MustOpenDB(t)}
+	f := &fixture{db: storetest.Open(t)}
 	f.g = &idempotency.Guard{
 		Store:        f.db,
 		Notify:       func() { f.notifies.Add(1) },
@@ -169,7 +132,7 @@ func checkDuplicate(t *testing.T, got, orig *hooks.Request) {
 
 func TestGuard_Commit(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		r := f.newReceipt("id-1", `{"ok":true}`)
 		resp := f.mustCommit(t, r)
 		checkResponse(t, "answer", resp, http.StatusAccepted, `{"ok":true}`)
@@ -200,7 +163,7 @@ func TestGuard_Commit(t *testing.T) {
 	})
 
 	t.Run("Repeat", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		first := f.newReceipt("id-1", `{"n":1}`)
 		f.mustCommit(t, first)
 		second := f.newReceipt("id-1", `{"n":2}`)
@@ -229,7 +192,7 @@ func TestGuard_Commit(t *testing.T) {
 
 	t.Run("RepeatTrimmed", func(t *testing.T) {
 		// The request ID is normalized before it is used as a key.
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		f.mustCommit(t, f.newReceipt("  id-1 ", `{"n":1}`))
 		resp := f.mustCommit(t, f.newReceipt("id-1", `{"n":2}`))
 		checkResponse(t, "repeat answer", resp, http.StatusAccepted, `{"n":1}`)
@@ -243,7 +206,7 @@ func TestGuard_Commit(t *testing.T) {
 	})
 
 	t.Run("NoRequestID", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		for i := range 2 {
 			body := fmt.Sprintf(`{"n":%d}`, i)
 			resp := f.mustCommit(t, f.newReceipt("", body))
@@ -270,7 +233,7 @@ func TestGuard_Commit(t *testing.T) {
 	})
 
 	t.Run("NoteNamesHeader", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		r := f.newReceipt("", `{}`)
 		if _, err := f.g.Commit(context.Background(), r, "Webhook-Id"); err != nil {
 			t.Fatalf("commit: %v", err)
@@ -283,7 +246,7 @@ func TestGuard_Commit(t *testing.T) {
 
 	t.Run("ContentKey", func(t *testing.T) {
 		// Two request IDs for the same event: the content key decides.
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		first := f.newReceipt("id-1", `{"n":1}`, "SendEvent1/bhid:1")
 		f.mustCommit(t, first)
 		resp := f.mustCommit(t, f.newReceipt("id-2", `{"n":2}`, "SendEvent1/bhid:1"))
@@ -340,7 +303,7 @@ func TestGuard_Commit(t *testing.T) {
 	t.Run("MalformedIDHashed", func(t *testing.T) {
 		// A malformed ID is not refused (a 400 would stop a Bloomreach
 		// campaign): its SHA-256 de-duplicates it, and a note says so.
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		first, err := f.g.Commit(context.Background(), f.newReceipt("id\n1", `{}`), header)
 		if err != nil {
 			t.Fatal(err)
@@ -393,7 +356,7 @@ func TestGuard_Commit(t *testing.T) {
 
 func TestGuard_Run(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		var calls atomic.Int32
 		r := f.newReceipt("id-1", "")
 		resp, err := f.g.Run(context.Background(), r, header, func(context.Context) (hooks.Response, error) {
@@ -430,7 +393,7 @@ func TestGuard_Run(t *testing.T) {
 	})
 
 	t.Run("Repeat", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		var calls atomic.Int32
 		fn := func(context.Context) (hooks.Response, error) {
 			n := calls.Add(1)
@@ -458,7 +421,7 @@ func TestGuard_Run(t *testing.T) {
 	})
 
 	t.Run("NoRequestID", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		var calls atomic.Int32
 		fn := func(context.Context) (hooks.Response, error) {
 			return answer(fmt.Sprintf(`{"n":%d}`, calls.Add(1))), nil
@@ -536,7 +499,7 @@ func TestGuard_Run(t *testing.T) {
 	})
 
 	t.Run("ErrorReleasesKeys", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		errUpstream := errors.New("upstream unavailable")
 		var calls atomic.Int32
 		fn := func(context.Context) (hooks.Response, error) {
@@ -821,7 +784,7 @@ func TestGuard_Run(t *testing.T) {
 
 func TestGuard_Record(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		clock := &testClock{t: t0}
+		clock := storetest.NewClock(t0)
 		f := newFixture(t, clock)
 		req := &hooks.Request{
 			Sender:     hooks.SenderBubblehouse,
@@ -860,7 +823,7 @@ func TestGuard_Record(t *testing.T) {
 
 	t.Run("CanceledContext", func(t *testing.T) {
 		// The record is written even when the client has gone.
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		req := f.newReceipt("id-1", `{}`).Request
@@ -875,7 +838,7 @@ func TestGuard_Record(t *testing.T) {
 
 func TestGuard_Purge(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		clock := &testClock{t: t0}
+		clock := storetest.NewClock(t0)
 		f := newFixture(t, clock)
 		f.g.Retention = 72 * time.Hour
 		f.mustCommit(t, f.newReceipt("id-old", `{"n":"old"}`))
@@ -927,7 +890,7 @@ func TestGuard_Purge(t *testing.T) {
 	})
 
 	t.Run("DefaultRetention", func(t *testing.T) {
-		clock := &testClock{t: t0}
+		clock := storetest.NewClock(t0)
 		f := newFixture(t, clock)
 		f.mustCommit(t, f.newReceipt("id-1", `{}`))
 		clock.Add(idempotency.DefaultRetention - time.Hour)
@@ -958,7 +921,7 @@ func TestGuard_Purge(t *testing.T) {
 	})
 
 	t.Run("Cancel", func(t *testing.T) {
-		f := newFixture(t, &testClock{t: t0})
+		f := newFixture(t, storetest.NewClock(t0))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // mustQueue commits a receipt for request ID rid with the given urgency and
@@ -68,7 +69,7 @@ func jobIDs(jobs []*hooks.Job) []int64 {
 
 func TestDB_ClaimJobs(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		queued := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		now := t0.Add(time.Second)
@@ -113,7 +114,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		if got := mustClaim(t, db, t0, time.Minute, 10); len(got) != 0 {
 			t.Fatalf("got %v, want none", jobIDs(got))
 		}
@@ -122,7 +123,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	t.Run("Priority", func(t *testing.T) {
 		// Urgent before regular whatever the order they came in; within a
 		// priority, by scheduled time then ID.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r1 := mustQueue(t, db, "regular-1", hooks.UrgencyRegular, t0)
 		r2 := mustQueue(t, db, "regular-2", hooks.UrgencyRegular, t0.Add(-time.Minute))
@@ -145,7 +146,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	})
 
 	t.Run("Limit", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		var want []int64
 		for i := 0; i < 5; i++ {
@@ -161,7 +162,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 
 	t.Run("Scheduled", func(t *testing.T) {
 		// A job scheduled in the future waits for its time.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		at := t0.Add(time.Hour)
 		j := mustQueue(t, db, "req-1", hooks.UrgencyUrgent, at)
@@ -179,7 +180,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 
 	t.Run("Concurrent", func(t *testing.T) {
 		// Workers claiming at once never get the same job.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		const n = 120
 		for i := 0; i < n; i++ {
@@ -229,7 +230,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 		// A worker claims a job and the process dies before finishing it.
 		// After a restart the job is claimed again once its lease expires.
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		useClock(db)
 		j := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		const lease = 30 * time.Second
@@ -240,7 +241,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db = mustOpenPath(t, path)
+		db = storetest.OpenPath(t, path)
 		useClock(db)
 		before := t0.Add(lease - time.Microsecond)
 		if got, want := mustRescue(t, db, before), int64(0); got != want {
@@ -279,7 +280,7 @@ func TestDB_RescueJobs(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		// Only running jobs whose lease expired by now are made available;
 		// their attempt stays counted.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		for i := 0; i < 4; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -310,7 +311,7 @@ func TestDB_RescueJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		if got, want := mustRescue(t, db, t0), int64(0); got != want {
 			t.Fatalf("got %d, want %d", got, want)
 		}
@@ -322,7 +323,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 
 	t.Run("Batch", func(t *testing.T) {
 		// Several jobs at once; unknown IDs and an empty list are harmless.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		for i := 0; i < 5; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -343,7 +344,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 	})
 
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -364,7 +365,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 
 	t.Run("NotRunning", func(t *testing.T) {
 		// A job that is not running is left alone.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -383,7 +384,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 		// Worker A's lease expired and worker B took the job. A finishing
 		// late must not mark B's run done: CompleteJobs' comment promises
 		// such a job "is left alone".
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		a := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -407,7 +408,7 @@ func TestDB_FailJob(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Retry", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -430,7 +431,7 @@ func TestDB_FailJob(t *testing.T) {
 	})
 
 	t.Run("Dead", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -452,7 +453,7 @@ func TestDB_FailJob(t *testing.T) {
 	t.Run("StaleLease", func(t *testing.T) {
 		// A failing late after B took the job over must not reschedule it
 		// under B, which would let a third worker run it at the same time.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		a := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -473,7 +474,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Released jobs are available again and the claim is not counted.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		for i := 0; i < 3; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -503,7 +504,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		if err := db.ReleaseJobs(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -511,7 +512,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 	t.Run("NotRunning", func(t *testing.T) {
 		// Only running jobs are released: a finished one stays finished.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -530,7 +531,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 func TestDB_FindJobs(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := storetest.Open(t)
 	useClock(db)
 	a := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 	b := mustQueue(t, db, "req-2", hooks.UrgencyUrgent, t0)

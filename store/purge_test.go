@@ -7,12 +7,13 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // PurgeRecords deletes old requests with their jobs and attempts, but never
 // a request whose job is still to be delivered.
 func TestDB_PurgeRecords(t *testing.T) {
-	db := MustOpenDB(t)
+	db := storetest.Open(t)
 	ctx := context.Background()
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	done := newReceipt(old, "old-done", `{}`)

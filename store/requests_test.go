@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 func TestDB_Commit(t *testing.T) {
@@ -18,7 +19,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Request record, every key and the job are written together.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"ok":true}`, "bhid-1")
 		r.Request.Notes = []string{"unknown urgency"}
@@ -73,7 +74,7 @@ func TestDB_Commit(t *testing.T) {
 	})
 
 	t.Run("NoJob", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		r.Job = nil
@@ -91,7 +92,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		// A repeat of the request ID gets the first answer, is recorded as
 		// a duplicate, and queues nothing.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -149,7 +150,7 @@ func TestDB_Commit(t *testing.T) {
 		// same SendEvent1 bhid resent under a new request ID) gets the first
 		// answer; its request ID is remembered so that its own retries
 		// replay that answer too.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -200,7 +201,7 @@ func TestDB_Commit(t *testing.T) {
 		// Request.DuplicateOf "the ID of the original request": a request ID
 		// remembered for a content-key duplicate must point at the original,
 		// not at the duplicate's own record (which has no job).
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -218,7 +219,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("ContentKeyOnly", func(t *testing.T) {
 		// Without a request ID the content keys alone de-duplicate.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "", `{"n":1}`, "bhid-1", "bhid-2")
 		mustCommit(t, db, first)
@@ -233,7 +234,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("NoKeys", func(t *testing.T) {
 		// A request without any key is processed every time.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		for i := 0; i < 3; i++ {
 			r := newReceipt(t0, "", `{}`)
@@ -257,7 +258,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("SenderNamespace", func(t *testing.T) {
 		// Keys are per sender: the same ID from another sender is new.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
 		other := newReceipt(t0, "req-1", `{"n":2}`)
@@ -281,7 +282,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrPending", func(t *testing.T) {
 		// A key held by a request executing inline, under a live lease:
 		// Commit returns the pending entry and writes nothing.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
 		if e, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, until); err != nil || e != nil {
@@ -310,7 +311,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrPendingContentKey", func(t *testing.T) {
 		// The request ID is new but its content key is held by a request
 		// executing inline: nothing is written, not even the new ID.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		until := t0.Add(time.Minute)
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
@@ -343,7 +344,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrDuplicateLaterKey", func(t *testing.T) {
 		// Only the third key was answered before: the keys in front of it
 		// replay that answer, the ones after it are not taken, no job.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-c")
 		mustCommit(t, db, first)
@@ -369,7 +370,7 @@ func TestDB_Commit(t *testing.T) {
 		// A receipt naming the same key twice (a request ID equal to its
 		// content key) is one new request, not a duplicate of itself: it
 		// is answered 202, so its job must be queued.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "SendEvent1/bhid:1", `{"n":1}`, "SendEvent1/bhid:1")
 		e, err := db.Commit(ctx, r)
@@ -387,7 +388,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("PendingExpired", func(t *testing.T) {
 		// The holder of a pending key died: once its lease expires the
 		// key is taken over and the receipt written.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -412,7 +413,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("PendingExpiredSeveralKeys", func(t *testing.T) {
 		// Reserve took the request ID and a content key; the process died.
 		// The sender's retry, committed, must take over both keys.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -434,7 +435,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("Concurrent", func(t *testing.T) {
 		// 50 requests with the same ID at once: one is processed, 49 get
 		// its answer.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		const n = 50
 		answers := make([]string, n)
@@ -505,7 +506,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ConcurrentDistinct", func(t *testing.T) {
 		// 200 requests with distinct keys at once are all written; the
 		// writer commits them in shared transactions.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		const n = 200
 		receipts := make([]*hooks.Receipt, n)
@@ -558,7 +559,7 @@ func TestDB_Commit(t *testing.T) {
 		// A context already done before the write is queued fails fast
 		// and writes nothing... or, if the write won the race into the
 		// queue, is committed in full. Never half.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
@@ -580,7 +581,7 @@ func TestDB_Reserve(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		until := t0.Add(time.Minute)
@@ -600,7 +601,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("ErrPending", func(t *testing.T) {
 		// The same keys again, while the lease is live: the pending entry.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
@@ -627,7 +628,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("ErrDone", func(t *testing.T) {
 		// A key already answered: the done entry, to replay.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -646,7 +647,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("Expired", func(t *testing.T) {
 		// A pending lease that expired is taken over.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -669,7 +670,7 @@ func TestDB_Finish(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -712,7 +713,7 @@ func TestDB_Finish(t *testing.T) {
 	})
 
 	t.Run("NoJob", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -737,7 +738,7 @@ func TestDB_Release(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Released keys are free: the retry executes.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -764,7 +765,7 @@ func TestDB_Release(t *testing.T) {
 
 	t.Run("KeepsDone", func(t *testing.T) {
 		// Release never drops an answer.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
 		if err := db.Release(ctx, sender, []string{"req-1", "never-taken"}, testOwner); err != nil {
@@ -778,7 +779,7 @@ func TestDB_Release(t *testing.T) {
 
 func TestDB_Record(t *testing.T) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := storetest.Open(t)
 	useClock(db)
 	req := newReceipt(t0, "req-1", `{"error":"unauthorized"}`).Request
 	req.Status = http.StatusUnauthorized
@@ -812,7 +813,7 @@ func TestDB_Lookup(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"n":1}`)
 		mustCommit(t, db, r)
@@ -824,7 +825,7 @@ func TestDB_Lookup(t *testing.T) {
 	})
 
 	t.Run("ErrNotFound", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		_, err := db.Lookup(ctx, hooks.SenderBubblehouse, "nope")
 		if got, want := hooks.ErrorCode(err), hooks.ENOTFOUND; got != want {
 			t.Fatalf("got %q (%v), want %q", got, err, want)
@@ -837,7 +838,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		mustCommit(t, db, newReceipt(t0, "old-1", `{}`, "old-bhid-1"))
 		if _, err := db.Reserve(ctx, sender, []string{"old-2"}, testOwner, t0.Add(time.Minute)); err != nil {
@@ -881,7 +882,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 
 	t.Run("Batches", func(t *testing.T) {
 		// More rows than one delete batch.
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		clk := useClock(db)
 		const old, young = 2500, 1200
 		reserve := func(prefix string, n int) {
@@ -923,7 +924,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 }
 
 func TestDB_FindRequests(t *testing.T) {
-	db := MustOpenDB(t)
+	db := storetest.Open(t)
 	useClock(db)
 	var ids []int64
 	for i, name := range []string{"SendEvent1", "SendEvent1", "ProcessOrder"} {

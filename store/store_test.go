@@ -15,58 +15,17 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // t0 is the start of every test clock. It is a whole number of microseconds,
 // the store's time resolution, so times compare equal after a round trip.
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// MustOpenDB opens a store on a fresh file under tb.TempDir() and closes it
-// when the test ends.
-func MustOpenDB(tb testing.TB) *store.DB {
-	tb.Helper()
-	return mustOpenPath(tb, filepath.Join(tb.TempDir(), "db"))
-}
-
-// mustOpenPath opens the store at path, closed when the test ends.
-func mustOpenPath(tb testing.TB, path string) *store.DB {
-	tb.Helper()
-	db, err := store.Open(path)
-	if err != nil {
-		tb.Fatalf("open %s: %v", path, err)
-	}
-	tb.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			tb.Errorf("close %s: %v", path, err)
-		}
-	})
-	return db
-}
-
-// testClock is a settable clock for DB.Now, safe for the writer goroutine.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Add moves the clock forward by d and returns the new time.
-func (c *testClock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
-
 // useClock sets db.Now to a test clock starting at t0. Call it before the
 // first write: the writer goroutine reads db.Now.
-func useClock(db *store.DB) *testClock {
-	c := &testClock{t: t0}
+func useClock(db *store.DB) *storetest.Clock {
+	c := storetest.NewClock(t0)
 	db.Now = c.Now
 	return c
 }
@@ -184,7 +143,7 @@ func lockWriter(tb testing.TB, path string) (unlock func()) {
 func TestOpen(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		if _, err := os.Stat(path); err != nil {
 			t.Fatalf("database file: %v", err)
 		}
@@ -204,7 +163,7 @@ func TestOpen(t *testing.T) {
 		// the migrations again on a migrated file is harmless.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"ok":1}`, "bhid-1")
 		if e := mustCommit(t, db, r); e != nil {
@@ -215,7 +174,7 @@ func TestOpen(t *testing.T) {
 		}
 
 		for i := 0; i < 2; i++ {
-			db = mustOpenPath(t, path)
+			db = storetest.OpenPath(t, path)
 			useClock(db)
 			reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
 			if got, want := len(reqs), 1+i; got != want {
@@ -257,14 +216,14 @@ func TestOpen(t *testing.T) {
 
 func TestDB_Ping(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		if err := db.Ping(context.Background()); err != nil {
 			t.Fatalf("got %v, want nil", err)
 		}
 	})
 
 	t.Run("ErrClosed", func(t *testing.T) {
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +239,7 @@ func TestDB_Close(t *testing.T) {
 		// Every write after Close fails with ErrClosed instead of hanging;
 		// reads fail too.
 		ctx := context.Background()
-		db := MustOpenDB(t)
+		db := storetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		mustCommit(t, db, r)
@@ -348,7 +307,7 @@ func TestDB_Close(t *testing.T) {
 		// disk after reopening, or failed with ErrClosed. None hangs.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		useClock(db)
 
 		const n = 100
@@ -372,7 +331,7 @@ func TestDB_Close(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db = mustOpenPath(t, path)
+		db = storetest.OpenPath(t, path)
 		for i, err := range errs {
 			rid := fmt.Sprintf("req-%d", i)
 			got := len(mustFindRequests(t, db, store.RequestFilter{RequestID: rid}))
@@ -405,7 +364,7 @@ func TestDB_GroupCommit(t *testing.T) {
 	t.Run("FailureIsolated", func(t *testing.T) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		useClock(db)
 
 		unlock := lockWriter(t, path)
@@ -468,7 +427,7 @@ func TestDB_GroupCommit(t *testing.T) {
 		// record must look the same as if it had been committed once.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := mustOpenPath(t, path)
+		db := storetest.OpenPath(t, path)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`)
 		mustCommit(t, db, first)
