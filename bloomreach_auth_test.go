@@ -134,6 +134,28 @@ func TestBloomreachAuth_Headers(t *testing.T) {
 	if len(recs) < 6 {
 		t.Fatalf("records=%d, want every request recorded", len(recs))
 	}
+	// A mistyped webhook name (404), on its own route or its auth-test
+	// route, may carry the credentials as well: every configured auth
+	// header is redacted on every Bloomreach route.
+	for _, name := range []string{"smss", "smss/auth-test"} {
+		creds := map[string]string{"X-Api-Key": apiKey, "X-Tenant": tenant}
+		if a := brSend(t, m, brReq{name: name, id: "hdr-typo", auth: "-", header: creds, body: `{"phone":"+1"}`}); a.status != 404 {
+			t.Fatalf("%s: status=%d %s, want 404", name, a.status, a.body)
+		}
+	}
+	recs = requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 1000})
+	typos := 0
+	for _, r := range recs {
+		if strings.HasPrefix(r.Name, "smss") {
+			typos++
+			if r.Header.Get("X-Api-Key") != "[redacted]" || r.Header.Get("X-Tenant") != "[redacted]" {
+				t.Fatalf("%s: stored headers %v, want X-Api-Key and X-Tenant [redacted]", r.Name, r.Header)
+			}
+		}
+	}
+	if typos != 2 {
+		t.Fatalf("records of mistyped names=%d, want 2", typos)
+	}
 	for _, suffix := range []string{"", "-wal"} {
 		buf, _ := os.ReadFile(filepath.Join(m.Config.Server.DataDir, "hookbay.db"+suffix))
 		for _, secret := range []string{apiKey, tenant} {

@@ -297,7 +297,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if s != hooks.SenderBloomreach || br == nil {
 			return nil, ""
 		}
-		return br.SecretHeaders(name), br.IDHeader(name)
+		return br.SecretHeaders(), br.IDHeader(name)
 	}
 	handlers.RegisterHealth(e, m.DB)
 	bh := &handlers.Bubblehouse{

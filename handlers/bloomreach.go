@@ -93,7 +93,7 @@ func (h *Bloomreach) now() time.Time { return clock(h.Now) }
 // credentials pass, 401 when not, whatever the method.
 func (h *Bloomreach) handleAuthTest(c echo.Context) error {
 	name := c.Param("name")
-	rec := startRecord(c, hooks.SenderBloomreach, name+"/auth-test", h.now(), h.secretHeaders(name)...)
+	rec := startRecord(c, hooks.SenderBloomreach, name+"/auth-test", h.now(), h.secretHeaders()...)
 	wh, ok := h.Webhooks[name]
 	if !ok {
 		return hooks.Errorf(hooks.ENOTFOUND, "no Bloomreach webhook named %q", name)
@@ -108,8 +108,11 @@ func (h *Bloomreach) handleAuthTest(c echo.Context) error {
 	return c.JSONBlob(rec.Status, rec.Response)
 }
 
-// SecretHeaders names a webhook's secret headers, redacted in records.
-func (h *Bloomreach) SecretHeaders(name string) []string { return h.secretHeaders(name) }
+// SecretHeaders names the headers that carry a configured webhook's
+// credentials, redacted in every Bloomreach record: a request to a
+// mistyped webhook name, or one answered by an injected fault, may carry
+// any webhook's credentials.
+func (h *Bloomreach) SecretHeaders() []string { return h.secretHeaders() }
 
 // IDHeader names the header a webhook reads its request ID from.
 func (h *Bloomreach) IDHeader(name string) string {
@@ -119,21 +122,19 @@ func (h *Bloomreach) IDHeader(name string) string {
 	return "X-Request-ID"
 }
 
-func (h *Bloomreach) secretHeaders(name string) []string {
-	wh, ok := h.Webhooks[name]
-	if !ok {
-		return nil
-	}
+func (h *Bloomreach) secretHeaders() []string {
 	var out []string
-	for k := range wh.Auth.Headers {
-		out = append(out, k)
+	for _, wh := range h.Webhooks {
+		for k := range wh.Auth.Headers {
+			out = append(out, k)
+		}
 	}
 	return out
 }
 
 func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	name := c.Param("name")
-	rec := startRecord(c, hooks.SenderBloomreach, name, h.now(), h.secretHeaders(name)...)
+	rec := startRecord(c, hooks.SenderBloomreach, name, h.now(), h.secretHeaders()...)
 	rec.Urgency = hooks.UrgencyRegular
 	wh, ok := h.Webhooks[name]
 	if !ok {
