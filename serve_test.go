@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -235,6 +238,71 @@ func TestServe_SlowClient(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("cut off after %s, want about 200ms", d)
+	}
+}
+
+// A body that stalls or is cut off before Content-Length bytes arrive gets
+// a JSON error that names the cause, with a status the sender retries: 408,
+// and 503 for Bloomreach, which stops a campaign on most 4xx
+// (bloomreach-endpoint-requirements.txt, "Retry policy"). SendEvent1 gets
+// the error too, not 200 invalid_data, which would settle its request ID
+// with the event undelivered. Nothing is queued.
+func TestServe_SlowBody(t *testing.T) {
+	m := MustRunMain(t, func(c *Config) {
+		c.Server.Timeouts.Read = Duration(300 * time.Millisecond)
+		c.Bloomreach.Webhooks = map[string]WebhookConfig{"sms": {Auth: brBasic()}}
+		c.Svix.Endpoints = map[string]SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
+	})
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(brUser+":"+brPass))
+	for _, tt := range []struct {
+		name, path, auth string
+		cut              bool // close the write side instead of stalling
+		want             int
+		wantCause        string
+	}{
+		{"BubblehouseStalled", "/bubblehouse/CreateDiscount4", testAuth, false, 408, "read timeout"},
+		{"BubblehouseCutOff", "/bubblehouse/CreateDiscount4", testAuth, true, 408, "connection ended"},
+		{"SendEvent1Stalled", "/bubblehouse/SendEvent1", testAuth, false, 408, "read timeout"},
+		{"BloomreachStalled", "/bloomreach/sms", basic, false, 503, "read timeout"},
+		{"BloomreachCutOff", "/bloomreach/sms", basic, true, 503, "connection ended"},
+		{"SvixStalled", "/svix/bloom", "", false, 408, "read timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", m.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+				"Authorization: %s\r\nX-BH-Urgency: urgent\r\nX-Request-ID: slow-%s\r\nContent-Length: 100\r\n\r\n{\"a\":",
+				tt.path, tt.auth, tt.name)
+			if tt.cut {
+				conn.(*net.TCPConn).CloseWrite()
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("read answer: %v", err)
+			}
+			defer resp.Body.Close()
+			var eb struct{ Code, Error string }
+			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+				t.Fatalf("answer is not JSON: %v", err)
+			}
+			if resp.StatusCode != tt.want || eb.Code != "incomplete" || !strings.Contains(eb.Error, tt.wantCause) {
+				t.Fatalf("answer %d %+v, want %d incomplete naming %q", resp.StatusCode, eb, tt.want, tt.wantCause)
+			}
+			if strings.Contains(eb.Error, "127.0.0.1") {
+				t.Fatalf("error %q shows a socket address", eb.Error)
+			}
+		})
+	}
+	jobs, err := m.DB.FindJobs(context.Background(), store.JobFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 0 {
+		t.Fatalf("jobs=%d, want none queued from incomplete bodies", len(jobs))
 	}
 }
 

@@ -94,7 +94,10 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 		}
 	}
 	if err != nil {
-		if !hook.Outcomes {
+		// A body that did not arrive in full is not bad data: answering
+		// invalid_data would settle the request ID and lose the event
+		// that Bubblehouse's retry would have delivered.
+		if !hook.Outcomes || hooks.ErrorCode(err) == hooks.EINCOMPLETE {
 			return err
 		}
 		// An HTTP error would hold Bubblehouse's whole queue for this one

@@ -18,6 +18,7 @@ import (
 // statusOf is the only table from error class to HTTP status.
 var statusOf = map[string]int{
 	hooks.EINVALID:      http.StatusBadRequest,
+	hooks.EINCOMPLETE:   http.StatusRequestTimeout,
 	hooks.EUNAUTHORIZED: http.StatusUnauthorized,
 	hooks.ENOTFOUND:     http.StatusNotFound,
 	hooks.EMETHOD:       http.StatusMethodNotAllowed,
@@ -31,9 +32,13 @@ var statusOf = map[string]int{
 // senderStatus overrides statusOf where a sender reads a status
 // differently. Bloomreach records any 4xx but 429 as a failed campaign
 // event and retries only 429 and 5xx, so a request that must be retried
-// (its twin is still being processed) gets 429 there.
+// (its twin is still being processed) gets 429 there, and one whose body
+// never arrived in full gets 503, as the dropped connection it was.
 var senderStatus = map[hooks.Sender]map[string]int{
-	hooks.SenderBloomreach: {hooks.ECONFLICT: http.StatusTooManyRequests},
+	hooks.SenderBloomreach: {
+		hooks.ECONFLICT:   http.StatusTooManyRequests,
+		hooks.EINCOMPLETE: http.StatusServiceUnavailable,
+	},
 }
 
 // refusedBodyKept is how much of a refused request's body is recorded.

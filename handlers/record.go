@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -97,9 +98,23 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	case errors.As(err, &mbe):
 		return nil, tooLarge(limit)
 	case err != nil:
-		return nil, hooks.Errorf(hooks.EINVALID, "could not read the request body: %v", err)
+		return nil, incomplete(err)
 	}
 	return body, nil
+}
+
+// incomplete classifies a body that did not arrive in full. Its message
+// names the cause, not the error text, which carries socket addresses.
+func incomplete(err error) error {
+	cause := "reading it failed"
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		cause = "it did not arrive within the server's read timeout (server.timeouts.read)"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		cause = "the connection ended before Content-Length bytes arrived"
+	}
+	return hooks.Errorf(hooks.EINCOMPLETE, "the request body did not arrive in full: %s", cause)
 }
 
 // presizeLimit is the largest Content-Length a body buffer is sized from.

@@ -10,6 +10,7 @@ import (
 const (
 	ECONFLICT     = "conflict"     // a request with the same ID is still being processed
 	EINTERNAL     = "internal"     // a fault of ours; details are logged, never sent
+	EINCOMPLETE   = "incomplete"   // the body did not arrive in full: read timed out or cut off
 	EINVALID      = "invalid"      // the request is malformed or fails validation
 	ENOTFOUND     = "not_found"    // unknown hook, webhook or endpoint
 	ETOOLARGE     = "too_large"    // the body is over the configured limit
