@@ -217,6 +217,7 @@ func TestDelivery_Inline(t *testing.T) {
 	m := MustRunMain(t, func(c *Config) {
 		c.Bubblehouse.Hooks["DeliverCustomReward1"] = HookConfig{Action: forwardTo(d.URL)}
 		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
 		slow := forwardTo(d.URL)
 		slow.Forward.Timeout = Duration(300 * time.Millisecond)
 		c.Bubblehouse.Hooks["PrivatePromo2"] = HookConfig{Inline: true, Action: slow}
@@ -254,6 +255,44 @@ func TestDelivery_Inline(t *testing.T) {
 	a := send(t, m, call{hook: "DeliverCustomReward1", body: reward, urgency: "regular", id: "inline-RewardDownstreamFails"})
 	if a.status != 200 || string(a.body) != `{"delivered":true}` {
 		t.Fatalf("retry after failure: %d %s", a.status, a.body)
+	}
+	// SendEvent1's outcome failure is a temporary failure that Bubblehouse
+	// retries (bubblehouse-hooks-catalog.md): it is answered as it is, but
+	// it settles neither the request ID nor the bhid, so each retry runs
+	// the action again until an outcome settles it.
+	d.set(func(d *downstream) { d.status, d.answer = 200, `{"outcome":"failure"}` })
+	event := `{"bhid":"evt-fail-1","type":"points"}`
+	for i, id := range []string{"inline-ev-1", "inline-ev-1", "inline-ev-2"} {
+		a := send(t, m, call{hook: "SendEvent1", body: event, urgency: "real-time", id: id})
+		if a.status != 200 || string(a.body) != `{"outcome":"failure"}` {
+			t.Fatalf("attempt %d: %d %s, want 200 failure", i+1, a.status, a.body)
+		}
+	}
+	calls := func() int {
+		n := 0
+		for _, g := range d.deliveries() {
+			if bytes.Equal(g.body, []byte(event)) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := calls(); n != 3 {
+		t.Fatalf("action ran %d times for 3 unsettled attempts, want 3", n)
+	}
+	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
+	for i, id := range []string{"inline-ev-2", "inline-ev-2", "inline-ev-3"} {
+		a := send(t, m, call{hook: "SendEvent1", body: event, urgency: "real-time", id: id})
+		if a.status != 200 || string(a.body) != `{"outcome":"sent"}` {
+			t.Fatalf("after success, attempt %d: %d %s, want the settled sent", i+1, a.status, a.body)
+		}
+	}
+	if n := calls(); n != 4 {
+		t.Fatalf("action ran %d times, want 4: once more, then settled by request ID and bhid", n)
+	}
+	recs := requests(t, m, store.RequestFilter{RequestID: "inline-ev-1"})
+	if len(recs) != 2 || recs[0].Status != 200 || !strings.Contains(strings.Join(recs[0].Notes, ";"), "not settled") {
+		t.Fatalf("records of inline-ev-1: %+v, want 2 answered 200 with a note", recs)
 	}
 	// A slow action is cut off inside Bubblehouse's limit and answered 503.
 	gate := make(chan struct{})

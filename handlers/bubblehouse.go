@@ -164,7 +164,8 @@ func (h *Bubblehouse) hello1(c echo.Context, rec *hooks.Request) error {
 // runInline runs a hook's action while Bubblehouse waits. Its output,
 // checked against the hook's output shape, is the answer; a failure, a
 // missed deadline or a malformed output asks Bubblehouse to retry (503),
-// never a fake success.
+// never a fake success. An output that does not settle the request
+// (SendEvent1's failure) is sent as it is, and the retry runs again.
 func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook, receipt *hooks.Receipt) (hooks.Response, error) {
 	rec := receipt.Request
 	j := hooks.NewJob(rec, h.now())
@@ -182,6 +183,10 @@ func (h *Bubblehouse) runInline(ctx context.Context, hook *hooks.BubblehouseHook
 	if err != nil {
 		rec.Note("inline action output refused: " + hooks.ErrorMessage(err))
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "hook " + hook.Name + " produced invalid output; retry later"}
+	}
+	if !hook.Settles(out) {
+		rec.Note("outcome failure: a temporary failure, not settled; the retry runs the action again")
+		return hooks.Response{}, &hooks.UnsettledError{Response: hooks.Response{Status: http.StatusOK, Body: out}, Reason: hook.Name + " outcome failure"}
 	}
 	// Delivered inline: the job is recorded done, for events show and replay.
 	j.Stored(h.now())

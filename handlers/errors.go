@@ -59,7 +59,7 @@ type ErrorBody struct {
 // wrong method) are translated to our classes; anything unclassified is an
 // internal error whose details stay in the log.
 func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
-	if resp, ok := injectedResponse(err); ok {
+	if resp, ok := answerOf(err); ok {
 		return resp
 	}
 	var he *echo.HTTPError
@@ -108,7 +108,7 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 		if c.Response().Committed {
 			return
 		}
-		if _, injected := injectedResponse(err); hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) && !injected {
+		if _, answer := answerOf(err); hooks.ErrorCode(err) == hooks.EINTERNAL && !isEchoError(err) && !answer {
 			logger.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
 		req, _ := c.Get(recordKey).(*hooks.Request)
@@ -122,7 +122,7 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 		}
 		if req != nil && record != nil {
 			req.Status, req.Response = resp.Status, resp.Body
-			if len(req.Body) > refusedBodyKept {
+			if len(req.Body) > refusedBodyKept && resp.Status >= 400 {
 				// A refused request keeps its first bytes only: an
 				// unauthenticated flood must not fill the disk.
 				req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", refusedBodyKept, len(req.Body)))
@@ -141,6 +141,19 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 			logger.Error("write error answer", "err", err)
 		}
 	}
+}
+
+// answerOf returns the answer an error carries to be sent as it is: an
+// injected fault's, or an unsettled answer's.
+func answerOf(err error) (hooks.Response, bool) {
+	if resp, ok := injectedResponse(err); ok {
+		return resp, true
+	}
+	var un *hooks.UnsettledError
+	if errors.As(err, &un) {
+		return un.Response, true
+	}
+	return hooks.Response{}, false
 }
 
 func isEchoError(err error) bool {

@@ -221,6 +221,19 @@ func (hook *BubblehouseHook) Output(out, input []byte) ([]byte, error) {
 	return out, nil
 }
 
+// Settles reports whether an output checked by Output is the request's
+// final answer. SendEvent1's outcome failure is not: Bubblehouse retries
+// it, and the retry must run the action again (bubblehouse-hooks-catalog.md).
+func (hook *BubblehouseHook) Settles(out []byte) bool {
+	if hook.Name != "SendEvent1" {
+		return true
+	}
+	var o struct {
+		Outcome string `json:"outcome"`
+	}
+	return json.Unmarshal(out, &o) != nil || o.Outcome != "failure"
+}
+
 // InvalidOutcome is SendEvent1's answer to an event it cannot use: 200 with
 // outcome invalid_data removes the one event from Bubblehouse's queue, where
 // an HTTP error would hold the whole queue (bubblehouse-hooks-catalog.md).

@@ -72,3 +72,15 @@ func ErrorHint(err error) string {
 	}
 	return ""
 }
+
+// UnsettledError is an answer sent as it is without settling the request:
+// the sender reads it as a temporary failure and retries, so the request
+// ID keeps no answer and the retry runs again. SendEvent1's outcome failure
+// is one: a 200 that Bubblehouse retries while holding its queue.
+type UnsettledError struct {
+	Response Response
+	Reason   string
+}
+
+// Error implements the error interface.
+func (e *UnsettledError) Error() string { return "answer not settled: " + e.Reason }

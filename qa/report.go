@@ -159,6 +159,16 @@ func Analyse(reqs []*hooks.Request, since time.Time) *Behaviour {
 	return b
 }
 
+// settlesBubblehouse reports whether Bubblehouse takes an answer as final:
+// a 200-204, except SendEvent1's outcome failure, which it retries.
+func settlesBubblehouse(r *hooks.Request) bool {
+	if r.Status < 200 || r.Status > 204 {
+		return false
+	}
+	hook := &hooks.BubblehouseHook{Name: r.Name}
+	return hook.Settles(r.Response)
+}
+
 // findings compares one request's deliveries with the sender's contract.
 func findings(s hooks.Sender, rs []*hooks.Request) []string {
 	var out []string
@@ -169,8 +179,8 @@ func findings(s hooks.Sender, rs []*hooks.Request) []string {
 		}
 		for i := 1; i < len(rs); i++ {
 			gap := rs[i].ReceivedAt.Sub(rs[i-1].ReceivedAt)
-			if prev := rs[i-1].Status; prev >= 200 && prev <= 204 {
-				out = append(out, fmt.Sprintf("attempt %d came after a %d, which Bubblehouse accepts as success", i+1, prev))
+			if settlesBubblehouse(rs[i-1]) {
+				out = append(out, fmt.Sprintf("attempt %d came after a %d, which Bubblehouse accepts as final", i+1, rs[i-1].Status))
 			}
 			if gap < w.min*9/10 || gap > w.max*11/10 {
 				out = append(out, fmt.Sprintf("attempt %d came %s after the previous one; %s retries wait %s to %s", i+1, gap.Round(time.Millisecond), rs[0].Urgency, w.min, w.max))

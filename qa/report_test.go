@@ -19,6 +19,17 @@ func attempts(s hooks.Sender, id string, u hooks.Urgency, start time.Time, steps
 	return out
 }
 
+// sendEvents is a SendEvent1 answered 200 with first, then retried 2 s
+// later (a regular hook) and answered sent.
+func sendEvents(start time.Time, first string) []*hooks.Request {
+	rs := attempts(hooks.SenderBubblehouse, "ev", hooks.UrgencyRegular, start, time.Duration(0), 200, 2*time.Second, 200)
+	rs[0].Response, rs[1].Response = []byte(first), []byte(`{"outcome":"sent"}`)
+	for _, r := range rs {
+		r.Name = "SendEvent1"
+	}
+	return rs
+}
+
 func TestAnalyse(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
@@ -40,6 +51,10 @@ func TestAnalyse(t *testing.T) {
 		{"BubblehouseUrgentOK", attempts(hooks.SenderBubblehouse, "h", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 2*time.Second, 202), nil},
 		{"BubblehouseUrgentTooLate", attempts(hooks.SenderBubblehouse, "i", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 10*time.Minute, 202), []string{"urgent retries wait 1s to 5m0s"}},
 		{"BubblehouseAfterSuccess", attempts(hooks.SenderBubblehouse, "j", hooks.UrgencyRegular, t0, time.Duration(0), 202, 2*time.Second, 202), []string{"after a 202"}},
+		// bubblehouse-hooks-catalog.md, SendEvent1: a 200 with outcome
+		// failure is retried; invalid_data is final.
+		{"SendEvent1AfterFailure", sendEvents(t0, `{"outcome":"failure"}`), nil},
+		{"SendEvent1AfterInvalid", sendEvents(t0, `{"outcome":"invalid_data","error":"no bhid"}`), []string{"after a 200, which Bubblehouse accepts as final"}},
 		{"BubblehouseRealtimeTooMany", attempts(hooks.SenderBubblehouse, "k", hooks.UrgencyRealtime, t0, time.Duration(0), 503, 100*time.Millisecond, 503,
 			time.Second, 503, time.Second, 503, time.Second, 503, time.Second, 503), []string{"6 attempts; real-time hooks are tried at most 5 times"}},
 	} {
