@@ -116,6 +116,10 @@ func TestSvix_Verify(t *testing.T) {
 		{"ErrMissingID", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-id"}, 400, hooks.ReasonMissingHeaders},
 		{"ErrMissingSignature", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-signature"}, 400, hooks.ReasonMissingHeaders},
 		{"ErrNotFound", "nope", signed{id: "msg_nf", body: `{}`}, 404, ""},
+		// Bad input, signed correctly: refused with a JSON error saying why.
+		{"ErrNotJSON", "bloom", signed{id: "msg_nj", body: `this is not json {`}, 400, ""},
+		{"ErrNotObject", "bloom", signed{id: "msg_arr", body: `[{"type":"user.created"}]`}, 400, ""},
+		{"ErrTooLarge", "bloom", signed{id: "msg_big", body: `{"type":"user.created","pad":"` + strings.Repeat("x", 5000) + `"}`}, 413, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := sendSvix(t, m, tt.endpoint, tt.s)
@@ -131,6 +135,10 @@ func TestSvix_Verify(t *testing.T) {
 				if bytes.Contains(a.body, []byte("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")) {
 					t.Fatalf("answer reveals the secret: %s", a.body)
 				}
+			}
+			if code := map[int]string{400: "invalid", 413: "too_large"}[tt.status]; code != "" && tt.reason == "" &&
+				(obj["code"] != code || obj["error"] == "") {
+				t.Fatalf("answer %s, want code %s with an error saying why", a.body, code)
 			}
 			if tt.status == 200 && obj["accepted"] != true {
 				t.Fatalf("answer %s lacks accepted", a.body)

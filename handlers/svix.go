@@ -71,6 +71,12 @@ func (h *Svix) handleEvent(c echo.Context) error {
 		}
 		return err
 	}
+	// Bloom's events are JSON objects; a signed body that is not one was
+	// built wrong at the source, and nothing downstream could read it.
+	if err := hooks.CheckObject(body); err != nil {
+		rec.Note("refused: payload is not a JSON object")
+		return err
+	}
 
 	eventType := hooks.SvixEventType(body)
 	known := hooks.BloomEventTypes[eventType]
