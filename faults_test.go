@@ -90,3 +90,20 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("clear: %s", out)
 	}
 }
+
+// An injected answer is never an acceptance: a 2xx (or 1xx) fault is
+// refused when it is added, so no request is acknowledged unprocessed.
+func TestFaults_NoAcceptance(t *testing.T) {
+	data := t.TempDir()
+	for _, status := range []string{"100", "200", "202", "299", "600"} {
+		var out bytes.Buffer
+		err := Run(context.Background(), []string{"faults", "add", "--data", data, "--sender", "bubblehouse", "--status", status}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "want a 3xx, 4xx or 5xx") {
+			t.Fatalf("--status %s: err=%v, want a refusal", status, err)
+		}
+	}
+	if out := runCmd(t, "faults", "list", "--data", data); strings.Contains(out, "answer") {
+		t.Fatalf("faults stored after refusals:\n%s", out)
+	}
+	runCmd(t, "faults", "add", "--data", data, "--sender", "bloomreach", "--status", "301")
+}

@@ -37,8 +37,10 @@ func (f *Fault) Validate() error {
 	}
 	switch f.Kind {
 	case FaultStatus:
-		if f.Status < 100 || f.Status > 599 {
-			return Errorf(EINVALID, "status %d is not an HTTP status", f.Status)
+		// A 1xx is no final answer, and an injected 2xx would tell the
+		// sender its request was accepted when nothing was processed.
+		if f.Status < 300 || f.Status > 599 {
+			return Errorf(EINVALID, "status %d: want a 3xx, 4xx or 5xx (an injected answer is never an acceptance)", f.Status)
 		}
 	case FaultDelay:
 		if f.Delay <= 0 || f.Delay > 10*time.Minute {
