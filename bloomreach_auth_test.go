@@ -191,6 +191,41 @@ func brCredentials(m *Main, id, secret string, style oauth2.AuthStyle, scopes ..
 		Scopes: scopes, AuthStyle: style}
 }
 
+// The token endpoint answers bad input in RFC 6749 §5.2's format: an
+// oversized body gets 413, one that is not a form 400, both invalid_request.
+func TestBloomreachAuth_TokenBadInput(t *testing.T) {
+	m := brMain(t, brOAuthHooks(), brOAuth)
+	for _, tt := range []struct {
+		name, ctype, body string
+		want              int
+		wantDesc          string
+	}{
+		{"ErrTooLarge", "application/x-www-form-urlencoded", "grant_type=client_credentials&pad=" + strings.Repeat("x", 70<<10), 413, "larger than the 65536-byte limit"},
+		{"ErrBadEscape", "application/x-www-form-urlencoded", "grant_type=%zz", 400, "application/x-www-form-urlencoded"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", "http://"+m.Addr()+"/oauth/token", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", tt.ctype)
+			req.SetBasicAuth("bloomreach", "s3cret")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got struct {
+				Error string `json:"error"`
+				Desc  string `json:"error_description"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatalf("answer is not JSON: %v", err)
+			}
+			if resp.StatusCode != tt.want || got.Error != "invalid_request" || !strings.Contains(got.Desc, tt.wantDesc) {
+				t.Fatalf("answer %d %+v, want %d invalid_request naming %q", resp.StatusCode, got, tt.want, tt.wantDesc)
+			}
+		})
+	}
+}
+
 func TestBloomreachAuth_OAuth2(t *testing.T) {
 	m := brMain(t, brOAuthHooks(), brOAuth)
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -437,8 +438,12 @@ func schemaProblem(err error) string {
 // handleToken is the client-credentials token endpoint (RFC 6749 §4.4).
 func (h *Bloomreach) handleToken(c echo.Context) error {
 	r := c.Request()
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, 64<<10)
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, tokenBodyLimit)
 	if err := r.ParseForm(); err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			return tokenError(c, http.StatusRequestEntityTooLarge, "invalid_request",
+				fmt.Sprintf("the request body is larger than the %d-byte limit", tokenBodyLimit))
+		}
 		return tokenError(c, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
 	id, secret, basic := r.BasicAuth()
@@ -474,7 +479,7 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 	}
 	raw := make([]byte, 32)
 	if _, err := randRead(raw); err != nil {
-		return err
+		return fmt.Errorf("generate access token: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
 	sum := sha256.Sum256([]byte(token))
@@ -489,6 +494,11 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 	})
 }
 
+// tokenBodyLimit bounds a token request: a few form fields.
+const tokenBodyLimit = 64 << 10
+
+// tokenError answers in the token endpoint's own format (RFC 6749 §5.2),
+// which OAuth 2.0 clients parse, rather than hookbay's error body.
 func tokenError(c echo.Context, status int, code, desc string) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(status, map[string]string{"error": code, "error_description": desc})
