@@ -299,7 +299,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return br.SecretHeaders(), br.IDHeader(name)
 	}
-	handlers.RegisterHealth(e, m.DB)
+	handlers.RegisterHealth(e, m.DB, m.Logger)
 	bh := &handlers.Bubblehouse{
 		Hooks: hookSet,
 		Auth: &hooks.BubblehouseAuth{

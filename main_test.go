@@ -573,6 +573,22 @@ func TestHealth(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
 		}
 	}
+	// A store that no longer answers makes /readyz 503, with a JSON error
+	// and no details; /healthz still answers.
+	if err := m.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{"/readyz": 503, "/healthz": 200} {
+		resp, err := http.Get("http://" + m.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 503 && !strings.Contains(string(body), `"code":"unavailable"`)) {
+			t.Fatalf("%s with the store closed: %d %s, want %d", path, resp.StatusCode, body, want)
+		}
+	}
 }
 
 // FuzzBubblehouse sends arbitrary hook names, urgencies, request IDs and
