@@ -476,6 +476,27 @@ func TestBloomreach_Batch(t *testing.T) {
 			}
 		})
 	}
+	// A batch over server.max_body_bytes gets 413 (it stops the campaign:
+	// the batch size must come down), and one with wrong credentials 401.
+	big, _ := brBatchBody(1000, func(i int) string {
+		return fmt.Sprintf(`{"id":"big%d","phone":"+1","text":%q}`, i, strings.Repeat("x", 1100))
+	})
+	valid, _ := brBatchBody(2, func(i int) string { return fmt.Sprintf(`{"id":"c%d","phone":"+1"}`, i) })
+	for _, tt := range []struct {
+		name string
+		r    brReq
+		want int
+		code string
+	}{
+		{"ErrTooLarge", brReq{name: "batch", id: "b-big", body: big}, 413, "too_large"},
+		{"ErrWrongCredentials", brReq{name: "batch", id: "b-creds", auth: "Basic Ym9ndXM6Ym9ndXM=", body: valid}, 401, "unauthorized"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if a := brSend(t, m, tt.r); a.status != tt.want || a.json(t)["code"] != tt.code {
+				t.Fatalf("got %d %.300s, want %d %s", a.status, a.body, tt.want, tt.code)
+			}
+		})
+	}
 	if after := len(jobs(t, m, store.JobFilter{Name: "batch", Limit: 5000})); after != before {
 		t.Fatalf("jobs of batch went from %d to %d on refused batches", before, after)
 	}
