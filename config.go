@@ -309,6 +309,17 @@ func (d *Dispatch) For(j *hooks.Job) hooks.Action {
 	return nil
 }
 
+// Queued is hooks.Queue.ActionFor: the action For picks, with a
+// Bubblehouse hook's output checked for whether it settles the job.
+func (d *Dispatch) Queued(j *hooks.Job) hooks.Action {
+	a := d.For(j)
+	if a == nil || j.Sender != hooks.SenderBubblehouse {
+		return a
+	}
+	hook := &hooks.BubblehouseHook{Name: j.Name}
+	return hook.Queued(a)
+}
+
 // policy is the queue's retry policy.
 func (q QueueConfig) policy() hooks.RetryPolicy {
 	return hooks.RetryPolicy{

@@ -209,6 +209,33 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 	waitUntil(t, 5*time.Second, "retried job done", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) == 1 })
 }
 
+// A queued SendEvent1 was answered "sent" when it was queued; the
+// integrator's outcome failure is a temporary failure
+// (bubblehouse-hooks-catalog.md), so the job is retried until an outcome
+// settles it.
+func TestDelivery_QueuedOutcomeFailure(t *testing.T) {
+	d := newDownstream(t)
+	d.set(func(d *downstream) { d.answer = `{"outcome":"failure"}` })
+	m := MustRunMain(t, func(c *Config) {
+		c.Queue.Backoff = BackoffConfig{Initial: Duration(50 * time.Millisecond), Max: Duration(100 * time.Millisecond)}
+		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
+	})
+	if a := send(t, m, call{hook: "SendEvent1", body: `{"bhid":"evt-q1"}`, urgency: "regular", id: "queued-ev"}); a.status != 202 {
+		t.Fatalf("queued: %d %s", a.status, a.body)
+	}
+	waitUntil(t, 5*time.Second, "two deliveries", func() bool { return len(d.deliveries()) >= 2 })
+	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
+	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) == 1 })
+	j := jobs(t, m, store.JobFilter{State: hooks.JobDone})[0]
+	atts, err := m.DB.FindAttempts(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atts) < 3 || atts[0].Outcome != "failed" || !strings.Contains(atts[0].Error, "outcome failure") || atts[len(atts)-1].Outcome != "ok" {
+		t.Fatalf("attempts %+v, want failed ones naming outcome failure, then ok", atts)
+	}
+}
+
 // Inline hooks answer with the action's output; a failure, a timeout or an
 // output of the wrong shape is answered 503 (Bubblehouse retries), never a
 // fake success, and the retry executes again.

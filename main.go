@@ -254,7 +254,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Queue = &hooks.Queue{
 		Store:     m.DB,
-		ActionFor: m.Dispatch.For,
+		ActionFor: m.Dispatch.Queued,
 		Workers:   cfg.Queue.Workers,
 		Lease:     time.Duration(cfg.Queue.Lease),
 		Policy:    cfg.Queue.policy(),

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,6 +233,23 @@ func (hook *BubblehouseHook) Settles(out []byte) bool {
 		Outcome string `json:"outcome"`
 	}
 	return json.Unmarshal(out, &o) != nil || o.Outcome != "failure"
+}
+
+// Queued adapts the hook's action for the queue: an output that does not
+// settle the hook (SendEvent1's outcome failure) is a failed attempt,
+// retried under the queue's policy. hookbay answered Bubblehouse when it
+// queued the event, and owns its delivery from then on.
+func (hook *BubblehouseHook) Queued(a Action) Action {
+	if hook.Name != "SendEvent1" {
+		return a
+	}
+	return ActionFunc(func(ctx context.Context, j *Job) ([]byte, error) {
+		out, err := a.Run(ctx, j)
+		if err == nil && len(bytes.TrimSpace(out)) > 0 && !hook.Settles(out) {
+			return out, errors.New("the action answered outcome failure, a temporary failure: retried")
+		}
+		return out, err
+	})
 }
 
 // InvalidOutcome is SendEvent1's answer to an event it cannot use: 200 with
