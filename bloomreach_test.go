@@ -19,6 +19,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -968,4 +970,67 @@ func TestBloomreach_AuthTest(t *testing.T) {
 	if js := jobs(t, m, store.JobFilter{}); len(js) != 0 {
 		t.Fatalf("auth tests queued %d jobs", len(js))
 	}
+}
+
+// fuzzSeq makes fuzzed request IDs unique.
+var fuzzSeq atomic.Int64
+
+// FuzzBloomreachBatch sends arbitrary bodies to a batch webhook through the
+// whole Echo app: every answer is a JSON object under Bloomreach's 64 KB; a
+// 200 holds one result per item of /messages, in order, and says success
+// only when every item passed; anything else is 400 or 413, never a 5xx.
+func FuzzBloomreachBatch(f *testing.F) {
+	m := MustRunMain(f, func(c *Config) {
+		c.Server.MaxBodyBytes = 8192
+		c.Bloomreach.Webhooks = map[string]WebhookConfig{"batch": brBatchHook(0)}
+	})
+	good, _ := brBatchBody(3, func(i int) string { return fmt.Sprintf(`{"id":"f%d","phone":"+1"}`, i) })
+	f.Add("f-1", []byte(good))
+	f.Add("f-2", []byte(`{"messages":[{"id":1,"phone":"+1"},"x",null,{"id":{"a":1}},{}]}`))
+	f.Add("f-3", []byte(`{"messages":{"0":{}}}`))
+	f.Add("", []byte(`[{"id":1}]`))
+	f.Fuzz(func(t *testing.T, id string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/bloomreach/batch", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(brUser+":"+brPass)))
+		if id != "" {
+			// A repeated ID replays its first answer, made for another body.
+			id += "-" + strconv.FormatInt(fuzzSeq.Add(1), 10)
+		}
+		req.Header.Set("X-Request-ID", id)
+		rec := httptest.NewRecorder()
+		m.Echo.ServeHTTP(rec, req)
+		var obj map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &obj); err != nil || rec.Body.Len() > brMaxReply {
+			t.Fatalf("%d answer is not a JSON object under 64 KB (%d bytes): %.200q", rec.Code, rec.Body.Len(), rec.Body.Bytes())
+		}
+		switch rec.Code {
+		case 200:
+		case 400, 413:
+			return
+		default:
+			t.Fatalf("status %d for body %q: %s", rec.Code, body, rec.Body.Bytes())
+		}
+		var in struct{ Messages []json.RawMessage }
+		if err := json.Unmarshal(body, &in); err != nil {
+			t.Fatalf("200 for a body encoding/json refuses (%v): %q", err, body)
+		}
+		var r brBatchReply
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+			t.Fatalf("200 answer is not a batch reply: %s", rec.Body.Bytes())
+		}
+		if r.Note != "" {
+			return // details cut to fit 64 KB
+		}
+		all := true
+		for i, res := range r.Results {
+			all = all && res.Success
+			if res.Index != i {
+				t.Fatalf("results[%d].index=%d", i, res.Index)
+			}
+		}
+		if len(r.Results) != len(in.Messages) || r.Success != all || r.Accepted+r.Failed != len(in.Messages) {
+			t.Fatalf("reply %s for %d items", rec.Body.Bytes(), len(in.Messages))
+		}
+	})
 }
