@@ -323,7 +323,7 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 			results = append(results, replayResult{Job: j.ID, Name: j.Name, Error: "taken by a running hookbay"})
 			continue
 		}
-		action := dispatch.For(j)
+		action := dispatch.Queued(j)
 		if action == nil {
 			action = hooks.StoreAction
 		}

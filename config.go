@@ -297,7 +297,7 @@ func (c *Config) dispatch() (*Dispatch, error) {
 	return d, nil
 }
 
-// For is hooks.Queue.ActionFor.
+// For picks a job's action, as configured.
 func (d *Dispatch) For(j *hooks.Job) hooks.Action {
 	if a := d.actions.ForJob(j); a != nil {
 		return a
@@ -309,15 +309,15 @@ func (d *Dispatch) For(j *hooks.Job) hooks.Action {
 	return nil
 }
 
-// Queued is hooks.Queue.ActionFor: the action For picks, with a
-// Bubblehouse hook's output checked for whether it settles the job.
+// Queued is hooks.Queue.ActionFor, and what a replay runs: the action For
+// picks, with a Bubblehouse hook's output checked for whether it settles
+// the job.
 func (d *Dispatch) Queued(j *hooks.Job) hooks.Action {
 	a := d.For(j)
 	if a == nil || j.Sender != hooks.SenderBubblehouse {
 		return a
 	}
-	hook := &hooks.BubblehouseHook{Name: j.Name}
-	return hook.Queued(a)
+	return hooks.CatalogueHook(j.Name).Queued(a)
 }
 
 // policy is the queue's retry policy.

@@ -86,3 +86,37 @@ bloomreach:
 	}
 	return path
 }
+
+// A replay runs the action as the queue does: SendEvent1's outcome failure
+// is a failed attempt (bubblehouse-hooks-catalog.md), left queued for a
+// running hookbay to retry, not reported delivered.
+func TestEventsReplay_SendEventFailure(t *testing.T) {
+	d := newDownstream(t)
+	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
+	m := MustRunMain(t, func(c *Config) {
+		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
+	})
+	if a := send(t, m, call{hook: "SendEvent1", body: `{"bhid":"evt-r1"}`, urgency: "regular", id: "replay-ev"}); a.status != 202 {
+		t.Fatalf("queued: %d %s", a.status, a.body)
+	}
+	waitUntil(t, 5*time.Second, "delivery", func() bool { return len(d.deliveries()) == 1 })
+	d.set(func(d *downstream) { d.answer = `{"outcome":"failure"}` })
+	path := t.TempDir() + "/hookbay.yaml"
+	cfg := fmt.Sprintf(`
+server: {data_dir: %q, tls: {mode: "off"}}
+bubblehouse:
+  authorization: "x"
+  hooks: {SendEvent1: {action: {forward: {url: %q}}}}
+`, m.Config.Server.DataDir, d.URL)
+	if err := writeFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ev := requests(t, m, store.RequestFilter{RequestID: "replay-ev"})[0].ID
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(ev)}, &out, &out); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
+		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out.String(), len(d.deliveries()))
+	}
+}

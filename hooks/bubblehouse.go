@@ -222,11 +222,20 @@ func (hook *BubblehouseHook) Output(out, input []byte) ([]byte, error) {
 	return out, nil
 }
 
+// CatalogueHook returns what the catalogue says of the hook called name,
+// or a hook with that name and nothing else (a private hook).
+func CatalogueHook(name string) *BubblehouseHook {
+	if hook, ok := catalogue[name]; ok {
+		return &hook
+	}
+	return &BubblehouseHook{Name: name}
+}
+
 // Settles reports whether an output checked by Output is the request's
 // final answer. SendEvent1's outcome failure is not: Bubblehouse retries
 // it, and the retry must run the action again (bubblehouse-hooks-catalog.md).
 func (hook *BubblehouseHook) Settles(out []byte) bool {
-	if hook.Name != "SendEvent1" {
+	if !hook.Outcomes {
 		return true
 	}
 	var o struct {
@@ -240,7 +249,7 @@ func (hook *BubblehouseHook) Settles(out []byte) bool {
 // retried under the queue's policy. hookbay answered Bubblehouse when it
 // queued the event, and owns its delivery from then on.
 func (hook *BubblehouseHook) Queued(a Action) Action {
-	if hook.Name != "SendEvent1" {
+	if !hook.Outcomes {
 		return a
 	}
 	return ActionFunc(func(ctx context.Context, j *Job) ([]byte, error) {

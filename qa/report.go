@@ -165,8 +165,7 @@ func settlesBubblehouse(r *hooks.Request) bool {
 	if r.Status < 200 || r.Status > 204 {
 		return false
 	}
-	hook := &hooks.BubblehouseHook{Name: r.Name}
-	return hook.Settles(r.Response)
+	return hooks.CatalogueHook(r.Name).Settles(r.Response)
 }
 
 // findings compares one request's deliveries with the sender's contract.
