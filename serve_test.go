@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -303,6 +304,70 @@ func TestServe_SlowBody(t *testing.T) {
 	}
 	if len(jobs) != 0 {
 		t.Fatalf("jobs=%d, want none queued from incomplete bodies", len(jobs))
+	}
+}
+
+// A chunked body whose encoding is malformed is bad input, not a transfer
+// that may succeed on retry: 400 invalid, saying so.
+func TestServe_MalformedChunked(t *testing.T) {
+	m := MustRunMain(t, nil)
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /bubblehouse/CreateDiscount4 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"+
+		"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", testAuth)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb struct{ Code, Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || eb.Code != "invalid" || !strings.Contains(eb.Error, "chunked") {
+		t.Fatalf("answer %d %+v, want 400 invalid naming the chunked encoding", resp.StatusCode, eb)
+	}
+}
+
+// The answer to a stalled body goes out even when the write deadline, set
+// when the headers arrived, runs out with the read timeout (read and write
+// timeouts alike, as in the defaults): hookbay extends it for the answer.
+func TestServe_SlowBodyWriteDeadline(t *testing.T) {
+	cfg := Config{}
+	cfg.Server.Listen = "127.0.0.1:0"
+	cfg.Server.DataDir = t.TempDir()
+	cfg.Server.TLS.Mode = "off"
+	cfg.Bubblehouse.Authorization = testAuth
+	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}}
+	cfg.applyDefaults()
+	// Below what Validate allows, to keep the test short: the deadlines
+	// relate as with the defaults.
+	cfg.Server.Timeouts.Read, cfg.Server.Timeouts.Write = Duration(300*time.Millisecond), Duration(300*time.Millisecond)
+	m := NewMain(cfg)
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /bubblehouse/CreateDiscount4 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{", testAuth)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 408 {
+		t.Fatalf("status=%d, want 408", resp.StatusCode)
 	}
 }
 

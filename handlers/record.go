@@ -98,21 +98,35 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	case errors.As(err, &mbe):
 		return nil, tooLarge(limit)
 	case err != nil:
-		return nil, incomplete(err)
+		// The write deadline was set when the headers arrived and can run
+		// out with the read timeout: give the answer (and its record) a
+		// moment of its own, so that the client learns why.
+		_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(answerGrace))
+		return nil, bodyReadError(err)
 	}
 	return body, nil
 }
 
-// incomplete classifies a body that did not arrive in full. Its message
-// names the cause, not the error text, which carries socket addresses.
-func incomplete(err error) error {
-	cause := "reading it failed"
+// answerGrace is how long the answer to a body that did not arrive in full
+// may take to record and write.
+const answerGrace = 5 * time.Second
+
+// bodyReadError classifies a body that could not be read. A malformed
+// chunked encoding is invalid; anything else (a read timeout, a connection
+// that ended early or broke) is incomplete, which the sender may retry.
+// Messages name the cause, not the error text, which carries socket
+// addresses.
+func bodyReadError(err error) error {
 	var ne net.Error
+	cause := "the connection failed while it was read"
 	switch {
+	case strings.Contains(err.Error(), "chunk"):
+		// net/http's chunked reader errors are not exported.
+		return hooks.Errorf(hooks.EINVALID, "the request body could not be read: its chunked transfer encoding is malformed")
 	case errors.As(err, &ne) && ne.Timeout():
 		cause = "it did not arrive within the server's read timeout (server.timeouts.read)"
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		cause = "the connection ended before Content-Length bytes arrived"
+		cause = "the connection ended before all of it arrived"
 	}
 	return hooks.Errorf(hooks.EINCOMPLETE, "the request body did not arrive in full: %s", cause)
 }
