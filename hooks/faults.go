@@ -59,6 +59,9 @@ func (f *Fault) Validate() error {
 // Matches reports whether the fault applies to a request now; names
 // match a hook, webhook, Svix endpoint or Svix event type.
 func (f *Fault) Matches(s Sender, names []string, now time.Time) bool {
+	if f.Kind == FaultStatus && f.Status < 300 {
+		return false // stored before Validate refused it: never an acceptance
+	}
 	if f.Sender != s || f.Remaining == 0 || (!f.ExpiresAt.IsZero() && now.After(f.ExpiresAt)) {
 		return false
 	}
