@@ -6,8 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -438,12 +438,14 @@ func schemaProblem(err error) string {
 // handleToken is the client-credentials token endpoint (RFC 6749 §4.4).
 func (h *Bloomreach) handleToken(c echo.Context) error {
 	r := c.Request()
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, tokenBodyLimit)
+	// A body too large or not arriving in full is answered as on every
+	// route; only OAuth's own errors use its format.
+	body, err := readBody(c, tokenBodyLimit)
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := r.ParseForm(); err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			return tokenError(c, http.StatusRequestEntityTooLarge, "invalid_request",
-				fmt.Sprintf("the request body is larger than the %d-byte limit", tokenBodyLimit))
-		}
 		return tokenError(c, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
 	id, secret, basic := r.BasicAuth()
