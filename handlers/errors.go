@@ -130,6 +130,11 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 			}
 			if rerr := record(c, req); rerr != nil {
 				logger.Error("record refused request", "err", rerr)
+				if resp.Status < 300 {
+					// An answer that reads as success (an unsettled one)
+					// goes out only once it is recorded.
+					resp = ErrorResponseFor(sender, hooks.Errorf(hooks.EUNAVAILABLE, "the answer could not be recorded; retry later"))
+				}
 			}
 		}
 		if c.Request().Method == http.MethodHead {
