@@ -305,31 +305,66 @@ func TestServe_SlowBody(t *testing.T) {
 	if len(jobs) != 0 {
 		t.Fatalf("jobs=%d, want none queued from incomplete bodies", len(jobs))
 	}
+	// Bloomreach's token requests read it the same way, in OAuth's format.
+	t.Run("TokenCutOff", func(t *testing.T) {
+		conn, err := net.Dial("tcp", m.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+			"Content-Length: 100\r\n\r\ngrant_type=client")
+		conn.(*net.TCPConn).CloseWrite()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct {
+			Error string `json:"error"`
+			Desc  string `json:"error_description"`
+		}
+		json.NewDecoder(resp.Body).Decode(&got)
+		if resp.StatusCode != 503 || got.Error != "invalid_request" || !strings.Contains(got.Desc, "connection ended") {
+			t.Fatalf("answer %d %+v, want 503 invalid_request naming the cut", resp.StatusCode, got)
+		}
+	})
 }
 
 // A chunked body whose encoding is malformed is bad input, not a transfer
-// that may succeed on retry: 400 invalid, saying so.
+// that may succeed on retry: 400 invalid, saying so. SendEvent1 gets the
+// 400 too, not 200 invalid_data, which would settle its request ID: a
+// sender whose chunking was garbled on the way retries with the event.
 func TestServe_MalformedChunked(t *testing.T) {
 	m := MustRunMain(t, nil)
-	conn, err := net.Dial("tcp", m.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /bubblehouse/CreateDiscount4 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"+
-		"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", testAuth)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var eb struct{ Code, Error string }
-	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 400 || eb.Code != "invalid" || !strings.Contains(eb.Error, "chunked") {
-		t.Fatalf("answer %d %+v, want 400 invalid naming the chunked encoding", resp.StatusCode, eb)
+	for _, tt := range []struct{ name, hook, chunks string }{
+		{"BadSize", "CreateDiscount4", "zz\r\n{}\r\n0\r\n\r\n"},
+		{"LongSizeLine", "CreateDiscount4", "2" + strings.Repeat(" ", 5000) + "\r\n{}\r\n0\r\n\r\n"},
+		{"SendEvent1", "SendEvent1", "zz\r\n{}\r\n0\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", m.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /bubblehouse/%s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nX-Request-ID: chunk-%s\r\n"+
+				"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%s", tt.hook, testAuth, tt.name, tt.chunks)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var eb struct{ Code, Error string }
+			if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 400 || eb.Code != "invalid" || !strings.Contains(eb.Error, "chunked") {
+				t.Fatalf("answer %d %+v, want 400 invalid naming the chunked encoding", resp.StatusCode, eb)
+			}
+		})
 	}
 }
 

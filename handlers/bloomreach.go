@@ -438,11 +438,12 @@ func schemaProblem(err error) string {
 // handleToken is the client-credentials token endpoint (RFC 6749 §4.4).
 func (h *Bloomreach) handleToken(c echo.Context) error {
 	r := c.Request()
-	// A body too large or not arriving in full is answered as on every
-	// route; only OAuth's own errors use its format.
 	body, err := readBody(c, tokenBodyLimit)
 	if err != nil {
-		return err
+		// OAuth clients read every error in RFC 6749's format; the status
+		// is the one Bloomreach reads on its webhook routes (503, which it
+		// retries, for a body that did not arrive in full).
+		return tokenError(c, statusFor(hooks.SenderBloomreach, hooks.ErrorCode(err)), "invalid_request", hooks.ErrorMessage(err))
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := r.ParseForm(); err != nil {

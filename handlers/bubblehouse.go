@@ -82,6 +82,13 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 	}
 
 	body, err := readBody(c, h.MaxBodyBytes)
+	if err != nil && hooks.ErrorCode(err) != hooks.ETOOLARGE {
+		// A body that did not arrive as sent (cut off, stalled, garbled
+		// chunking) is not bad data, even for SendEvent1: answering
+		// invalid_data would settle the request ID and lose the event
+		// that Bubblehouse's retry would have delivered.
+		return err
+	}
 	if err == nil {
 		rec.Body = body
 		err = hooks.CheckObject(body)
@@ -94,10 +101,7 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 		}
 	}
 	if err != nil {
-		// A body that did not arrive in full is not bad data: answering
-		// invalid_data would settle the request ID and lose the event
-		// that Bubblehouse's retry would have delivered.
-		if !hook.Outcomes || hooks.ErrorCode(err) == hooks.EINCOMPLETE {
+		if !hook.Outcomes {
 			return err
 		}
 		// An HTTP error would hold Bubblehouse's whole queue for this one

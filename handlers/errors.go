@@ -41,6 +41,17 @@ var senderStatus = map[hooks.Sender]map[string]int{
 	},
 }
 
+// statusFor is the status of an error class as sender reads statuses.
+func statusFor(sender hooks.Sender, code string) int {
+	if status, ok := senderStatus[sender][code]; ok {
+		return status
+	}
+	if status, ok := statusOf[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 // refusedBodyKept is how much of a refused request's body is recorded.
 const refusedBodyKept = 4096
 
@@ -84,13 +95,7 @@ func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
 		err = &hooks.Error{Code: code, Message: msg}
 	}
 	code := hooks.ErrorCode(err)
-	status, ok := senderStatus[sender][code]
-	if !ok {
-		status, ok = statusOf[code]
-	}
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := statusFor(sender, code)
 	eb := ErrorBody{Code: code, Error: hooks.ErrorMessage(err), Hint: hooks.ErrorHint(err)}
 	var r interface{ ReasonCode() string }
 	if errors.As(err, &r) {

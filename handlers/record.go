@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,7 +103,7 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 		// out with the read timeout: give the answer (and its record) a
 		// moment of its own, so that the client learns why.
 		_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(answerGrace))
-		return nil, bodyReadError(err)
+		return nil, bodyReadError(err, slices.Contains(r.TransferEncoding, "chunked"))
 	}
 	return body, nil
 }
@@ -111,22 +112,22 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 // may take to record and write.
 const answerGrace = 5 * time.Second
 
-// bodyReadError classifies a body that could not be read. A malformed
-// chunked encoding is invalid; anything else (a read timeout, a connection
-// that ended early or broke) is incomplete, which the sender may retry.
-// Messages name the cause, not the error text, which carries socket
-// addresses.
-func bodyReadError(err error) error {
+// bodyReadError classifies a body that could not be read. A read that
+// timed out or a connection that ended or broke is incomplete, which the
+// sender may retry; any other failure to read a chunked body is its
+// encoding (a bad chunk size, an overlong line, a malformed trailer), which
+// is invalid. Messages name the cause, not the error text, which carries
+// socket addresses.
+func bodyReadError(err error, chunked bool) error {
 	var ne net.Error
 	cause := "the connection failed while it was read"
 	switch {
-	case strings.Contains(err.Error(), "chunk"):
-		// net/http's chunked reader errors are not exported.
-		return hooks.Errorf(hooks.EINVALID, "the request body could not be read: its chunked transfer encoding is malformed")
 	case errors.As(err, &ne) && ne.Timeout():
 		cause = "it did not arrive within the server's read timeout (server.timeouts.read)"
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		cause = "the connection ended before all of it arrived"
+	case chunked && !errors.As(err, &ne):
+		return hooks.Errorf(hooks.EINVALID, "the request body could not be read: its chunked transfer encoding is malformed")
 	}
 	return hooks.Errorf(hooks.EINCOMPLETE, "the request body did not arrive in full: %s", cause)
 }
