@@ -10,7 +10,8 @@ RUN CGO_ENABLED=1 go build -tags sqlite_omit_load_extension \
 	-ldflags "-s -w -X main.version=${VERSION}" -o /out/hookbay .
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+# tini is PID 1: it reaps any process an exec action's command leaves behind.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tini \
 	&& rm -rf /var/lib/apt/lists/* \
 	&& useradd --system --uid 10001 --home /var/lib/hookbay --create-home hookbay
 COPY --from=build /out/hookbay /usr/local/bin/hookbay
@@ -18,5 +19,5 @@ USER hookbay
 WORKDIR /var/lib/hookbay
 VOLUME /var/lib/hookbay
 EXPOSE 8443 8080
-ENTRYPOINT ["hookbay"]
+ENTRYPOINT ["/usr/bin/tini", "--", "hookbay"]
 CMD ["serve", "--data", "/var/lib/hookbay"]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"reflect"
@@ -388,8 +387,7 @@ func (a *ActionConfig) build() hooks.Action {
 	case a == nil, a.Store != nil:
 		return nil
 	case a.Forward != nil:
-		return &hooks.Forward{URL: a.Forward.URL, Timeout: time.Duration(a.Forward.Timeout), PassHeaders: a.Forward.PassHeaders,
-			Client: &http.Client{}}
+		return &hooks.Forward{URL: a.Forward.URL, Timeout: time.Duration(a.Forward.Timeout), PassHeaders: a.Forward.PassHeaders}
 	}
 	x := hooks.NewExec(a.Exec.Command, time.Duration(a.Exec.Timeout), a.Exec.MaxProcs)
 	x.MaxOutput = a.Exec.MaxOutputBytes

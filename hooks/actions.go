@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -24,8 +25,8 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 )
 
-// DefaultMaxOutput caps what an action may answer: larger outputs fail the
-// attempt rather than fill the store.
+// DefaultMaxOutput caps what an action may answer: an inline hook cannot
+// answer with more, and no more is kept in memory.
 const DefaultMaxOutput = 1 << 20
 
 // Forward POSTs the original body, byte for byte, to an internal URL. A 2xx
@@ -63,11 +64,13 @@ func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
 	req.Header.Set(HeaderAttempt, strconv.Itoa(j.Attempts))
 	if j.RequestID != "" {
 		req.Header.Set(HeaderRequestIDOut, j.RequestID)
-		req.Header.Set(HeaderIdempotencyKey, j.RequestID)
+	}
+	if key := j.IdempotencyKey(); key != "" {
+		req.Header.Set(HeaderIdempotencyKey, key)
 	}
 	client := f.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = NoRedirectClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -79,14 +82,38 @@ func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	out, err := readCapped(resp.Body, f.maxOutput())
-	if err != nil {
-		return nil, fmt.Errorf("forward to %s: read answer: %w", f.safeURL(), err)
-	}
-	if resp.StatusCode/100 != 2 {
+	var tooLarge *OutputTooLargeError
+	switch {
+	case resp.StatusCode/100 != 2:
+		// A redirect is not followed: it would turn the POST into a GET
+		// without the body, and its 2xx into a delivery that never was.
 		return nil, fmt.Errorf("forward to %s: status %d: %s", f.safeURL(), resp.StatusCode, snippet(out))
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("forward to %s: %w", f.safeURL(), err)
+	case err != nil:
+		return nil, fmt.Errorf("forward to %s: read answer: %w", f.safeURL(), err)
 	}
 	return out, nil
 }
+
+// NoRedirectClient is the forward action's default client: a 3xx is the
+// downstream's answer, which fails the attempt, not a place to go.
+var NoRedirectClient = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// OutputTooLargeError is an action whose work succeeded but whose answer is
+// over the output cap. A queued job counts it a success (its output goes
+// nowhere); an inline hook cannot answer with it and asks for a retry.
+type OutputTooLargeError struct{ Max int64 }
+
+func (e *OutputTooLargeError) Error() string {
+	return fmt.Sprintf("the answer is larger than the %d-byte output limit", e.Max)
+}
+
+// ErrNotStarted is an attempt that never began: no process slot came free
+// before its deadline. The queue returns such a job without counting it.
+var ErrNotStarted = errors.New("the action did not start")
 
 // safeURL is the URL for messages, logs and stored errors: without a
 // password or query string, which may carry secrets.
@@ -132,7 +159,7 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 		case e.Slots <- struct{}{}:
 			defer func() { <-e.Slots }()
 		case <-ctx.Done():
-			return nil, fmt.Errorf("exec %s: waiting for a process slot: %w", e.Command[0], ctx.Err())
+			return nil, fmt.Errorf("exec %s: no process slot came free (%w): %w", e.Command[0], ctx.Err(), ErrNotStarted)
 		}
 	}
 	if e.Timeout > 0 {
@@ -142,6 +169,11 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...)
 	cmd.WaitDelay = time.Second // a child that keeps stdout open cannot hold the worker
+	// The command and everything it starts form one process group, ended
+	// with the attempt: a timed-out attempt leaves nothing running beside
+	// its retry.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.Stdin = bytes.NewReader(j.Body)
 	cmd.Env = append(os.Environ(),
 		"HOOKBAY_SENDER="+string(j.Sender),
@@ -149,6 +181,7 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 		"HOOKBAY_URGENCY="+string(j.Urgency),
 		"HOOKBAY_ATTEMPT="+strconv.Itoa(j.Attempts),
 		"HOOKBAY_REQUEST_ID="+j.RequestID,
+		"HOOKBAY_IDEMPOTENCY_KEY="+j.IdempotencyKey(),
 	)
 	max := e.MaxOutput
 	if max <= 0 {
@@ -158,15 +191,27 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 	stderr := &cappedBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
+	if cmd.Process != nil {
+		killGroup(cmd) // what it left running in the background ends too
+	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("exec %s: %w (stderr: %s)", e.Command[0], ctx.Err(), snippet(stderr.Bytes()))
 	case err != nil:
 		return nil, fmt.Errorf("exec %s: %w (stderr: %s)", e.Command[0], err, snippet(stderr.Bytes()))
 	case stdout.over:
-		return nil, fmt.Errorf("exec %s: output is larger than %d bytes", e.Command[0], max)
+		return nil, fmt.Errorf("exec %s: %w", e.Command[0], &OutputTooLargeError{Max: max})
 	}
 	return stdout.Bytes(), nil
+}
+
+// killGroup kills the process group the command leads.
+func killGroup(cmd *exec.Cmd) error {
+	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
 }
 
 // cappedBuffer keeps the first max bytes written and notes any excess,
@@ -193,15 +238,13 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 // Bytes returns what was kept.
 func (b *cappedBuffer) Bytes() []byte { return b.buf.Bytes() }
 
-var errTooLarge = errors.New("answer is larger than the output limit")
-
 func readCapped(r io.Reader, max int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, errTooLarge
+		return b[:max], &OutputTooLargeError{Max: max}
 	}
 	return b, nil
 }

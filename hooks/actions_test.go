@@ -183,7 +183,8 @@ func TestForward_Run(t *testing.T) {
 	t.Run("ErrOutputTooLarge", func(t *testing.T) {
 		srv, _ := newDownstream(t, answerWith(200, strings.Repeat("x", 65)))
 		out, err := (&hooks.Forward{URL: srv.URL, MaxOutput: 64}).Run(context.Background(), actionJob())
-		if err == nil || out != nil || !strings.Contains(err.Error(), "larger than the output limit") {
+		var tooLarge *hooks.OutputTooLargeError
+		if !errors.As(err, &tooLarge) || out != nil || !strings.Contains(err.Error(), "larger than the 64-byte output limit") {
 			t.Fatalf("len(out)=%d err=%v, want an output limit error", len(out), err)
 		}
 	})
@@ -273,7 +274,8 @@ func TestExec_Run(t *testing.T) {
 		x := hooks.NewExec([]string{big}, 5*time.Second, 1)
 		x.MaxOutput = 1000
 		out, err := x.Run(context.Background(), actionJob())
-		if err == nil || out != nil || !strings.Contains(err.Error(), "larger than 1000 bytes") {
+		var tooLarge *hooks.OutputTooLargeError
+		if !errors.As(err, &tooLarge) || out != nil || !strings.Contains(err.Error(), "larger than the 1000-byte output limit") {
 			t.Fatalf("len(out)=%d err=%v, want an output limit error", len(out), err)
 		}
 	})
@@ -377,5 +379,86 @@ func TestActions(t *testing.T) {
 	var none hooks.Actions // a nil map reads as empty
 	if got := none.ForJob(&hooks.Job{Sender: hooks.SenderSvix, Name: "x"}); got != nil {
 		t.Fatalf("nil Actions: %v, want nil", got)
+	}
+}
+
+// A redirect is the downstream's answer, not a place to go: following it
+// would turn the POST into a GET without the body and count its 2xx as a
+// delivery.
+func TestForward_NoRedirect(t *testing.T) {
+	target, hit := newDownstream(t, answerWith(200, `{}`))
+	srv, _ := newDownstream(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusFound)
+	})
+	_, err := (&hooks.Forward{URL: srv.URL}).Run(context.Background(), actionJob())
+	if err == nil || !strings.Contains(err.Error(), "status 302") {
+		t.Fatalf("err=%v, want a failed attempt naming status 302", err)
+	}
+	select {
+	case r := <-hit:
+		t.Fatalf("the redirect was followed: the target got %q", r.body)
+	default:
+	}
+}
+
+// Each delivery carries a key the downstream can de-duplicate on: the
+// request ID for a whole body; for one customer of a batch, a key of its
+// own, the same on every retry.
+func TestJob_IdempotencyKey(t *testing.T) {
+	whole := actionJob()
+	a, b := actionJob(), actionJob()
+	a.Payload, b.Payload = []byte(`{"id":"1"}`), []byte(`{"id":"2"}`)
+	again := actionJob()
+	again.Payload = []byte(`{"id":"1"}`)
+	noID := actionJob()
+	noID.RequestID, noID.Payload = "", []byte(`{"id":"1"}`)
+	switch {
+	case whole.IdempotencyKey() != "req-42":
+		t.Fatalf("whole body: %q, want the request ID", whole.IdempotencyKey())
+	case !strings.HasPrefix(a.IdempotencyKey(), "req-42/") || a.IdempotencyKey() == b.IdempotencyKey():
+		t.Fatalf("customers: %q and %q, want distinct keys under the request ID", a.IdempotencyKey(), b.IdempotencyKey())
+	case a.IdempotencyKey() != again.IdempotencyKey():
+		t.Fatalf("the same customer again: %q, then %q", a.IdempotencyKey(), again.IdempotencyKey())
+	case noID.IdempotencyKey() != "":
+		t.Fatalf("no request ID: %q, want none", noID.IdempotencyKey())
+	}
+}
+
+// What a command starts ends with its attempt, whether the attempt timed
+// out or the command exited and left a child in the background: nothing
+// runs beside the retry.
+func TestExec_ProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, script string
+		wantErr      bool
+	}{
+		{"TimedOut", `(sleep 0.5; echo late >> "$1") & sleep 5` + "\n", true},
+		{"ExitedLeavingChild", `(sleep 0.5; echo late >> "$1") > /dev/null 2>&1 &` + "\nexit 0\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mark := filepath.Join(dir, tt.name+".mark")
+			script := writeScript(t, dir, tt.name+".sh", tt.script)
+			_, err := hooks.NewExec([]string{script, mark}, 200*time.Millisecond, 1).Run(context.Background(), actionJob())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err=%v, want error %v", err, tt.wantErr)
+			}
+			time.Sleep(time.Second)
+			if _, err := os.Stat(mark); err == nil {
+				t.Fatal("a child of the command kept running after the attempt")
+			}
+		})
+	}
+}
+
+// An attempt that waits for a process slot past its deadline never
+// started, and says so.
+func TestExec_NoSlot(t *testing.T) {
+	x := hooks.NewExec([]string{"true"}, time.Second, 1)
+	x.Slots <- struct{}{} // the only slot is taken
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := x.Run(ctx, actionJob()); !errors.Is(err, hooks.ErrNotStarted) {
+		t.Fatalf("err=%v, want ErrNotStarted", err)
 	}
 }

@@ -1,6 +1,8 @@
 package hooks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -57,6 +59,19 @@ type Job struct {
 	// finished, for its record.
 	AttemptStarted  time.Time
 	AttemptDuration time.Duration
+}
+
+// IdempotencyKey is the key a delivery carries so that the downstream can
+// de-duplicate it: the request ID for a job that delivers the whole body;
+// for one customer of a batch, the request ID and a digest of that
+// customer's bytes, the same across retries and replays and distinct for
+// every other customer. "" when the request had no ID.
+func (j *Job) IdempotencyKey() string {
+	if j.RequestID == "" || j.Payload == nil {
+		return j.RequestID
+	}
+	sum := sha256.Sum256(j.Payload)
+	return j.RequestID + "/" + hex.EncodeToString(sum[:8])
 }
 
 // Attempt outcomes, as recorded.

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -277,11 +278,24 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 	j.AttemptDuration = now.Sub(j.AttemptStarted)
 	// Book-keeping must happen even when the pool is being cancelled.
 	bg := context.WithoutCancel(ctx)
+	var tooLarge *OutputTooLargeError
+	if errors.As(err, &tooLarge) {
+		// The work was done; only the answer is too long to keep, and a
+		// queued job's answer goes nowhere. Repeating the work would be
+		// the failure.
+		q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", err)
+		err = nil
+	}
 	switch {
 	case err == nil:
 		q.completed <- j
 	case ctx.Err() != nil:
 		// Shutdown interrupted the action: not the action's failure.
+		q.release([]*Job{j})
+	case errors.Is(err, ErrNotStarted):
+		// It waited for a process slot until its deadline and never ran:
+		// back to the queue, without counting an attempt.
+		j.AttemptStarted = time.Time{}
 		q.release([]*Job{j})
 	default:
 		dead := q.Policy.Dead(j, now)

@@ -605,3 +605,41 @@ func TestQueue_Rescue(t *testing.T) {
 		t.Errorf("attempts: got %d, want 2", got.Attempts)
 	}
 }
+
+// An attempt that never started (no process slot came free) returns the
+// job without counting an attempt; an answer over the output cap after
+// the work was done is a success, not a reason to do the work again.
+func TestQueue_NotStartedAndOversizedOutput(t *testing.T) {
+	db := mustOpenStore(t)
+	now := time.Now()
+	waiting := mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, now)
+	chatty := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyUrgent, now)
+	var log runLog
+	q := newQueue(db, 1)
+	q.ActionFor = func(*hooks.Job) hooks.Action {
+		return hooks.ActionFunc(func(ctx context.Context, j *hooks.Job) ([]byte, error) {
+			n := log.add(j)
+			switch {
+			case j.ID == waiting.ID && n <= 2:
+				return nil, fmt.Errorf("exec x: no process slot came free: %w", hooks.ErrNotStarted)
+			case j.ID == chatty.ID:
+				return nil, fmt.Errorf("exec x: %w", &hooks.OutputTooLargeError{Max: 10})
+			}
+			return nil, nil
+		})
+	}
+	startQueue(t, q)
+	if got := waitJobState(t, db, waiting.ID, hooks.JobDone); got.Attempts != 1 {
+		t.Errorf("job that waited twice for a slot: %d attempts, want 1 (the one that ran)", got.Attempts)
+	}
+	if got := waitJobState(t, db, chatty.ID, hooks.JobDone); got.Attempts != 1 {
+		t.Errorf("job with an oversized answer: %d attempts, want 1", got.Attempts)
+	}
+	atts, err := db.FindAttempts(context.Background(), waiting.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(atts) != 1 || atts[0].Outcome != hooks.OutcomeOK {
+		t.Fatalf("attempts of the job that waited: %+v, want one, ok", atts)
+	}
+}
