@@ -48,6 +48,9 @@ func (f storeFlags) load() (Config, *store.DB, error) {
 		if cfg, err = LoadConfig(*f.config); err != nil {
 			return cfg, nil, err
 		}
+	} else if err := cfg.Validate(); err != nil {
+		// Validate also fills in what depends on the rest, the lease among them.
+		return cfg, nil, err
 	}
 	if *f.data != "" {
 		cfg.Server.DataDir = *f.data

@@ -406,11 +406,17 @@ func TestEventsCommand_Replay(t *testing.T) {
 }
 
 // README, "Your own action": a Go action takes precedence over the config's
-// action for its hook, and "events replay" runs "the action" again.
+// action for its hook, and "events replay" runs "the action" again, with
+// the lease and deadline of the default config when only --data is given.
 func TestEventsCommand_ReplayCustomAction(t *testing.T) {
 	var calls atomic.Int32
 	customActions.Set(hooks.SenderBubblehouse, "CreateDiscount4", hooks.ActionFunc(func(ctx context.Context, j *hooks.Job) ([]byte, error) {
 		calls.Add(1)
+		select { // an action that honours its context
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		return []byte(`{"custom":true}`), nil
 	}))
 	t.Cleanup(func() { delete(customActions[hooks.SenderBubblehouse], "CreateDiscount4") })
