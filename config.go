@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ type Config struct {
 	Bubblehouse BubblehouseConfig `yaml:"bubblehouse"`
 	Svix        SvixConfig        `yaml:"svix"`
 	Bloomreach  BloomreachConfig  `yaml:"bloomreach"`
+
+	// secretEnv names the environment variables the config file refers
+	// to: hookbay's own secrets, kept from the commands of exec actions.
+	secretEnv []string
 }
 
 // BloomreachConfig is the receiver of Bloomreach Engagement webhooks.
@@ -272,19 +277,19 @@ type Dispatch struct {
 func (c *Config) dispatch() (*Dispatch, error) {
 	d := &Dispatch{actions: hooks.Actions{}, svix: map[string]*hooks.EventRoutes{}}
 	for name, h := range c.Bubblehouse.Hooks {
-		if act := h.Action.build(); act != nil {
+		if act := h.Action.build(c.secretEnv); act != nil {
 			d.actions.Set(hooks.SenderBubblehouse, name, act)
 		}
 	}
 	for name, ep := range c.Svix.Endpoints {
-		r, err := ep.routes()
+		r, err := ep.routes(c.secretEnv)
 		if err != nil {
 			return nil, fmt.Errorf("svix.endpoints.%s.events: %w", name, err)
 		}
 		d.svix[name] = r
 	}
 	for name, w := range c.Bloomreach.Webhooks {
-		if act := w.Action.build(); act != nil {
+		if act := w.Action.build(c.secretEnv); act != nil {
 			d.actions.Set(hooks.SenderBloomreach, name, act)
 		}
 	}
@@ -381,8 +386,9 @@ func (a *ActionConfig) timeout() time.Duration {
 	return 0
 }
 
-// build returns the action, nil for store.
-func (a *ActionConfig) build() hooks.Action {
+// build returns the action, nil for store. hide names environment
+// variables an exec command does not inherit.
+func (a *ActionConfig) build(hide []string) hooks.Action {
 	switch {
 	case a == nil, a.Store != nil:
 		return nil
@@ -391,6 +397,7 @@ func (a *ActionConfig) build() hooks.Action {
 	}
 	x := hooks.NewExec(a.Exec.Command, time.Duration(a.Exec.Timeout), a.Exec.MaxProcs)
 	x.MaxOutput = a.Exec.MaxOutputBytes
+	x.HideEnv = hide
 	return x
 }
 
@@ -552,7 +559,7 @@ func (c *Config) Validate() error {
 				longest = max(longest, r.Action.timeout())
 			}
 		}
-		if _, err := ep.routes(); err != nil {
+		if _, err := ep.routes(nil); err != nil {
 			return fmt.Errorf("svix.endpoints.%s.events: %v", name, err)
 		}
 	}
@@ -582,13 +589,13 @@ func checkPath(key, p string) error {
 	return nil
 }
 
-// routes builds an endpoint's event routes.
-func (ep SvixEndpointConfig) routes() (*hooks.EventRoutes, error) {
+// routes builds an endpoint's event routes; hide is as for build.
+func (ep SvixEndpointConfig) routes(hide []string) (*hooks.EventRoutes, error) {
 	m := make(map[string]hooks.Action, len(ep.Events))
 	for pattern, r := range ep.Events {
 		var a hooks.Action
 		if r != nil {
-			a = r.Action.build()
+			a = r.Action.build(hide)
 		}
 		m[pattern] = a
 	}
@@ -622,14 +629,22 @@ func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error)
 	if err := dec.Decode(&root); err != nil && err.Error() != "EOF" {
 		return c, fmt.Errorf("config is not valid YAML: %w", err)
 	}
+	var used []string
+	recorded := func(name string) (string, bool) {
+		if !slices.Contains(used, name) {
+			used = append(used, name)
+		}
+		return lookup(name)
+	}
 	if len(root.Content) > 0 {
-		if err := walk(root.Content[0], reflect.TypeOf(c), "", lookup); err != nil {
+		if err := walk(root.Content[0], reflect.TypeOf(c), "", recorded); err != nil {
 			return c, err
 		}
 		if err := root.Content[0].Decode(&c); err != nil {
 			return c, fmt.Errorf("config: %w", err)
 		}
 	}
+	c.secretEnv = used
 	c.applyDefaults()
 	return c, c.Validate()
 }

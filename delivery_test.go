@@ -454,3 +454,38 @@ bubblehouse:
 		return true
 	})
 }
+
+// An exec command inherits hookbay's environment but not the variables the
+// config file refers to: those are hookbay's own secrets.
+func TestDelivery_ExecHidesConfigSecrets(t *testing.T) {
+	t.Setenv("HOOKBAY_TEST_BH_AUTH", "Bearer s3cret-from-env")
+	t.Setenv("HOOKBAY_TEST_OTHER", "visible")
+	cfg, err := ParseConfig([]byte(`
+server: {tls: {mode: off}}
+bubblehouse:
+  authorization: ${HOOKBAY_TEST_BH_AUTH}
+  hooks:
+    CreateDiscount4: {action: {exec: {command: [/usr/bin/env]}}}
+`), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cfg.dispatch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &hooks.Job{Sender: hooks.SenderBubblehouse, Name: "CreateDiscount4", RequestID: "env-1", Body: []byte(`{}`)}
+	out, err := d.For(j).Run(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(out)
+	if strings.Contains(env, "s3cret-from-env") || strings.Contains(env, "HOOKBAY_TEST_BH_AUTH") {
+		t.Fatalf("the command saw a secret the config refers to:\n%s", env)
+	}
+	for _, want := range []string{"HOOKBAY_TEST_OTHER=visible", "HOOKBAY_REQUEST_ID=env-1", "PATH="} {
+		if !strings.Contains(env, want) {
+			t.Fatalf("environment lacks %s:\n%s", want, env)
+		}
+	}
+}

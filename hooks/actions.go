@@ -10,7 +10,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -142,6 +144,9 @@ type Exec struct {
 	MaxOutput int64
 	// Slots caps concurrent processes of this action; nil means no cap.
 	Slots chan struct{}
+	// HideEnv names variables of hookbay's environment the command does not
+	// inherit: those the config file refers to, hookbay's own secrets.
+	HideEnv []string
 }
 
 // NewExec returns an Exec action that runs at most procs processes at once.
@@ -175,7 +180,7 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.Stdin = bytes.NewReader(j.Body)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(e.environ(),
 		"HOOKBAY_SENDER="+string(j.Sender),
 		"HOOKBAY_NAME="+j.Name,
 		"HOOKBAY_URGENCY="+string(j.Urgency),
@@ -203,6 +208,18 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 		return nil, fmt.Errorf("exec %s: %w", e.Command[0], &OutputTooLargeError{Max: max})
 	}
 	return stdout.Bytes(), nil
+}
+
+// environ is hookbay's environment without the hidden variables.
+func (e *Exec) environ() []string {
+	env := os.Environ()
+	if len(e.HideEnv) == 0 {
+		return env
+	}
+	return slices.DeleteFunc(env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(e.HideEnv, name)
+	})
 }
 
 // killGroup kills the process group the command leads.
