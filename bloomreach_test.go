@@ -534,6 +534,7 @@ func TestBloomreach_BatchDelivery(t *testing.T) {
 			want[it] = true
 		}
 	}
+	keys := map[string]bool{}
 	for _, g := range d.deliveries() {
 		if !want[string(g.body)] {
 			t.Fatalf("delivered %q, which is not one of the valid items byte for byte (or was delivered twice)", g.body)
@@ -542,6 +543,12 @@ func TestBloomreach_BatchDelivery(t *testing.T) {
 		if g.header.Get("X-Request-Id") != "bd-1" || g.header.Get("X-Hookbay-Sender") != "bloomreach" || g.header.Get("X-Hookbay-Name") != "batch" {
 			t.Fatalf("delivery headers %v", g.header)
 		}
+		// Each customer is a delivery of its own, with its own key.
+		key := g.header.Get("Idempotency-Key")
+		if !strings.HasPrefix(key, "bd-1/") || keys[key] {
+			t.Fatalf("Idempotency-Key %q: want one per customer, under the request ID", key)
+		}
+		keys[key] = true
 	}
 	if len(want) != 0 {
 		t.Fatalf("%d items never delivered", len(want))

@@ -46,7 +46,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 				(SELECT request_id FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT name FROM requests WHERE requests.id = jobs.request_ref),
 				(SELECT headers FROM requests WHERE requests.id = jobs.request_ref),
-				COALESCE(payload, (SELECT body FROM requests WHERE requests.id = jobs.request_ref))`,
+				COALESCE(payload, (SELECT body FROM requests WHERE requests.id = jobs.request_ref)), payload IS NOT NULL`,
 			now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
@@ -57,9 +57,13 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 			var scheduled, created int64
 			var rid sql.NullString
 			var headers []byte
+			var item bool
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&scheduled, &created, &j.LastError, &rid, &j.Source, &headers, &j.Body); err != nil {
+				&scheduled, &created, &j.LastError, &rid, &j.Source, &headers, &j.Body, &item); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
+			}
+			if item {
+				j.Payload = j.Body // one customer of a batch
 			}
 			j.RequestID = rid.String
 			if err := json.Unmarshal(headers, &j.Header); err != nil {
