@@ -196,6 +196,8 @@ type brFake struct {
 	bigReply          bool // pad successful replies past 64 KB
 	noAuthTest        bool
 	authTestNoCreds   bool // the auth-test route does not check credentials
+	authTestEmpty     bool // the auth-test route answers 200 with no body, as Test settings allow
+	batchOverStatus   int  // status for a batch over 1000 customers; 0: 400
 	wrongCredsStatus  int  // 0: 401
 	inflight, maxSeen atomic.Int32
 	total             atomic.Int32
@@ -222,6 +224,11 @@ func (f *brFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if !authed && !f.authTestNoCreds {
 			reply(401, `{"error":"unauthorized"}`)
+			return
+		}
+		if f.authTestEmpty {
+			w.Header().Del("Content-Type")
+			w.WriteHeader(200)
 			return
 		}
 		reply(200, `{"success":true}`)
@@ -265,7 +272,11 @@ func (f *brFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(root.Messages) > 1000 {
-			reply(400, `{"error":"too many customers"}`)
+			status := http.StatusBadRequest
+			if f.batchOverStatus != 0 {
+				status = f.batchOverStatus
+			}
+			reply(status, `{"error":"too many customers"}`)
 			return
 		}
 		reply(200, `{"success":true}`)
@@ -309,7 +320,8 @@ func brConform(t *testing.T, f *brFake, mutate func(*BloomreachOptions)) map[str
 	return checks
 }
 
-// brWant asserts the statuses; checks not named must pass.
+// brWant asserts the statuses; checks not named must pass, but for
+// throttle-status, which is skipped when nothing was throttled.
 func brWant(t *testing.T, checks map[string]Check, want map[string]Status) {
 	t.Helper()
 	names := []string{"success-shape", "customer-failure-not-4xx", "concurrency-200-under-1s", "bad-credentials-401",
@@ -319,7 +331,10 @@ func brWant(t *testing.T, checks map[string]Check, want map[string]Status) {
 	}
 	for _, n := range names {
 		w, ok := want[n]
-		if !ok {
+		switch {
+		case !ok && n == "throttle-status":
+			w = Skip
+		case !ok:
 			w = Pass
 		}
 		c, found := checks[n]
@@ -366,12 +381,18 @@ func TestConformBloomreach_Faults(t *testing.T) {
 		{"Slow", &brFake{slowOver: 20, slow: 1100 * time.Millisecond}, func(o *BloomreachOptions) { o.Concurrency = 30 },
 			map[string]Status{"concurrency-200-under-1s": Fail}},
 		// The throttle probe's burst starts after some 210 webhook requests.
-		{"Throttle429", &brFake{throttleAfter: 400, throttleStatus: 429}, nil, nil},
-		{"Throttle503", &brFake{throttleAfter: 400, throttleStatus: 503}, nil, nil},
+		{"Throttle429", &brFake{throttleAfter: 400, throttleStatus: 429}, nil, map[string]Status{"throttle-status": Pass}},
+		{"Throttle503", &brFake{throttleAfter: 400, throttleStatus: 503}, nil, map[string]Status{"throttle-status": Pass}},
 		{"Throttle403", &brFake{throttleAfter: 400, throttleStatus: 403}, nil, map[string]Status{"throttle-status": Fail}},
 		{"ThrottledUnder200", &brFake{throttleAfter: 100, throttleStatus: 429}, nil,
-			map[string]Status{"concurrency-200-under-1s": Warn, "oversized-batch-refused": Warn}},
+			map[string]Status{"concurrency-200-under-1s": Warn, "oversized-batch-refused": Warn, "throttle-status": Pass}},
 		{"BigReply", &brFake{bigReply: true}, func(o *BloomreachOptions) { o.Concurrency = 20 }, map[string]Status{"json-under-64k": Fail}},
+		// bloomreach-webhooks.txt, Test settings: "respond with HTTP 200";
+		// an empty body there is no JSON problem.
+		{"AuthTestEmpty", &brFake{authTestEmpty: true}, nil, nil},
+		// Issue 7: "an oversized batch is refused with a status that is
+		// documented"; 422 is not one of Bloomreach's.
+		{"OversizedBatch422", &brFake{batchOverStatus: 422}, nil, map[string]Status{"oversized-batch-refused": Fail}},
 		{"WrongCreds403", &brFake{wrongCredsStatus: 403}, nil, map[string]Status{"bad-credentials-401": Warn}},
 		{"WrongCreds200", &brFake{wrongCredsStatus: 200}, nil, map[string]Status{"bad-credentials-401": Fail}},
 		{"NoAuthTest", &brFake{noAuthTest: true}, nil, map[string]Status{"auth-test-200": Warn}},

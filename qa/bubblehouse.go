@@ -653,10 +653,10 @@ func (p *bhProber) retry(first *Exchange) Check {
 	}
 	switch {
 	case x.Status != first.Status:
-		c.Status, c.Detail = Warn, fmt.Sprintf("%s retried with the same X-Request-ID: %d, first %d", hook, x.Status, first.Status)
+		c.Status, c.Detail = Fail, fmt.Sprintf("%s retried with the same X-Request-ID: %d, first %d (processed twice?)", hook, x.Status, first.Status)
 	case !bhSameJSON(first.Answer, x.Answer):
-		c.Status, c.Detail = Warn, fmt.Sprintf("%s retried with the same X-Request-ID: a different body (first: %s); "+
-			"Bubblehouse keeps the output of whichever call it heard", hook, Excerpt(first.Answer))
+		c.Status, c.Detail = Fail, fmt.Sprintf("%s retried with the same X-Request-ID: a different body (first: %s); "+
+			"a retry must get the first answer, and Bubblehouse keeps the output of whichever call it heard", hook, Excerpt(first.Answer))
 	default:
 		c.Status, c.Detail = Pass, fmt.Sprintf("%s retried with the same X-Request-ID: the same %d and body", hook, x.Status)
 	}
@@ -744,8 +744,15 @@ func (p *bhProber) urgencyCase(hook string) Check {
 			return cc
 		}
 		if i == 0 {
+			// Whether the magic is right is hello1-magic's to grade; here,
+			// that a handshake came back at all (not a queued receipt).
+			if obj, _ := bhObject(x.Answer); obj["magic"] == nil {
+				cc.Status, cc.Detail = Warn, fmt.Sprintf("%s with X-BH-Urgency: %s answered %d without a magic: not run as real-time "+
+					"(compare urgencies case-insensitively)", call.hook, call.urgency, x.Status)
+				return cc
+			}
 			c = cc
-			c.Status, c.Detail = Pass, fmt.Sprintf("%s with X-BH-Urgency: %s answered %d", call.hook, call.urgency, x.Status)
+			c.Status, c.Detail = Pass, fmt.Sprintf("%s with X-BH-Urgency: %s answered %d with a handshake", call.hook, call.urgency, x.Status)
 			continue
 		}
 		c.Detail += fmt.Sprintf("; %s with X-BH-Urgency: %s answered %d", call.hook, call.urgency, x.Status)

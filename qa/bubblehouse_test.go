@@ -181,6 +181,7 @@ type bhReceiver struct {
 	noAuth       bool          // accept any Authorization
 	wrongAuthSt  int           // status for a wrong Authorization (default 401)
 	strictCase   bool          // refuse urgencies that are not lower case
+	queueCase    bool          // queue any call whose urgency is not exactly "real-time"
 	conflictDups bool          // 409 for a repeated X-Request-ID
 	slowRealtime time.Duration // delay for real-time calls other than Hello1
 
@@ -202,6 +203,11 @@ func (b *bhReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b.strictCase && urgency != strings.ToLower(urgency) {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `{"error":"urgency"}`)
+		return
+	}
+	if b.queueCase && urgency != "real-time" && urgency != "urgent" && urgency != "regular" {
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"queued":true}`)
 		return
 	}
 	if id := r.Header.Get("X-Request-ID"); b.conflictDups && id != "" {
@@ -406,7 +412,7 @@ func TestConformBubblehouse(t *testing.T) {
 				json.NewEncoder(w).Encode(map[string]int{"n": k})
 			},
 		}}
-		bhWant(t, bhConform(t, rcv, BubblehouseOptions{Authorization: bhTestAuth}), map[string]Status{"retry-same-answer": Warn})
+		bhWant(t, bhConform(t, rcv, BubblehouseOptions{Authorization: bhTestAuth}), map[string]Status{"retry-same-answer": Fail}) // issue 7: "a retry with the same X-Request-ID gets the same answer"
 	})
 	t.Run("NoHooksRetriesHello1", func(t *testing.T) {
 		checks := bhConform(t, &bhReceiver{}, BubblehouseOptions{Authorization: bhTestAuth})
@@ -442,6 +448,14 @@ func TestConformBubblehouse(t *testing.T) {
 	t.Run("UrgencyCaseSensitive", func(t *testing.T) {
 		bhWant(t, bhConform(t, &bhReceiver{hooks: catalogue, answers: okAnswers, strictCase: true}, BubblehouseOptions{Authorization: bhTestAuth}),
 			map[string]Status{"urgency-case": Warn})
+	})
+	// An unrecognised "Real-Time" queued: accepted, but Hello1 never ran.
+	t.Run("UrgencyCaseQueued", func(t *testing.T) {
+		checks := bhConform(t, &bhReceiver{hooks: catalogue, answers: okAnswers, queueCase: true}, BubblehouseOptions{Authorization: bhTestAuth})
+		bhWant(t, checks, map[string]Status{"urgency-case": Warn})
+		if d := checks["urgency-case"].Detail; !strings.Contains(d, "not run as real-time") {
+			t.Errorf("urgency-case detail %q", d)
+		}
 	})
 	t.Run("RealtimeWarn", func(t *testing.T) {
 		checks := bhConform(t, &bhReceiver{hooks: []string{"CreateDiscount4"}, slowRealtime: 250 * time.Millisecond},

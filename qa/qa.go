@@ -148,6 +148,10 @@ func (r *Report) WriteJUnit(path string) error {
 	return os.WriteFile(path, append([]byte(xml.Header), append(b, '\n')...), 0o644)
 }
 
+// maxWait is the longest any sender waits for an answer: Bubblehouse's
+// 30 s call limit.
+const maxWait = 30 * time.Second
+
 // Client sends probes. Its Transport decides TLS trust and client
 // certificates.
 type Client struct {
@@ -156,8 +160,12 @@ type Client struct {
 
 // NewClient returns a client; caFile adds a CA to trust (a dev CA),
 // insecure skips verification, certFile/keyFile present a client
-// certificate (mTLS).
+// certificate (mTLS). A timeout of zero or less is maxWait: no sender
+// waits forever, and neither does a probe.
 func NewClient(caFile string, insecure bool, certFile, keyFile string, timeout time.Duration) (*Client, error) {
+	if timeout <= 0 {
+		timeout = maxWait
+	}
 	tc := &tls.Config{InsecureSkipVerify: insecure} //nolint:gosec // explicit --insecure
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -177,7 +185,10 @@ func NewClient(caFile string, insecure bool, certFile, keyFile string, timeout t
 		}
 		tc.Certificates = []tls.Certificate{pair}
 	}
-	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
+	// No cap on connections per host: a probe's concurrency is the load it
+	// means to put on the endpoint, and a wait for a client connection
+	// would be counted as the endpoint's latency.
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1024}
 	// Senders do not follow redirects: grade the answer the endpoint gave.
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Client{HTTP: &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirect}}, nil
