@@ -47,11 +47,23 @@ func TestReportCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var suite struct {
-		Failures int `xml:"failures,attr"`
-		Tests    int `xml:"tests,attr"`
+		Name     string `xml:"name,attr"`
+		Failures int    `xml:"failures,attr"`
+		Tests    int    `xml:"tests,attr"`
+		Cases    []struct {
+			Classname string `xml:"classname,attr"`
+			Failure   *struct {
+				Text string `xml:",chardata"`
+			} `xml:"failure"`
+		} `xml:"testcase"`
 	}
-	if err := xml.Unmarshal(raw, &suite); err != nil || suite.Failures != 1 || suite.Tests != 2 {
+	if err := xml.Unmarshal(raw, &suite); err != nil || suite.Failures != 1 || suite.Tests != 2 || suite.Name != "hookbay report all" {
 		t.Fatalf("junit: %+v %v\n%s", suite, err, raw)
+	}
+	for _, c := range suite.Cases {
+		if c.Classname != "report.all" || (c.Failure != nil && !strings.Contains(c.Failure.Text, "after a 202")) {
+			t.Fatalf("junit case %+v: want class report.all, failures with their finding\n%s", c, raw)
+		}
 	}
 	if table := runCmd(t, "report", "--data", m.Config.Server.DataDir); !strings.Contains(table, "twice") || !strings.Contains(table, "! attempt 2 came after a 202") {
 		t.Fatalf("table:\n%s", table)

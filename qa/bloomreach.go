@@ -72,6 +72,10 @@ const (
 	brMaxLatency         = time.Second
 )
 
+// BloomreachTimeout is how long Bloomreach waits for an answer: "Bloomreach
+// expects your API to respond within 10 seconds (the default timeout)".
+const BloomreachTimeout = 10 * time.Second
+
 // The conformance checks, in the order they run. Their names are stable:
 // pipelines key on them.
 const (

@@ -48,6 +48,9 @@ type Check struct {
 
 // Report is the outcome of a conformance run.
 type Report struct {
+	// Tool names what produced the report in JUnit suite and class names:
+	// "conform" when empty, "report" for hookbay report.
+	Tool   string    `json:"tool,omitempty"`
 	Sender string    `json:"sender"`
 	Target string    `json:"target"`
 	Start  time.Time `json:"start"`
@@ -124,16 +127,24 @@ func (r *Report) WriteJUnit(path string) error {
 		Stamp    string     `xml:"timestamp,attr"`
 		Cases    []testcase `xml:"testcase"`
 	}
-	s := suite{Name: "hookbay conform " + r.Sender, Tests: len(r.Checks), Stamp: r.Start.UTC().Format(time.RFC3339)}
+	tool := r.Tool
+	if tool == "" {
+		tool = "conform"
+	}
+	s := suite{Name: "hookbay " + tool + " " + r.Sender, Tests: len(r.Checks), Stamp: r.Start.UTC().Format(time.RFC3339)}
 	var total time.Duration
 	for _, c := range r.Checks {
 		total += c.Latency
-		tc := testcase{Name: c.Name, Classname: "conform." + r.Sender, Time: fmt.Sprintf("%.3f", c.Latency.Seconds()),
+		tc := testcase{Name: c.Name, Classname: tool + "." + r.Sender, Time: fmt.Sprintf("%.3f", c.Latency.Seconds()),
 			SystemOut: strings.TrimSpace(c.Detail + "\n" + c.Contract)}
 		switch c.Status {
 		case Fail:
 			s.Failures++
-			tc.Failure = &failure{Message: c.Detail, Text: fmt.Sprintf("status %d, body: %s", c.HTTP, c.Body)}
+			text := c.Detail
+			if c.HTTP != 0 {
+				text = fmt.Sprintf("status %d, body: %s", c.HTTP, c.Body)
+			}
+			tc.Failure = &failure{Message: c.Detail, Text: text}
 		case Skip:
 			s.Skipped++
 			tc.Skipped = &struct{}{}

@@ -168,6 +168,32 @@ func settlesBubblehouse(r *hooks.Request) bool {
 	return hooks.CatalogueHook(r.Name).Settles(r.Response)
 }
 
+// senderTimeout is how long a sender waits for an answer: an answer that
+// took longer never reached it, and it saw a timeout instead.
+func senderTimeout(s hooks.Sender, u hooks.Urgency) time.Duration {
+	switch {
+	case s == hooks.SenderBloomreach:
+		return BloomreachTimeout
+	case s == hooks.SenderSvix:
+		return SvixDefaultTimeout
+	case u == hooks.UrgencyRealtime:
+		return hooks.BubblehouseRealtimeLimit
+	}
+	return hooks.BubblehouseCallLimit
+}
+
+// heard is what the sender made of an attempt's answer: its status, or 0
+// when the answer came after the sender's timeout; and when the attempt
+// ended for it, from which its next wait counts ("each period is started
+// following the failure of the preceding attempt").
+func heard(s hooks.Sender, r *hooks.Request) (status int, ended time.Time) {
+	timeout := senderTimeout(s, r.Urgency)
+	if r.Latency > timeout {
+		return 0, r.ReceivedAt.Add(timeout)
+	}
+	return r.Status, r.ReceivedAt.Add(r.Latency)
+}
+
 // findings compares one request's deliveries with the sender's contract.
 func findings(s hooks.Sender, rs []*hooks.Request) []string {
 	var out []string
@@ -177,8 +203,9 @@ func findings(s hooks.Sender, rs []*hooks.Request) []string {
 			return nil
 		}
 		for i := 1; i < len(rs); i++ {
-			gap := rs[i].ReceivedAt.Sub(rs[i-1].ReceivedAt)
-			if settlesBubblehouse(rs[i-1]) {
+			status, ended := heard(s, rs[i-1])
+			gap := rs[i].ReceivedAt.Sub(ended)
+			if status != 0 && settlesBubblehouse(rs[i-1]) {
 				out = append(out, fmt.Sprintf("attempt %d came after a %d, which Bubblehouse accepts as final", i+1, rs[i-1].Status))
 			}
 			if gap < w.min*9/10 || gap > w.max*11/10 {
@@ -205,15 +232,18 @@ func findings(s hooks.Sender, rs []*hooks.Request) []string {
 		out = append(out, fmt.Sprintf("%d attempts; at most %d are documented", len(rs), max))
 	}
 	for i := 1; i < len(rs); i++ {
-		prev := rs[i-1].Status
+		prev, ended := heard(s, rs[i-1])
 		switch {
+		case prev == 0: // a timeout: retried
 		case sch.Stops[prev]:
 			out = append(out, fmt.Sprintf("attempt %d followed a %d, which should stop the campaign", i+1, prev))
-		case !sch.Retries(prev):
+		case !sch.Retries(prev) && prev/100 == 2:
 			out = append(out, fmt.Sprintf("attempt %d followed a %d, which the sender counts as delivered", i+1, prev))
+		case !sch.Retries(prev):
+			out = append(out, fmt.Sprintf("attempt %d followed a %d, which the sender counts as a failure and does not retry", i+1, prev))
 		}
 		if i-1 < len(sch.Delays) {
-			want, gap := sch.Delays[i-1], rs[i].ReceivedAt.Sub(rs[i-1].ReceivedAt)
+			want, gap := sch.Delays[i-1], rs[i].ReceivedAt.Sub(ended)
 			lo, hi := time.Duration(float64(want)*(1-sch.Tolerance)), time.Duration(float64(want)*(1+sch.Tolerance))
 			if gap < lo || gap > hi {
 				out = append(out, fmt.Sprintf("attempt %d came %s after the previous one; the schedule says about %s", i+1, gap.Round(time.Millisecond), want))
@@ -238,7 +268,7 @@ func isBigBatch(r *hooks.Request) bool {
 // ToReport turns the analysis into check results, one per request ID, for
 // JUnit.
 func (b *Behaviour) ToReport() *Report {
-	r := &Report{Sender: "all", Target: "recorded requests since " + b.Since.Format(time.RFC3339), Start: time.Now()}
+	r := &Report{Tool: "report", Sender: "all", Target: "recorded requests since " + b.Since.Format(time.RFC3339), Start: time.Now()}
 	for _, rb := range b.Requests {
 		c := Check{Name: string(rb.Sender) + "/" + rb.RequestID, Status: Pass,
 			Detail: fmt.Sprintf("%d attempt(s) of %s", len(rb.Attempts), rb.Name)}

@@ -19,6 +19,12 @@ func attempts(s hooks.Sender, id string, u hooks.Urgency, start time.Time, steps
 	return out
 }
 
+// slow sets the latency of attempt i.
+func slow(rs []*hooks.Request, i int, d time.Duration) []*hooks.Request {
+	rs[i].Latency = d
+	return rs
+}
+
 // sendEvents is a SendEvent1 answered 200 with first, then retried 2 s
 // later (a regular hook) and answered sent.
 func sendEvents(start time.Time, first string) []*hooks.Request {
@@ -51,6 +57,13 @@ func TestAnalyse(t *testing.T) {
 		{"BubblehouseUrgentOK", attempts(hooks.SenderBubblehouse, "h", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 2*time.Second, 202), nil},
 		{"BubblehouseUrgentTooLate", attempts(hooks.SenderBubblehouse, "i", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 10*time.Minute, 202), []string{"urgent retries wait 1s to 5m0s"}},
 		{"BubblehouseAfterSuccess", attempts(hooks.SenderBubblehouse, "j", hooks.UrgencyRegular, t0, time.Duration(0), 202, 2*time.Second, 202), []string{"after a 202"}},
+		// The wait counts from the end of the previous attempt, and an
+		// answer slower than the sender's timeout never reached it
+		// (bloom-svix-webhooks.txt: "each period is started following the
+		// failure of the preceding attempt").
+		{"SvixAfterTimeout", slow(attempts(hooks.SenderSvix, "l", "", t0, time.Duration(0), 200, 20*time.Second, 200), 0, 18*time.Second), nil},
+		{"BloomreachWaitFromEnd", slow(attempts(hooks.SenderBloomreach, "m", "", t0, time.Duration(0), 500, 10*time.Second, 200), 0, 3*time.Second), nil},
+		{"BloomreachAfter401", attempts(hooks.SenderBloomreach, "n", "", t0, time.Duration(0), 401, 7*time.Second, 200), []string{"followed a 401, which the sender counts as a failure and does not retry"}},
 		// bubblehouse-hooks-catalog.md, SendEvent1: a 200 with outcome
 		// failure is retried; invalid_data is final.
 		{"SendEvent1AfterFailure", sendEvents(t0, `{"outcome":"failure"}`), nil},
