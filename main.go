@@ -60,7 +60,10 @@ func main() {
 			os.Exit(2)
 		}
 		fmt.Fprintln(os.Stderr, "hookbay:", err)
-		os.Exit(1)
+		if errors.Is(err, errChecksFailed) {
+			os.Exit(1) // conform ran its checks, and some failed
+		}
+		os.Exit(2) // the command could not do its work: bad flags, config, target, store
 	}
 }
 

@@ -455,9 +455,26 @@ func TestServe_SIGTERM(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dir := t.TempDir()
-	p := startBinary(t, buildBinary(t), "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
+	bin := buildBinary(t)
+	p := startBinary(t, bin, "serve", "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data"))
 	cmd, out := p.cmd, p.out
-	u := strings.Replace(bannerURL.FindStringSubmatch(out.String())[1], ":name", "CreateDiscount4", 1)
+	// Exit statuses a pipeline tells apart: 1 when conform's checks ran and
+	// some failed, 2 when the command could not do its work.
+	template := bannerURL.FindStringSubmatch(out.String())[1]
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"conform", "--sender", "bubblehouse"}, 2}, // no --url
+		{[]string{"conform", "--sender", "bubblehouse", "--url", template, "--authorization", "Bearer wrong"}, 1},
+	} {
+		err := exec.Command(bin, tt.args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != tt.want {
+			t.Fatalf("hookbay %v: %v, want exit status %d", tt.args, err, tt.want)
+		}
+	}
+	u := strings.Replace(template, ":name", "CreateDiscount4", 1)
 	req, _ := http.NewRequest("POST", u, strings.NewReader(`{"code":"TERM"}`))
 	req.Header.Set("Authorization", bannerAuth.FindStringSubmatch(out.String())[1])
 	req.Header.Set("X-BH-Urgency", "urgent")
