@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -177,7 +176,7 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 	// The command and everything it starts form one process group, ended
 	// with the attempt: a timed-out attempt leaves nothing running beside
 	// its retry.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownProcessGroup(cmd)
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.Stdin = bytes.NewReader(j.Body)
 	cmd.Env = append(e.environ(),
@@ -220,15 +219,6 @@ func (e *Exec) environ() []string {
 		name, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(e.HideEnv, name)
 	})
-}
-
-// killGroup kills the process group the command leads.
-func killGroup(cmd *exec.Cmd) error {
-	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
-	return err
 }
 
 // cappedBuffer keeps the first max bytes written and notes any excess,
