@@ -952,6 +952,15 @@ func TestBloomreach_Inline(t *testing.T) {
 	if recs := requests(t, m, store.RequestFilter{RequestID: "in-2"}); len(recs) != 3 || recs[2].Status != 503 || recs[1].Status != 200 || recs[0].DuplicateOf != recs[1].ID {
 		t.Fatalf("records of in-2: %d, want the 503, the retry's 200 and a duplicate", len(recs))
 	}
+	// Delivered, with an answer over the output cap: the reply leaves the
+	// answer out rather than have Bloomreach repeat the delivery.
+	d.set(func(d *downstream) {
+		d.status, d.answer = 200, `{"pad":"`+strings.Repeat("x", hooks.DefaultMaxOutput)+`"}`
+	})
+	a = brSend(t, m, brReq{name: "inline", id: "in-big", body: body})
+	if r := a.brReply(t); a.status != 200 || !r.Success {
+		t.Fatalf("oversized answer: got %d %.200s, want 200 success", a.status, a.body)
+	}
 }
 
 // bloomreach-webhooks.txt, "Test settings": "The test endpoint must accept

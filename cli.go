@@ -335,17 +335,30 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		out, runErr := action.Run(actx, j)
 		cancel()
 		j.AttemptDuration = time.Since(j.AttemptStarted)
-		r := replayResult{Job: j.ID, Name: j.Name, OK: runErr == nil}
+		// The queue's reading of the attempt, so that a replay counts as a
+		// worker's run would.
+		outcome := hooks.Classify(runErr)
+		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.AttemptOK}
 		if runErr != nil {
+			r.Error = runErr.Error()
+		}
+		switch outcome {
+		case hooks.AttemptFailed:
 			// Failed: the job stays queued for a running hookbay to
 			// retry, under the configured policy.
-			r.Error = runErr.Error()
 			now, policy := time.Now(), cfg.Queue.policy()
 			if err := db.FailJob(ctx, j, now, policy.NextRetryAt(now, j.Attempts), policy.Dead(j, now), runErr.Error()); err != nil {
 				return err
 			}
-		} else if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
-			return err
+		case hooks.AttemptNotStarted:
+			j.AttemptStarted = time.Time{} // never ran: no attempt to record
+			if err := db.ReleaseJobs(ctx, []*hooks.Job{j}); err != nil {
+				return err
+			}
+		default:
+			if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
+				return err
+			}
 		}
 		r.Output, _ = rawJSON(out)
 		results = append(results, r)

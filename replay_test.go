@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store"
 )
 
@@ -118,5 +119,34 @@ bubblehouse:
 	}
 	if !strings.Contains(out.String(), "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
 		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out.String(), len(d.deliveries()))
+	}
+}
+
+// A replay reads an attempt as the queue does: an answer over the output
+// cap after the work was done is a delivery, not a failure to retry.
+func TestEventsReplay_OversizedAnswer(t *testing.T) {
+	chatty := []string{"/bin/sh", "-c", "head -c 3000 /dev/zero | tr '\\0' x"}
+	m := MustRunMain(t, func(c *Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: &ActionConfig{Exec: &ExecConfig{Command: chatty, MaxOutputBytes: 1024}}}
+	})
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "chatty-1"})
+	id := eventOf(t, m, "chatty-1")
+	jobOf(t, m, id, hooks.JobDone) // the worker's run already counted as delivered
+	path := t.TempDir() + "/hookbay.yaml"
+	cfg := fmt.Sprintf(`
+server: {data_dir: %q, tls: {mode: "off"}}
+bubblehouse:
+  authorization: "x"
+  hooks: {CreateDiscount4: {action: {exec: {command: ["/bin/sh", "-c", "head -c 3000 /dev/zero | tr '\\\\0' x"], max_output_bytes: 1024}}}}
+`, m.Config.Server.DataDir)
+	if err := writeFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(id)}, &out, &out); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "): ok") {
+		t.Fatalf("replay printed %q, want the attempt ok", out.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -246,6 +247,13 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 	j := r.Job
 	j.Attempts, j.RequestID, j.Header, j.Body = 1, r.Request.RequestID, r.Request.Header, r.Request.Body
 	out, err := wh.InlineAction(ctx, j)
+	var tooLarge *hooks.OutputTooLargeError
+	if errors.As(err, &tooLarge) {
+		// Delivered; only its answer is too long, and the reply leaves it
+		// out rather than have Bloomreach repeat the delivery.
+		r.Request.Note("inline action's answer over the output limit, left out")
+		out, err = nil, nil
+	}
 	if err != nil {
 		r.Request.Note("inline action failed: " + err.Error())
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "webhook " + wh.Name + " failed inline; retry later"}

@@ -113,8 +113,32 @@ func (e *OutputTooLargeError) Error() string {
 }
 
 // ErrNotStarted is an attempt that never began: no process slot came free
-// before its deadline. The queue returns such a job without counting it.
+// before its deadline. The queue returns such a job without counting it
+// and claims it again at once, so an action returns it only after waiting
+// until its context's deadline.
 var ErrNotStarted = errors.New("the action did not start")
+
+// Attempt outcomes, as Classify reads an action's error.
+const (
+	AttemptOK         = "ok"          // delivered
+	AttemptFailed     = "failed"      // counted, and retried under the policy
+	AttemptNotStarted = "not_started" // not counted: the job goes back as it was
+)
+
+// Classify reads what an action's error makes of a queued attempt: an
+// answer over the output cap after the work was done is a delivery (a
+// queued job's answer goes nowhere), a wait that never started the action
+// is no attempt, and any other error is a failure.
+func Classify(err error) string {
+	var tooLarge *OutputTooLargeError
+	switch {
+	case err == nil, errors.As(err, &tooLarge):
+		return AttemptOK
+	case errors.Is(err, ErrNotStarted):
+		return AttemptNotStarted
+	}
+	return AttemptFailed
+}
 
 // safeURL is the URL for messages, logs and stored errors: without a
 // password or query string, which may carry secrets.
@@ -197,6 +221,11 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 	err := cmd.Run()
 	if cmd.Process != nil {
 		killGroup(cmd) // what it left running in the background ends too
+	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
+		// The command succeeded; a child it left behind held its output
+		// open, and was just killed with the group. Its answer is in.
+		err = nil
 	}
 	switch {
 	case ctx.Err() != nil:

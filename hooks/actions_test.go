@@ -435,15 +435,24 @@ func TestExec_ProcessGroup(t *testing.T) {
 	}{
 		{"TimedOut", `(sleep 0.5; echo late >> "$1") & sleep 5` + "\n", true},
 		{"ExitedLeavingChild", `(sleep 0.5; echo late >> "$1") > /dev/null 2>&1 &` + "\nexit 0\n", false},
+		// The child holds the command's stdout open: it is killed once the
+		// wait for that output runs out (1 s), and the command's own
+		// success still counts.
+		{"ExitedChildHoldingStdout", `(sleep 2; echo late >> "$1") &` + "\necho '{\"ok\":true}'\nexit 0\n", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // each waits seconds for a child that must not act
 			mark := filepath.Join(dir, tt.name+".mark")
 			script := writeScript(t, dir, tt.name+".sh", tt.script)
-			_, err := hooks.NewExec([]string{script, mark}, 200*time.Millisecond, 1).Run(context.Background(), actionJob())
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err=%v, want error %v", err, tt.wantErr)
+			timeout := 200 * time.Millisecond
+			if !tt.wantErr {
+				timeout = 5 * time.Second
 			}
-			time.Sleep(time.Second)
+			out, err := hooks.NewExec([]string{script, mark}, timeout, 1).Run(context.Background(), actionJob())
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err=%v (output %q), want error %v", err, out, tt.wantErr)
+			}
+			time.Sleep(2500 * time.Millisecond)
 			if _, err := os.Stat(mark); err == nil {
 				t.Fatal("a child of the command kept running after the attempt")
 			}

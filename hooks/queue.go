@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -278,21 +277,17 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 	j.AttemptDuration = now.Sub(j.AttemptStarted)
 	// Book-keeping must happen even when the pool is being cancelled.
 	bg := context.WithoutCancel(ctx)
-	var tooLarge *OutputTooLargeError
-	if errors.As(err, &tooLarge) {
-		// The work was done; only the answer is too long to keep, and a
-		// queued job's answer goes nowhere. Repeating the work would be
-		// the failure.
+	outcome := Classify(err)
+	if outcome == AttemptOK && err != nil {
 		q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", err)
-		err = nil
 	}
 	switch {
-	case err == nil:
+	case outcome == AttemptOK:
 		q.completed <- j
 	case ctx.Err() != nil:
 		// Shutdown interrupted the action: not the action's failure.
 		q.release([]*Job{j})
-	case errors.Is(err, ErrNotStarted):
+	case outcome == AttemptNotStarted:
 		// It waited for a process slot until its deadline and never ran:
 		// back to the queue, without counting an attempt.
 		j.AttemptStarted = time.Time{}
