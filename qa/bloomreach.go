@@ -847,6 +847,8 @@ func (p *brProbe) oversized(ctx context.Context) Check {
 		c.Status, c.Detail = Fail, fmt.Sprintf("%s got %d: accepted more customers than Bloomreach ever sends", what, x.Status)
 	case x.Status == http.StatusTooManyRequests || x.Status >= 500:
 		c.Status, c.Detail = Warn, fmt.Sprintf("%s got %d: Bloomreach retries a batch that can never pass; 400 or 413 stop it", what, x.Status)
+	case slices.Contains(brStopCodes, x.Status):
+		c.Status, c.Detail = Warn, fmt.Sprintf("%s got %d: a documented code that stops the campaign, as it should stop, but 400 or 413 say why", what, x.Status)
 	default:
 		c.Status, c.Detail = Fail, fmt.Sprintf("%s got %d (%s); the documented answers are 400 or 413", what, x.Status, BloomreachMeaning(x.Status, x.Answer))
 	}

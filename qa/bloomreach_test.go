@@ -393,6 +393,7 @@ func TestConformBloomreach_Faults(t *testing.T) {
 		// Issue 7: "an oversized batch is refused with a status that is
 		// documented"; 422 is not one of Bloomreach's.
 		{"OversizedBatch422", &brFake{batchOverStatus: 422}, nil, map[string]Status{"oversized-batch-refused": Fail}},
+		{"OversizedBatch404", &brFake{batchOverStatus: 404}, nil, map[string]Status{"oversized-batch-refused": Warn}},
 		{"WrongCreds403", &brFake{wrongCredsStatus: 403}, nil, map[string]Status{"bad-credentials-401": Warn}},
 		{"WrongCreds200", &brFake{wrongCredsStatus: 200}, nil, map[string]Status{"bad-credentials-401": Fail}},
 		{"NoAuthTest", &brFake{noAuthTest: true}, nil, map[string]Status{"auth-test-200": Warn}},
