@@ -28,8 +28,8 @@ type Config struct {
 	Svix        SvixConfig        `yaml:"svix"`
 	Bloomreach  BloomreachConfig  `yaml:"bloomreach"`
 
-	// secretEnv names the environment variables the config file refers
-	// to: hookbay's own secrets, kept from the commands of exec actions.
+	// secretEnv names the environment variables the config's secret keys
+	// refer to, kept from the commands of exec actions.
 	secretEnv []string
 }
 
@@ -76,7 +76,7 @@ func (t *ThrottleRef) UnmarshalYAML(n *yaml.Node) error {
 		t.Name = n.Value
 		return nil
 	}
-	if err := walk(n, reflect.TypeOf(ThrottleConfig{}), "throttle", func(string) (string, bool) { return "", false }); err != nil {
+	if err := walk(n, reflect.TypeOf(ThrottleConfig{}), "throttle", func(_, _ string) (string, bool) { return "", false }); err != nil {
 		return err
 	}
 	t.Inline = &ThrottleConfig{}
@@ -630,8 +630,8 @@ func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error)
 		return c, fmt.Errorf("config is not valid YAML: %w", err)
 	}
 	var used []string
-	recorded := func(name string) (string, bool) {
-		if !slices.Contains(used, name) {
+	recorded := func(path, name string) (string, bool) {
+		if secretKey(path) && !slices.Contains(used, name) {
 			used = append(used, name)
 		}
 		return lookup(name)
@@ -649,12 +649,29 @@ func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error)
 	return c, c.Validate()
 }
 
+// secretKey reports whether a config key holds a secret: its ${VARS} are
+// kept from exec commands' environment.
+func secretKey(path string) bool {
+	if strings.Contains(path, ".auth.headers.") {
+		return true // a Bloomreach webhook's credential header values
+	}
+	key := path[strings.LastIndex(path, ".")+1:]
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i] // svix.endpoints.bloom.secrets[0]
+	}
+	switch key {
+	case "authorization", "jwt_secret", "secret", "secrets", "password":
+		return true
+	}
+	return false
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // walk checks a YAML node against the Go type it will be decoded into:
 // unknown keys and values of the wrong kind are reported with their key
 // path, and ${ENV_VAR} references in scalars are expanded in place.
-func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string, bool)) error {
+func walk(n *yaml.Node, t reflect.Type, path string, lookup func(path, name string) (string, bool)) error {
 	name := path
 	if name == "" {
 		name = "the top level"
@@ -743,7 +760,7 @@ func walk(n *yaml.Node, t reflect.Type, path string, lookup func(string) (string
 }
 
 // expandAll expands ${VARS} in every scalar under n.
-func expandAll(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+func expandAll(n *yaml.Node, path string, lookup func(path, name string) (string, bool)) error {
 	if n.Kind == yaml.ScalarNode {
 		return expand(n, path, lookup)
 	}
@@ -758,11 +775,11 @@ func expandAll(n *yaml.Node, path string, lookup func(string) (string, bool)) er
 // expand replaces ${NAME} in a scalar with the environment's value. A
 // missing variable is an error naming the key, so that a secret left unset
 // stops start-up instead of becoming an empty password.
-func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+func expand(n *yaml.Node, path string, lookup func(path, name string) (string, bool)) error {
 	var missing string
 	v := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		name := envRef.FindStringSubmatch(ref)[1]
-		val, ok := lookup(name)
+		val, ok := lookup(path, name)
 		if !ok && missing == "" {
 			missing = name
 		}

@@ -165,3 +165,22 @@ func FuzzParseConfig(f *testing.F) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// secretKey picks the keys whose ${VARS} are hookbay's secrets.
+func TestSecretKey(t *testing.T) {
+	for path, want := range map[string]bool{
+		"bubblehouse.authorization":                            true,
+		"bubblehouse.jwt_secret":                               true,
+		"svix.endpoints.bloom.secrets[1]":                      true,
+		"bloomreach.oauth2.clients[0].secret":                  true,
+		"bloomreach.webhooks.sms.auth.basic.password":          true,
+		"bloomreach.webhooks.sms.auth.headers.X-Api-Key":       true,
+		"bloomreach.webhooks.sms.auth.basic.username":          false,
+		"server.data_dir":                                      false,
+		"bubblehouse.hooks.CreateDiscount4.action.forward.url": false,
+	} {
+		if got := secretKey(path); got != want {
+			t.Errorf("secretKey(%q)=%v, want %v", path, got, want)
+		}
+	}
+}

@@ -456,12 +456,13 @@ bubblehouse:
 }
 
 // An exec command inherits hookbay's environment but not the variables the
-// config file refers to: those are hookbay's own secrets.
+// config's secret keys refer to (authorization, secrets, passwords, …).
 func TestDelivery_ExecHidesConfigSecrets(t *testing.T) {
 	t.Setenv("HOOKBAY_TEST_BH_AUTH", "Bearer s3cret-from-env")
 	t.Setenv("HOOKBAY_TEST_OTHER", "visible")
+	t.Setenv("HOOKBAY_TEST_DIR", t.TempDir())
 	cfg, err := ParseConfig([]byte(`
-server: {tls: {mode: off}}
+server: {tls: {mode: off}, data_dir: "${HOOKBAY_TEST_DIR}/data"}
 bubblehouse:
   authorization: ${HOOKBAY_TEST_BH_AUTH}
   hooks:
@@ -483,7 +484,8 @@ bubblehouse:
 	if strings.Contains(env, "s3cret-from-env") || strings.Contains(env, "HOOKBAY_TEST_BH_AUTH") {
 		t.Fatalf("the command saw a secret the config refers to:\n%s", env)
 	}
-	for _, want := range []string{"HOOKBAY_TEST_OTHER=visible", "HOOKBAY_REQUEST_ID=env-1", "PATH="} {
+	// A variable the config uses for something else (a path) stays.
+	for _, want := range []string{"HOOKBAY_TEST_OTHER=visible", "HOOKBAY_TEST_DIR=", "HOOKBAY_REQUEST_ID=env-1", "PATH="} {
 		if !strings.Contains(env, want) {
 			t.Fatalf("environment lacks %s:\n%s", want, env)
 		}
