@@ -13,8 +13,9 @@ type JobStore interface {
 	// ClaimJobs leases up to limit available jobs whose time has come until
 	// now+lease, most pressing first.
 	ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Job, error)
-	// RescueJobs makes running jobs whose lease expired available again.
-	RescueJobs(ctx context.Context, now time.Time) (int64, error)
+	// RescueJobs takes back running jobs whose lease expired: available
+	// again, or dead under the policy, the interrupted attempt recorded.
+	RescueJobs(ctx context.Context, now time.Time, policy RetryPolicy) (int64, error)
 	// CompleteJobs marks running jobs done; like FailJob and ReleaseJobs it
 	// leaves alone a job that another worker claimed since.
 	CompleteJobs(ctx context.Context, jobs []*Job, now time.Time) error
@@ -238,7 +239,7 @@ func (q *Queue) feed() {
 }
 
 func (q *Queue) rescue() {
-	if n, err := q.Store.RescueJobs(context.Background(), q.Now()); err != nil {
+	if n, err := q.Store.RescueJobs(context.Background(), q.Now(), q.Policy); err != nil {
 		q.Logger.Error("rescue jobs", "err", err)
 	} else if n > 0 {
 		q.Logger.Warn("rescued jobs whose lease expired", "count", n)

@@ -13,14 +13,29 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// RescueJobs makes running jobs whose lease expired before now available
-// again: they were held by a process that died, and are claimed again in
-// their turn.
-func (db *DB) RescueJobs(ctx context.Context, now time.Time) (int64, error) {
+// RescueJobs takes back running jobs whose lease expired before now: they
+// were held by a process that died. Each such attempt is recorded as
+// interrupted, and the job is available again in its turn, or dead when
+// the policy says so: a job that kills its process every time cannot
+// crash-loop forever.
+func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryPolicy) (int64, error) {
 	var n int64
+	maxAge := int64(-1) // no age limit: no created_at is that small
+	if policy.MaxAge > 0 {
+		maxAge = now.Add(-policy.MaxAge).UnixMicro()
+	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE jobs SET state = 'available', locked_until = NULL
-			WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
+		const expired = `state = 'running' AND locked_until <= ?1`
+		const dead = `((?2 > 0 AND attempts >= ?2) OR created_at <= ?3)`
+		if _, err := tx.Exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
+			SELECT id, attempts, ?1, 0, CASE WHEN `+dead+` THEN 'dead' ELSE 'interrupted' END, ?4
+			FROM jobs WHERE `+expired, now.UnixMicro(), policy.MaxAttempts, maxAge, rescuedError); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`UPDATE jobs SET locked_until = NULL, last_error = ?4,
+				state = CASE WHEN `+dead+` THEN 'dead' ELSE 'available' END,
+				finished_at = CASE WHEN `+dead+` THEN ?1 ELSE finished_at END
+			WHERE `+expired, now.UnixMicro(), policy.MaxAttempts, maxAge, rescuedError)
 		if err != nil {
 			return err
 		}
@@ -32,6 +47,9 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time) (int64, error) {
 	}
 	return n, nil
 }
+
+// rescuedError is the error of record of an attempt whose process died.
+const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
 
 // ClaimJobs leases up to limit available jobs until now+lease, in queue
 // order (priority, then scheduled time, then ID): urgent before regular.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func mustJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
 // mustRescue makes jobs whose lease expired before now available again.
 func mustRescue(tb testing.TB, db *store.DB, now time.Time) int64 {
 	tb.Helper()
-	n, err := db.RescueJobs(context.Background(), now)
+	n, err := db.RescueJobs(context.Background(), now, hooks.RetryPolicy{})
 	if err != nil {
 		tb.Fatalf("rescue jobs: %v", err)
 	}
@@ -307,6 +308,56 @@ func TestDB_RescueJobs(t *testing.T) {
 		}
 		if got, want := mustRescue(t, db, t0.Add(time.Minute)), int64(0); got != want {
 			t.Fatalf("second rescue: got %d, want %d", got, want)
+		}
+	})
+
+	t.Run("InterruptedAndDead", func(t *testing.T) {
+		// A job whose process died has an interrupted attempt on record,
+		// and one that reached the policy's limit is dead: a job that
+		// kills its process every time cannot crash-loop forever.
+		db := storetest.Open(t)
+		useClock(db)
+		mustQueue(t, db, "again", hooks.UrgencyRegular, t0)
+		mustQueue(t, db, "poison", hooks.UrgencyRegular, t0)
+		policy := hooks.RetryPolicy{MaxAttempts: 2}
+		now := t0
+		for round := 1; round <= 2; round++ {
+			claimed := mustClaim(t, db, now, time.Minute, 2)
+			if round == 1 && len(claimed) != 2 || round == 2 && len(claimed) != 1 {
+				t.Fatalf("round %d: claimed %d", round, len(claimed))
+			}
+			now = now.Add(time.Minute)
+			if n, err := db.RescueJobs(context.Background(), now, policy); err != nil || n != int64(len(claimed)) {
+				t.Fatalf("round %d: rescued %d, %v", round, n, err)
+			}
+			if round == 1 {
+				// One job is delivered on its second claim; only the
+				// other stays in play.
+				j := mustClaim(t, db, now, time.Minute, 1)[0]
+				if err := db.CompleteJobs(context.Background(), []*hooks.Job{j}, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var dead *hooks.Job
+		for _, j := range mustFindJobs(t, db, store.JobFilter{Limit: 10}) {
+			if j.State == hooks.JobDead {
+				dead = j
+			}
+		}
+		if dead == nil || dead.Attempts != 2 || !strings.Contains(dead.LastError, "process running this attempt stopped") {
+			t.Fatalf("jobs %+v, want the crash-looping one dead after 2 attempts", mustFindJobs(t, db, store.JobFilter{Limit: 10}))
+		}
+		atts, err := db.FindAttempts(context.Background(), dead.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outcomes []string
+		for _, a := range atts {
+			outcomes = append(outcomes, a.Outcome)
+		}
+		if got := strings.Join(outcomes, ","); got != "interrupted,dead" {
+			t.Fatalf("attempts of the dead job: %s, want interrupted,dead", got)
 		}
 	})
 

@@ -266,7 +266,7 @@ func TestDB_Close(t *testing.T) {
 			"Record":       func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
 			"ClaimJobs":    func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
 			"CompleteJobs": func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
-			"RescueJobs":   func() error { _, err := db.RescueJobs(ctx, t0); return err },
+			"RescueJobs":   func() error { _, err := db.RescueJobs(ctx, t0, hooks.RetryPolicy{}); return err },
 			"FailJob": func() error {
 				return db.FailJob(ctx, jobs[0], t0, t0.Add(time.Minute), false, "boom")
 			},
