@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -555,7 +556,11 @@ func (m *Main) tlsConfig() (*tls.Config, error) {
 	case "off":
 		return nil, nil
 	case "dev":
-		files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), nil, time.Now())
+		var hosts []string // localhost, 127.0.0.1 and ::1
+		if h := m.Config.Server.PublicHost; h != "" {
+			hosts = []string{h} // also issued for the defaults when it is reissued
+		}
+		files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), hosts, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("dev certificate: %w", err)
 		}
@@ -576,11 +581,15 @@ func (m *Main) tlsConfig() (*tls.Config, error) {
 	}
 	cfg.Certificates, cfg.GetCertificate = nil, m.reloader.GetCertificate
 	leaf := m.reloader.Leaf()
-	if h := m.Config.Server.PublicHost; h != "" {
-		if err := leaf.VerifyHostname(h); err != nil {
-			return nil, fmt.Errorf("server.public_host: the certificate (%s) does not cover %s: %w", certFile, h, err)
-		}
+	// The same checks vet a reloaded pair, which is refused as start-up
+	// refuses the first.
+	check := func(leaf *x509.Certificate) error {
+		return certs.CheckServing(leaf, m.Config.Server.PublicHost, time.Now())
 	}
+	if err := check(leaf); err != nil {
+		return nil, fmt.Errorf("server.tls: %s: %w", certFile, err)
+	}
+	m.reloader.Check = check
 	if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
 		m.Logger.Warn("the server certificate expires soon", "file", certFile, "not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
 	}

@@ -111,6 +111,22 @@ func TestTLS_FilesReload(t *testing.T) {
 	if s, _ := servedSerial(t, client(), url); s != serialB {
 		t.Fatalf("after a broken pair: serial %s, want %s still", s, serialB)
 	}
+
+	// So is a well-formed pair that start-up would refuse: one that has
+	// expired.
+	expired, err := certs.Init(t.TempDir(), []string{"localhost"}, false, time.Now().Add(-900*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, expired.Cert, cert)
+	copyFile(t, expired.Key, key)
+	if err := m.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("an expired pair: err=%v, want it refused", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the file watcher refuses it too
+	if s, _ := servedSerial(t, client(), url); s != serialB {
+		t.Fatalf("after an expired pair: serial %s, want %s still", s, serialB)
+	}
 }
 
 // mustRunMainWith is MustRunMain with a hook on Main before Run.
@@ -163,24 +179,47 @@ func TestTLS_MinVersion(t *testing.T) {
 	}
 }
 
-// server.public_host: start-up refuses a certificate that does not cover it.
-func TestTLS_PublicHost(t *testing.T) {
-	cfg := Config{}
-	cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.TLS.Mode, cfg.Server.PublicHost = "127.0.0.1:0", t.TempDir(), "dev", "hooks.example.com"
-	cfg.Bubblehouse.Authorization = testAuth
-	cfg.applyDefaults()
-	m := NewMain(cfg)
-	err := m.Run(context.Background())
-	defer m.Close(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "server.public_host") || !strings.Contains(err.Error(), "hooks.example.com") {
-		t.Fatalf("err=%v, want a refusal naming server.public_host", err)
+// Start-up refuses a certificate it could not serve: one that does not
+// cover server.public_host, one that has expired. Dev mode issues its
+// certificate for the public host as well.
+func TestTLS_StartupChecks(t *testing.T) {
+	now := time.Now()
+	current, err := certs.Init(t.TempDir(), []string{"localhost"}, false, now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfg.Server.PublicHost = "localhost"
-	m2 := NewMain(cfg)
-	if err := m2.Run(context.Background()); err != nil {
-		t.Fatalf("localhost is covered by the dev certificate: %v", err)
+	old, err := certs.Init(t.TempDir(), []string{"localhost"}, false, now.Add(-900*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
 	}
-	m2.Close(context.Background())
+	for _, tt := range []struct {
+		name, mode, publicHost string
+		files                  certs.Files
+		says                   string // "" when start-up must succeed
+	}{
+		{"NotCovered", "files", "hooks.example.com", current, "does not cover server.public_host hooks.example.com"},
+		{"Expired", "files", "", old, "the certificate expired"},
+		{"Covered", "files", "localhost", current, ""},
+		{"DevIssuesForPublicHost", "dev", "hooks.example.com", certs.Files{}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{}
+			cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.PublicHost = "127.0.0.1:0", t.TempDir(), tt.publicHost
+			cfg.Server.TLS.Mode, cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile = tt.mode, tt.files.Cert, tt.files.Key
+			cfg.Bubblehouse.Authorization = testAuth
+			cfg.applyDefaults()
+			m := NewMain(cfg)
+			m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			err := m.Run(context.Background())
+			defer m.Close(context.Background())
+			if tt.says == "" && err != nil {
+				t.Fatalf("start-up: %v", err)
+			}
+			if tt.says != "" && (err == nil || !strings.Contains(err.Error(), tt.says)) {
+				t.Fatalf("err=%v, want a refusal saying %q", err, tt.says)
+			}
+		})
+	}
 }
 
 // server.trusted_proxies decides whether X-Forwarded-For is believed.

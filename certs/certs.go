@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,14 +43,22 @@ type DevFiles struct {
 }
 
 // EnsureDev makes sure dir holds a development CA and a server certificate
-// for hosts signed by it, and returns their paths. hosts defaults to
-// localhost, 127.0.0.1 and ::1. Valid files are reused unchanged, so clients
-// keep trusting the same CA across restarts; generated reports whether any
-// file was (re)written. A missing or unusable CA regenerates everything; a
-// missing, expiring, foreign or too narrow server certificate is reissued
-// from the existing CA. now is the clock used for validity checks.
+// signed by it that covers hosts, and returns their paths. hosts defaults
+// to localhost, 127.0.0.1 and ::1. Valid files are reused unchanged, so
+// clients keep trusting the same CA across restarts, and a certificate
+// made by "hookbay certs init" for the same hosts is kept; generated
+// reports whether any file was (re)written. A missing or unusable CA
+// regenerates everything; a missing, expiring, foreign or too narrow
+// server certificate is reissued from the existing CA, for hosts and the
+// default ones. now is the clock used for validity checks.
 func EnsureDev(dir string, hosts []string, now time.Time) (files DevFiles, generated bool, err error) {
 	files = devPaths(dir)
+	issueFor := defaultHosts
+	for _, h := range hosts {
+		if !slices.Contains(issueFor, h) {
+			issueFor = append(slices.Clone(issueFor), h)
+		}
+	}
 	if len(hosts) == 0 {
 		hosts = defaultHosts
 	}
@@ -73,7 +82,7 @@ func EnsureDev(dir string, hosts []string, now time.Time) (files DevFiles, gener
 		return files, false, err
 	}
 	if generated || !serverValid(leaf, ca, hosts, now) {
-		if _, _, err := issue(serverTemplate(hosts, now), ca, caKey, files.Cert, files.Key); err != nil {
+		if _, _, err := issue(serverTemplate(issueFor, now), ca, caKey, files.Cert, files.Key); err != nil {
 			return files, false, err
 		}
 		generated = true
@@ -284,4 +293,21 @@ func Fingerprint(cert *x509.Certificate) string {
 		fmt.Fprintf(&b, "%02X", c)
 	}
 	return b.String()
+}
+
+// CheckServing vets a certificate about to be served: it must be within its
+// validity period now and cover publicHost, when one is set.
+func CheckServing(leaf *x509.Certificate, publicHost string, now time.Time) error {
+	switch {
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("the certificate is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if publicHost != "" {
+		if err := leaf.VerifyHostname(publicHost); err != nil {
+			return fmt.Errorf("the certificate does not cover server.public_host %s: %w", publicHost, err)
+		}
+	}
+	return nil
 }

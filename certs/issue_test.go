@@ -477,3 +477,35 @@ func TestDescribe(t *testing.T) {
 		}
 	})
 }
+
+// Dev mode with a public host keeps a certificate "certs init" made for
+// that host (issue 6: "existing files are never overwritten without
+// --force"); one that does not cover it is reissued for it and the
+// default hosts alike.
+func TestEnsureDev_PublicHost(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	files, err := certs.Init(dir, []string{"hooks.lan"}, false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(files.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, generated, err := certs.EnsureDev(dir, []string{"hooks.lan"}, now); err != nil || generated {
+		t.Fatalf("EnsureDev for the host Init covered: generated = %v, err = %v; want the files kept", generated, err)
+	}
+	if after, _ := os.ReadFile(files.Cert); !bytes.Equal(before, after) {
+		t.Fatal("server.pem was rewritten")
+	}
+	if _, generated, err := certs.EnsureDev(dir, []string{"other.lan"}, now); err != nil || !generated {
+		t.Fatalf("EnsureDev for another host: generated = %v, err = %v; want a new certificate", generated, err)
+	}
+	server := readCert(t, files.Cert)
+	for _, h := range []string{"other.lan", "localhost", "127.0.0.1", "::1"} {
+		if err := server.VerifyHostname(h); err != nil {
+			t.Errorf("reissued server.pem: %v", err)
+		}
+	}
+}

@@ -16,6 +16,10 @@ import (
 // (SIGHUP). Open connections keep the certificate they were made with. A
 // broken new pair is refused and the old one stays.
 type Reloader struct {
+	// Check, when set, vets a new pair's certificate before it is served,
+	// as start-up vets the first: a pair it refuses is not taken.
+	Check func(leaf *x509.Certificate) error
+
 	certFile, keyFile string
 	mu                sync.RWMutex
 	cur               *tls.Certificate
@@ -48,6 +52,11 @@ func (r *Reloader) reload() (string, error) {
 	if pair.Leaf == nil && len(pair.Certificate) > 0 {
 		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
 			return stamp, fmt.Errorf("parse %s: %w", r.certFile, err)
+		}
+	}
+	if r.Check != nil {
+		if err := r.Check(pair.Leaf); err != nil {
+			return stamp, fmt.Errorf("%s: %w", r.certFile, err)
 		}
 	}
 	r.mu.Lock()
