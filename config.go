@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/hookbay/hookbay/certs"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
 )
@@ -498,6 +499,11 @@ func (c *Config) Validate() error {
 	for i, p := range s.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
 			return fmt.Errorf("server.trusted_proxies[%d]: %q is not an IP address or CIDR", i, p)
+		}
+	}
+	if s.PublicHost != "" {
+		if err := certs.CheckHost(s.PublicHost); err != nil {
+			return fmt.Errorf("server.public_host: %w", err)
 		}
 	}
 	if s.MaxBodyBytes < 1024 {

@@ -72,6 +72,7 @@ bubblehouse:
 		{"ErrRetentionShort", "idempotency: {retention: 10m}", "idempotency.retention"},
 		{"ErrBodyTooSmall", "server: {max_body_bytes: 10}", "server.max_body_bytes"},
 		{"ErrWriteTimeout", "server: {timeouts: {write: 10s}}", "server.timeouts.write"},
+		{"ErrPublicHostPort", "server: {public_host: 'hooks.example.com:8443'}", "server.public_host: host \"hooks.example.com:8443\""},
 		{"ErrPath", "bubblehouse: {path: hooks}", "bubblehouse.path"},
 		{"ErrHello1Listed", "bubblehouse: {hooks: {Hello1: {}}}", "bubblehouse.hooks"},
 		{"ErrHello2Listed", "bubblehouse: {hooks: {Hello2: {}}}", "Hello family"},

@@ -351,7 +351,7 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:      time.Duration(t.Write),
 		IdleTimeout:       time.Duration(t.Idle),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+		ErrorLog:          certs.ServerErrorLog(m.Logger),
 	}
 	if m.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)

@@ -129,8 +129,8 @@ func Init(dir string, hosts []string, force bool, now time.Time) (Files, error) 
 		hosts = defaultHosts
 	}
 	for _, h := range hosts {
-		if strings.TrimSpace(h) == "" {
-			return files, errors.New("init certs: empty host name")
+		if err := CheckHost(h); err != nil {
+			return files, fmt.Errorf("init certs: %w", err)
 		}
 	}
 	if !force {
@@ -324,4 +324,20 @@ func usage(cert *x509.Certificate) []string {
 		out = append(out, "client")
 	}
 	return out
+}
+
+// CheckHost refuses what cannot be a certificate's host name: an empty
+// one, one with a scheme, port, path or spaces ("localhost:8443",
+// "https://hooks.example.com"). IP addresses, bracketed IPv6 ones and
+// wildcard names pass.
+func CheckHost(h string) error {
+	switch {
+	case strings.TrimSpace(h) == "":
+		return errors.New("empty host name")
+	case net.ParseIP(strings.Trim(h, "[]")) != nil:
+		return nil
+	case strings.ContainsAny(h, ":/ \t@?#"):
+		return fmt.Errorf("host %q: want a name or an IP address, without a scheme, port or path", h)
+	}
+	return nil
 }

@@ -509,3 +509,17 @@ func TestEnsureDev_PublicHost(t *testing.T) {
 		}
 	}
 }
+
+// A host that can never match is refused, not written into a certificate.
+func TestInit_BadHosts(t *testing.T) {
+	for _, h := range []string{"", "localhost:8443", "https://hooks.example.com", "hooks.example.com/x", "a b"} {
+		if _, err := certs.Init(t.TempDir(), []string{h}, false, time.Now()); err == nil {
+			t.Errorf("host %q accepted", h)
+		}
+	}
+	for _, h := range []string{"hooks.example.com", "*.example.com", "10.0.0.7", "[2001:db8::1]", "::1"} {
+		if err := certs.CheckHost(h); err != nil {
+			t.Errorf("host %q: %v", h, err)
+		}
+	}
+}
