@@ -70,13 +70,13 @@ func (c writerConn) Close() error {
 	return c.SQLiteConn.Close()
 }
 
-const (
-	// checkpointInterval is how often the WAL is copied into the database.
-	checkpointInterval = 250 * time.Millisecond
-	// maxWALFrames bounds the WAL under sustained load: past it, a RESTART
-	// checkpoint briefly holds the writer so that the WAL starts over.
-	maxWALFrames = 8192
-)
+// checkpointInterval is how often the WAL is copied into the database.
+var checkpointInterval = 250 * time.Millisecond
+
+// maxWALFrames bounds the WAL under sustained load: past it, a RESTART
+// checkpoint briefly holds the writer so that the WAL starts over. (It and
+// checkpointInterval are variables so that a test can make them small.)
+var maxWALFrames = 8192
 
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("store is closed")
@@ -195,7 +195,12 @@ func (db *DB) checkpointer() {
 		var busy, frames, copied int
 		err := db.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 		if err == nil && frames > maxWALFrames {
-			_, err = db.cdb.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+			// SQLite reports a RESTART that could not get its locks in its
+			// result, not as an error: it is tried again next time.
+			err = db.cdb.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
+			if err == nil && busy != 0 {
+				db.Logger.Debug("WAL restart postponed: busy", "frames", frames)
+			}
 		}
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
@@ -283,8 +288,8 @@ func (db *DB) migrateFile(name string) error {
 
 // write runs fn in a write transaction shared with other concurrent writes
 // and returns once that transaction is committed. fn may run more than once
-// (when another write in its batch fails, each is retried alone), so it must
-// only touch the transaction and its own results.
+// (when another write in its batch fails, the batch is committed again
+// without it), so it must only touch the transaction and its own results.
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	op := writeOp{fn: fn, done: make(chan error, 1)}
 	select {
@@ -323,7 +328,7 @@ func (db *DB) writer() {
 			for {
 				select {
 				case op := <-db.ops:
-					op.done <- db.commit([]writeOp{op})
+					db.commitAll([]writeOp{op})
 				default:
 					return
 				}
@@ -338,35 +343,48 @@ func (db *DB) writer() {
 				break fill
 			}
 		}
-		err := db.commit(batch)
-		if err != nil && len(batch) > 1 {
-			// One write failed and took the batch with it: isolate it.
-			for _, op := range batch {
-				op.done <- db.commit([]writeOp{op})
-			}
-			continue
-		}
-		for _, op := range batch {
-			op.done <- err
-		}
+		db.commitAll(batch)
 	}
 }
 
-func (db *DB) commit(batch []writeOp) error {
+// commitAll commits a batch and tells each write its outcome. A write that
+// fails rolls the batch back: it is tried once more on its own (its
+// failure may have come from another write in the transaction) and the
+// others are committed again without it, so one bad write costs one more
+// transaction, not one per write. When BEGIN or COMMIT itself fails,
+// nothing was written, and every write gets that error.
+func (db *DB) commitAll(batch []writeOp) {
+	for len(batch) > 0 {
+		i, err := db.commit(batch)
+		if err == nil || i < 0 || len(batch) == 1 {
+			for _, op := range batch {
+				op.done <- err
+			}
+			return
+		}
+		_, alone := db.commit(batch[i : i+1])
+		batch[i].done <- alone
+		batch = append(batch[:i:i], batch[i+1:]...)
+	}
+}
+
+// commit runs the batch's writes in one transaction. On failure it returns
+// the index of the write that failed, or -1 when BEGIN or COMMIT did.
+func (db *DB) commit(batch []writeOp) (int, error) {
 	tx, err := db.wdb.Begin()
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return -1, fmt.Errorf("begin: %w", err)
 	}
-	for _, op := range batch {
+	for i, op := range batch {
 		if err := op.fn(tx); err != nil {
 			tx.Rollback()
-			return err
+			return i, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return -1, fmt.Errorf("commit: %w", err)
 	}
-	return nil
+	return -1, nil
 }
 
 // micros converts a time to the stored form; the zero time is NULL.
