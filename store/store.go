@@ -70,13 +70,13 @@ func (c writerConn) Close() error {
 	return c.SQLiteConn.Close()
 }
 
-// checkpointInterval is how often the WAL is copied into the database.
-var checkpointInterval = 250 * time.Millisecond
-
-// maxWALFrames bounds the WAL under sustained load: past it, a RESTART
-// checkpoint briefly holds the writer so that the WAL starts over. (It and
-// checkpointInterval are variables so that a test can make them small.)
-var maxWALFrames = 8192
+const (
+	// checkpointInterval is how often the WAL is copied into the database.
+	checkpointInterval = 250 * time.Millisecond
+	// maxWALFrames bounds the WAL under sustained load: past it, a RESTART
+	// checkpoint briefly holds the writer so that the WAL starts over.
+	maxWALFrames = 8192
+)
 
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("store is closed")

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -516,57 +515,5 @@ func TestDB_CloseReleasesFiles(t *testing.T) {
 	}
 	if after := fds(); after > before {
 		t.Fatalf("open files: %d before five open/commit/close cycles, %d after", before, after)
-	}
-}
-
-// Under steady writes with readers about, the WAL stays near its bound:
-// the background checkpoints restart it once it outgrows maxWALFrames.
-func TestDB_WALBounded(t *testing.T) {
-	defer store.SetCheckpointing(64, 20*time.Millisecond)()
-	path := filepath.Join(t.TempDir(), "db")
-	db := storetest.OpenPath(t, path)
-	ctx := context.Background()
-	body := strings.Repeat("x", 4096)
-	stop := make(chan struct{})
-	var readers sync.WaitGroup
-	for range 2 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					db.Lookup(ctx, hooks.SenderBubblehouse, "req-1")
-				}
-			}
-		}()
-	}
-	var writers sync.WaitGroup
-	var largest atomic.Int64
-	for w := range 16 {
-		writers.Add(1)
-		go func() {
-			defer writers.Done()
-			for i := range 400 {
-				r := newReceipt(t0, fmt.Sprintf("req-%d-%d", w, i), `{}`)
-				r.Request.Body = []byte(body)
-				if _, err := db.Commit(ctx, r); err != nil {
-					t.Error(err)
-					return
-				}
-				if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > largest.Load() {
-					largest.Store(fi.Size())
-				}
-			}
-		}()
-	}
-	writers.Wait()
-	close(stop)
-	readers.Wait()
-	// 6400 requests of 4 KiB went through the WAL: about 26 MB unbounded.
-	if got := largest.Load(); got > 8<<20 {
-		t.Fatalf("the WAL grew to %d bytes, want it kept under 8 MiB", got)
 	}
 }
