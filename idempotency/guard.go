@@ -168,6 +168,11 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	r.Request.Latency = g.now().Sub(r.Request.ReceivedAt)
 	lost, err := g.Store.Finish(context.WithoutCancel(ctx), r, owner)
 	if err != nil {
+		// Keys this execution still holds are freed for the retry; those
+		// another request took over are left to it.
+		if rerr := g.Store.Release(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
+			g.logger().Error("release idempotency keys", "err", rerr)
+		}
 		return hooks.Response{}, err
 	}
 	if lost != nil {

@@ -445,8 +445,9 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 	keys := uniqueKeys(r.Keys)
 	status, response, notes := req.Status, req.Response, len(req.Notes)
 	var lost *hooks.Entry
+	var takenOver bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		lost = nil
+		lost, takenOver = nil, false
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
 		for i, k := range keys {
 			res, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, locked_until = NULL, owner = NULL
@@ -463,11 +464,17 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 				return fmt.Errorf("idempotency key %q was taken over while %q was kept", k, keys[0])
 			}
 			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
-			if err == nil && e.State == hooks.EntryDone {
+			switch {
+			case err == nil && e.State == hooks.EntryDone:
 				lost = e
 				req.MarkDuplicate(e)
-			} else {
-				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept")
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("read idempotency key: %w", err)
+			default:
+				// A retry holds the key and is running now: its answer
+				// will be the one kept, so this one must not go out.
+				takenOver = true
+				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept, and the sender is asked to retry for the retry's")
 			}
 			return db.insertRequest(req)
 		}
@@ -486,6 +493,9 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish %s request: %w", req.Sender, err)
+	}
+	if takenOver {
+		return nil, hooks.Errorf(hooks.ECONFLICT, "a retry with this request ID took over while this request ran past its lease; retry to get that answer")
 	}
 	return lost, nil
 }

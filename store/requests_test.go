@@ -732,6 +732,54 @@ func TestDB_Finish(t *testing.T) {
 	})
 }
 
+// An execution that ran past its lease, and whose key a retry took over,
+// keeps no answer: if the retry has answered, that answer is returned for
+// this request too; if the retry is still running, this request gets a
+// conflict (retry for the retry's answer), never an answer of its own
+// that repeats would not replay.
+func TestDB_FinishTakenOver(t *testing.T) {
+	ctx := context.Background()
+	sender := hooks.SenderBubblehouse
+	const other = testOwner + 1
+	for _, tt := range []struct {
+		name         string
+		retryDone    bool
+		wantConflict bool
+	}{
+		{"RetryAnswered", true, false},
+		{"RetryRunning", false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := storetest.Open(t)
+			clk := useClock(db)
+			if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(2 * time.Second) // the first execution overran its lease
+			if e, err := db.Reserve(ctx, sender, []string{"req-1"}, other, t0.Add(time.Minute)); err != nil || e != nil {
+				t.Fatalf("takeover: %+v, %v", e, err)
+			}
+			if tt.retryDone {
+				if _, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"who":"retry"}`), other); err != nil {
+					t.Fatal(err)
+				}
+			}
+			lost, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"who":"first"}`), testOwner)
+			switch {
+			case tt.wantConflict && hooks.ErrorCode(err) != hooks.ECONFLICT:
+				t.Fatalf("first execution: %+v, %v; want a conflict", lost, err)
+			case !tt.wantConflict && (err != nil || lost == nil || string(lost.Response.Body) != `{"who":"retry"}`):
+				t.Fatalf("first execution: %+v, %v; want the retry's answer", lost, err)
+			}
+			if tt.wantConflict {
+				if e := mustLookup(t, db, "req-1"); e.State != hooks.EntryPending {
+					t.Fatalf("key: %+v, want still the retry's, pending", e)
+				}
+			}
+		})
+	}
+}
+
 func TestDB_Release(t *testing.T) {
 	ctx := context.Background()
 	sender := hooks.SenderBubblehouse
