@@ -325,6 +325,11 @@ func (d *Dispatch) Queued(j *hooks.Job) hooks.Action {
 	return hooks.CatalogueHook(j.Name).Queued(a)
 }
 
+// minRetention is the shortest idempotency retention: the longest retry
+// window among the senders, Bubblehouse's 48 h for regular hooks (Svix's
+// schedule spans about 27.6 h, Bloomreach's minutes).
+const minRetention = 48 * time.Hour
+
 // policy is the queue's retry policy.
 func (q QueueConfig) policy() hooks.RetryPolicy {
 	return hooks.RetryPolicy{
@@ -512,8 +517,8 @@ func (c *Config) Validate() error {
 	if time.Duration(s.Timeouts.Write) <= hooks.BubblehouseCallLimit {
 		return fmt.Errorf("server.timeouts.write: %s leaves no room for a 30s inline hook", time.Duration(s.Timeouts.Write))
 	}
-	if time.Duration(c.Idempotency.Retention) < time.Hour {
-		return fmt.Errorf("idempotency.retention: %s is shorter than any sender's retry window", time.Duration(c.Idempotency.Retention))
+	if time.Duration(c.Idempotency.Retention) < minRetention {
+		return fmt.Errorf("idempotency.retention: %s is shorter than Bubblehouse's 48 h retry window: a retry after the purge would run again", time.Duration(c.Idempotency.Retention))
 	}
 	if r := time.Duration(s.RecordRetention); r > 0 && r < time.Duration(c.Idempotency.Retention) {
 		return fmt.Errorf("server.record_retention: %s is shorter than idempotency.retention (%s): repeats would lose their original", r, time.Duration(c.Idempotency.Retention))

@@ -70,6 +70,7 @@ bubblehouse:
 		{"ErrWorkersRange", "queue: {workers: -1}", "queue.workers: -1 is not between 1 and 1024"},
 		{"ErrRetention", "idempotency: {retention: 3 days}", "idempotency.retention"},
 		{"ErrRetentionShort", "idempotency: {retention: 10m}", "idempotency.retention"},
+		{"ErrRetentionUnderBubblehouseWindow", "idempotency: {retention: 24h}", "shorter than Bubblehouse's 48 h retry window"},
 		{"ErrBodyTooSmall", "server: {max_body_bytes: 10}", "server.max_body_bytes"},
 		{"ErrWriteTimeout", "server: {timeouts: {write: 10s}}", "server.timeouts.write"},
 		{"ErrPublicHostPort", "server: {public_host: 'hooks.example.com:8443'}", "server.public_host: host \"hooks.example.com:8443\""},
