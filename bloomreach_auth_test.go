@@ -191,6 +191,23 @@ func brCredentials(m *Main, id, secret string, style oauth2.AuthStyle, scopes ..
 		Scopes: scopes, AuthStyle: style}
 }
 
+// oauthErrorBody is an OAuth 2.0 error answer (RFC 6749 §5.2).
+type oauthErrorBody struct {
+	Error string `json:"error"`
+	Desc  string `json:"error_description"`
+}
+
+// oauthError reads and closes an OAuth 2.0 error answer.
+func oauthError(t *testing.T, resp *http.Response) oauthErrorBody {
+	t.Helper()
+	defer resp.Body.Close()
+	var got oauthErrorBody
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatalf("%d answer is not JSON: %v", resp.StatusCode, err)
+	}
+	return got
+}
+
 // The token endpoint answers bad input in RFC 6749 §5.2's format, which
 // OAuth clients parse: a body that is not a form gets 400 invalid_request,
 // an oversized one 413 invalid_request.
@@ -212,14 +229,7 @@ func TestBloomreachAuth_TokenBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
-			var got struct {
-				Error string `json:"error"`
-				Desc  string `json:"error_description"`
-			}
-			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-				t.Fatalf("answer is not JSON: %v", err)
-			}
+			got := oauthError(t, resp)
 			if resp.StatusCode != tt.want || got.Error != "invalid_request" || !strings.Contains(got.Desc, tt.wantDesc) {
 				t.Fatalf("answer %d %+v, want %d invalid_request naming %q", resp.StatusCode, got, tt.want, tt.wantDesc)
 			}

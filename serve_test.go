@@ -320,12 +320,7 @@ func TestServe_SlowBody(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		var got struct {
-			Error string `json:"error"`
-			Desc  string `json:"error_description"`
-		}
-		json.NewDecoder(resp.Body).Decode(&got)
+		got := oauthError(t, resp)
 		if resp.StatusCode != 503 || got.Error != "invalid_request" || !strings.Contains(got.Desc, "connection ended") {
 			t.Fatalf("answer %d %+v, want 503 invalid_request naming the cut", resp.StatusCode, got)
 		}
@@ -372,12 +367,7 @@ func TestServe_MalformedChunked(t *testing.T) {
 // when the headers arrived, runs out with the read timeout (read and write
 // timeouts alike, as in the defaults): hookbay extends it for the answer.
 func TestServe_SlowBodyWriteDeadline(t *testing.T) {
-	cfg := Config{}
-	cfg.Server.Listen = "127.0.0.1:0"
-	cfg.Server.DataDir = t.TempDir()
-	cfg.Server.TLS.Mode = "off"
-	cfg.Bubblehouse.Authorization = testAuth
-	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}}
+	cfg := smallConfig(t)
 	cfg.applyDefaults()
 	// Below what Validate allows, to keep the test short: the deadlines
 	// relate as with the defaults.

@@ -129,15 +129,21 @@ func TestTLS_FilesReload(t *testing.T) {
 	}
 }
 
-// mustRunMainWith is MustRunMain with a hook on Main before Run.
-func mustRunMainWith(t *testing.T, mutate func(*Config), before func(*Main)) *Main {
-	t.Helper()
+// smallConfig is a plain-HTTP config on a loopback port with one hook.
+func smallConfig(t *testing.T) Config {
 	cfg := Config{}
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.DataDir = t.TempDir()
 	cfg.Server.TLS.Mode = "off"
 	cfg.Bubblehouse.Authorization = testAuth
 	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}}
+	return cfg
+}
+
+// mustRunMainWith is MustRunMain with a hook on Main before Run.
+func mustRunMainWith(t *testing.T, mutate func(*Config), before func(*Main)) *Main {
+	t.Helper()
+	cfg := smallConfig(t)
 	mutate(&cfg)
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
