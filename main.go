@@ -617,7 +617,11 @@ func (m *Main) printBanner() {
 		scheme = "http"
 	}
 	_, port, _ := net.SplitHostPort(m.Addr())
-	base := fmt.Sprintf("%s://localhost:%s", scheme, port)
+	host := "localhost"
+	if h := cfg.Server.PublicHost; h != "" {
+		host = h // what the certificate covers for sure
+	}
+	base := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(strings.Trim(host, "[]"), port))
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n\n", version, cfg.Server.DataDir)
 	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)

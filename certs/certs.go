@@ -295,11 +295,16 @@ func Fingerprint(cert *x509.Certificate) string {
 	return b.String()
 }
 
+// clockSkew is how far ahead of this machine's clock an issuer's may run:
+// a certificate that becomes valid within it is served.
+const clockSkew = 5 * time.Minute
+
 // CheckServing vets a certificate about to be served: it must be within its
-// validity period now and cover publicHost, when one is set.
+// validity period now (allowing clockSkew before it starts) and cover
+// publicHost, when one is set.
 func CheckServing(leaf *x509.Certificate, publicHost string, now time.Time) error {
 	switch {
-	case now.Before(leaf.NotBefore):
+	case now.Add(clockSkew).Before(leaf.NotBefore):
 		return fmt.Errorf("the certificate is not valid until %s", leaf.NotBefore.UTC().Format(time.RFC3339))
 	case now.After(leaf.NotAfter):
 		return fmt.Errorf("the certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))

@@ -27,7 +27,12 @@ type serverLogWriter struct {
 
 func (w *serverLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(bytes.TrimRight(p, "\n")))
-	if strings.Contains(msg, "TLS handshake error") && strings.Contains(msg, "certificate") && w.limit.Allow() {
+	// Only this server's verification of a client's certificate; not a
+	// client refusing ours ("remote error: tls: bad certificate"), which
+	// every browser and scanner meeting a dev certificate causes.
+	refused := strings.Contains(msg, "TLS handshake error") && strings.Contains(msg, "tls: failed to verify certificate") &&
+		!strings.Contains(msg, "remote error")
+	if refused && w.limit.Allow() {
 		w.logger.Warn("TLS handshake refused over a client certificate", "detail", msg)
 		return len(p), nil
 	}

@@ -81,6 +81,7 @@ func TestServerErrorLog_ClientCertificate(t *testing.T) {
 		}
 	}
 	dial(&tls.Config{RootCAs: roots, ServerName: "localhost", MaxVersion: tls.VersionTLS11}) // refused for its version
+	dial(&tls.Config{ServerName: "localhost"})                                               // refuses our certificate: not a warning
 	dial(&tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{pair}})
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), "level=WARN") && time.Now().Before(deadline) {

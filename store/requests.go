@@ -472,9 +472,11 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 				return fmt.Errorf("read idempotency key: %w", err)
 			default:
 				// A retry holds the key and is running now: its answer
-				// will be the one kept, so this one must not go out.
+				// will be the one kept, so this one must not go out. The
+				// request is recorded by the caller, with what it sends.
 				takenOver = true
 				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept, and the sender is asked to retry for the retry's")
+				return nil
 			}
 			return db.insertRequest(req)
 		}

@@ -775,6 +775,11 @@ func TestDB_FinishTakenOver(t *testing.T) {
 				if e := mustLookup(t, db, "req-1"); e.State != hooks.EntryPending {
 					t.Fatalf("key: %+v, want still the retry's, pending", e)
 				}
+				// Nothing is recorded with the answer that was not sent:
+				// the caller records the conflict it answers.
+				if recs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"}); len(recs) != 0 {
+					t.Fatalf("records: %+v, want none yet", recs)
+				}
 			}
 		})
 	}
