@@ -296,11 +296,14 @@ func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJS
 
 // replayResult is one replayed job's outcome.
 type replayResult struct {
-	Job    int64           `json:"job"`
-	Name   string          `json:"name"`
-	OK     bool            `json:"ok"`
-	Error  string          `json:"error,omitempty"`
-	Output json.RawMessage `json:"output,omitempty"`
+	Job  int64  `json:"job"`
+	Name string `json:"name"`
+	OK   bool   `json:"ok"`
+	// StoredOnly says no action is configured for the job: the store
+	// action ran, and nothing was delivered.
+	StoredOnly bool            `json:"stored_only,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
 }
 
 // replay runs the action for a recorded request now, without the sender,
@@ -327,7 +330,8 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 			continue
 		}
 		action := dispatch.Queued(j)
-		if action == nil {
+		storedOnly := action == nil
+		if storedOnly {
 			action = hooks.StoreAction
 		}
 		j.AttemptStarted = time.Now()
@@ -338,7 +342,7 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		// The queue's reading of the attempt, so that a replay counts as a
 		// worker's run would.
 		outcome := hooks.Classify(runErr)
-		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.AttemptOK}
+		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.AttemptOK, StoredOnly: storedOnly}
 		if runErr != nil {
 			r.Error = runErr.Error()
 		}
@@ -381,6 +385,10 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 	for _, r := range results {
 		if !r.OK {
 			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): failed: %s (queued for retry)\n", id, r.Job, r.Name, r.Error)
+			continue
+		}
+		if r.StoredOnly {
+			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): stored only, nothing delivered: no action is configured for it (pass --config with the one serve uses)\n", id, r.Job, r.Name)
 			continue
 		}
 		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): ok %s\n", id, r.Job, r.Name, r.Output)

@@ -60,7 +60,11 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "hookbay:", err)
+		msg := err.Error()
+		if hooks.ErrorCode(err) != hooks.EINTERNAL {
+			msg = hooks.ErrorMessage(err) // an application error's own words, without its code
+		}
+		fmt.Fprintln(os.Stderr, "hookbay:", msg)
 		if errors.Is(err, errChecksFailed) {
 			os.Exit(1) // conform ran its checks, and some failed
 		}

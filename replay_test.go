@@ -150,3 +150,19 @@ bubblehouse:
 		t.Fatalf("replay printed %q, want the attempt ok", out.String())
 	}
 }
+
+// A replay with no action configured for the request (no --config, or a
+// hook on the store action) says that nothing was delivered, rather than
+// report a delivery.
+func TestEventsReplay_StoredOnly(t *testing.T) {
+	m := MustRunMain(t, nil)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"S"}`, urgency: "urgent", id: "stored-1"})
+	id := eventOf(t, m, "stored-1")
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"events", "replay", "--data", m.Config.Server.DataDir, fmt.Sprint(id)}, &out, &out); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "stored only, nothing delivered") {
+		t.Fatalf("replay printed %q, want it to say nothing was delivered", out.String())
+	}
+}
