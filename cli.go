@@ -59,6 +59,11 @@ func (f storeFlags) load() (Config, *store.DB, error) {
 	return cfg, db, err
 }
 
+// isHelp reports whether a subcommand argument asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // parseSince reads --since: an RFC 3339 time, or a duration back from now.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
@@ -103,7 +108,7 @@ type EventsCommand struct {
 
 // Run dispatches list, show and replay.
 func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || isHelp(args[0]) {
 		return fmt.Errorf("usage: hookbay events list|show ID|replay ID [flags]")
 	}
 	fs, sf := storeFlagSet("events "+args[0], cmd.Stderr)
@@ -403,7 +408,7 @@ type JobsCommand struct {
 
 // Run dispatches list and retry.
 func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || isHelp(args[0]) {
 		return fmt.Errorf("usage: hookbay jobs list|retry [flags]")
 	}
 	fs, sf := storeFlagSet("jobs "+args[0], cmd.Stderr)

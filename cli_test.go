@@ -635,3 +635,17 @@ func TestCLI_FlagsAfterID(t *testing.T) {
 		}
 	}
 }
+
+// -h, --help and help on a subcommand group print its usage, not
+// "unknown command".
+func TestCLI_SubcommandHelp(t *testing.T) {
+	for _, group := range []string{"events", "jobs", "faults"} {
+		for _, h := range []string{"-h", "--help", "help"} {
+			var out bytes.Buffer
+			err := Run(context.Background(), []string{group, h}, &out, &out)
+			if err == nil || !strings.HasPrefix(err.Error(), "usage: hookbay "+group) {
+				t.Errorf("%s %s: %v, want its usage", group, h, err)
+			}
+		}
+	}
+}

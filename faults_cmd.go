@@ -19,7 +19,7 @@ type FaultsCommand struct {
 
 // Run dispatches add, list and clear.
 func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
+	if len(args) == 0 || isHelp(args[0]) {
 		return fmt.Errorf("usage: hookbay faults add|list|clear [flags]")
 	}
 	fs, sf := storeFlagSet("faults "+args[0], cmd.Stderr)
@@ -109,7 +109,7 @@ func (cmd *FaultsCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.Stdout, "%d fault(s) cleared\n", n)
+		fmt.Fprintf(cmd.Stdout, "%d fault(s) cleared, expired ones included\n", n)
 		return nil
 	}
 	return fmt.Errorf("unknown faults command %q (add, list, clear)", args[0])
