@@ -74,6 +74,8 @@ type Bloomreach struct {
 	TokenTTL     time.Duration
 	MaxBodyBytes int64
 	Now          func() time.Time
+
+	secrets []string // every webhook's auth header names, gathered by Register
 }
 
 // OAuthClient may obtain tokens with the client-credentials grant.
@@ -82,8 +84,15 @@ type OAuthClient struct {
 	Scopes []string
 }
 
-// Register mounts the routes.
+// Register mounts the routes. It gathers the webhooks' auth header names
+// once, for the records of every Bloomreach route.
 func (h *Bloomreach) Register(e *echo.Echo, prefix, tokenPath string) {
+	h.secrets = nil
+	for _, wh := range h.Webhooks {
+		for k := range wh.Auth.Headers {
+			h.secrets = append(h.secrets, k)
+		}
+	}
 	e.Any(prefix+"/:name", h.handleWebhook)
 	e.Any(prefix+"/:name/auth-test", h.handleAuthTest)
 	e.POST(tokenPath, h.handleToken)
@@ -95,7 +104,7 @@ func (h *Bloomreach) now() time.Time { return clock(h.Now) }
 // credentials pass, 401 when not, whatever the method.
 func (h *Bloomreach) handleAuthTest(c echo.Context) error {
 	name := c.Param("name")
-	rec := startRecord(c, hooks.SenderBloomreach, name+"/auth-test", h.now(), h.secretHeaders()...)
+	rec := startRecord(c, hooks.SenderBloomreach, name+"/auth-test", h.now(), h.secrets...)
 	wh, ok := h.Webhooks[name]
 	if !ok {
 		return hooks.Errorf(hooks.ENOTFOUND, "no Bloomreach webhook named %q", name)
@@ -114,7 +123,7 @@ func (h *Bloomreach) handleAuthTest(c echo.Context) error {
 // credentials, redacted in every Bloomreach record: a request to a
 // mistyped webhook name, or one answered by an injected fault, may carry
 // any webhook's credentials.
-func (h *Bloomreach) SecretHeaders() []string { return h.secretHeaders() }
+func (h *Bloomreach) SecretHeaders() []string { return h.secrets }
 
 // IDHeader names the header a webhook reads its request ID from.
 func (h *Bloomreach) IDHeader(name string) string {
@@ -124,19 +133,9 @@ func (h *Bloomreach) IDHeader(name string) string {
 	return "X-Request-ID"
 }
 
-func (h *Bloomreach) secretHeaders() []string {
-	var out []string
-	for _, wh := range h.Webhooks {
-		for k := range wh.Auth.Headers {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	name := c.Param("name")
-	rec := startRecord(c, hooks.SenderBloomreach, name, h.now(), h.secretHeaders()...)
+	rec := startRecord(c, hooks.SenderBloomreach, name, h.now(), h.secrets...)
 	rec.Urgency = hooks.UrgencyRegular
 	wh, ok := h.Webhooks[name]
 	if !ok {
