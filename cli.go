@@ -355,8 +355,7 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		case hooks.AttemptFailed:
 			// Failed: the job stays queued for a running hookbay to
 			// retry, under the configured policy.
-			now, policy := time.Now(), cfg.Queue.policy()
-			if err := db.FailJob(ctx, j, now, policy.NextRetryAt(now, j.Attempts), policy.Dead(j, now), runErr.Error()); err != nil {
+			if _, _, err := cfg.Queue.policy().Fail(ctx, db, j, time.Now(), runErr); err != nil {
 				return err
 			}
 		case hooks.AttemptNotStarted:

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -166,4 +167,12 @@ func (p RetryPolicy) Dead(j *Job, now time.Time) bool {
 		return true
 	}
 	return p.MaxAge > 0 && now.Sub(j.CreatedAt) >= p.MaxAge
+}
+
+// Fail records j's failed attempt under the policy, with cause's text cut
+// to maxErrorText: the job runs again at retryAt, or is dead. The queue
+// and a replay both end a failed attempt here.
+func (p RetryPolicy) Fail(ctx context.Context, s JobStore, j *Job, now time.Time, cause error) (dead bool, retryAt time.Time, err error) {
+	dead, retryAt = p.Dead(j, now), p.NextRetryAt(now, j.Attempts)
+	return dead, retryAt, s.FailJob(ctx, j, now, retryAt, dead, truncate(cause.Error(), maxErrorText))
 }

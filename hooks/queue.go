@@ -294,11 +294,10 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 		j.AttemptStarted = time.Time{}
 		q.release([]*Job{j})
 	default:
-		dead := q.Policy.Dead(j, now)
-		retryAt := q.Policy.NextRetryAt(now, j.Attempts)
+		dead, retryAt, ferr := q.Policy.Fail(bg, q.Store, j, now, err)
 		q.Logger.Warn("job failed", "job", j.ID, "name", j.Name, "attempt", j.Attempts, "dead", dead, "err", err)
-		if err := q.Store.FailJob(bg, j, now, retryAt, dead, truncate(err.Error(), 2000)); err != nil {
-			q.Logger.Error("fail job", "job", j.ID, "err", err)
+		if ferr != nil {
+			q.Logger.Error("fail job", "job", j.ID, "err", ferr)
 		} else if !dead {
 			// Wake the pool when the retry is due rather than at the next poll.
 			time.AfterFunc(retryAt.Sub(now), q.Notify)
@@ -319,6 +318,9 @@ func runSafely(ctx context.Context, a Action, j *Job) (err error) {
 	}
 	return nil
 }
+
+// maxErrorText bounds the error text recorded for an attempt.
+const maxErrorText = 2000
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
