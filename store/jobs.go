@@ -20,27 +20,42 @@ import (
 // crash-loop forever.
 func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryPolicy) (int64, error) {
 	var n int64
-	maxAge := int64(-1) // no age limit: no created_at is that small
-	if policy.MaxAge > 0 {
-		maxAge = now.Add(-policy.MaxAge).UnixMicro()
-	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		const expired = `state = 'running' AND locked_until <= ?1`
-		const dead = `((?2 > 0 AND attempts >= ?2) OR created_at <= ?3)`
-		if _, err := tx.Exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
-			SELECT id, attempts, ?1, 0, CASE WHEN `+dead+` THEN 'dead' ELSE 'interrupted' END, ?4
-			FROM jobs WHERE `+expired, now.UnixMicro(), policy.MaxAttempts, maxAge, rescuedError); err != nil {
-			return err
-		}
-		res, err := tx.Exec(`UPDATE jobs SET locked_until = NULL, last_error = ?4,
-				state = CASE WHEN `+dead+` THEN 'dead' ELSE 'available' END,
-				finished_at = CASE WHEN `+dead+` THEN ?1 ELSE finished_at END
-			WHERE `+expired, now.UnixMicro(), policy.MaxAttempts, maxAge, rescuedError)
+		n = 0
+		rows, err := tx.Query(`SELECT id, attempts, created_at FROM jobs WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		var expired []*hooks.Job
+		for rows.Next() {
+			j := &hooks.Job{AttemptStarted: now} // the attempt is recorded as found now
+			var created int64
+			if err := rows.Scan(&j.ID, &j.Attempts, &created); err != nil {
+				rows.Close()
+				return err
+			}
+			j.CreatedAt = time.UnixMicro(created)
+			expired = append(expired, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, j := range expired {
+			state, outcome, finished := hooks.JobAvailable, hooks.OutcomeInterrupted, sql.NullInt64{}
+			if policy.Dead(j, now) {
+				state, outcome, finished = hooks.JobDead, hooks.OutcomeDead, micros(now)
+			}
+			if _, err := tx.Exec(`UPDATE jobs SET state = ?, locked_until = NULL, last_error = ?, finished_at = COALESCE(?, finished_at)
+				WHERE id = ?`, string(state), rescuedError, finished, j.ID); err != nil {
+				return err
+			}
+			if err := insertAttempts(tx, []*hooks.Job{j}, outcome, rescuedError); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("rescue jobs with expired leases: %w", err)
