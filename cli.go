@@ -347,12 +347,12 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		// The queue's reading of the attempt, so that a replay counts as a
 		// worker's run would.
 		outcome := hooks.Classify(runErr)
-		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.AttemptOK, StoredOnly: storedOnly}
+		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.OutcomeOK, StoredOnly: storedOnly}
 		if runErr != nil {
 			r.Error = runErr.Error()
 		}
 		switch outcome {
-		case hooks.AttemptFailed:
+		case hooks.OutcomeFailed:
 			// Failed: the job stays queued for a running hookbay to
 			// retry, under the configured policy.
 			if _, _, err := cfg.Queue.policy().Fail(ctx, db, j, time.Now(), runErr); err != nil {

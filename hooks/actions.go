@@ -118,26 +118,25 @@ func (e *OutputTooLargeError) Error() string {
 // until its context's deadline.
 var ErrNotStarted = errors.New("the action did not start")
 
-// Attempt outcomes, as Classify reads an action's error.
-const (
-	AttemptOK         = "ok"          // delivered
-	AttemptFailed     = "failed"      // counted, and retried under the policy
-	AttemptNotStarted = "not_started" // not counted: the job goes back as it was
-)
+// AttemptNotStarted is Classify's outcome for an attempt that never began;
+// unlike the Outcome values, it is never recorded: the job goes back as it
+// was.
+const AttemptNotStarted = "not_started"
 
-// Classify reads what an action's error makes of a queued attempt: an
-// answer over the output cap after the work was done is a delivery (a
-// queued job's answer goes nowhere), a wait that never started the action
-// is no attempt, and any other error is a failure.
+// Classify reads what an action's error makes of a queued attempt:
+// OutcomeOK for a delivery (also an answer over the output cap after the
+// work was done: a queued job's answer goes nowhere), AttemptNotStarted
+// for a wait that never started the action, and OutcomeFailed for any
+// other error.
 func Classify(err error) string {
 	var tooLarge *OutputTooLargeError
 	switch {
 	case err == nil, errors.As(err, &tooLarge):
-		return AttemptOK
+		return OutcomeOK
 	case errors.Is(err, ErrNotStarted):
 		return AttemptNotStarted
 	}
-	return AttemptFailed
+	return OutcomeFailed
 }
 
 // safeURL is the URL for messages, logs and stored errors: without a

@@ -279,11 +279,11 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 	// Book-keeping must happen even when the pool is being cancelled.
 	bg := context.WithoutCancel(ctx)
 	outcome := Classify(err)
-	if outcome == AttemptOK && err != nil {
+	if outcome == OutcomeOK && err != nil {
 		q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", err)
 	}
 	switch {
-	case outcome == AttemptOK:
+	case outcome == OutcomeOK:
 		q.completed <- j
 	case ctx.Err() != nil:
 		// Shutdown interrupted the action: not the action's failure.
