@@ -37,9 +37,7 @@ func (f *Fault) Validate() error {
 	}
 	switch f.Kind {
 	case FaultStatus:
-		// A 1xx is no final answer, and an injected 2xx would tell the
-		// sender its request was accepted when nothing was processed.
-		if f.Status < 300 || f.Status > 599 {
+		if f.acceptance() || f.Status > 599 {
 			return Errorf(EINVALID, "status %d: want a 3xx, 4xx or 5xx (an injected answer is never an acceptance)", f.Status)
 		}
 	case FaultDelay:
@@ -56,11 +54,16 @@ func (f *Fault) Validate() error {
 	return nil
 }
 
+// acceptance reports whether the fault would answer below 300: a 1xx is no
+// final answer, and a 2xx would tell the sender its request was accepted
+// when nothing was processed. Such a fault is never injected.
+func (f *Fault) acceptance() bool { return f.Kind == FaultStatus && f.Status < 300 }
+
 // Matches reports whether the fault applies to a request now; names
 // match a hook, webhook, Svix endpoint or Svix event type.
 func (f *Fault) Matches(s Sender, names []string, now time.Time) bool {
-	if f.Kind == FaultStatus && f.Status < 300 {
-		return false // stored before Validate refused it: never an acceptance
+	if f.acceptance() {
+		return false // stored before Validate refused it
 	}
 	if f.Sender != s || f.Remaining == 0 || (!f.ExpiresAt.IsZero() && now.After(f.ExpiresAt)) {
 		return false
