@@ -83,7 +83,7 @@ func addQABRFlags(fs *flag.FlagSet) *qabrFlags {
 		key:      fs.String("key", "", "client certificate's key (PEM) for mTLS"),
 		cacert:   fs.String("cacert", "", "also trust this CA (PEM), e.g. hookbay-data/certs/ca.pem"),
 		insecure: fs.Bool("insecure", false, "do not verify the server's certificate"),
-		timeout:  fs.Duration("timeout", 10*time.Second, "per request; Bloomreach's default timeout is 10 s"),
+		timeout:  fs.Duration("timeout", qa.BloomreachTimeout, "per request; Bloomreach's default timeout is 10 s"),
 		batch:    fs.Int("batch", 0, "a batch webhook: send this many customers (1-1000) built from --data"),
 		items:    fs.String("items", "/messages", "JSON pointer to a batch's customers"),
 		idHeader: fs.String("request-id-header", "X-Request-ID", "header carrying a unique request ID"),

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hookbay/hookbay/hooks"
 )
 
 // Status is a check's verdict.
@@ -159,10 +161,6 @@ func (r *Report) WriteJUnit(path string) error {
 	return os.WriteFile(path, append([]byte(xml.Header), append(b, '\n')...), 0o644)
 }
 
-// maxWait is the longest any sender waits for an answer: Bubblehouse's
-// 30 s call limit.
-const maxWait = 30 * time.Second
-
 // Client sends probes. Its Transport decides TLS trust and client
 // certificates.
 type Client struct {
@@ -171,11 +169,11 @@ type Client struct {
 
 // NewClient returns a client; caFile adds a CA to trust (a dev CA),
 // insecure skips verification, certFile/keyFile present a client
-// certificate (mTLS). A timeout of zero or less is maxWait: no sender
-// waits forever, and neither does a probe.
+// certificate (mTLS). A timeout of zero or less is Bubblehouse's 30 s call
+// limit, the longest any sender waits: no probe waits forever.
 func NewClient(caFile string, insecure bool, certFile, keyFile string, timeout time.Duration) (*Client, error) {
 	if timeout <= 0 {
-		timeout = maxWait
+		timeout = hooks.BubblehouseCallLimit
 	}
 	tc := &tls.Config{InsecureSkipVerify: insecure} //nolint:gosec // explicit --insecure
 	if caFile != "" {
