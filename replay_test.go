@@ -70,10 +70,7 @@ func TestEventsReplay_BatchAndRefused(t *testing.T) {
 }
 
 func writeConfigFor(t *testing.T, m *Main, url string) string {
-	path := t.TempDir() + "/hookbay.yaml"
-	cfg := fmt.Sprintf(`
-server: {data_dir: %q, tls: {mode: "off"}}
-bubblehouse: {authorization: "x"}
+	return replayConfig(t, m, fmt.Sprintf(`bubblehouse: {authorization: "x"}
 bloomreach:
   webhooks:
     b:
@@ -81,11 +78,29 @@ bloomreach:
       batch: {items: /messages}
       request_id: {header: X-Request-ID, item_id: /id}
       action: {forward: {url: %q}}
-`, m.Config.Server.DataDir, url)
-	if err := writeFile(path, cfg); err != nil {
+`, url))
+}
+
+// replayConfig writes a plain-HTTP config over m's data directory with the
+// given sender blocks, and returns its path.
+func replayConfig(t *testing.T, m *Main, senders string) string {
+	t.Helper()
+	path := t.TempDir() + "/hookbay.yaml"
+	if err := writeFile(path, fmt.Sprintf("server: {data_dir: %q, tls: {mode: \"off\"}}\n", m.Config.Server.DataDir)+senders); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// replay runs "hookbay events replay" for request id and returns what it
+// printed.
+func replay(t *testing.T, id int64, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := Run(context.Background(), append(append([]string{"events", "replay"}, args...), fmt.Sprint(id)), &out, &out); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	return out.String()
 }
 
 // A replay runs the action as the queue does: SendEvent1's outcome failure
@@ -102,23 +117,13 @@ func TestEventsReplay_SendEventFailure(t *testing.T) {
 	}
 	waitUntil(t, 5*time.Second, "delivery", func() bool { return len(d.deliveries()) == 1 })
 	d.set(func(d *downstream) { d.answer = `{"outcome":"failure"}` })
-	path := t.TempDir() + "/hookbay.yaml"
-	cfg := fmt.Sprintf(`
-server: {data_dir: %q, tls: {mode: "off"}}
-bubblehouse:
+	path := replayConfig(t, m, fmt.Sprintf(`bubblehouse:
   authorization: "x"
   hooks: {SendEvent1: {action: {forward: {url: %q}}}}
-`, m.Config.Server.DataDir, d.URL)
-	if err := writeFile(path, cfg); err != nil {
-		t.Fatal(err)
-	}
+`, d.URL))
 	ev := requests(t, m, store.RequestFilter{RequestID: "replay-ev"})[0].ID
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(ev)}, &out, &out); err != nil {
-		t.Fatalf("replay: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
-		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out.String(), len(d.deliveries()))
+	if out := replay(t, ev, "--config", path); !strings.Contains(out, "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
+		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out, len(d.deliveries()))
 	}
 }
 
@@ -132,22 +137,12 @@ func TestEventsReplay_OversizedAnswer(t *testing.T) {
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "chatty-1"})
 	id := eventOf(t, m, "chatty-1")
 	jobOf(t, m, id, hooks.JobDone) // the worker's run already counted as delivered
-	path := t.TempDir() + "/hookbay.yaml"
-	cfg := fmt.Sprintf(`
-server: {data_dir: %q, tls: {mode: "off"}}
-bubblehouse:
+	path := replayConfig(t, m, `bubblehouse:
   authorization: "x"
   hooks: {CreateDiscount4: {action: {exec: {command: ["/bin/sh", "-c", "head -c 3000 /dev/zero | tr '\\\\0' x"], max_output_bytes: 1024}}}}
-`, m.Config.Server.DataDir)
-	if err := writeFile(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(id)}, &out, &out); err != nil {
-		t.Fatalf("replay: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "): ok") {
-		t.Fatalf("replay printed %q, want the attempt ok", out.String())
+`)
+	if out := replay(t, id, "--config", path); !strings.Contains(out, "): ok") {
+		t.Fatalf("replay printed %q, want the attempt ok", out)
 	}
 }
 
@@ -158,11 +153,7 @@ func TestEventsReplay_StoredOnly(t *testing.T) {
 	m := MustRunMain(t, nil)
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"S"}`, urgency: "urgent", id: "stored-1"})
 	id := eventOf(t, m, "stored-1")
-	var out bytes.Buffer
-	if err := Run(context.Background(), []string{"events", "replay", "--data", m.Config.Server.DataDir, fmt.Sprint(id)}, &out, &out); err != nil {
-		t.Fatalf("replay: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "stored only, nothing delivered") {
-		t.Fatalf("replay printed %q, want it to say nothing was delivered", out.String())
+	if out := replay(t, id, "--data", m.Config.Server.DataDir); !strings.Contains(out, "stored only, nothing delivered") {
+		t.Fatalf("replay printed %q, want it to say nothing was delivered", out)
 	}
 }
