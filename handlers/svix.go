@@ -78,7 +78,7 @@ func (h *Svix) handleEvent(c echo.Context) error {
 		return err
 	}
 
-	eventType := hooks.SvixEventType(body)
+	eventType := hooks.SvixEventTypeOf(body) // CheckObject validated it
 	known := hooks.BloomEventTypes[eventType]
 	switch {
 	case eventType == "":

@@ -213,14 +213,20 @@ func jsonDepth(b []byte) int {
 }
 
 // SvixEventType reads a Svix payload's event type from its "type" field
-// ("eventType" and "event_type" are accepted too); "" when there is none.
+// ("eventType" and "event_type" are accepted too); "" when there is none
+// or the body is not valid JSON.
 func SvixEventType(body []byte) string {
-	// Every accepted event passes here: the fields are picked from the top
-	// level of the validated body (as decoding it into a map would find
-	// them) rather than decoding the whole event.
 	if !json.Valid(body) {
 		return ""
 	}
+	return SvixEventTypeOf(body)
+}
+
+// SvixEventTypeOf is SvixEventType for a body already checked to be valid
+// JSON (CheckObject passed), which every accepted event is: the fields are
+// picked from its top level, as decoding it into a map would find them,
+// without scanning or decoding the whole event again.
+func SvixEventTypeOf(body []byte) string {
 	for _, field := range []string{"type", "eventType", "event_type"} {
 		var t string
 		if json.Unmarshal(objectMember(body, field), &t) == nil && t != "" {
