@@ -7,7 +7,7 @@ COPY . .
 ARG VERSION=dev
 # cgo for mattn/go-sqlite3; extension loading is compiled out.
 RUN CGO_ENABLED=1 go build -tags sqlite_omit_load_extension \
-	-ldflags "-s -w -X main.version=${VERSION}" -o /out/hookbay .
+	-ldflags "-s -w -X github.com/hookbay/hookbay/cli.version=${VERSION}" -o /out/hookbay .
 
 FROM debian:bookworm-slim
 # tini is PID 1: it reaps any process an exec action's command leaves behind.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load-tests hookbay's urgent Bubblehouse hook path against a bare Echo server
-# (scripts/bareecho) with wrk on loopback, and checks the targets:
+# (tools/bareecho) with wrk on loopback, and checks the targets:
 # throughput >= 0.6x bare Echo, p99 <= 50 ms, no non-2xx, peak RSS < 150 MB.
-# Then the signed-event run: scripts/svixload (wrk's Lua cannot sign) sends
+# Then the signed-event run: tools/svixload (wrk's Lua cannot sign) sends
 # Svix-signed events, each with a fresh svix-id, to hookbay's /svix/bloom and
 # the same load unsigned to bare Echo; targets: no non-2xx, p99 <= 50 ms.
 # Last, Bloomreach (scripts/bench-bloomreach.lua): ~400-byte per-customer
@@ -11,7 +11,7 @@
 # with Basic auth; targets: p99 < 1000 ms (Bloomreach's 1 s timeout), no
 # non-2xx, no reply without "success":true.
 #
-# FLOOR=1 adds scripts/floor to the Bubblehouse run: the least a durable
+# FLOOR=1 adds tools/floor to the Bubblehouse run: the least a durable
 # receiver can do per request (read, check JSON, one SQLite row per request,
 # or three with -rows 3 as hookbay writes, group-committed with fsync), as
 # the ceiling any receiver with that durability reaches on this machine;
@@ -52,9 +52,9 @@ trap 'exit 130' INT TERM
 
 echo "building hookbay, bareecho and svixload..."
 go build -o "$tmp/hookbay" .
-go build -o "$tmp/bareecho" ./scripts/bareecho
-go build -o "$tmp/svixload" ./scripts/svixload
-if [[ ${FLOOR:-0} == 1 ]]; then go build -o "$tmp/floor" ./scripts/floor; fi
+go build -o "$tmp/bareecho" ./tools/bareecho
+go build -o "$tmp/svixload" ./tools/svixload
+if [[ ${FLOOR:-0} == 1 ]]; then go build -o "$tmp/floor" ./tools/floor; fi
 
 # wait_up URL PID LOG [CURL_FLAGS]: polls URL for up to 20 s.
 wait_up() {
@@ -156,7 +156,7 @@ check "peak RSS $rss MB < 150 MB" "$rss < 150"
 if [[ ${FLOOR:-0} == 1 ]]; then
 	hb_figures=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
 	echo
-	# floorrun NAME ARGS...: loads scripts/floor started with ARGS.
+	# floorrun NAME ARGS...: loads tools/floor started with ARGS.
 	floorrun() {
 		local name=$1; shift
 		echo "floor ($*): wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // The four authentication schemes of Bloomreach webhooks, each exercised
 // with a real client. bloomreach-webhooks.txt, "Webhook authentication":

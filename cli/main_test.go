@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -33,6 +33,12 @@ const (
 // t.TempDir(), plain HTTP, and the catalogue hooks subscribed.
 func MustRunMain(tb testing.TB, mutate func(*Config)) *Main {
 	tb.Helper()
+	return mustRunMainActions(tb, nil, mutate)
+}
+
+// mustRunMainActions is MustRunMain with Go actions.
+func mustRunMainActions(tb testing.TB, actions hooks.Actions, mutate func(*Config)) *Main {
+	tb.Helper()
 	cfg := Config{}
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.DataDir = tb.TempDir()
@@ -49,6 +55,7 @@ func MustRunMain(tb testing.TB, mutate func(*Config)) *Main {
 		tb.Fatal(err)
 	}
 	m := NewMain(cfg)
+	m.Actions = actions
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := m.Run(context.Background()); err != nil {
 		tb.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // End-to-end tests of the Bloomreach Engagement receiver, through a real
 // listening server. The contracts are in /work/shared/contracts:

@@ -1,4 +1,4 @@
-package main
+package cli
 
 // "hookbay send bloomreach" and "hookbay conform --sender bloomreach",
 // against hookbay itself and against a deliberately broken endpoint. The

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -471,7 +471,7 @@ bubblehouse:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := cfg.dispatch()
+	d, err := cfg.dispatch(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func BenchmarkBubblehouseUrgent(b *testing.B) {
 
 // BenchmarkBareEcho is BenchmarkBubblehouseUrgent's baseline, measured the
 // same way in the same run: a bare Echo whose handler only reads the body
-// and answers 200 {"ok":true}, as scripts/bareecho does for scripts/bench.sh.
+// and answers 200 {"ok":true}, as tools/bareecho does for scripts/bench.sh.
 func BenchmarkBareEcho(b *testing.B) {
 	e := echo.New()
 	e.POST("/bubblehouse/:name", func(c echo.Context) error {

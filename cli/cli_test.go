@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -410,7 +410,8 @@ func TestEventsCommand_Replay(t *testing.T) {
 // the lease and deadline of the default config when only --data is given.
 func TestEventsCommand_ReplayCustomAction(t *testing.T) {
 	var calls atomic.Int32
-	customActions.Set(hooks.SenderBubblehouse, "CreateDiscount4", hooks.ActionFunc(func(ctx context.Context, j *hooks.Job) ([]byte, error) {
+	actions := hooks.Actions{}
+	actions.Set(hooks.SenderBubblehouse, "CreateDiscount4", hooks.ActionFunc(func(ctx context.Context, j *hooks.Job) ([]byte, error) {
 		calls.Add(1)
 		select { // an action that honours its context
 		case <-time.After(10 * time.Millisecond):
@@ -419,8 +420,7 @@ func TestEventsCommand_ReplayCustomAction(t *testing.T) {
 		}
 		return []byte(`{"custom":true}`), nil
 	}))
-	t.Cleanup(func() { delete(customActions[hooks.SenderBubblehouse], "CreateDiscount4") })
-	m := MustRunMain(t, nil)
+	m := mustRunMainActions(t, actions, nil)
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"C"}`, urgency: "urgent", id: "custom-1"})
 	id := eventOf(t, m, "custom-1")
 	jobOf(t, m, id, hooks.JobDone)
@@ -431,7 +431,14 @@ func TestEventsCommand_ReplayCustomAction(t *testing.T) {
 		OK     bool            `json:"ok"`
 		Output json.RawMessage `json:"output"`
 	}
-	cliJSON(t, &res, "events", "replay", "--data", m.Config.Server.DataDir, "--json", fmt.Sprint(id))
+	var out, errOut bytes.Buffer
+	p := &Program{Stdout: &out, Stderr: &errOut, Actions: actions}
+	if err := p.Run(context.Background(), []string{"events", "replay", "--data", m.Config.Server.DataDir, "--json", fmt.Sprint(id)}); err != nil {
+		t.Fatalf("events replay: %v\n%s", err, errOut.String())
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("events replay: %v\n%s", err, out.String())
+	}
 	var compact bytes.Buffer
 	json.Compact(&compact, res.Output)
 	if n := calls.Load(); n != 2 || !res.OK || compact.String() != `{"custom":true}` {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -275,7 +275,7 @@ type Dispatch struct {
 }
 
 // dispatch builds the actions the config names.
-func (c *Config) dispatch() (*Dispatch, error) {
+func (c *Config) dispatch(custom hooks.Actions) (*Dispatch, error) {
 	d := &Dispatch{actions: hooks.Actions{}, svix: map[string]*hooks.EventRoutes{}}
 	for name, h := range c.Bubblehouse.Hooks {
 		if act := h.Action.build(c.secretEnv); act != nil {
@@ -294,7 +294,7 @@ func (c *Config) dispatch() (*Dispatch, error) {
 			d.actions.Set(hooks.SenderBloomreach, name, act)
 		}
 	}
-	for sender, byName := range customActions {
+	for sender, byName := range custom {
 		for name, act := range byName {
 			d.actions.Set(sender, name, act)
 		}

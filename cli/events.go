@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -104,6 +104,8 @@ func printJSON(w io.Writer, v any) error {
 // EventsCommand is "hookbay events": the recorded requests.
 type EventsCommand struct {
 	Stdout, Stderr io.Writer
+	// Actions are Go actions, which replay runs as serve would.
+	Actions hooks.Actions
 }
 
 // Run dispatches list, show and replay.
@@ -315,7 +317,7 @@ type replayResult struct {
 // as new jobs whose attempts are recorded like any other: one per customer
 // of a batch, else one.
 func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON, force bool) error {
-	dispatch, err := cfg.dispatch()
+	dispatch, err := cfg.dispatch(cmd.Actions)
 	if err != nil {
 		return err
 	}

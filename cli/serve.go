@@ -1,0 +1,600 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/handlers"
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/idempotency"
+	"github.com/hookbay/hookbay/store"
+)
+
+// Interface guards: the store fits what each consumer declares.
+var (
+	_ handlers.Pinger     = (*store.DB)(nil)
+	_ idempotency.Store   = (*store.DB)(nil)
+	_ hooks.JobStore      = (*store.DB)(nil)
+	_ handlers.Guard      = (*idempotency.Guard)(nil)
+	_ handlers.TokenStore = (*store.DB)(nil)
+	_ handlers.FaultStore = (*store.DB)(nil)
+)
+
+// ServeCommand is "hookbay serve".
+type ServeCommand struct {
+	Stdout, Stderr io.Writer
+	// Actions are Go actions; they take precedence over the config's.
+	Actions hooks.Actions
+}
+
+// Run parses flags, starts the server and blocks until ctx ends, then shuts
+// down gracefully.
+func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(cmd.Stderr)
+	configPath := fs.String("config", "", "YAML config file (default: none, dev mode)")
+	dataDir := fs.String("data", "", "data directory (overrides server.data_dir)")
+	listen := fs.String("listen", "", "listen address (overrides server.listen)")
+	plain := fs.Bool("http", false, "serve plain HTTP (server.tls.mode: off), for ngrok or a TLS-terminating proxy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg Config
+	var err error
+	if *configPath == "" {
+		cfg = DefaultConfig()
+	} else if cfg, err = LoadConfig(*configPath); err != nil {
+		return err
+	}
+	if *plain {
+		cfg.Server.TLS.Mode = "off"
+		if *listen == "" && (cfg.Server.Listen == ":8443" || *configPath == "") {
+			cfg.Server.Listen = ":8080"
+		}
+	}
+	if *dataDir != "" {
+		cfg.Server.DataDir = *dataDir
+	}
+	if *listen != "" {
+		cfg.Server.Listen = *listen
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m := NewMain(cfg)
+	m.Actions = cmd.Actions
+	m.Dev = *configPath == ""
+	m.Stdout = cmd.Stdout
+	m.Logger = slog.New(slog.NewTextHandler(cmd.Stderr, nil))
+	if err := m.Run(ctx); err != nil {
+		m.Close(context.Background())
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			if err := m.ReloadTLS(); err != nil {
+				m.Logger.Error("SIGHUP: the new certificate was refused; still serving the old one", "err", err)
+			}
+		}
+	}
+	m.Logger.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	return m.Close(shutdown)
+}
+
+// Main is a running hookbay: the store, the queue and the HTTP server.
+type Main struct {
+	Config Config
+	// Actions are actions written in Go, by sender and name. They take
+	// precedence over the config file's action for the same name (README,
+	// "Your own action").
+	Actions hooks.Actions
+	// Dev generates missing Bubblehouse credentials into the data directory
+	// and prints the start-up banner.
+	Dev    bool
+	Stdout io.Writer
+	Logger *slog.Logger
+	// PurgeInterval is how often old idempotency records are deleted; 0
+	// disables the loop (tests call the guard directly).
+	PurgeInterval time.Duration
+	// CertPollInterval is how often certificate files are checked for
+	// changes (server.tls.mode files).
+	CertPollInterval time.Duration
+	// FaultPollInterval is how often injected faults are reloaded.
+	FaultPollInterval time.Duration
+
+	DB       *store.DB
+	Dispatch *Dispatch
+	Echo     *echo.Echo
+	Queue    *hooks.Queue
+	Guard    *idempotency.Guard
+	Server   *http.Server
+
+	ln          net.Listener
+	serveDone   chan error
+	stopPurge   context.CancelFunc
+	reloader    *certs.Reloader
+	faults      *handlers.Faults
+	closeOnce   sync.Once
+	bg          sync.WaitGroup // background loops, stopped by stopPurge
+	credentials Credentials
+	devCerts    certs.DevFiles
+}
+
+// NewMain returns a Main for cfg.
+func NewMain(cfg Config) *Main {
+	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute,
+		CertPollInterval: 2 * time.Second, FaultPollInterval: 500 * time.Millisecond}
+}
+
+// Credentials are the Bubblehouse secrets generated in dev mode.
+type Credentials struct {
+	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
+	SvixSecret               string `json:"svix_secret"`
+	BloomreachUser           string `json:"bloomreach_user"`
+	BloomreachPassword       string `json:"bloomreach_password"`
+}
+
+// Run opens the store, starts the workers and starts serving. It returns
+// once the listener is open; Close stops everything.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := &m.Config
+	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := m.loadSecrets(); err != nil {
+		return err
+	}
+	tlsConfig, err := m.tlsConfig()
+	if err != nil {
+		return err
+	}
+	hookSet, err := cfg.Bubblehouse.settings()
+	if err != nil {
+		return fmt.Errorf("bubblehouse.hooks: %w", err)
+	}
+
+	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
+		return err
+	}
+	if m.Dispatch, err = cfg.dispatch(m.Actions); err != nil {
+		return err
+	}
+	m.Queue = &hooks.Queue{
+		Store:     m.DB,
+		ActionFor: m.Dispatch.Queued,
+		Workers:   cfg.Queue.Workers,
+		Lease:     time.Duration(cfg.Queue.Lease),
+		Policy:    cfg.Queue.policy(),
+		Logger:    m.Logger,
+	}
+	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not believed
+	if len(cfg.Server.TrustedProxies) > 0 {
+		// Only the configured proxies' X-Forwarded-For is believed, so that
+		// recorded client addresses stay honest.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range cfg.Server.TrustedProxies {
+			if !strings.Contains(p, "/") {
+				if ip := net.ParseIP(p); ip.To4() != nil {
+					p += "/32"
+				} else {
+					p += "/128"
+				}
+			}
+			_, n, _ := net.ParseCIDR(p)
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
+	e.HTTPErrorHandler = handlers.ErrorHandler(m.Logger, func(c echo.Context, req *hooks.Request) error {
+		return m.Guard.Record(c.Request().Context(), req)
+	})
+	e.Use(middleware.Recover())
+	e.Use(handlers.AccessLog(m.Logger))
+	m.faults = &handlers.Faults{Store: m.DB, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: m.Logger,
+		Prefixes: map[string]hooks.Sender{cfg.Bubblehouse.Path: hooks.SenderBubblehouse,
+			cfg.Bloomreach.Path: hooks.SenderBloomreach, cfg.Svix.Path: hooks.SenderSvix},
+		Record: func(c echo.Context, req *hooks.Request) error { return m.Guard.Record(c.Request().Context(), req) }}
+	e.Use(m.faults.Middleware())
+	var br *handlers.Bloomreach // set below; faults ask it for a webhook's headers
+	m.faults.Webhook = func(s hooks.Sender, name string) ([]string, string) {
+		if s != hooks.SenderBloomreach || br == nil {
+			return nil, ""
+		}
+		return br.SecretHeaders(), br.IDHeader(name)
+	}
+	handlers.RegisterHealth(e, m.DB, m.Logger)
+	bh := &handlers.Bubblehouse{
+		Hooks: hookSet,
+		Auth: &hooks.BubblehouseAuth{
+			Authorization: cfg.Bubblehouse.Authorization,
+			JWTSecret:     []byte(cfg.Bubblehouse.JWTSecret),
+		},
+		Guard:        m.Guard,
+		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HasAction: func(name string) bool {
+			return m.Dispatch.For(&hooks.Job{Sender: hooks.SenderBubblehouse, Name: name, Source: name}) != nil
+		},
+		Inline: func(ctx context.Context, j *hooks.Job) ([]byte, error) {
+			if a := m.Dispatch.For(j); a != nil {
+				return a.Run(ctx, j)
+			}
+			return nil, nil
+		},
+	}
+	bh.Register(e, cfg.Bubblehouse.Path)
+	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		HasAction: func(j *hooks.Job) bool { return m.Dispatch.For(j) != nil }}
+	for name, ep := range cfg.Svix.Endpoints {
+		v, err := hooks.NewSvixVerifier(ep.Secrets)
+		if err != nil {
+			return fmt.Errorf("svix.endpoints.%s.secrets: %w", name, err)
+		}
+		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.svix[name]}
+	}
+	sv.Register(e, cfg.Svix.Path)
+	webhooks, clients, err := cfg.bloomreach(m.Dispatch)
+	if err != nil {
+		return err
+	}
+	br = &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
+		TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
+	br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
+	m.Echo = e
+
+	t := cfg.Server.Timeouts
+	m.Server = &http.Server{
+		Handler:           e,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: time.Duration(t.ReadHeader),
+		ReadTimeout:       time.Duration(t.Read),
+		WriteTimeout:      time.Duration(t.Write),
+		IdleTimeout:       time.Duration(t.Idle),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          certs.ServerErrorLog(m.Logger),
+	}
+	if m.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	m.Queue.Start()
+	if tlsConfig == nil {
+		// Plain HTTP (behind ngrok or a proxy) speaks HTTP/1.1 and h2c.
+		m.Server.Protocols = new(http.Protocols)
+		m.Server.Protocols.SetHTTP1(true)
+		m.Server.Protocols.SetUnencryptedHTTP2(true)
+	}
+	var purgeCtx context.Context
+	purgeCtx, m.stopPurge = context.WithCancel(context.Background())
+	m.background(func() { m.faults.Poll(purgeCtx, m.FaultPollInterval) })
+	if m.reloader != nil && m.Config.Server.TLS.Mode == "files" {
+		m.background(func() { m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger) })
+	}
+	if m.PurgeInterval > 0 {
+		m.background(func() { m.Guard.Purge(purgeCtx, m.PurgeInterval) })
+		m.background(func() { m.purgeRecords(purgeCtx) })
+	}
+	m.serveDone = make(chan error, 1)
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = m.Server.ServeTLS(m.ln, "", "")
+		} else {
+			err = m.Server.Serve(m.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		m.serveDone <- err
+	}()
+	m.Logger.Info("hookbay listening", "addr", m.ln.Addr().String(), "tls", cfg.Server.TLS.Mode, "version", Version())
+	if m.Dev {
+		m.printBanner()
+	}
+	return nil
+}
+
+// background runs a loop that Close waits for.
+func (m *Main) background(loop func()) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		loop()
+	}()
+}
+
+// purgeRecords deletes request records, jobs and attempts older than
+// server.record_retention, every PurgeInterval, until ctx ends.
+func (m *Main) purgeRecords(ctx context.Context) {
+	keep := time.Duration(m.Config.Server.RecordRetention)
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(m.PurgeInterval)
+	defer t.Stop()
+	for {
+		if n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			m.Logger.Error("purge request records", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("purged request records", "count", n, "older_than", keep)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Close stops accepting requests, finishes those in flight, lets running
+// jobs finish until ctx ends, and closes the store.
+func (m *Main) Close(ctx context.Context) error {
+	var err error
+	m.closeOnce.Do(func() { err = m.close(ctx) })
+	return err
+}
+
+func (m *Main) close(ctx context.Context) error {
+	var errs []error
+	if m.Server != nil && m.ln != nil {
+		if err := m.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
+		}
+		if err := <-m.serveDone; err != nil {
+			errs = append(errs, fmt.Errorf("serve: %w", err))
+		}
+	} else if m.ln != nil {
+		m.ln.Close()
+	}
+	if m.Queue != nil {
+		// Running jobs get a bound to finish; unfinished ones are released.
+		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		errs = append(errs, m.Queue.Stop(qctx))
+		cancel()
+	}
+	if m.stopPurge != nil {
+		m.stopPurge()
+		m.bg.Wait()
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// loadSecrets checks that every sender can authenticate. In dev mode,
+// missing credentials are generated once and kept in the data directory;
+// otherwise a missing one stops start-up, naming the key.
+func (m *Main) loadSecrets() error {
+	b := &m.Config.Bubblehouse
+	needBH := b.Authorization == "" && b.JWTSecret == ""
+	var needSvix []string
+	for name, ep := range m.Config.Svix.Endpoints {
+		if len(ep.Secrets) == 0 {
+			needSvix = append(needSvix, name)
+		}
+	}
+	if !m.Dev {
+		if needBH {
+			return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
+		}
+		if len(needSvix) > 0 {
+			return fmt.Errorf("svix.endpoints.%s.secrets: at least one whsec_ signing secret is required", needSvix[0])
+		}
+		return nil
+	}
+	if err := m.devCredentials(); err != nil {
+		return err
+	}
+	if needBH {
+		b.Authorization = m.credentials.BubblehouseAuthorization
+	}
+	for _, name := range needSvix {
+		ep := m.Config.Svix.Endpoints[name]
+		ep.Secrets = []string{m.credentials.SvixSecret}
+		m.Config.Svix.Endpoints[name] = ep
+	}
+	if len(m.Config.Bloomreach.Webhooks) == 0 {
+		// A per-customer webhook that stores what it gets, for a first try.
+		m.Config.Bloomreach.Webhooks = map[string]WebhookConfig{"sample": {
+			Methods:   []string{http.MethodPost},
+			Auth:      WebhookAuth{Basic: &BasicAuth{Username: m.credentials.BloomreachUser, Password: m.credentials.BloomreachPassword}},
+			RequestID: RequestIDConfig{Header: "X-Request-ID"},
+		}}
+	}
+	return nil
+}
+
+// devCredentials reads credentials.json, generating what it lacks.
+func (m *Main) devCredentials() error {
+	path := filepath.Join(m.Config.Server.DataDir, "credentials.json")
+	buf, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(buf, &m.credentials); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	c := &m.credentials
+	changed := false
+	if c.BubblehouseAuthorization == "" {
+		c.BubblehouseAuthorization = "Bearer hb_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+		changed = true
+	}
+	if c.SvixSecret == "" {
+		c.SvixSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
+		changed = true
+	}
+	if c.BloomreachPassword == "" {
+		c.BloomreachUser, c.BloomreachPassword = "bloomreach", base64.RawURLEncoding.EncodeToString(randomBytes(18))
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	out, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(path, append(out, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return b
+}
+
+// tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
+func (m *Main) tlsConfig() (*tls.Config, error) {
+	t := m.Config.Server.TLS
+	certFile, keyFile := t.CertFile, t.KeyFile
+	switch t.Mode {
+	case "off":
+		return nil, nil
+	case "dev":
+		var hosts []string // localhost, 127.0.0.1 and ::1
+		if h := m.Config.Server.PublicHost; h != "" {
+			hosts = []string{h} // also issued for the defaults when it is reissued
+		}
+		files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), hosts, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("dev certificate: %w", err)
+		}
+		if generated {
+			m.Logger.Info("generated dev certificate", "ca", files.CA)
+		}
+		m.devCerts = files
+		certFile, keyFile = files.Cert, files.Key
+	}
+	cfg, err := certs.Load(certs.Options{CertFile: certFile, KeyFile: keyFile, ClientCAFile: t.ClientCAFile})
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	// New handshakes take the pair the reloader holds: replacing the
+	// files, or SIGHUP, switches certificates without a restart.
+	if m.reloader, err = certs.NewReloader(certFile, keyFile); err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	cfg.Certificates, cfg.GetCertificate = nil, m.reloader.GetCertificate
+	leaf := m.reloader.Leaf()
+	// The same checks vet a reloaded pair, which is refused as start-up
+	// refuses the first.
+	check := func(leaf *x509.Certificate) error {
+		return certs.CheckServing(leaf, m.Config.Server.PublicHost, time.Now())
+	}
+	if err := check(leaf); err != nil {
+		return nil, fmt.Errorf("server.tls: %s: %w", certFile, err)
+	}
+	m.reloader.Check = check
+	if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
+		m.Logger.Warn("the server certificate expires soon", "file", certFile, "not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
+	}
+	return cfg, nil
+}
+
+// ReloadTLS reads the certificate files again (SIGHUP); a broken pair is
+// refused and the old one stays.
+func (m *Main) ReloadTLS() error {
+	if m.reloader == nil {
+		return nil
+	}
+	if err := m.reloader.Reload(); err != nil {
+		return err
+	}
+	m.Logger.Info("certificate reloaded", "subject", m.reloader.Leaf().Subject.String())
+	return nil
+}
+
+// printBanner tells a developer everything needed for a first hook.
+func (m *Main) printBanner() {
+	cfg := m.Config
+	scheme, curlTLS := "https", ""
+	if cfg.Server.TLS.Mode == "off" {
+		scheme = "http"
+	}
+	_, port, _ := net.SplitHostPort(m.Addr())
+	host := "localhost"
+	if h := cfg.Server.PublicHost; h != "" {
+		host = h // what the certificate covers for sure
+	}
+	base := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(strings.Trim(host, "[]"), port))
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n\n", Version(), cfg.Server.DataDir)
+	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)
+	if a := m.credentials.BubblehouseAuthorization; a != "" {
+		fmt.Fprintf(&b, "  Authorization value:   %s\n", a)
+		fmt.Fprintf(&b, "                         (paste it into Bubblehouse's API settings page)\n")
+	}
+	if m.devCerts.CA != "" {
+		ca, _ := filepath.Abs(m.devCerts.CA)
+		fmt.Fprintf(&b, "  CA certificate:        %s (trust it to call hookbay over HTTPS)\n", ca)
+		curlTLS = fmt.Sprintf("--cacert '%s' ", ca)
+	}
+	if cfg.Server.TLS.Mode == "off" {
+		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
+	}
+	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n", strings.Join(mustHooks(cfg).Names(), ", "))
+	for name, w := range cfg.Bloomreach.Webhooks {
+		fmt.Fprintf(&b, "  Bloomreach webhook:    %s%s/%s", base, cfg.Bloomreach.Path, name)
+		if w.Auth.Basic != nil && m.credentials.BloomreachPassword == w.Auth.Basic.Password {
+			fmt.Fprintf(&b, " (Basic auth %s / %s)", w.Auth.Basic.Username, w.Auth.Basic.Password)
+		}
+		b.WriteString("\n")
+	}
+	for name := range cfg.Svix.Endpoints {
+		fmt.Fprintf(&b, "  Svix endpoint URL:     %s%s/%s\n", base, cfg.Svix.Path, name)
+		if m.credentials.SvixSecret != "" {
+			fmt.Fprintf(&b, "  Svix signing secret:   %s\n", m.credentials.SvixSecret)
+		}
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",
+		curlTLS, cfg.Bubblehouse.Authorization, base, cfg.Bubblehouse.Path)
+	fmt.Fprint(m.Stdout, b.String())
+}
+
+func mustHooks(cfg Config) *hooks.BubblehouseHooks {
+	h, err := cfg.Bubblehouse.settings()
+	if err != nil {
+		panic(err) // validated before Run
+	}
+	return h
+}
