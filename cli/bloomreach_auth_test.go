@@ -37,12 +37,13 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 func TestBloomreachAuth_Basic(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"sms": {Auth: brBasic()}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"sms": {Auth: brBasic()}}, nil)
 	base := "http://" + m.Addr()
 	post := func(t *testing.T, u string, set func(*http.Request)) *http.Response {
 		t.Helper()
@@ -87,7 +88,7 @@ func TestBloomreachAuth_Basic(t *testing.T) {
 			}
 		})
 	}
-	for _, r := range requests(t, m, store.RequestFilter{Name: "sms"}) {
+	for _, r := range requests(t, m, sqlite.RequestFilter{Name: "sms"}) {
 		if got := r.Header.Get("Authorization"); got != "" && got != "Basic [redacted]" && got != "Bearer [redacted]" {
 			t.Fatalf("stored Authorization=%q, want it redacted", got)
 		}
@@ -98,7 +99,7 @@ func TestBloomreachAuth_Basic(t *testing.T) {
 // secrets and never stored.
 func TestBloomreachAuth_Headers(t *testing.T) {
 	const apiKey, tenant = "k-9f2c61e0-api-key-secret", "t-tenant-0042-secret"
-	m := brMain(t, map[string]WebhookConfig{"sms": {Auth: WebhookAuth{Headers: map[string]string{"X-Api-Key": apiKey, "X-Tenant": tenant}}}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"sms": {Auth: config.WebhookAuth{Headers: map[string]string{"X-Api-Key": apiKey, "X-Tenant": tenant}}}}, nil)
 	for _, tt := range []struct {
 		name   string
 		header map[string]string
@@ -125,12 +126,12 @@ func TestBloomreachAuth_Headers(t *testing.T) {
 	if a := brSend(t, m, brReq{name: "sms/auth-test", ctype: "-", auth: "-", header: map[string]string{"X-Api-Key": apiKey, "X-Tenant": tenant}}); a.status != 200 {
 		t.Fatalf("auth-test: %d %s", a.status, a.body)
 	}
-	recs := requests(t, m, store.RequestFilter{RequestID: "hdr-Good"})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: "hdr-Good"})
 	if len(recs) != 1 || recs[0].Header.Get("X-Api-Key") != "[redacted]" || recs[0].Header.Get("X-Tenant") != "[redacted]" {
 		t.Fatalf("stored headers %v, want X-Api-Key and X-Tenant [redacted]", recs[0].Header)
 	}
 	// Refused requests carry the secret too, and are recorded as well.
-	recs = requests(t, m, store.RequestFilter{Name: "sms", Limit: 1000})
+	recs = requests(t, m, sqlite.RequestFilter{Name: "sms", Limit: 1000})
 	if len(recs) < 6 {
 		t.Fatalf("records=%d, want every request recorded", len(recs))
 	}
@@ -143,7 +144,7 @@ func TestBloomreachAuth_Headers(t *testing.T) {
 			t.Fatalf("%s: status=%d %s, want 404", name, a.status, a.body)
 		}
 	}
-	recs = requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 1000})
+	recs = requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 1000})
 	typos := 0
 	for _, r := range recs {
 		if strings.HasPrefix(r.Name, "smss") {
@@ -167,19 +168,19 @@ func TestBloomreachAuth_Headers(t *testing.T) {
 }
 
 // brOAuth is hookbay's OAuth 2.0 client configuration for the tests.
-func brOAuth(c *Config) {
-	c.Bloomreach.OAuth2.Clients = []OAuth2Client{
+func brOAuth(c *config.Config) {
+	c.Bloomreach.OAuth2.Clients = []config.OAuth2Client{
 		{ID: "bloomreach", Secret: "s3cret", Scopes: []string{"webhooks"}},
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		{ID: "special", Secret: "p+ss/w=rd&x y%zz", Scopes: []string{"webhooks"}},
 	}
 }
 
-func brOAuthHooks() map[string]WebhookConfig {
-	return map[string]WebhookConfig{
-		"hdr": {Auth: WebhookAuth{OAuth2: &OAuth2Auth{}}},
-		"qry": {Auth: WebhookAuth{OAuth2: &OAuth2Auth{TokenIn: "query"}}},
-		"bdy": {Auth: WebhookAuth{OAuth2: &OAuth2Auth{TokenIn: "body"}}},
+func brOAuthHooks() map[string]config.WebhookConfig {
+	return map[string]config.WebhookConfig{
+		"hdr": {Auth: config.WebhookAuth{OAuth2: &config.OAuth2Auth{}}},
+		"qry": {Auth: config.WebhookAuth{OAuth2: &config.OAuth2Auth{TokenIn: "query"}}},
+		"bdy": {Auth: config.WebhookAuth{OAuth2: &config.OAuth2Auth{TokenIn: "body"}}},
 	}
 }
 
@@ -408,9 +409,9 @@ func TestBloomreachAuth_OAuth2(t *testing.T) {
 
 // An access token stops working when it expires (bloomreach.oauth2.token_ttl).
 func TestBloomreachAuth_OAuth2Expired(t *testing.T) {
-	m := brMain(t, brOAuthHooks(), func(c *Config) {
+	m := brMain(t, brOAuthHooks(), func(c *config.Config) {
 		brOAuth(c)
-		c.Bloomreach.OAuth2.TokenTTL = Duration(time.Second)
+		c.Bloomreach.OAuth2.TokenTTL = config.Duration(time.Second)
 	})
 	tok, err := brCredentials(m, "bloomreach", "s3cret", oauth2.AuthStyleInHeader).Token(context.Background())
 	if err != nil {
@@ -429,19 +430,19 @@ func TestBloomreachAuth_OAuth2Expired(t *testing.T) {
 // Tokens are kept in the store: a restart does not log Bloomreach out.
 func TestBloomreachAuth_OAuth2Restart(t *testing.T) {
 	dir := t.TempDir()
-	mutate := func(c *Config) {
+	mutate := func(c *config.Config) {
 		c.Bloomreach.Webhooks = brOAuthHooks()
 		brOAuth(c)
 		c.Server.DataDir = dir
 	}
 	// The first run is closed by hand: MustRunMain's cleanup would close it
 	// a second time.
-	cfg := Config{}
+	cfg := config.Config{}
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.TLS.Mode = "off"
 	cfg.Bubblehouse.Authorization = testAuth
 	mutate(&cfg)
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -520,10 +521,10 @@ func TestBloomreachAuth_MTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, ca.pem(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := brMain(t, map[string]WebhookConfig{
-		"mtls":  {Auth: WebhookAuth{MTLS: &MTLSAuth{Subjects: []string{"bloomreach-prod"}}}},
+	m := brMain(t, map[string]config.WebhookConfig{
+		"mtls":  {Auth: config.WebhookAuth{MTLS: &config.MTLSAuth{Subjects: []string{"bloomreach-prod"}}}},
 		"basic": {Auth: brBasic()},
-	}, func(c *Config) {
+	}, func(c *config.Config) {
 		c.Server.TLS.Mode = "dev"
 		c.Server.TLS.ClientCAFile = caFile
 	})
@@ -601,7 +602,7 @@ func TestBloomreachAuth_MTLS(t *testing.T) {
 			t.Fatalf("auth-test with the certificate: %v %d %s", err, a.status, a.body)
 		}
 	})
-	if recs := requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, Name: "mtls"}); len(recs) != 4 {
+	if recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Name: "mtls"}); len(recs) != 4 {
 		t.Fatalf("records=%d, want the 4 requests that passed the handshake", len(recs))
 	}
 }

@@ -32,8 +32,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -48,14 +49,14 @@ const (
 
 // brBasic is HTTP Basic authentication, the scheme Bloomreach supports
 // natively (bloomreach-endpoint-requirements.txt, "Authentication").
-func brBasic() WebhookAuth {
-	return WebhookAuth{Basic: &BasicAuth{Username: brUser, Password: brPass}}
+func brBasic() config.WebhookAuth {
+	return config.WebhookAuth{Basic: &config.BasicAuth{Username: brUser, Password: brPass}}
 }
 
 // brMain runs hookbay with these Bloomreach webhooks.
-func brMain(t *testing.T, webhooks map[string]WebhookConfig, mutate func(*Config)) *Main {
+func brMain(t *testing.T, webhooks map[string]config.WebhookConfig, mutate func(*config.Config)) *Main {
 	t.Helper()
-	return MustRunMain(t, func(c *Config) {
+	return MustRunMain(t, func(c *config.Config) {
 		c.Bloomreach.Webhooks = webhooks
 		if mutate != nil {
 			mutate(c)
@@ -193,7 +194,7 @@ func brBatchBody(n int, item func(i int) string) (string, []string) {
 func brRecord(t *testing.T, m *Main, id string) *hooks.Request {
 	t.Helper()
 	var out []*hooks.Request
-	for _, r := range requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, RequestID: id}) {
+	for _, r := range requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, RequestID: id}) {
 		if r.DuplicateOf == 0 {
 			out = append(out, r)
 		}
@@ -207,7 +208,7 @@ func brRecord(t *testing.T, m *Main, id string) *hooks.Request {
 // brLatest returns the newest record of a webhook (or webhook/auth-test).
 func brLatest(t *testing.T, m *Main, name string) *hooks.Request {
 	t.Helper()
-	recs := requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, Name: name, Limit: 1})
+	recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Name: name, Limit: 1})
 	if len(recs) != 1 {
 		t.Fatalf("no record of %s", name)
 	}
@@ -217,7 +218,7 @@ func brLatest(t *testing.T, m *Main, name string) *hooks.Request {
 // brJobs counts the jobs a request record queued.
 func brJobs(t *testing.T, m *Main, ref int64) int {
 	t.Helper()
-	return len(jobs(t, m, store.JobFilter{RequestRef: ref, Limit: 5000}))
+	return len(jobs(t, m, sqlite.JobFilter{RequestRef: ref, Limit: 5000}))
 }
 
 func brPhoneSchema() map[string]any {
@@ -229,14 +230,14 @@ func brPhoneSchema() map[string]any {
 // customer is answered 200 (success true or false); only a request that is
 // wrong for every customer gets a 4xx, which stops the campaign.
 func TestBloomreach_PerCustomer(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{
-		"sms": {Auth: brBasic(), Schema: SchemaConfig{
+	m := brMain(t, map[string]config.WebhookConfig{
+		"sms": {Auth: brBasic(), Schema: config.SchemaConfig{
 			Request: map[string]any{"type": "object", "required": []any{"campaign"}},
 			Item:    brPhoneSchema(),
 		}},
 		"put-delete": {Auth: brBasic(), Methods: []string{"put", "DELETE"}},
 		"raw":        {Auth: brBasic()},
-	}, func(c *Config) { c.Server.MaxBodyBytes = 2048 })
+	}, func(c *config.Config) { c.Server.MaxBodyBytes = 2048 })
 
 	t.Run("Success", func(t *testing.T) {
 		a := brSend(t, m, brReq{name: "sms", id: "pc-ok", body: `{"campaign":"c","phone":"+420777000111","text":"hi"}`})
@@ -378,9 +379,9 @@ func brSMSWant(i int) (ok bool, code int) {
 	return true, 0
 }
 
-func brBatchHook(max int) WebhookConfig {
-	return WebhookConfig{Auth: brBasic(), Batch: &BatchConfig{Items: "/messages", Max: max},
-		RequestID: RequestIDConfig{ItemID: "/id"}, Schema: SchemaConfig{Item: brPhoneSchema()}}
+func brBatchHook(max int) config.WebhookConfig {
+	return config.WebhookConfig{Auth: brBasic(), Batch: &config.BatchConfig{Items: "/messages", Max: max},
+		RequestID: config.RequestIDConfig{ItemID: "/id"}, Schema: config.SchemaConfig{Item: brPhoneSchema()}}
 }
 
 // Batch webhooks: up to 1000 customers (bloomreach-webhooks.txt, "The
@@ -388,7 +389,7 @@ func brBatchHook(max int) WebhookConfig {
 // every customer of the batch (bloomreach-endpoint-requirements.txt), so a
 // bad customer is reported in its own result and the others are queued.
 func TestBloomreach_Batch(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{
+	m := brMain(t, map[string]config.WebhookConfig{
 		"batch": brBatchHook(0),
 		"small": brBatchHook(10),
 	}, nil)
@@ -453,7 +454,7 @@ func TestBloomreach_Batch(t *testing.T) {
 			}
 		}
 	})
-	before := len(jobs(t, m, store.JobFilter{Name: "batch", Limit: 5000}))
+	before := len(jobs(t, m, sqlite.JobFilter{Name: "batch", Limit: 5000}))
 	for _, tt := range []struct {
 		name, hook string
 		body       string
@@ -499,7 +500,7 @@ func TestBloomreach_Batch(t *testing.T) {
 			}
 		})
 	}
-	if after := len(jobs(t, m, store.JobFilter{Name: "batch", Limit: 5000})); after != before {
+	if after := len(jobs(t, m, sqlite.JobFilter{Name: "batch", Limit: 5000})); after != before {
 		t.Fatalf("jobs of batch went from %d to %d on refused batches", before, after)
 	}
 	t.Run("MaxExactly", func(t *testing.T) {
@@ -516,7 +517,7 @@ func TestBloomreach_BatchDelivery(t *testing.T) {
 	d := newDownstream(t)
 	hook := brBatchHook(0)
 	hook.Action = forwardTo(d.URL)
-	m := brMain(t, map[string]WebhookConfig{"batch": hook}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"batch": hook}, nil)
 	body, items := brBatchBody(20, func(i int) string {
 		if i == 5 {
 			return `{"id":"d5"}` // no phone: refused
@@ -572,7 +573,7 @@ func TestBloomreach_BatchDelivery(t *testing.T) {
 // identifier". A retried batch answers the same and queues nothing twice,
 // even under a new request ID (items are de-duplicated on item_id).
 func TestBloomreach_BatchRetry(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"batch": brBatchHook(0)}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"batch": brBatchHook(0)}, nil)
 	item := func(i int) string { return fmt.Sprintf(`{"id":"r%d","phone":"+1"}`, i) }
 	items := make([]string, 16)
 	for i := range items {
@@ -585,7 +586,7 @@ func TestBloomreach_BatchRetry(t *testing.T) {
 	if first.status != 200 || first.brBatch(t).Accepted != 10 {
 		t.Fatalf("got %d %s", first.status, first.body)
 	}
-	total := func() int { return len(jobs(t, m, store.JobFilter{Name: "batch", Limit: 5000})) }
+	total := func() int { return len(jobs(t, m, sqlite.JobFilter{Name: "batch", Limit: 5000})) }
 	if n := total(); n != 10 {
 		t.Fatalf("jobs=%d, want 10", n)
 	}
@@ -597,7 +598,7 @@ func TestBloomreach_BatchRetry(t *testing.T) {
 		if n := total(); n != 10 {
 			t.Fatalf("jobs=%d after a retry, want still 10", n)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: "rt-1"})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: "rt-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("retry not recorded as a duplicate: %d records", len(recs))
 		}
@@ -622,7 +623,7 @@ func TestBloomreach_BatchRetry(t *testing.T) {
 // Bubblehouse's are, so that "events list" finds a request Bloomreach
 // reports as failed by its ID.
 func TestBloomreach_RefusedRecordKeepsRequestID(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"sms": {Auth: brBasic()}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"sms": {Auth: brBasic()}}, nil)
 	for _, r := range []brReq{
 		{name: "sms", id: "ref-invalid", body: `{"phone":`},
 		{name: "sms", id: "ref-unauthorized", body: `{}`, auth: "-"},
@@ -633,7 +634,7 @@ func TestBloomreach_RefusedRecordKeepsRequestID(t *testing.T) {
 		if a.status/100 != 4 {
 			t.Fatalf("%s: status %d, want a 4xx", r.id, a.status)
 		}
-		if recs := requests(t, m, store.RequestFilter{RequestID: r.id}); len(recs) != 1 || recs[0].Status != a.status {
+		if recs := requests(t, m, sqlite.RequestFilter{RequestID: r.id}); len(recs) != 1 || recs[0].Status != a.status {
 			t.Errorf("records with request ID %q: %d, want the refused request (status %d)", r.id, len(recs), a.status)
 		}
 	}
@@ -642,7 +643,7 @@ func TestBloomreach_RefusedRecordKeepsRequestID(t *testing.T) {
 // The batch's request ID and its items' IDs are separate namespaces: a
 // request ID that happens to read like an item's key is a new request.
 func TestBloomreach_BatchRequestIDNotItemKey(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"batch": brBatchHook(0)}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"batch": brBatchHook(0)}, nil)
 	if a := brSend(t, m, brReq{name: "batch", id: "ns-1", body: `{"messages":[{"id":"5","phone":"+1"}]}`}); a.status != 200 {
 		t.Fatalf("got %d %s", a.status, a.body)
 	}
@@ -651,7 +652,7 @@ func TestBloomreach_BatchRequestIDNotItemKey(t *testing.T) {
 	if err := json.Unmarshal(a.body, &r); a.status != 200 || err != nil || r.Accepted != 1 || len(r.Results) != 1 {
 		t.Fatalf("request ID %q answered %d %q, want a fresh 200 batch reply accepting item 6", "item:5", a.status, a.body)
 	}
-	if n := len(jobs(t, m, store.JobFilter{Name: "batch"})); n != 2 {
+	if n := len(jobs(t, m, sqlite.JobFilter{Name: "batch"})); n != 2 {
 		t.Fatalf("jobs=%d, want 2: item 6 must be queued", n)
 	}
 }
@@ -659,9 +660,9 @@ func TestBloomreach_BatchRequestIDNotItemKey(t *testing.T) {
 // Per-customer idempotency on X-Request-ID or on a JSON pointer into the
 // body (request_id: {json: /request_id}).
 func TestBloomreach_Idempotency(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{
+	m := brMain(t, map[string]config.WebhookConfig{
 		"hdr": {Auth: brBasic()},
-		"ptr": {Auth: brBasic(), RequestID: RequestIDConfig{JSON: "/request_id"}},
+		"ptr": {Auth: brBasic(), RequestID: config.RequestIDConfig{JSON: "/request_id"}},
 	}, nil)
 	t.Run("Header", func(t *testing.T) {
 		first := brSend(t, m, brReq{name: "hdr", id: "idem-1", body: `{"phone":"+1","text":"first"}`})
@@ -669,7 +670,7 @@ func TestBloomreach_Idempotency(t *testing.T) {
 		if first.status != 200 || again.status != 200 || !bytes.Equal(first.body, again.body) {
 			t.Fatalf("repeat answered %d %s, first %d %s", again.status, again.body, first.status, first.body)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: "idem-1"})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: "idem-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate", len(recs))
 		}
@@ -687,7 +688,7 @@ func TestBloomreach_Idempotency(t *testing.T) {
 		if other.status != 200 || bytes.Equal(other.body, first.body) {
 			t.Fatalf("another request_id answered %d %s like the first", other.status, other.body)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: "p-1"})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: "p-1"})
 		if len(recs) != 2 || countJobs(t, m, recs) != 1 {
 			t.Fatalf("records=%d jobs=%d, want 2 records and 1 job", len(recs), countJobs(t, m, recs))
 		}
@@ -710,8 +711,8 @@ func TestBloomreach_ReplySize(t *testing.T) {
 	long.Schema.Item = map[string]any{"type": "object", "properties": map[string]any{
 		"phone": map[string]any{"type": "string", "pattern": pattern}}}
 	plain := brBatchHook(0)
-	plain.Schema = SchemaConfig{}
-	m := brMain(t, map[string]WebhookConfig{"long": long, "plain": plain}, nil)
+	plain.Schema = config.SchemaConfig{}
+	m := brMain(t, map[string]config.WebhookConfig{"long": long, "plain": plain}, nil)
 
 	check := func(t *testing.T, a answer, accepted int) brBatchReply {
 		t.Helper()
@@ -781,14 +782,14 @@ func TestBloomreach_Throttle(t *testing.T) {
 	defer slow.Close()
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(release) })
-	m := brMain(t, map[string]WebhookConfig{
-		"rate": {Auth: brBasic(), Throttle: &ThrottleRef{Inline: &ThrottleConfig{Rate: 1, Burst: 1}}},
+	m := brMain(t, map[string]config.WebhookConfig{
+		"rate": {Auth: brBasic(), Throttle: &config.ThrottleRef{Inline: &config.ThrottleConfig{Rate: 1, Burst: 1}}},
 		"slow": {Auth: brBasic(), Inline: true, Action: forwardTo(slow.URL),
-			Throttle: &ThrottleRef{Inline: &ThrottleConfig{MaxInFlight: 1, Status: 503}}},
-		"a": {Auth: brBasic(), Throttle: &ThrottleRef{Name: "shared"}},
-		"b": {Auth: brBasic(), Throttle: &ThrottleRef{Name: "shared"}},
-	}, func(c *Config) {
-		c.Bloomreach.Throttles = map[string]ThrottleConfig{"shared": {Rate: 1, Burst: 1}}
+			Throttle: &config.ThrottleRef{Inline: &config.ThrottleConfig{MaxInFlight: 1, Status: 503}}},
+		"a": {Auth: brBasic(), Throttle: &config.ThrottleRef{Name: "shared"}},
+		"b": {Auth: brBasic(), Throttle: &config.ThrottleRef{Name: "shared"}},
+	}, func(c *config.Config) {
+		c.Bloomreach.Throttles = map[string]config.ThrottleConfig{"shared": {Rate: 1, Burst: 1}}
 	})
 	retryAfter := func(t *testing.T, a answer) {
 		t.Helper()
@@ -852,7 +853,7 @@ func TestBloomreach_Throttle(t *testing.T) {
 // (bloomreach-endpoint-requirements.txt, "Performance requirements"). A
 // functional check with a generous bound, not a benchmark.
 func TestBloomreach_Concurrency(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"sms": {Auth: brBasic()}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"sms": {Auth: brBasic()}}, nil)
 	const n = 200
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
@@ -892,7 +893,7 @@ func TestBloomreach_Concurrency(t *testing.T) {
 	if slowest >= time.Second {
 		t.Fatalf("slowest answer took %s, want under 1 s", slowest)
 	}
-	if got := len(requests(t, m, store.RequestFilter{Name: "sms", Limit: 1000})); got != n {
+	if got := len(requests(t, m, sqlite.RequestFilter{Name: "sms", Limit: 1000})); got != n {
 		t.Fatalf("records=%d, want %d", got, n)
 	}
 }
@@ -902,7 +903,7 @@ func TestBloomreach_Concurrency(t *testing.T) {
 // and the retry executes again.
 func TestBloomreach_Inline(t *testing.T) {
 	d := newDownstream(t)
-	m := brMain(t, map[string]WebhookConfig{"inline": {Auth: brBasic(), Inline: true, Action: forwardTo(d.URL)}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"inline": {Auth: brBasic(), Inline: true, Action: forwardTo(d.URL)}}, nil)
 	body := `{"phone":"+420777000999","text":"hi"}`
 
 	notSent := `{"success":false,"errors":[{"code":7,"description":"no such phone"}]}`
@@ -941,15 +942,15 @@ func TestBloomreach_Inline(t *testing.T) {
 	// queued: an inline webhook is done when answered (its job is recorded
 	// done, for events show and replay).
 	for _, id := range []string{"in-1", "in-2"} {
-		for _, r := range requests(t, m, store.RequestFilter{RequestID: id}) {
-			for _, j := range jobs(t, m, store.JobFilter{RequestRef: r.ID}) {
+		for _, r := range requests(t, m, sqlite.RequestFilter{RequestID: id}) {
+			for _, j := range jobs(t, m, sqlite.JobFilter{RequestRef: r.ID}) {
 				if j.State != hooks.JobDone {
 					t.Fatalf("%s has job %d %s, want only done jobs", id, j.ID, j.State)
 				}
 			}
 		}
 	}
-	if recs := requests(t, m, store.RequestFilter{RequestID: "in-2"}); len(recs) != 3 || recs[2].Status != 503 || recs[1].Status != 200 || recs[0].DuplicateOf != recs[1].ID {
+	if recs := requests(t, m, sqlite.RequestFilter{RequestID: "in-2"}); len(recs) != 3 || recs[2].Status != 503 || recs[1].Status != 200 || recs[0].DuplicateOf != recs[1].ID {
 		t.Fatalf("records of in-2: %d, want the 503, the retry's 200 and a duplicate", len(recs))
 	}
 	// Delivered, with an answer over the output cap: the reply leaves the
@@ -967,7 +968,7 @@ func TestBloomreach_Inline(t *testing.T) {
 // an empty request body, validate the credentials, and must respond with
 // HTTP 200 Success".
 func TestBloomreach_AuthTest(t *testing.T) {
-	m := brMain(t, map[string]WebhookConfig{"sms": {Auth: brBasic(), Methods: []string{"PUT"}}}, nil)
+	m := brMain(t, map[string]config.WebhookConfig{"sms": {Auth: brBasic(), Methods: []string{"PUT"}}}, nil)
 	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		a := brSend(t, m, brReq{method: method, name: "sms/auth-test", ctype: "-"})
 		if a.status != 200 || !a.brReply(t).Success {
@@ -983,7 +984,7 @@ func TestBloomreach_AuthTest(t *testing.T) {
 	if a := brSend(t, m, brReq{name: "nope/auth-test", ctype: "-"}); a.status != 404 {
 		t.Fatalf("auth-test of an unknown webhook: %d, want 404", a.status)
 	}
-	if js := jobs(t, m, store.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
 		t.Fatalf("auth tests queued %d jobs", len(js))
 	}
 }
@@ -996,9 +997,9 @@ var fuzzSeq atomic.Int64
 // 200 holds one result per item of /messages, in order, and says success
 // only when every item passed; anything else is 400 or 413, never a 5xx.
 func FuzzBloomreachBatch(f *testing.F) {
-	m := MustRunMain(f, func(c *Config) {
+	m := MustRunMain(f, func(c *config.Config) {
 		c.Server.MaxBodyBytes = 8192
-		c.Bloomreach.Webhooks = map[string]WebhookConfig{"batch": brBatchHook(0)}
+		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"batch": brBatchHook(0)}
 	})
 	good, _ := brBatchBody(3, func(i int) string { return fmt.Sprintf(`{"id":"f%d","phone":"+1"}`, i) })
 	f.Add("f-1", []byte(good))

@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // The CLI tests run the commands through Run against the SQLite file of a
@@ -111,7 +112,7 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 // eventOf returns the ID of the request record with the given request ID.
 func eventOf(t *testing.T, m *Main, requestID string) int64 {
 	t.Helper()
-	recs := requests(t, m, store.RequestFilter{RequestID: requestID})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: requestID})
 	if len(recs) != 1 {
 		t.Fatalf("records for %s=%d, want 1", requestID, len(recs))
 	}
@@ -123,7 +124,7 @@ func jobOf(t *testing.T, m *Main, event int64, s hooks.JobState) *hooks.Job {
 	t.Helper()
 	var j *hooks.Job
 	waitUntil(t, 5*time.Second, fmt.Sprintf("job of event %d %s", event, s), func() bool {
-		js := jobs(t, m, store.JobFilter{RequestRef: event})
+		js := jobs(t, m, sqlite.JobFilter{RequestRef: event})
 		if len(js) == 1 && js[0].State == s {
 			j = js[0]
 		}
@@ -155,8 +156,8 @@ bubblehouse:
 
 func TestEventsCommand_List(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	dir := m.Config.Server.DataDir
 	for _, c := range []call{
@@ -242,8 +243,8 @@ func TestEventsCommand_List(t *testing.T) {
 
 func TestEventsCommand_Show(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL, "X-Trace")}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL, "X-Trace")}
 	})
 	dir := m.Config.Server.DataDir
 	body := "{ \"code\" : \"S-1\",\n\t\"url\":\"https:\\/\\/shop.example\\/s\" }"
@@ -322,8 +323,8 @@ func TestEventsCommand_Show(t *testing.T) {
 func TestEventsCommand_Replay(t *testing.T) {
 	d := newDownstream(t)
 	d.set(func(d *downstream) { d.answer = `{"forwarded":true}` })
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL, "X-Trace")}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL, "X-Trace")}
 	})
 	cfg := writeCLIConfig(t, m, d.URL)
 	body := "{\"code\":\"R-1\" ,  \"url\":\"https:\\/\\/x.example\\/\"}\n"
@@ -363,7 +364,7 @@ func TestEventsCommand_Replay(t *testing.T) {
 			t.Errorf("replay header %s=%q, want %q", k, v, want)
 		}
 	}
-	js := jobs(t, m, store.JobFilter{RequestRef: id})
+	js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
 	if len(js) != 2 || js[1].ID != res.Job || js[1].State != hooks.JobDone || js[0].State != hooks.JobDone {
 		t.Fatalf("jobs of event %d: %+v, want the first and the replay, done", id, js)
 	}
@@ -388,7 +389,7 @@ func TestEventsCommand_Replay(t *testing.T) {
 			t.Fatalf("result=%+v, want a failure with status 500", res)
 		}
 		// The job stays queued for the server to retry.
-		js := jobs(t, m, store.JobFilter{RequestRef: id})
+		js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
 		j := js[len(js)-1]
 		if j.ID != res.Job || j.State == hooks.JobDone || j.State == hooks.JobDead || !strings.Contains(j.LastError, "status 500") {
 			t.Fatalf("replayed job=%+v, want it queued again with its error", j)
@@ -448,11 +449,11 @@ func TestEventsCommand_ReplayCustomAction(t *testing.T) {
 
 func TestJobsCommand_List(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
+	m := MustRunMain(t, func(c *config.Config) {
 		c.Queue.Workers = 1 // a held delivery keeps the next job pending
 		c.Queue.MaxAttempts = 1
-		c.Queue.Backoff = BackoffConfig{Initial: Duration(10 * time.Millisecond), Max: Duration(50 * time.Millisecond)}
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+		c.Queue.Backoff = config.BackoffConfig{Initial: config.Duration(10 * time.Millisecond), Max: config.Duration(50 * time.Millisecond)}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	dir := m.Config.Server.DataDir
 
@@ -531,10 +532,10 @@ func TestJobsCommand_List(t *testing.T) {
 func TestJobsCommand_Retry(t *testing.T) {
 	d := newDownstream(t)
 	d.set(func(d *downstream) { d.status, d.answer = 500, `{"error":"db down"}` })
-	m := MustRunMain(t, func(c *Config) {
+	m := MustRunMain(t, func(c *config.Config) {
 		c.Queue.MaxAttempts = 1
-		c.Queue.Backoff = BackoffConfig{Initial: Duration(10 * time.Millisecond), Max: Duration(50 * time.Millisecond)}
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+		c.Queue.Backoff = config.BackoffConfig{Initial: config.Duration(10 * time.Millisecond), Max: config.Duration(50 * time.Millisecond)}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	dir := m.Config.Server.DataDir
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "rt-x"})

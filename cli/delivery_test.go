@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // downstream is the integrator's code as a real HTTP server: it records
@@ -85,16 +86,16 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func forwardTo(url string, pass ...string) *ActionConfig {
-	return &ActionConfig{Forward: &ForwardConfig{URL: url, Timeout: Duration(2 * time.Second), PassHeaders: pass}}
+func forwardTo(url string, pass ...string) *config.ActionConfig {
+	return &config.ActionConfig{Forward: &config.ForwardConfig{URL: url, Timeout: config.Duration(2 * time.Second), PassHeaders: pass}}
 }
 
 // A queued hook reaches the integrator's code byte for byte, with the
 // metadata it needs to de-duplicate, exactly once when nothing fails.
 func TestDelivery_Forward(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL+"/discounts", "Content-Type", "X-Custom")}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL+"/discounts", "Content-Type", "X-Custom")}
 	})
 	body := "{ \"code\" : \"A\\/B\",\n  \"title\":\"10%\" }"
 	a := send(t, m, call{hook: "CreateDiscount4", body: body, urgency: "urgent", id: "fwd-1",
@@ -116,8 +117,8 @@ func TestDelivery_Forward(t *testing.T) {
 			t.Errorf("header %s=%q, want %q", k, got, want)
 		}
 	}
-	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) == 1 })
-	j := jobs(t, m, store.JobFilter{State: hooks.JobDone})[0]
+	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
+	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})[0]
 	atts, err := m.DB.FindAttempts(context.Background(), j.ID)
 	if err != nil || len(atts) != 1 || atts[0].Outcome != "ok" {
 		t.Fatalf("attempts=%+v %v, want one ok", atts, err)
@@ -135,13 +136,13 @@ func TestDelivery_UrgentFirst(t *testing.T) {
 	d := newDownstream(t)
 	gate := make(chan struct{})
 	d.set(func(d *downstream) { d.gate = gate })
-	m := MustRunMain(t, func(c *Config) {
+	m := MustRunMain(t, func(c *config.Config) {
 		c.Queue.Workers = 1
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"first"}`, urgency: "regular", id: "blocker"})
 	// The one worker is now held by "blocker"; build the backlog.
-	waitUntil(t, 5*time.Second, "worker busy", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobRunning})) == 1 })
+	waitUntil(t, 5*time.Second, "worker busy", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobRunning})) == 1 })
 	for i := range 5 {
 		send(t, m, call{hook: "CreateDiscount4", body: fmt.Sprintf(`{"code":"r%d"}`, i), urgency: "regular", id: fmt.Sprintf("reg-%d", i)})
 	}
@@ -164,14 +165,14 @@ func TestDelivery_UrgentFirst(t *testing.T) {
 func TestDelivery_RetriesAndDead(t *testing.T) {
 	d := newDownstream(t)
 	d.set(func(d *downstream) { d.status, d.answer = 500, `{"error":"db down"}` })
-	m := MustRunMain(t, func(c *Config) {
+	m := MustRunMain(t, func(c *config.Config) {
 		c.Queue.MaxAttempts = 4
-		c.Queue.Backoff = BackoffConfig{Initial: Duration(50 * time.Millisecond), Max: Duration(150 * time.Millisecond)}
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
+		c.Queue.Backoff = config.BackoffConfig{Initial: config.Duration(50 * time.Millisecond), Max: config.Duration(150 * time.Millisecond)}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "retry-1"})
-	waitUntil(t, 10*time.Second, "job dead", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDead})) == 1 })
-	j := jobs(t, m, store.JobFilter{State: hooks.JobDead})[0]
+	waitUntil(t, 10*time.Second, "job dead", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDead})) == 1 })
+	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDead})[0]
 	if j.Attempts != 4 || !strings.Contains(j.LastError, "status 500") {
 		t.Fatalf("dead job attempts=%d last_error=%q", j.Attempts, j.LastError)
 	}
@@ -206,7 +207,7 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 		t.Fatalf("jobs retry: %v %s", err, out.String())
 	}
 	m.Queue.Notify()
-	waitUntil(t, 5*time.Second, "retried job done", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) == 1 })
+	waitUntil(t, 5*time.Second, "retried job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
 }
 
 // A queued SendEvent1 was answered "sent" when it was queued; the
@@ -216,17 +217,17 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 func TestDelivery_QueuedOutcomeFailure(t *testing.T) {
 	d := newDownstream(t)
 	d.set(func(d *downstream) { d.answer = `{"outcome":"failure"}` })
-	m := MustRunMain(t, func(c *Config) {
-		c.Queue.Backoff = BackoffConfig{Initial: Duration(50 * time.Millisecond), Max: Duration(100 * time.Millisecond)}
-		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Queue.Backoff = config.BackoffConfig{Initial: config.Duration(50 * time.Millisecond), Max: config.Duration(100 * time.Millisecond)}
+		c.Bubblehouse.Hooks["SendEvent1"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	if a := send(t, m, call{hook: "SendEvent1", body: `{"bhid":"evt-q1"}`, urgency: "regular", id: "queued-ev"}); a.status != 202 {
 		t.Fatalf("queued: %d %s", a.status, a.body)
 	}
 	waitUntil(t, 5*time.Second, "two deliveries", func() bool { return len(d.deliveries()) >= 2 })
 	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
-	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) == 1 })
-	j := jobs(t, m, store.JobFilter{State: hooks.JobDone})[0]
+	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
+	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})[0]
 	atts, err := m.DB.FindAttempts(context.Background(), j.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -241,13 +242,13 @@ func TestDelivery_QueuedOutcomeFailure(t *testing.T) {
 // fake success, and the retry executes again.
 func TestDelivery_Inline(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["DeliverCustomReward1"] = HookConfig{Action: forwardTo(d.URL)}
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: forwardTo(d.URL)}
-		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["DeliverCustomReward1"] = config.HookConfig{Action: forwardTo(d.URL)}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
+		c.Bubblehouse.Hooks["SendEvent1"] = config.HookConfig{Action: forwardTo(d.URL)}
 		slow := forwardTo(d.URL)
-		slow.Forward.Timeout = Duration(300 * time.Millisecond)
-		c.Bubblehouse.Hooks["PrivatePromo2"] = HookConfig{Inline: true, Action: slow}
+		slow.Forward.Timeout = config.Duration(300 * time.Millisecond)
+		c.Bubblehouse.Hooks["PrivatePromo2"] = config.HookConfig{Inline: true, Action: slow}
 	})
 	reward := `{"reward_identifier":"mug","reward_title":"Mug","unlock_time":"2026-11-23T10:00:00Z"}`
 	for _, tt := range []struct {
@@ -317,7 +318,7 @@ func TestDelivery_Inline(t *testing.T) {
 	if n := calls(); n != 4 {
 		t.Fatalf("action ran %d times, want 4: once more, then settled by request ID and bhid", n)
 	}
-	recs := requests(t, m, store.RequestFilter{RequestID: "inline-ev-1"})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: "inline-ev-1"})
 	if len(recs) != 2 || recs[0].Status != 200 || !strings.Contains(strings.Join(recs[0].Notes, ";"), "not settled") {
 		t.Fatalf("records of inline-ev-1: %+v, want 2 answered 200 with a note", recs)
 	}
@@ -369,8 +370,8 @@ func TestDelivery_SIGKILL(t *testing.T) {
 
 	dir := t.TempDir()
 	bin := buildBinary(t)
-	config := filepath.Join(dir, "hookbay.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`
+	cfgPath := filepath.Join(dir, "hookbay.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
 server: {listen: "127.0.0.1:0", data_dir: %q, tls: {mode: "off"}}
 queue: {workers: 4, lease: 2s}
 bubblehouse:
@@ -382,7 +383,7 @@ bubblehouse:
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	// No crash: 40 hooks, each delivered exactly once.
-	p := startBinary(t, bin, "serve", "--config", config)
+	p := startBinary(t, bin, "serve", "--config", cfgPath)
 	for i := range 40 {
 		if id := fmt.Sprintf("calm-%d", i); !p.post(client, id) {
 			t.Fatalf("%s not acknowledged", id)
@@ -407,7 +408,7 @@ bubblehouse:
 	}
 
 	// A crash: SIGKILL while 8 clients send, then a restart.
-	p = startBinary(t, bin, "serve", "--config", config)
+	p = startBinary(t, bin, "serve", "--config", cfgPath)
 	var acked []string
 	var amu sync.Mutex
 	var wg sync.WaitGroup
@@ -444,7 +445,7 @@ bubblehouse:
 		}
 	}
 	t.Logf("%d acknowledged before SIGKILL, %d not yet delivered", len(acked), undelivered)
-	startBinary(t, bin, "serve", "--config", config)
+	startBinary(t, bin, "serve", "--config", cfgPath)
 	waitUntil(t, 20*time.Second, "every acknowledged hook delivered after the restart", func() bool {
 		for _, id := range acked {
 			if delivered(id) == 0 {
@@ -461,7 +462,7 @@ func TestDelivery_ExecHidesConfigSecrets(t *testing.T) {
 	t.Setenv("HOOKBAY_TEST_BH_AUTH", "Bearer s3cret-from-env")
 	t.Setenv("HOOKBAY_TEST_OTHER", "visible")
 	t.Setenv("HOOKBAY_TEST_DIR", t.TempDir())
-	cfg, err := ParseConfig([]byte(`
+	cfg, err := config.Parse([]byte(`
 server: {tls: {mode: off}, data_dir: "${HOOKBAY_TEST_DIR}/data"}
 bubblehouse:
   authorization: ${HOOKBAY_TEST_BH_AUTH}
@@ -471,7 +472,7 @@ bubblehouse:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := cfg.dispatch(nil)
+	d, err := cfg.Dispatch(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

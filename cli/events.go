@@ -12,8 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // storeFlags are the flags every store-reading command shares.
@@ -35,17 +36,17 @@ func storeFlagSet(name string, stderr io.Writer) (*flag.FlagSet, storeFlags) {
 }
 
 // open opens the store the flags name; see load.
-func (f storeFlags) open() (*store.DB, error) {
+func (f storeFlags) open() (*sqlite.DB, error) {
 	_, db, err := f.load()
 	return db, err
 }
 
 // load returns the configuration and opens the store it names.
-func (f storeFlags) load() (Config, *store.DB, error) {
-	cfg := DefaultConfig()
+func (f storeFlags) load() (config.Config, *sqlite.DB, error) {
+	cfg := config.Default()
 	if *f.config != "" {
 		var err error
-		if cfg, err = LoadConfig(*f.config); err != nil {
+		if cfg, err = config.Load(*f.config); err != nil {
 			return cfg, nil, err
 		}
 	} else if err := cfg.Validate(); err != nil {
@@ -55,7 +56,7 @@ func (f storeFlags) load() (Config, *store.DB, error) {
 	if *f.data != "" {
 		cfg.Server.DataDir = *f.data
 	}
-	db, err := store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db"))
+	db, err := sqlite.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db"))
 	return cfg, db, err
 }
 
@@ -132,7 +133,7 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer db.Close()
-		reqs, err := db.FindRequests(ctx, store.RequestFilter{Sender: hooks.Sender(*sender), Name: *name, Since: t, Limit: *limit})
+		reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.Sender(*sender), Name: *name, Since: t, Limit: *limit})
 		if err != nil {
 			return err
 		}
@@ -232,7 +233,7 @@ func eventViews(reqs []*hooks.Request) []eventView {
 	return out
 }
 
-func jobViews(ctx context.Context, db *store.DB, jobs []*hooks.Job, history bool) ([]jobView, error) {
+func jobViews(ctx context.Context, db *sqlite.DB, jobs []*hooks.Job, history bool) ([]jobView, error) {
 	out := make([]jobView, 0, len(jobs))
 	for _, j := range jobs {
 		v := jobView{ID: j.ID, RequestRef: j.RequestRef, Name: j.Name, Urgency: j.Urgency, State: j.State,
@@ -248,8 +249,8 @@ func jobViews(ctx context.Context, db *store.DB, jobs []*hooks.Job, history bool
 	return out, nil
 }
 
-func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJSON bool) error {
-	reqs, err := db.FindRequests(ctx, store.RequestFilter{ID: id, Limit: 1})
+func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJSON bool) error {
+	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{ID: id, Limit: 1})
 	if err != nil {
 		return err
 	}
@@ -260,7 +261,7 @@ func (cmd *EventsCommand) show(ctx context.Context, db *store.DB, id int64, asJS
 	v := eventViews(reqs)[0]
 	v.Header = r.Header
 	v.Body, v.BodyText = rawJSON(r.Body)
-	jobs, err := db.FindJobs(ctx, store.JobFilter{RequestRef: id})
+	jobs, err := db.FindJobs(ctx, sqlite.JobFilter{RequestRef: id})
 	if err != nil {
 		return err
 	}
@@ -316,8 +317,8 @@ type replayResult struct {
 // replay runs the action for a recorded request now, without the sender,
 // as new jobs whose attempts are recorded like any other: one per customer
 // of a batch, else one.
-func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, id int64, asJSON, force bool) error {
-	dispatch, err := cfg.dispatch(cmd.Actions)
+func (cmd *EventsCommand) replay(ctx context.Context, cfg config.Config, db *sqlite.DB, id int64, asJSON, force bool) error {
+	dispatch, err := cfg.Dispatch(cmd.Actions)
 	if err != nil {
 		return err
 	}
@@ -357,7 +358,7 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg Config, db *store.DB, 
 		case hooks.OutcomeFailed:
 			// Failed: the job stays queued for a running hookbay to
 			// retry, under the configured policy.
-			if _, _, err := cfg.Queue.policy().Fail(ctx, db, j, time.Now(), runErr); err != nil {
+			if _, _, err := cfg.Queue.Policy().Fail(ctx, db, j, time.Now(), runErr); err != nil {
 				return err
 			}
 		case hooks.AttemptNotStarted:
@@ -434,7 +435,7 @@ func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer db.Close()
-		jobs, err := db.FindJobs(ctx, store.JobFilter{State: st, Name: *name, Limit: *limit})
+		jobs, err := db.FindJobs(ctx, sqlite.JobFilter{State: st, Name: *name, Limit: *limit})
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 func runCmd(t *testing.T, args ...string) string {
@@ -43,7 +44,7 @@ func TestFaults(t *testing.T) {
 	if statuses[0] != 503 || statuses[1] != 202 {
 		t.Fatalf("statuses after the first injected answer: %v, want [503 202] (count 2)", statuses)
 	}
-	recs := requests(t, m, store.RequestFilter{RequestID: "f-a"})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: "f-a"})
 	if len(recs) != 1 || recs[0].Status != 503 || !strings.Contains(strings.Join(recs[0].Notes, ";"), "fault injected") {
 		t.Fatalf("injected answer record: %+v", recs)
 	}
@@ -63,7 +64,7 @@ func TestFaults(t *testing.T) {
 	if a := send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "delayed"}); a.status != 202 || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("delay: %d after %s", a.status, time.Since(start))
 	}
-	if recs := requests(t, m, store.RequestFilter{RequestID: "delayed"}); !strings.Contains(strings.Join(recs[0].Notes, ";"), "delay 300ms") {
+	if recs := requests(t, m, sqlite.RequestFilter{RequestID: "delayed"}); !strings.Contains(strings.Join(recs[0].Notes, ";"), "delay 300ms") {
 		t.Fatalf("delayed record notes: %v", recs[0].Notes)
 	}
 
@@ -72,8 +73,8 @@ func TestFaults(t *testing.T) {
 	if out := runCmd(t, "faults", "list", "--data", data); !strings.Contains(out, "drop the connection") || !strings.Contains(out, "user.created") {
 		t.Fatalf("list: %s", out)
 	}
-	m2 := MustRunMain(t, func(c *Config) {
-		c.Svix.Endpoints = map[string]SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
+	m2 := MustRunMain(t, func(c *config.Config) {
+		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
 		c.Server.DataDir = data + "-svix"
 	})
 	runCmd(t, "faults", "add", "--data", m2.Config.Server.DataDir, "--sender", "svix", "--name", "user.created", "--drop")

@@ -20,8 +20,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -31,26 +32,26 @@ const (
 
 // MustRunMain starts hookbay on a loopback port with a store under
 // t.TempDir(), plain HTTP, and the catalogue hooks subscribed.
-func MustRunMain(tb testing.TB, mutate func(*Config)) *Main {
+func MustRunMain(tb testing.TB, mutate func(*config.Config)) *Main {
 	tb.Helper()
 	return mustRunMainActions(tb, nil, mutate)
 }
 
 // mustRunMainActions is MustRunMain with Go actions.
-func mustRunMainActions(tb testing.TB, actions hooks.Actions, mutate func(*Config)) *Main {
+func mustRunMainActions(tb testing.TB, actions hooks.Actions, mutate func(*config.Config)) *Main {
 	tb.Helper()
-	cfg := Config{}
+	cfg := config.Config{}
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.DataDir = tb.TempDir()
 	cfg.Server.TLS.Mode = "off"
 	cfg.Bubblehouse.Authorization = testAuth
 	cfg.Bubblehouse.JWTSecret = testJWTSecret
-	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}, "DeliverCustomReward1": {}, "SendEvent1": {}, "PrivatePromo2": {Inline: true}}
+	cfg.Bubblehouse.Hooks = map[string]config.HookConfig{"CreateDiscount4": {}, "DeliverCustomReward1": {}, "SendEvent1": {}, "PrivatePromo2": {Inline: true}}
 	cfg.Queue.Workers = 2
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func send(t testing.TB, m *Main, c call) answer {
 	return answer{resp.StatusCode, resp.Header, body}
 }
 
-func requests(t testing.TB, m *Main, f store.RequestFilter) []*hooks.Request {
+func requests(t testing.TB, m *Main, f sqlite.RequestFilter) []*hooks.Request {
 	t.Helper()
 	reqs, err := m.DB.FindRequests(context.Background(), f)
 	if err != nil {
@@ -144,7 +145,7 @@ func requests(t testing.TB, m *Main, f store.RequestFilter) []*hooks.Request {
 	return reqs
 }
 
-func jobs(t testing.TB, m *Main, f store.JobFilter) []*hooks.Job {
+func jobs(t testing.TB, m *Main, f sqlite.JobFilter) []*hooks.Job {
 	t.Helper()
 	js, err := m.DB.FindJobs(context.Background(), f)
 	if err != nil {
@@ -208,7 +209,7 @@ func TestBubblehouse_Hello1(t *testing.T) {
 }
 
 func TestBubblehouse_NotFound(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { delete(c.Bubblehouse.Hooks, "SendEvent1") })
+	m := MustRunMain(t, func(c *config.Config) { delete(c.Bubblehouse.Hooks, "SendEvent1") })
 	for _, hook := range []string{"Hello2", "Hello3", "Hello", "HelloWorld", "hello1", "CreateDiscount3", "creatediscount4", "SendEvent1", "Nope"} {
 		t.Run(hook, func(t *testing.T) {
 			a := send(t, m, call{hook: hook, body: `{"magic":"x"}`, urgency: "real-time"})
@@ -218,7 +219,7 @@ func TestBubblehouse_NotFound(t *testing.T) {
 		})
 	}
 	// Refused requests are recorded too: QA reads what the sender did.
-	if got := requests(t, m, store.RequestFilter{Name: "Hello2"}); len(got) != 1 || got[0].Status != 404 {
+	if got := requests(t, m, sqlite.RequestFilter{Name: "Hello2"}); len(got) != 1 || got[0].Status != 404 {
 		t.Fatalf("Hello2 records=%v, want one 404", got)
 	}
 }
@@ -273,7 +274,7 @@ func TestBubblehouse_Auth(t *testing.T) {
 	}
 	// The secret never reaches the stored request: the header is redacted,
 	// and no byte of the database holds it.
-	recs := requests(t, m, store.RequestFilter{RequestID: "auth-FixedValue"})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: "auth-FixedValue"})
 	if len(recs) != 1 || recs[0].Header.Get("Authorization") != "Bearer [redacted]" {
 		t.Fatalf("stored Authorization=%q, want Bearer [redacted]", recs[0].Header.Get("Authorization"))
 	}
@@ -313,14 +314,14 @@ func TestBubblehouse_Urgency(t *testing.T) {
 			if got := a.json(t)["code"]; got != "C-1" {
 				t.Fatalf("answer %s does not keep the discount code", a.body)
 			}
-			rec := requests(t, m, store.RequestFilter{RequestID: id})
+			rec := requests(t, m, sqlite.RequestFilter{RequestID: id})
 			if len(rec) != 1 {
 				t.Fatalf("records=%d, want 1", len(rec))
 			}
 			if tt.noteWant != "" && !contains(rec[0].Notes, tt.noteWant) {
 				t.Fatalf("notes=%q, want %q", rec[0].Notes, tt.noteWant)
 			}
-			js := jobs(t, m, store.JobFilter{})
+			js := jobs(t, m, sqlite.JobFilter{})
 			found := false
 			for _, j := range js {
 				if j.RequestRef == rec[0].ID {
@@ -350,7 +351,7 @@ func contains(list []string, s string) bool {
 // "the input JSON object for the hook": bad bodies get a JSON 400 that says
 // why; oversized ones 413.
 func TestBubblehouse_BadBodies(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { c.Server.MaxBodyBytes = 2048 })
+	m := MustRunMain(t, func(c *config.Config) { c.Server.MaxBodyBytes = 2048 })
 	big := `{"code":"` + strings.Repeat("x", 3000) + `"}`
 	for _, tt := range []struct {
 		name, body string
@@ -372,7 +373,7 @@ func TestBubblehouse_BadBodies(t *testing.T) {
 			}
 		})
 	}
-	if js := jobs(t, m, store.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want none for refused bodies", len(js))
 	}
 }
@@ -387,7 +388,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if first.status != again.status || !bytes.Equal(first.body, again.body) {
 			t.Fatalf("repeat answered %d %s, first %d %s", again.status, again.body, first.status, first.body)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: "rep-1"})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: "rep-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate", len(recs))
 		}
@@ -418,7 +419,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 					t.Fatalf("answers differ: %d %s vs %d %s", a.status, a.body, answers[0].status, answers[0].body)
 				}
 			}
-			recs := requests(t, m, store.RequestFilter{RequestID: id})
+			recs := requests(t, m, sqlite.RequestFilter{RequestID: id})
 			originals := 0
 			for _, r := range recs {
 				if r.DuplicateOf == 0 {
@@ -439,7 +440,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if a.status != 202 || b.status != 202 {
 			t.Fatalf("status=%d,%d, want 202", a.status, b.status)
 		}
-		recs := requests(t, m, store.RequestFilter{Name: "CreateDiscount4", RequestID: ""})
+		recs := requests(t, m, sqlite.RequestFilter{Name: "CreateDiscount4", RequestID: ""})
 		n := 0
 		for _, r := range recs {
 			if r.RequestID == "" && contains(r.Notes, "no X-Request-ID header: processed without de-duplication on the request ID") {
@@ -458,7 +459,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if a.status != 202 || b.status != 202 {
 			t.Fatalf("status=%d,%d, want 202", a.status, b.status)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: "sha256:" + sha256hex(strings.Repeat("x", 300))})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: "sha256:" + sha256hex(strings.Repeat("x", 300))})
 		if len(recs) != 2 || recs[0].DuplicateOf == 0 {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate under the digest", len(recs))
 		}
@@ -476,7 +477,7 @@ func countJobs(t testing.TB, m *Main, recs []*hooks.Request) int {
 		ids[r.ID] = true
 	}
 	n := 0
-	for _, j := range jobs(t, m, store.JobFilter{Limit: 10000}) {
+	for _, j := range jobs(t, m, sqlite.JobFilter{Limit: 10000}) {
 		if ids[j.RequestRef] {
 			n++
 		}
@@ -488,7 +489,7 @@ func countJobs(t testing.TB, m *Main, recs []*hooks.Request) int {
 // errors (an HTTP error holds Bubblehouse's whole queue), and
 // de-duplication on bhid as well as X-Request-ID.
 func TestBubblehouse_SendEvent1(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { c.Server.MaxBodyBytes = 1024 })
+	m := MustRunMain(t, func(c *config.Config) { c.Server.MaxBodyBytes = 1024 })
 	for _, tt := range []struct{ name, body, says string }{
 		{"Malformed", `{"bhid":`, "not valid JSON"},
 		{"Array", `[]`, "not an array"},
@@ -513,7 +514,7 @@ func TestBubblehouse_SendEvent1(t *testing.T) {
 				t.Fatalf("got %d %s, want 2xx outcome sent", x.status, x.body)
 			}
 		}
-		recs := requests(t, m, store.RequestFilter{Name: "SendEvent1"})
+		recs := requests(t, m, sqlite.RequestFilter{Name: "SendEvent1"})
 		if n := countJobs(t, m, recs); n != 1 {
 			t.Fatalf("jobs=%d, want 1 for one bhid", n)
 		}
@@ -538,7 +539,7 @@ func TestBubblehouse_InlineHooks(t *testing.T) {
 			t.Fatalf("answer %s lacks delivered", a.body)
 		}
 	}
-	if js := jobs(t, m, store.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want none: inline hooks are done when answered", len(js))
 	}
 }
@@ -554,14 +555,14 @@ func TestBubblehouse_DurableThenDelivered(t *testing.T) {
 		if a.status != 202 {
 			t.Fatalf("status=%d", a.status)
 		}
-		if recs := requests(t, m, store.RequestFilter{RequestID: id}); len(recs) != 1 || countJobs(t, m, recs) != 1 {
+		if recs := requests(t, m, sqlite.RequestFilter{RequestID: id}); len(recs) != 1 || countJobs(t, m, recs) != 1 {
 			t.Fatalf("request %s not durable when acknowledged", id)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(jobs(t, m, store.JobFilter{State: hooks.JobDone})) != 20 {
+	for len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) != 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("done jobs=%d, want 20", len(jobs(t, m, store.JobFilter{State: hooks.JobDone})))
+			t.Fatalf("done jobs=%d, want 20", len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -602,7 +603,7 @@ func TestHealth(t *testing.T) {
 // bodies through the whole Echo app: every answer is a JSON object with a
 // status the contract allows, never a 5xx and never a crash.
 func FuzzBubblehouse(f *testing.F) {
-	m := MustRunMain(f, func(c *Config) { c.Server.MaxBodyBytes = 4096 })
+	m := MustRunMain(f, func(c *config.Config) { c.Server.MaxBodyBytes = 4096 })
 	f.Add("CreateDiscount4", "urgent", "id-1", []byte(`{"code":"A","title":"t"}`))
 	f.Add("Hello1", "real-time", "h-1", []byte(`{"magic":"m"}`))
 	f.Add("SendEvent1", "regular", "", []byte(`{"bhid":"e1"}`))
@@ -628,3 +629,4 @@ func FuzzBubblehouse(f *testing.F) {
 		}
 	})
 }
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -21,9 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -39,12 +40,12 @@ func qabrBad() string {
 
 // qabrSMSHooks are the per-customer webhook of the README's example and a
 // batch webhook with the same Basic credentials.
-func qabrSMSHooks() map[string]WebhookConfig {
-	return map[string]WebhookConfig{
-		"sms": {Auth: brBasic(), Schema: SchemaConfig{Item: map[string]any{
+func qabrSMSHooks() map[string]config.WebhookConfig {
+	return map[string]config.WebhookConfig{
+		"sms": {Auth: brBasic(), Schema: config.SchemaConfig{Item: map[string]any{
 			"type": "object", "required": []any{"phone", "text"},
 			"properties": map[string]any{"text": map[string]any{"type": "string", "maxLength": 160}}}}},
-		"sms_batch": {Auth: brBasic(), Batch: &BatchConfig{Items: "/messages"}, RequestID: RequestIDConfig{ItemID: "/id"}},
+		"sms_batch": {Auth: brBasic(), Batch: &config.BatchConfig{Items: "/messages"}, RequestID: config.RequestIDConfig{ItemID: "/id"}},
 	}
 }
 
@@ -92,7 +93,7 @@ func TestQABloomreach_ConformHookbay(t *testing.T) {
 	}
 	// Every probe carried a unique request ID: none was answered as a
 	// duplicate.
-	for _, r := range requests(t, m, store.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 5000}) {
+	for _, r := range requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 5000}) {
 		if r.DuplicateOf != 0 {
 			t.Fatalf("request %q was a duplicate: request IDs are not unique", r.RequestID)
 		}
@@ -199,7 +200,7 @@ func qabrSend(t *testing.T, args ...string) (string, string, error) {
 
 func TestQABloomreach_Send(t *testing.T) {
 	hooksCfg := qabrSMSHooks()
-	hooksCfg["crm"] = WebhookConfig{Auth: WebhookAuth{OAuth2: &OAuth2Auth{}}}
+	hooksCfg["crm"] = config.WebhookConfig{Auth: config.WebhookAuth{OAuth2: &config.OAuth2Auth{}}}
 	m := brMain(t, hooksCfg, brOAuth)
 	base := "http://" + m.Addr()
 

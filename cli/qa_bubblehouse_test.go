@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // bubblehouseConform runs "hookbay conform --sender bubblehouse" with
@@ -205,7 +206,7 @@ func TestSendBubblehouse(t *testing.T) {
 				t.Fatalf("err=%v\n%s", err, out)
 			}
 		}
-		if recs := requests(t, m, store.RequestFilter{RequestID: "send-rep"}); len(recs) != 2 || recs[0].DuplicateOf == 0 && recs[1].DuplicateOf == 0 {
+		if recs := requests(t, m, sqlite.RequestFilter{RequestID: "send-rep"}); len(recs) != 2 || recs[0].DuplicateOf == 0 && recs[1].DuplicateOf == 0 {
 			t.Fatalf("records=%d, want the second recorded as a duplicate", len(recs))
 		}
 	})
@@ -238,7 +239,7 @@ func TestSendBubblehouse(t *testing.T) {
 // --jwt-secret signs an HS256 bearer token that a hookbay configured with
 // only the JWT secret accepts.
 func TestSendBubblehouse_JWT(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { c.Bubblehouse.Authorization = "" })
+	m := MustRunMain(t, func(c *config.Config) { c.Bubblehouse.Authorization = "" })
 	url := "http://" + m.Addr() + "/bubblehouse/:name"
 	out, err := bubblehouseSend(t, "--url", url, "--hook", "CreateDiscount4", "--jwt-secret", testJWTSecret)
 	if err != nil || !strings.Contains(out, "Authorization: Bearer [redacted]") || !strings.Contains(out, "< HTTP/1.1 202") || !strings.Contains(out, "meaning: accepted") {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // runSendSvix is "hookbay send svix": one delivery built exactly as the
@@ -153,17 +153,17 @@ func runConformSvix(ctx context.Context, args []string, stdout, stderr io.Writer
 // how many times hookbay processed that message.
 func svixHookbayCount(dir string) (func(context.Context, string) (int, error), error) {
 	path := filepath.Join(dir, "hookbay.db")
-	// store.Open would create a missing database: refuse a wrong directory.
+	// sqlite.Open would create a missing database: refuse a wrong directory.
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("--hookbay-data: %w", err)
 	}
 	return func(ctx context.Context, id string) (int, error) {
-		db, err := store.Open(path)
+		db, err := sqlite.Open(path)
 		if err != nil {
 			return 0, err
 		}
 		defer db.Close()
-		reqs, err := db.FindRequests(ctx, store.RequestFilter{Sender: hooks.SenderSvix, RequestID: id, Limit: 1000})
+		reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.SenderSvix, RequestID: id, Limit: 1000})
 		if err != nil {
 			return 0, err
 		}

@@ -7,16 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // An injected answer's record redacts the webhook's secret headers and
 // keeps the request ID from the webhook's own header, like an accepted one.
 func TestFaults_BloomreachRecordRedacted(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) {
-		c.Bloomreach.Webhooks = map[string]WebhookConfig{"w": {
-			Auth:      WebhookAuth{Headers: map[string]string{"X-Br-Token": "supersecret"}},
-			RequestID: RequestIDConfig{Header: "X-Campaign-Req"},
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"w": {
+			Auth:      config.WebhookAuth{Headers: map[string]string{"X-Br-Token": "supersecret"}},
+			RequestID: config.RequestIDConfig{Header: "X-Campaign-Req"},
 		}}
 	})
 	runCmd(t, "faults", "add", "--data", m.Config.Server.DataDir, "--sender", "bloomreach", "--status", "503")
@@ -29,7 +30,7 @@ func TestFaults_BloomreachRecordRedacted(t *testing.T) {
 		t.Fatalf("injected: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	recs := requests(t, m, store.RequestFilter{RequestID: "camp-1"})
+	recs := requests(t, m, sqlite.RequestFilter{RequestID: "camp-1"})
 	if len(recs) != 1 || recs[0].Header.Get("X-Br-Token") != "[redacted]" {
 		t.Fatalf("injected record: %+v", recs)
 	}
@@ -38,8 +39,8 @@ func TestFaults_BloomreachRecordRedacted(t *testing.T) {
 // The token endpoint takes client credentials from the body or a Basic
 // header, never from the URL (RFC 6749 section 2.3.1).
 func TestOAuth2_NoCredentialsInURL(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) {
-		c.Bloomreach.OAuth2.Clients = []OAuth2Client{{ID: "bloomreach", Secret: "s3cret"}}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bloomreach.OAuth2.Clients = []config.OAuth2Client{{ID: "bloomreach", Secret: "s3cret"}}
 	})
 	resp, err := http.Post("http://"+m.Addr()+"/oauth/token?client_id=bloomreach&client_secret=s3cret&grant_type=client_credentials",
 		"application/x-www-form-urlencoded", strings.NewReader(""))
@@ -54,9 +55,9 @@ func TestOAuth2_NoCredentialsInURL(t *testing.T) {
 
 // A webhook may require scopes: a token granted only others is refused.
 func TestOAuth2_WebhookScopes(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) {
-		c.Bloomreach.OAuth2.Clients = []OAuth2Client{{ID: "a", Secret: "s", Scopes: []string{"webhooks", "crm"}}}
-		c.Bloomreach.Webhooks = map[string]WebhookConfig{"crm": {Auth: WebhookAuth{OAuth2: &OAuth2Auth{Scopes: []string{"crm"}}}}}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bloomreach.OAuth2.Clients = []config.OAuth2Client{{ID: "a", Secret: "s", Scopes: []string{"webhooks", "crm"}}}
+		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"crm": {Auth: config.WebhookAuth{OAuth2: &config.OAuth2Auth{Scopes: []string{"crm"}}}}}
 	})
 	token := func(scope string) string {
 		resp, err := http.Post("http://"+m.Addr()+"/oauth/token", "application/x-www-form-urlencoded",

@@ -9,19 +9,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // Replaying a batch re-delivers each customer's own bytes, not the whole
 // batch; a request that was refused is replayed only with --force.
 func TestEventsReplay_BatchAndRefused(t *testing.T) {
 	d := newDownstream(t)
-	m := MustRunMain(t, func(c *Config) {
-		c.Bloomreach.Webhooks = map[string]WebhookConfig{"b": {
-			Auth:      WebhookAuth{Headers: map[string]string{"X-Api-Key": "k"}},
-			Batch:     &BatchConfig{Items: "/messages"},
-			RequestID: RequestIDConfig{Header: "X-Request-ID", ItemID: "/id"},
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"b": {
+			Auth:      config.WebhookAuth{Headers: map[string]string{"X-Api-Key": "k"}},
+			Batch:     &config.BatchConfig{Items: "/messages"},
+			RequestID: config.RequestIDConfig{Header: "X-Request-ID", ItemID: "/id"},
 			Action:    forwardTo(d.URL),
 		}}
 	})
@@ -42,7 +43,7 @@ func TestEventsReplay_BatchAndRefused(t *testing.T) {
 		t.Fatalf("batch: %d", s)
 	}
 	waitUntil(t, 5*time.Second, "3 deliveries", func() bool { return len(d.deliveries()) == 3 })
-	ev := requests(t, m, store.RequestFilter{RequestID: "batch-1"})[0].ID
+	ev := requests(t, m, sqlite.RequestFilter{RequestID: "batch-1"})[0].ID
 	cfg := writeConfigFor(t, m, d.URL)
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(ev)}, &out, &out); err != nil {
@@ -59,7 +60,7 @@ func TestEventsReplay_BatchAndRefused(t *testing.T) {
 	}
 	// A refused request is not replayed without --force.
 	post("refused", "wrong", `{"messages":[{"id":"9","phone":"z"}]}`)
-	refused := requests(t, m, store.RequestFilter{RequestID: "refused"})[0].ID
+	refused := requests(t, m, sqlite.RequestFilter{RequestID: "refused"})[0].ID
 	out.Reset()
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(refused)}, &out, &out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("replay of a 401: err=%v, want a refusal naming --force", err)
@@ -109,8 +110,8 @@ func replay(t *testing.T, id int64, args ...string) string {
 func TestEventsReplay_SendEventFailure(t *testing.T) {
 	d := newDownstream(t)
 	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["SendEvent1"] = HookConfig{Action: forwardTo(d.URL)}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["SendEvent1"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	if a := send(t, m, call{hook: "SendEvent1", body: `{"bhid":"evt-r1"}`, urgency: "regular", id: "replay-ev"}); a.status != 202 {
 		t.Fatalf("queued: %d %s", a.status, a.body)
@@ -121,7 +122,7 @@ func TestEventsReplay_SendEventFailure(t *testing.T) {
   authorization: "x"
   hooks: {SendEvent1: {action: {forward: {url: %q}}}}
 `, d.URL))
-	ev := requests(t, m, store.RequestFilter{RequestID: "replay-ev"})[0].ID
+	ev := requests(t, m, sqlite.RequestFilter{RequestID: "replay-ev"})[0].ID
 	if out := replay(t, ev, "--config", path); !strings.Contains(out, "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
 		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out, len(d.deliveries()))
 	}
@@ -131,8 +132,8 @@ func TestEventsReplay_SendEventFailure(t *testing.T) {
 // cap after the work was done is a delivery, not a failure to retry.
 func TestEventsReplay_OversizedAnswer(t *testing.T) {
 	chatty := []string{"/bin/sh", "-c", "head -c 3000 /dev/zero | tr '\\0' x"}
-	m := MustRunMain(t, func(c *Config) {
-		c.Bubblehouse.Hooks["CreateDiscount4"] = HookConfig{Action: &ActionConfig{Exec: &ExecConfig{Command: chatty, MaxOutputBytes: 1024}}}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: &config.ActionConfig{Exec: &config.ExecConfig{Command: chatty, MaxOutputBytes: 1024}}}
 	})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "chatty-1"})
 	id := eventOf(t, m, "chatty-1")

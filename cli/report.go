@@ -10,7 +10,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // ReportCommand is "hookbay report": how each sender behaved, from the
@@ -38,7 +38,7 @@ func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reqs, err := db.FindRequests(ctx, store.RequestFilter{Sender: hooks.Sender(*sender), Since: t, Limit: *limit})
+	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.Sender(*sender), Since: t, Limit: *limit})
 	if err != nil {
 		return err
 	}

@@ -2,16 +2,10 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,20 +21,21 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // Interface guards: the store fits what each consumer declares.
 var (
-	_ handlers.Pinger     = (*store.DB)(nil)
-	_ idempotency.Store   = (*store.DB)(nil)
-	_ hooks.JobStore      = (*store.DB)(nil)
+	_ handlers.Pinger     = (*sqlite.DB)(nil)
+	_ idempotency.Store   = (*sqlite.DB)(nil)
+	_ hooks.JobStore      = (*sqlite.DB)(nil)
 	_ handlers.Guard      = (*idempotency.Guard)(nil)
-	_ handlers.TokenStore = (*store.DB)(nil)
-	_ handlers.FaultStore = (*store.DB)(nil)
+	_ handlers.TokenStore = (*sqlite.DB)(nil)
+	_ handlers.FaultStore = (*sqlite.DB)(nil)
 )
 
 // ServeCommand is "hookbay serve".
@@ -62,11 +57,11 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var cfg Config
+	var cfg config.Config
 	var err error
 	if *configPath == "" {
-		cfg = DefaultConfig()
-	} else if cfg, err = LoadConfig(*configPath); err != nil {
+		cfg = config.Default()
+	} else if cfg, err = config.Load(*configPath); err != nil {
 		return err
 	}
 	if *plain {
@@ -114,7 +109,7 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 
 // Main is a running hookbay: the store, the queue and the HTTP server.
 type Main struct {
-	Config Config
+	Config config.Config
 	// Actions are actions written in Go, by sender and name. They take
 	// precedence over the config file's action for the same name (README,
 	// "Your own action").
@@ -133,8 +128,8 @@ type Main struct {
 	// FaultPollInterval is how often injected faults are reloaded.
 	FaultPollInterval time.Duration
 
-	DB       *store.DB
-	Dispatch *Dispatch
+	DB       *sqlite.DB
+	Dispatch *hooks.Dispatch
 	Echo     *echo.Echo
 	Queue    *hooks.Queue
 	Guard    *idempotency.Guard
@@ -152,17 +147,9 @@ type Main struct {
 }
 
 // NewMain returns a Main for cfg.
-func NewMain(cfg Config) *Main {
+func NewMain(cfg config.Config) *Main {
 	return &Main{Config: cfg, Stdout: io.Discard, Logger: slog.Default(), PurgeInterval: 10 * time.Minute,
 		CertPollInterval: 2 * time.Second, FaultPollInterval: 500 * time.Millisecond}
-}
-
-// Credentials are the Bubblehouse secrets generated in dev mode.
-type Credentials struct {
-	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
-	SvixSecret               string `json:"svix_secret"`
-	BloomreachUser           string `json:"bloomreach_user"`
-	BloomreachPassword       string `json:"bloomreach_password"`
 }
 
 // Run opens the store, starts the workers and starts serving. It returns
@@ -179,15 +166,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hookSet, err := cfg.Bubblehouse.settings()
+	hookSet, err := cfg.Bubblehouse.HookSet()
 	if err != nil {
 		return fmt.Errorf("bubblehouse.hooks: %w", err)
 	}
 
-	if m.DB, err = store.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
+	if m.DB, err = sqlite.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
 		return err
 	}
-	if m.Dispatch, err = cfg.dispatch(m.Actions); err != nil {
+	if m.Dispatch, err = cfg.Dispatch(m.Actions); err != nil {
 		return err
 	}
 	m.Queue = &hooks.Queue{
@@ -195,7 +182,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ActionFor: m.Dispatch.Queued,
 		Workers:   cfg.Queue.Workers,
 		Lease:     time.Duration(cfg.Queue.Lease),
-		Policy:    cfg.Queue.policy(),
+		Policy:    cfg.Queue.Policy(),
 		Logger:    m.Logger,
 	}
 	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
@@ -264,10 +251,10 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("svix.endpoints.%s.secrets: %w", name, err)
 		}
-		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.svix[name]}
+		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.Svix[name]}
 	}
 	sv.Register(e, cfg.Svix.Path)
-	webhooks, clients, err := cfg.bloomreach(m.Dispatch)
+	webhooks, clients, err := bloomreachWebhooks(cfg, m.Dispatch)
 	if err != nil {
 		return err
 	}
@@ -396,205 +383,4 @@ func (m *Main) close(ctx context.Context) error {
 		errs = append(errs, m.DB.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// loadSecrets checks that every sender can authenticate. In dev mode,
-// missing credentials are generated once and kept in the data directory;
-// otherwise a missing one stops start-up, naming the key.
-func (m *Main) loadSecrets() error {
-	b := &m.Config.Bubblehouse
-	needBH := b.Authorization == "" && b.JWTSecret == ""
-	var needSvix []string
-	for name, ep := range m.Config.Svix.Endpoints {
-		if len(ep.Secrets) == 0 {
-			needSvix = append(needSvix, name)
-		}
-	}
-	if !m.Dev {
-		if needBH {
-			return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
-		}
-		if len(needSvix) > 0 {
-			return fmt.Errorf("svix.endpoints.%s.secrets: at least one whsec_ signing secret is required", needSvix[0])
-		}
-		return nil
-	}
-	if err := m.devCredentials(); err != nil {
-		return err
-	}
-	if needBH {
-		b.Authorization = m.credentials.BubblehouseAuthorization
-	}
-	for _, name := range needSvix {
-		ep := m.Config.Svix.Endpoints[name]
-		ep.Secrets = []string{m.credentials.SvixSecret}
-		m.Config.Svix.Endpoints[name] = ep
-	}
-	if len(m.Config.Bloomreach.Webhooks) == 0 {
-		// A per-customer webhook that stores what it gets, for a first try.
-		m.Config.Bloomreach.Webhooks = map[string]WebhookConfig{"sample": {
-			Methods:   []string{http.MethodPost},
-			Auth:      WebhookAuth{Basic: &BasicAuth{Username: m.credentials.BloomreachUser, Password: m.credentials.BloomreachPassword}},
-			RequestID: RequestIDConfig{Header: "X-Request-ID"},
-		}}
-	}
-	return nil
-}
-
-// devCredentials reads credentials.json, generating what it lacks.
-func (m *Main) devCredentials() error {
-	path := filepath.Join(m.Config.Server.DataDir, "credentials.json")
-	buf, err := os.ReadFile(path)
-	if err == nil {
-		if err := json.Unmarshal(buf, &m.credentials); err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	c := &m.credentials
-	changed := false
-	if c.BubblehouseAuthorization == "" {
-		c.BubblehouseAuthorization = "Bearer hb_" + base64.RawURLEncoding.EncodeToString(randomBytes(32))
-		changed = true
-	}
-	if c.SvixSecret == "" {
-		c.SvixSecret = "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(24))
-		changed = true
-	}
-	if c.BloomreachPassword == "" {
-		c.BloomreachUser, c.BloomreachPassword = "bloomreach", base64.RawURLEncoding.EncodeToString(randomBytes(18))
-		changed = true
-	}
-	if !changed {
-		return nil
-	}
-	out, _ := json.MarshalIndent(c, "", "  ")
-	if err := os.WriteFile(path, append(out, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand)
-	return b
-}
-
-// tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
-func (m *Main) tlsConfig() (*tls.Config, error) {
-	t := m.Config.Server.TLS
-	certFile, keyFile := t.CertFile, t.KeyFile
-	switch t.Mode {
-	case "off":
-		return nil, nil
-	case "dev":
-		var hosts []string // localhost, 127.0.0.1 and ::1
-		if h := m.Config.Server.PublicHost; h != "" {
-			hosts = []string{h} // also issued for the defaults when it is reissued
-		}
-		files, generated, err := certs.EnsureDev(filepath.Join(m.Config.Server.DataDir, "certs"), hosts, time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("dev certificate: %w", err)
-		}
-		if generated {
-			m.Logger.Info("generated dev certificate", "ca", files.CA)
-		}
-		m.devCerts = files
-		certFile, keyFile = files.Cert, files.Key
-	}
-	cfg, err := certs.Load(certs.Options{CertFile: certFile, KeyFile: keyFile, ClientCAFile: t.ClientCAFile})
-	if err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
-	}
-	// New handshakes take the pair the reloader holds: replacing the
-	// files, or SIGHUP, switches certificates without a restart.
-	if m.reloader, err = certs.NewReloader(certFile, keyFile); err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
-	}
-	cfg.Certificates, cfg.GetCertificate = nil, m.reloader.GetCertificate
-	leaf := m.reloader.Leaf()
-	// The same checks vet a reloaded pair, which is refused as start-up
-	// refuses the first.
-	check := func(leaf *x509.Certificate) error {
-		return certs.CheckServing(leaf, m.Config.Server.PublicHost, time.Now())
-	}
-	if err := check(leaf); err != nil {
-		return nil, fmt.Errorf("server.tls: %s: %w", certFile, err)
-	}
-	m.reloader.Check = check
-	if left := time.Until(leaf.NotAfter); left < 30*24*time.Hour {
-		m.Logger.Warn("the server certificate expires soon", "file", certFile, "not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
-	}
-	return cfg, nil
-}
-
-// ReloadTLS reads the certificate files again (SIGHUP); a broken pair is
-// refused and the old one stays.
-func (m *Main) ReloadTLS() error {
-	if m.reloader == nil {
-		return nil
-	}
-	if err := m.reloader.Reload(); err != nil {
-		return err
-	}
-	m.Logger.Info("certificate reloaded", "subject", m.reloader.Leaf().Subject.String())
-	return nil
-}
-
-// printBanner tells a developer everything needed for a first hook.
-func (m *Main) printBanner() {
-	cfg := m.Config
-	scheme, curlTLS := "https", ""
-	if cfg.Server.TLS.Mode == "off" {
-		scheme = "http"
-	}
-	_, port, _ := net.SplitHostPort(m.Addr())
-	host := "localhost"
-	if h := cfg.Server.PublicHost; h != "" {
-		host = h // what the certificate covers for sure
-	}
-	base := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(strings.Trim(host, "[]"), port))
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n\n", Version(), cfg.Server.DataDir)
-	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)
-	if a := m.credentials.BubblehouseAuthorization; a != "" {
-		fmt.Fprintf(&b, "  Authorization value:   %s\n", a)
-		fmt.Fprintf(&b, "                         (paste it into Bubblehouse's API settings page)\n")
-	}
-	if m.devCerts.CA != "" {
-		ca, _ := filepath.Abs(m.devCerts.CA)
-		fmt.Fprintf(&b, "  CA certificate:        %s (trust it to call hookbay over HTTPS)\n", ca)
-		curlTLS = fmt.Sprintf("--cacert '%s' ", ca)
-	}
-	if cfg.Server.TLS.Mode == "off" {
-		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
-	}
-	fmt.Fprintf(&b, "  Subscribed hooks:      %s\n", strings.Join(mustHooks(cfg).Names(), ", "))
-	for name, w := range cfg.Bloomreach.Webhooks {
-		fmt.Fprintf(&b, "  Bloomreach webhook:    %s%s/%s", base, cfg.Bloomreach.Path, name)
-		if w.Auth.Basic != nil && m.credentials.BloomreachPassword == w.Auth.Basic.Password {
-			fmt.Fprintf(&b, " (Basic auth %s / %s)", w.Auth.Basic.Username, w.Auth.Basic.Password)
-		}
-		b.WriteString("\n")
-	}
-	for name := range cfg.Svix.Endpoints {
-		fmt.Fprintf(&b, "  Svix endpoint URL:     %s%s/%s\n", base, cfg.Svix.Path, name)
-		if m.credentials.SvixSecret != "" {
-			fmt.Fprintf(&b, "  Svix signing secret:   %s\n", m.credentials.SvixSecret)
-		}
-	}
-	b.WriteString("\n")
-	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",
-		curlTLS, cfg.Bubblehouse.Authorization, base, cfg.Bubblehouse.Path)
-	fmt.Fprint(m.Stdout, b.String())
-}
-
-func mustHooks(cfg Config) *hooks.BubblehouseHooks {
-	h, err := cfg.Bubblehouse.settings()
-	if err != nil {
-		panic(err) // validated before Run
-	}
-	return h
 }

@@ -25,7 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's and the test's
@@ -218,7 +219,7 @@ func TestServe_ConfigErrors(t *testing.T) {
 // Slow clients cannot hold a connection: one that never finishes its
 // headers is cut off by server.timeouts.read_header.
 func TestServe_SlowClient(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { c.Server.Timeouts.ReadHeader = Duration(200 * time.Millisecond) })
+	m := MustRunMain(t, func(c *config.Config) { c.Server.Timeouts.ReadHeader = config.Duration(200 * time.Millisecond) })
 	conn, err := net.Dial("tcp", m.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -249,10 +250,10 @@ func TestServe_SlowClient(t *testing.T) {
 // the error too, not 200 invalid_data, which would settle its request ID
 // with the event undelivered. Nothing is queued.
 func TestServe_SlowBody(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) {
-		c.Server.Timeouts.Read = Duration(300 * time.Millisecond)
-		c.Bloomreach.Webhooks = map[string]WebhookConfig{"sms": {Auth: brBasic()}}
-		c.Svix.Endpoints = map[string]SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Server.Timeouts.Read = config.Duration(300 * time.Millisecond)
+		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"sms": {Auth: brBasic()}}
+		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
 	})
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(brUser+":"+brPass))
 	for _, tt := range []struct {
@@ -298,7 +299,7 @@ func TestServe_SlowBody(t *testing.T) {
 			}
 		})
 	}
-	jobs, err := m.DB.FindJobs(context.Background(), store.JobFilter{Limit: 100})
+	jobs, err := m.DB.FindJobs(context.Background(), sqlite.JobFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,10 +369,10 @@ func TestServe_MalformedChunked(t *testing.T) {
 // timeouts alike, as in the defaults): hookbay extends it for the answer.
 func TestServe_SlowBodyWriteDeadline(t *testing.T) {
 	cfg := smallConfig(t)
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	// Below what Validate allows, to keep the test short: the deadlines
 	// relate as with the defaults.
-	cfg.Server.Timeouts.Read, cfg.Server.Timeouts.Write = Duration(300*time.Millisecond), Duration(300*time.Millisecond)
+	cfg.Server.Timeouts.Read, cfg.Server.Timeouts.Write = config.Duration(300*time.Millisecond), config.Duration(300*time.Millisecond)
 	m := NewMain(cfg)
 	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := m.Run(context.Background()); err != nil {
@@ -480,12 +481,12 @@ func TestServe_SIGTERM(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
 	}
-	db, err := store.Open(filepath.Join(dir, "data", "hookbay.db"))
+	db, err := sqlite.Open(filepath.Join(dir, "data", "hookbay.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	recs, err := db.FindRequests(context.Background(), store.RequestFilter{RequestID: "before-sigterm"})
+	recs, err := db.FindRequests(context.Background(), sqlite.RequestFilter{RequestID: "before-sigterm"})
 	if err != nil || len(recs) != 1 || recs[0].Status != 202 {
 		t.Fatalf("acknowledged request after restart: %v %v", recs, err)
 	}
@@ -548,13 +549,13 @@ func TestServe_SIGKILL(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("no request was acknowledged before the kill")
 	}
-	db, err := store.Open(filepath.Join(dir, "data", "hookbay.db"))
+	db, err := sqlite.Open(filepath.Join(dir, "data", "hookbay.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	for _, id := range acked {
-		recs, err := db.FindRequests(context.Background(), store.RequestFilter{RequestID: id})
+		recs, err := db.FindRequests(context.Background(), sqlite.RequestFilter{RequestID: id})
 		if err != nil || len(recs) != 1 {
 			t.Fatalf("request %s was acknowledged but is not in the store after SIGKILL (%v)", id, err)
 		}

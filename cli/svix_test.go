@@ -17,8 +17,9 @@ import (
 
 	svix "github.com/svix/svix-webhooks/go"
 
+	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -76,10 +77,10 @@ func sendSvix(t *testing.T, m *Main, endpoint string, s signed) answer {
 }
 
 func svixMain(t *testing.T, d *downstream) *Main {
-	return MustRunMain(t, func(c *Config) {
+	return MustRunMain(t, func(c *config.Config) {
 		c.Server.MaxBodyBytes = 4096
-		c.Svix.Endpoints = map[string]SvixEndpointConfig{
-			"bloom": {Secrets: []string{svixOldSecret, svixSecret}, Events: map[string]*EventRouteConfig{
+		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{
+			"bloom": {Secrets: []string{svixOldSecret, svixSecret}, Events: map[string]*config.EventRouteConfig{
 				"tradeline.*": {Action: forwardTo(d.URL + "/tradelines")},
 				"*":           nil,
 			}},
@@ -131,7 +132,7 @@ func TestSvix_Verify(t *testing.T) {
 				t.Fatalf("status=%d, want %d: %s", a.status, tt.status, a.body)
 			}
 			if tt.reason != "" {
-				recs := requests(t, m, store.RequestFilter{Sender: hooks.SenderSvix, Name: tt.endpoint, Limit: 1})
+				recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderSvix, Name: tt.endpoint, Limit: 1})
 				if len(recs) != 1 || !contains(recs[0].Notes, "refused: "+tt.reason) {
 					t.Fatalf("record notes=%v, want refused: %s", recs[0].Notes, tt.reason)
 				}
@@ -190,7 +191,7 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 	if a := sendSvix(t, m, "other", signed{id: "msg_1", body: body, secret: svixOldSecret}); a.status != 200 {
 		t.Fatalf("same id, other endpoint: %d %s", a.status, a.body)
 	}
-	if recs := requests(t, m, store.RequestFilter{Name: "other", RequestID: "msg_1"}); len(recs) != 1 || recs[0].DuplicateOf != 0 {
+	if recs := requests(t, m, sqlite.RequestFilter{Name: "other", RequestID: "msg_1"}); len(recs) != 1 || recs[0].DuplicateOf != 0 {
 		t.Fatalf("same id on another endpoint recorded as %+v, want an original", recs)
 	}
 	// A type the route sends to store, and an unknown type: accepted, stored, noted.
@@ -203,11 +204,11 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 		if a.status != 200 {
 			t.Fatalf("%s: %d %s", tt.id, a.status, a.body)
 		}
-		recs := requests(t, m, store.RequestFilter{RequestID: tt.id})
+		recs := requests(t, m, sqlite.RequestFilter{RequestID: tt.id})
 		if len(recs) != 1 || (tt.note != "" && !contains(recs[0].Notes, tt.note)) {
 			t.Fatalf("%s notes=%v, want %q", tt.id, recs[0].Notes, tt.note)
 		}
-		js := jobs(t, m, store.JobFilter{RequestRef: recs[0].ID})
+		js := jobs(t, m, sqlite.JobFilter{RequestRef: recs[0].ID})
 		if len(js) != 1 || js[0].State != hooks.JobDone {
 			t.Fatalf("%s: jobs=%+v, want one done (store)", tt.id, js)
 		}
@@ -217,7 +218,7 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 	}
 	// Replaying a stored event does not re-check its old timestamp.
 	var out bytes.Buffer
-	id := requests(t, m, store.RequestFilter{RequestID: "msg_1", Limit: 10})
+	id := requests(t, m, sqlite.RequestFilter{RequestID: "msg_1", Limit: 10})
 	orig := id[len(id)-1].ID
 	cfgFile := writeSvixConfig(t, m, d.URL)
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfgFile, fmt.Sprint(orig)}, &out, &out); err != nil {
@@ -251,9 +252,9 @@ svix:
 // accepted only when its body is a JSON object within the size limit, and
 // refused 400 or 413 otherwise, never with a 5xx.
 func FuzzSvix(f *testing.F) {
-	m := MustRunMain(f, func(c *Config) {
+	m := MustRunMain(f, func(c *config.Config) {
 		c.Server.MaxBodyBytes = 4096
-		c.Svix.Endpoints = map[string]SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
+		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
 	})
 	f.Add("msg_1", []byte(`{"type":"user.created","data":{"id":"u1"}}`))
 	f.Add("msg_2", []byte(`not json {`))

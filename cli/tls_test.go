@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/certs"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // twoPairs makes two certificate pairs for localhost from two CAs, and a
@@ -78,8 +79,8 @@ func TestTLS_FilesReload(t *testing.T) {
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	copyFile(t, a.Cert, cert)
 	copyFile(t, a.Key, key)
-	m := mustRunMainWith(t, func(c *Config) {
-		c.Server.TLS = TLSConfig{Mode: "files", CertFile: cert, KeyFile: key}
+	m := mustRunMainWith(t, func(c *config.Config) {
+		c.Server.TLS = config.TLSConfig{Mode: "files", CertFile: cert, KeyFile: key}
 	}, func(m *Main) { m.CertPollInterval = 20 * time.Millisecond })
 	url := "https://" + strings.Replace(m.Addr(), "127.0.0.1", "localhost", 1) + "/healthz"
 	client := func() *http.Client {
@@ -130,22 +131,22 @@ func TestTLS_FilesReload(t *testing.T) {
 }
 
 // smallConfig is a plain-HTTP config on a loopback port with one hook.
-func smallConfig(t *testing.T) Config {
-	cfg := Config{}
+func smallConfig(t *testing.T) config.Config {
+	cfg := config.Config{}
 	cfg.Server.Listen = "127.0.0.1:0"
 	cfg.Server.DataDir = t.TempDir()
 	cfg.Server.TLS.Mode = "off"
 	cfg.Bubblehouse.Authorization = testAuth
-	cfg.Bubblehouse.Hooks = map[string]HookConfig{"CreateDiscount4": {}}
+	cfg.Bubblehouse.Hooks = map[string]config.HookConfig{"CreateDiscount4": {}}
 	return cfg
 }
 
 // mustRunMainWith is MustRunMain with a hook on Main before Run.
-func mustRunMainWith(t *testing.T, mutate func(*Config), before func(*Main)) *Main {
+func mustRunMainWith(t *testing.T, mutate func(*config.Config), before func(*Main)) *Main {
 	t.Helper()
 	cfg := smallConfig(t)
 	mutate(&cfg)
-	cfg.applyDefaults()
+	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestTLS_H2C(t *testing.T) {
 
 // TLS below 1.2 is refused.
 func TestTLS_MinVersion(t *testing.T) {
-	m := MustRunMain(t, func(c *Config) { c.Server.TLS.Mode = "dev" })
+	m := MustRunMain(t, func(c *config.Config) { c.Server.TLS.Mode = "dev" })
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}}}
 	if _, err := c.Get("https://" + m.Addr() + "/healthz"); err == nil {
 		t.Fatal("a TLS 1.1 client connected")
@@ -209,11 +210,11 @@ func TestTLS_StartupChecks(t *testing.T) {
 		{"DevIssuesForPublicHost", "dev", "hooks.example.com", certs.Files{}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config{}
+			cfg := config.Config{}
 			cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.PublicHost = "127.0.0.1:0", t.TempDir(), tt.publicHost
 			cfg.Server.TLS.Mode, cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile = tt.mode, tt.files.Cert, tt.files.Key
 			cfg.Bubblehouse.Authorization = testAuth
-			cfg.applyDefaults()
+			cfg.ApplyDefaults()
 			m := NewMain(cfg)
 			m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			err := m.Run(context.Background())
@@ -241,9 +242,9 @@ func TestTLS_TrustedProxies(t *testing.T) {
 		{"OtherProxy", []string{"10.0.0.0/8"}, "127.0.0.1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m := MustRunMain(t, func(c *Config) { c.Server.TrustedProxies = tt.proxies })
+			m := MustRunMain(t, func(c *config.Config) { c.Server.TrustedProxies = tt.proxies })
 			send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "xff", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}})
-			recs := requests(t, m, store.RequestFilter{RequestID: "xff"})
+			recs := requests(t, m, sqlite.RequestFilter{RequestID: "xff"})
 			if len(recs) != 1 || recs[0].RemoteAddr != tt.want {
 				t.Fatalf("recorded address %q, want %q", recs[0].RemoteAddr, tt.want)
 			}
@@ -258,15 +259,15 @@ func TestTLS_SIGHUP(t *testing.T) {
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	copyFile(t, a.Cert, cert)
 	copyFile(t, a.Key, key)
-	config := filepath.Join(dir, "hookbay.yaml")
-	os.WriteFile(config, []byte(`
+	cfgPath := filepath.Join(dir, "hookbay.yaml")
+	os.WriteFile(cfgPath, []byte(`
 server: {listen: "127.0.0.1:0", data_dir: "`+filepath.Join(dir, "data")+`", tls: {mode: files, cert_file: "`+cert+`", key_file: "`+key+`"}}
 bubblehouse: {authorization: "x"}
 `), 0o600)
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, []string{"serve", "--config", config}, out, out) }()
+	go func() { done <- Run(ctx, []string{"serve", "--config", cfgPath}, out, out) }()
 	defer func() { cancel(); <-done }()
 	waitUntil(t, 10*time.Second, "the server to listen", func() bool { return listeningRE.MatchString(out.String()) })
 	addr := strings.Replace(listeningRE.FindStringSubmatch(out.String())[1], "127.0.0.1", "localhost", 1)

@@ -13,16 +13,16 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // The store is the pool's JobStore.
-var _ hooks.JobStore = (*store.DB)(nil)
+var _ hooks.JobStore = (*sqlite.DB)(nil)
 
 // mustOpenStore opens a real SQLite store under tb.TempDir(), quiet,
 // closed when the test ends.
-func mustOpenStore(tb testing.TB) *store.DB {
+func mustOpenStore(tb testing.TB) *sqlite.DB {
 	tb.Helper()
 	db := storetest.Open(tb)
 	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -30,8 +30,8 @@ func mustOpenStore(tb testing.TB) *store.DB {
 }
 
 // mustEnqueue accepts a request the way a handler does, through
-// store.Commit with a receipt, and returns its job, available at now.
-func mustEnqueue(tb testing.TB, db *store.DB, name string, u hooks.Urgency, now time.Time) *hooks.Job {
+// sqlite.Commit with a receipt, and returns its job, available at now.
+func mustEnqueue(tb testing.TB, db *sqlite.DB, name string, u hooks.Urgency, now time.Time) *hooks.Job {
 	tb.Helper()
 	req := &hooks.Request{
 		Sender:     hooks.SenderBubblehouse,
@@ -59,9 +59,9 @@ func mustEnqueue(tb testing.TB, db *store.DB, name string, u hooks.Urgency, now 
 }
 
 // mustFindJob returns the stored state of job id.
-func mustFindJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
+func mustFindJob(tb testing.TB, db *sqlite.DB, id int64) *hooks.Job {
 	tb.Helper()
-	jobs, err := db.FindJobs(context.Background(), store.JobFilter{Limit: 10000})
+	jobs, err := db.FindJobs(context.Background(), sqlite.JobFilter{Limit: 10000})
 	if err != nil {
 		tb.Fatalf("find jobs: %v", err)
 	}
@@ -75,9 +75,9 @@ func mustFindJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
 }
 
 // mustFindJobsIn returns the jobs in state s.
-func mustFindJobsIn(tb testing.TB, db *store.DB, s hooks.JobState) []*hooks.Job {
+func mustFindJobsIn(tb testing.TB, db *sqlite.DB, s hooks.JobState) []*hooks.Job {
 	tb.Helper()
-	jobs, err := db.FindJobs(context.Background(), store.JobFilter{State: s, Limit: 10000})
+	jobs, err := db.FindJobs(context.Background(), sqlite.JobFilter{State: s, Limit: 10000})
 	if err != nil {
 		tb.Fatalf("find %s jobs: %v", s, err)
 	}
@@ -107,7 +107,7 @@ func waitRecv[T any](tb testing.TB, ch <-chan T, what string) {
 }
 
 // waitJobState polls until job id is in state s and returns it.
-func waitJobState(tb testing.TB, db *store.DB, id int64, s hooks.JobState) *hooks.Job {
+func waitJobState(tb testing.TB, db *sqlite.DB, id int64, s hooks.JobState) *hooks.Job {
 	tb.Helper()
 	var j *hooks.Job
 	waitFor(tb, 5*time.Second, fmt.Sprintf("job %d %s", id, s), func() bool {
@@ -118,7 +118,7 @@ func waitJobState(tb testing.TB, db *store.DB, id int64, s hooks.JobState) *hook
 }
 
 // newQueue returns a fast, quiet queue over db; the caller sets ActionFor.
-func newQueue(db *store.DB, workers int) *hooks.Queue {
+func newQueue(db *sqlite.DB, workers int) *hooks.Queue {
 	return &hooks.Queue{
 		Store:        db,
 		Workers:      workers,

@@ -22,9 +22,8 @@ import (
 // mistake or an attack on the index.
 const MaxKeyLen = 255
 
-// DefaultRetention outlives Bubblehouse's 48 h retry window and Svix's
-// ~27.6 h retry schedule, so that every retry of a request finds its record.
-const DefaultRetention = 72 * time.Hour
+// DefaultRetention is hooks.DefaultRetention.
+const DefaultRetention = hooks.DefaultRetention
 
 // Store is what the guard needs from the store.
 type Store interface {

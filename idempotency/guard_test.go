@@ -14,7 +14,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -30,7 +30,7 @@ const noIDNote = "no X-Request-ID header: processed without de-duplication on th
 
 // fixture is a guard over a real store, counting Notify calls.
 type fixture struct {
-	db       *store.DB
+	db       *sqlite.DB
 	g        *idempotency.Guard
 	notifies atomic.Int32
 }
@@ -76,7 +76,7 @@ func (f *fixture) newReceipt(id, response string, keys ...string) *hooks.Receipt
 
 func (f *fixture) requests(t *testing.T) []*hooks.Request {
 	t.Helper()
-	reqs, err := f.db.FindRequests(context.Background(), store.RequestFilter{})
+	reqs, err := f.db.FindRequests(context.Background(), sqlite.RequestFilter{})
 	if err != nil {
 		t.Fatalf("find requests: %v", err)
 	}
@@ -86,7 +86,7 @@ func (f *fixture) requests(t *testing.T) []*hooks.Request {
 
 func (f *fixture) jobs(t *testing.T) []*hooks.Job {
 	t.Helper()
-	jobs, err := f.db.FindJobs(context.Background(), store.JobFilter{})
+	jobs, err := f.db.FindJobs(context.Background(), sqlite.JobFilter{})
 	if err != nil {
 		t.Fatalf("find jobs: %v", err)
 	}

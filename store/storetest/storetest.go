@@ -9,20 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // Open opens a store on a fresh file under tb.TempDir().
-func Open(tb testing.TB) *store.DB {
+func Open(tb testing.TB) *sqlite.DB {
 	tb.Helper()
 	return OpenPath(tb, filepath.Join(tb.TempDir(), "db"))
 }
 
 // OpenPath opens the store at path, closed when the test ends. Opening the
 // same path again after a Close simulates a restart.
-func OpenPath(tb testing.TB, path string) *store.DB {
+func OpenPath(tb testing.TB, path string) *sqlite.DB {
 	tb.Helper()
-	db, err := store.Open(path)
+	db, err := sqlite.Open(path)
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}

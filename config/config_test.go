@@ -1,7 +1,6 @@
-package cli
+package config
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +10,9 @@ func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
-func TestParseConfig(t *testing.T) {
+func TestParse(t *testing.T) {
 	t.Run("Defaults", func(t *testing.T) {
-		c, err := ParseConfig(nil, env(nil))
+		c, err := Parse(nil, env(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -23,13 +22,13 @@ func TestParseConfig(t *testing.T) {
 		}
 	})
 	t.Run("OffListensOn8080", func(t *testing.T) {
-		c, err := ParseConfig([]byte("server: {tls: {mode: off}}"), env(nil))
+		c, err := Parse([]byte("server: {tls: {mode: off}}"), env(nil))
 		if err != nil || c.Server.Listen != ":8080" {
 			t.Fatalf("got %q %v, want :8080", c.Server.Listen, err)
 		}
 	})
 	t.Run("Full", func(t *testing.T) {
-		c, err := ParseConfig([]byte(`
+		c, err := Parse([]byte(`
 server:
   listen: 127.0.0.1:9443
   data_dir: /var/lib/hookbay
@@ -105,14 +104,14 @@ bubblehouse:
 		{"ErrLeaseShort", "queue: {lease: 5s}\nbubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: 10s}}}}}", "queue.lease"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tt.yaml), env(nil))
+			_, err := Parse([]byte(tt.yaml), env(nil))
 			if err == nil || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("err=%v, want one mentioning %q", err, tt.says)
 			}
 		})
 	}
 	t.Run("BloomreachDefaults", func(t *testing.T) {
-		c, err := ParseConfig([]byte(`
+		c, err := Parse([]byte(`
 bloomreach:
   throttles: {crm: {rate: 5, burst: 10}}
   webhooks:
@@ -138,35 +137,33 @@ bloomreach:
 			t.Fatalf("batch: %+v %+v", w.Batch, w.Auth.OAuth2)
 		}
 	})
-	t.Run("DefaultConfigSubscribesCatalogue", func(t *testing.T) {
-		c := DefaultConfig()
+	t.Run("DefaultSubscribesCatalogue", func(t *testing.T) {
+		c := Default()
 		if err := c.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.Join(mustHooks(c).Names(), ","); got != "CreateDiscount4,DeliverCustomReward1,SendEvent1" {
+		if got := strings.Join(mustHookSet(t, c).Names(), ","); got != "CreateDiscount4,DeliverCustomReward1,SendEvent1" {
 			t.Fatalf("dev hooks=%s", got)
 		}
 	})
 }
 
-// FuzzParseConfig: whatever the file says, parsing ends in a config or an
+// FuzzParse: whatever the file says, parsing ends in a config or an
 // error, never a panic.
-func FuzzParseConfig(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte("server: {listen: ':8443', tls: {mode: dev}}\nbubblehouse: {authorization: '${X}', hooks: {CreateDiscount4: {inline: true}}}"))
 	f.Add([]byte("queue: {workers: 3}\nidempotency: {retention: 72h}"))
 	f.Add([]byte("a: &x {b: *x}"))
 	f.Add([]byte("server: !!binary aGVsbG8="))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseConfig(b, env(map[string]string{"X": "v"}))
+		c, err := Parse(b, env(map[string]string{"X": "v"}))
 		if err == nil {
 			if verr := c.Validate(); verr != nil {
-				t.Fatalf("ParseConfig accepted a config that Validate refuses: %v", verr)
+				t.Fatalf("Parse accepted a config that Validate refuses: %v", verr)
 			}
 		}
 	})
 }
-
-func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
 
 // secretKey picks the keys whose ${VARS} are hookbay's secrets.
 func TestSecretKey(t *testing.T) {
@@ -185,4 +182,13 @@ func TestSecretKey(t *testing.T) {
 			t.Errorf("secretKey(%q)=%v, want %v", path, got, want)
 		}
 	}
+}
+
+func mustHookSet(t *testing.T, c Config) interface{ Names() []string } {
+	t.Helper()
+	h, err := c.Bubblehouse.HookSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

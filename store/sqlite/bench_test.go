@@ -1,4 +1,4 @@
-package store_test
+package sqlite_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -23,7 +23,7 @@ func benchReceipt(i int64) *hooks.Receipt {
 	return r
 }
 
-func benchCommit(b *testing.B, db *store.DB, i int64) {
+func benchCommit(b *testing.B, db *sqlite.DB, i int64) {
 	e, err := db.Commit(context.Background(), benchReceipt(i))
 	if err != nil {
 		b.Fatal(err)

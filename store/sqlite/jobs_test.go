@@ -1,4 +1,4 @@
-package store_test
+package sqlite_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
 // mustQueue commits a receipt for request ID rid with the given urgency and
 // returns its job.
-func mustQueue(tb testing.TB, db *store.DB, rid string, u hooks.Urgency, scheduled time.Time) *hooks.Job {
+func mustQueue(tb testing.TB, db *sqlite.DB, rid string, u hooks.Urgency, scheduled time.Time) *hooks.Job {
 	tb.Helper()
 	r := newReceipt(t0, rid, `{}`)
 	r.Request.Urgency = u
@@ -29,7 +29,7 @@ func mustQueue(tb testing.TB, db *store.DB, rid string, u hooks.Urgency, schedul
 	return r.Job
 }
 
-func mustClaim(tb testing.TB, db *store.DB, now time.Time, lease time.Duration, limit int) []*hooks.Job {
+func mustClaim(tb testing.TB, db *sqlite.DB, now time.Time, lease time.Duration, limit int) []*hooks.Job {
 	tb.Helper()
 	jobs, err := db.ClaimJobs(context.Background(), now, lease, limit)
 	if err != nil {
@@ -39,9 +39,9 @@ func mustClaim(tb testing.TB, db *store.DB, now time.Time, lease time.Duration, 
 }
 
 // mustJob returns the stored state of job id.
-func mustJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
+func mustJob(tb testing.TB, db *sqlite.DB, id int64) *hooks.Job {
 	tb.Helper()
-	for _, j := range mustFindJobs(tb, db, store.JobFilter{Limit: 10000}) {
+	for _, j := range mustFindJobs(tb, db, sqlite.JobFilter{Limit: 10000}) {
 		if j.ID == id {
 			return j
 		}
@@ -51,7 +51,7 @@ func mustJob(tb testing.TB, db *store.DB, id int64) *hooks.Job {
 }
 
 // mustRescue makes jobs whose lease expired before now available again.
-func mustRescue(tb testing.TB, db *store.DB, now time.Time) int64 {
+func mustRescue(tb testing.TB, db *sqlite.DB, now time.Time) int64 {
 	tb.Helper()
 	n, err := db.RescueJobs(context.Background(), now, hooks.RetryPolicy{})
 	if err != nil {
@@ -340,13 +340,13 @@ func TestDB_RescueJobs(t *testing.T) {
 			}
 		}
 		var dead *hooks.Job
-		for _, j := range mustFindJobs(t, db, store.JobFilter{Limit: 10}) {
+		for _, j := range mustFindJobs(t, db, sqlite.JobFilter{Limit: 10}) {
 			if j.State == hooks.JobDead {
 				dead = j
 			}
 		}
 		if dead == nil || dead.Attempts != 2 || !strings.Contains(dead.LastError, "process running this attempt stopped") {
-			t.Fatalf("jobs %+v, want the crash-looping one dead after 2 attempts", mustFindJobs(t, db, store.JobFilter{Limit: 10}))
+			t.Fatalf("jobs %+v, want the crash-looping one dead after 2 attempts", mustFindJobs(t, db, sqlite.JobFilter{Limit: 10}))
 		}
 		atts, err := db.FindAttempts(context.Background(), dead.ID)
 		if err != nil {
@@ -386,7 +386,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 		if err := db.CompleteJobs(ctx, nil, t0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{State: hooks.JobDone})), 4; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{State: hooks.JobDone})), 4; got != want {
 			t.Fatalf("done jobs: got %d, want %d", got, want)
 		}
 		if got, want := mustJob(t, db, jobs[4].ID).State, hooks.JobRunning; got != want {
@@ -409,7 +409,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 		if got := mustClaim(t, db, t0.Add(time.Hour), time.Minute, 10); len(got) != 0 {
 			t.Fatalf("claim after completion: got %v, want none", jobIDs(got))
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{State: hooks.JobDone})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{State: hooks.JobDone})), 1; got != want {
 			t.Fatalf("done jobs: got %d, want %d", got, want)
 		}
 	})
@@ -496,7 +496,7 @@ func TestDB_FailJob(t *testing.T) {
 		if got := mustClaim(t, db, t0.Add(1000*time.Hour), time.Minute, 10); len(got) != 0 {
 			t.Fatalf("claim a dead job: got %v, want none", jobIDs(got))
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{State: hooks.JobDead})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{State: hooks.JobDead})), 1; got != want {
 			t.Fatalf("dead jobs: got %d, want %d", got, want)
 		}
 	})
@@ -597,15 +597,15 @@ func TestDB_FindJobs(t *testing.T) {
 
 	for _, tt := range []struct {
 		name string
-		f    store.JobFilter
+		f    sqlite.JobFilter
 		want []int64
 	}{
-		{"All", store.JobFilter{}, []int64{a.ID, b.ID, c.ID}},
-		{"State", store.JobFilter{State: hooks.JobAvailable}, []int64{a.ID, c.ID}},
-		{"StateDone", store.JobFilter{State: hooks.JobDone}, []int64{b.ID}},
-		{"Name", store.JobFilter{Name: "ProcessOrder"}, []int64{c.ID}},
-		{"Limit", store.JobFilter{Limit: 2}, []int64{a.ID, b.ID}},
-		{"None", store.JobFilter{State: hooks.JobDead}, []int64{}},
+		{"All", sqlite.JobFilter{}, []int64{a.ID, b.ID, c.ID}},
+		{"State", sqlite.JobFilter{State: hooks.JobAvailable}, []int64{a.ID, c.ID}},
+		{"StateDone", sqlite.JobFilter{State: hooks.JobDone}, []int64{b.ID}},
+		{"Name", sqlite.JobFilter{Name: "ProcessOrder"}, []int64{c.ID}},
+		{"Limit", sqlite.JobFilter{Limit: 2}, []int64{a.ID, b.ID}},
+		{"None", sqlite.JobFilter{State: hooks.JobDead}, []int64{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got, want := fmt.Sprint(jobIDs(mustFindJobs(t, db, tt.f))), fmt.Sprint(tt.want); got != want {

@@ -1,4 +1,4 @@
-package store_test
+package sqlite_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -47,7 +47,7 @@ func TestDB_PurgeRecords(t *testing.T) {
 		t.Fatalf("purged: got %d, want %d (old-done and old-attempted)", got, want)
 	}
 	for id, want := range map[string]int{"old-done": 0, "old-attempted": 0, "old-waiting": 1, "recent": 1} {
-		reqs, err := db.FindRequests(ctx, store.RequestFilter{RequestID: id})
+		reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{RequestID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestDB_PurgeRecords(t *testing.T) {
 	if atts, _ := db.FindAttempts(ctx, attempted.Job.ID); len(atts) != 0 {
 		t.Errorf("attempts of a purged job: got %d, want 0", len(atts))
 	}
-	if js, _ := db.FindJobs(ctx, store.JobFilter{}); len(js) != 2 {
+	if js, _ := db.FindJobs(ctx, sqlite.JobFilter{}); len(js) != 2 {
 		t.Errorf("jobs left: got %d, want 2", len(js))
 	}
 }

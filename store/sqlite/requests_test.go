@@ -1,4 +1,4 @@
-package store_test
+package sqlite_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -31,7 +31,7 @@ func TestDB_Commit(t *testing.T) {
 			t.Fatalf("request ID: got 0, want it set")
 		}
 
-		reqs := mustFindRequests(t, db, store.RequestFilter{})
+		reqs := mustFindRequests(t, db, sqlite.RequestFilter{})
 		if got, want := len(reqs), 1; got != want {
 			t.Fatalf("requests: got %d, want %d", got, want)
 		}
@@ -61,7 +61,7 @@ func TestDB_Commit(t *testing.T) {
 			}
 		}
 
-		jobs := mustFindJobs(t, db, store.JobFilter{})
+		jobs := mustFindJobs(t, db, sqlite.JobFilter{})
 		if got, want := len(jobs), 1; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
@@ -81,7 +81,7 @@ func TestDB_Commit(t *testing.T) {
 		if e := mustCommit(t, db, r); e != nil {
 			t.Fatalf("got entry %+v, want nil", e)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
 		if got, want := mustLookup(t, db, "req-1").RequestRef, r.Request.ID; got != want {
@@ -108,7 +108,7 @@ func TestDB_Commit(t *testing.T) {
 			t.Fatalf("entry: got %+v, want done with the answer of request %d", e, first.Request.ID)
 		}
 
-		reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
+		reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
 		if got, want := len(reqs), 2; got != want {
 			t.Fatalf("records: got %d, want %d", got, want)
 		}
@@ -132,7 +132,7 @@ func TestDB_Commit(t *testing.T) {
 			t.Errorf("original's DuplicateOf: got %d, want %d", got, want)
 		}
 
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		if repeat.Job.ID != 0 {
@@ -164,7 +164,7 @@ func TestDB_Commit(t *testing.T) {
 			string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("entry: got %+v, want done under bhid-1 with the answer of request %d", e, first.Request.ID)
 		}
-		recs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-2"})
+		recs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-2"})
 		if got, want := len(recs), 1; got != want {
 			t.Fatalf("records of req-2: got %d, want %d", got, want)
 		}
@@ -174,7 +174,7 @@ func TestDB_Commit(t *testing.T) {
 		if !hasNote(recs[0].Notes, `"bhid-1"`) {
 			t.Errorf("notes: got %q, want a note naming the content key", recs[0].Notes)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		e2 := mustLookup(t, db, "req-2")
@@ -188,10 +188,10 @@ func TestDB_Commit(t *testing.T) {
 		if e == nil || e.Key != "req-2" || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("retry of req-2: got entry %+v, want the first answer under req-2", e)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 3; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 3; got != want {
 			t.Errorf("records: got %d, want %d", got, want)
 		}
 	})
@@ -227,7 +227,7 @@ func TestDB_Commit(t *testing.T) {
 		if e == nil || e.Key != "bhid-2" || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("got entry %+v, want the first answer under bhid-2", e)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -242,7 +242,7 @@ func TestDB_Commit(t *testing.T) {
 				t.Fatalf("commit %d: got entry %+v, want nil", i, e)
 			}
 		}
-		reqs := mustFindRequests(t, db, store.RequestFilter{})
+		reqs := mustFindRequests(t, db, sqlite.RequestFilter{})
 		if got, want := len(reqs), 3; got != want {
 			t.Fatalf("requests: got %d, want %d", got, want)
 		}
@@ -251,7 +251,7 @@ func TestDB_Commit(t *testing.T) {
 				t.Errorf("request %d: DuplicateOf got %d, want 0", r.ID, r.DuplicateOf)
 			}
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 3; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 3; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -274,7 +274,7 @@ func TestDB_Commit(t *testing.T) {
 		if got, want := string(e.Response.Body), `{"n":2}`; got != want {
 			t.Fatalf("svix answer: got %s, want %s", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 2; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 2; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -297,10 +297,10 @@ func TestDB_Commit(t *testing.T) {
 		if e.State != hooks.EntryPending || e.Key != "req-1" || !e.LockedUntil.Equal(until) {
 			t.Fatalf("entry: got %+v, want pending until %v", e, until)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		if got, want := mustLookup(t, db, "req-1").State, hooks.EntryPending; got != want {
@@ -325,10 +325,10 @@ func TestDB_Commit(t *testing.T) {
 		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("req-2: got %v, want ENOTFOUND", err)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		// Once the holder finishes, the same receipt replays its answer.
@@ -361,7 +361,7 @@ func TestDB_Commit(t *testing.T) {
 		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bhid-d"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("bhid-d: got %v, want ENOTFOUND", err)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -380,7 +380,7 @@ func TestDB_Commit(t *testing.T) {
 		if got, want := r.Request.DuplicateOf, int64(0); got != want {
 			t.Errorf("DuplicateOf: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -402,10 +402,10 @@ func TestDB_Commit(t *testing.T) {
 		if e.State != hooks.EntryDone || e.RequestRef != r.Request.ID || string(e.Response.Body) != `{"n":2}` {
 			t.Fatalf("entry: got %+v, want done with the answer of request %d", e, r.Request.ID)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 1; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 1; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
 	})
@@ -474,10 +474,10 @@ func TestDB_Commit(t *testing.T) {
 			}
 		}
 
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
-		reqs := mustFindRequests(t, db, store.RequestFilter{Limit: 1000})
+		reqs := mustFindRequests(t, db, sqlite.RequestFilter{Limit: 1000})
 		if got, want := len(reqs), n; got != want {
 			t.Fatalf("records: got %d, want %d", got, want)
 		}
@@ -533,10 +533,10 @@ func TestDB_Commit(t *testing.T) {
 				t.Fatalf("commit %d: %v", i, err)
 			}
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{Limit: 1000})), n; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{Limit: 1000})), n; got != want {
 			t.Errorf("records: got %d, want %d", got, want)
 		}
-		jobs := mustFindJobs(t, db, store.JobFilter{Limit: 1000})
+		jobs := mustFindJobs(t, db, sqlite.JobFilter{Limit: 1000})
 		if got, want := len(jobs), n; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
@@ -565,8 +565,8 @@ func TestDB_Commit(t *testing.T) {
 		cancel()
 		r := newReceipt(t0, "req-1", `{}`)
 		_, err := db.Commit(cctx, r)
-		n := len(mustFindRequests(t, db, store.RequestFilter{}))
-		j := len(mustFindJobs(t, db, store.JobFilter{}))
+		n := len(mustFindRequests(t, db, sqlite.RequestFilter{}))
+		j := len(mustFindJobs(t, db, sqlite.JobFilter{}))
 		switch {
 		case err == nil && (n != 1 || j != 1):
 			t.Fatalf("committed: got %d records, %d jobs; want 1, 1", n, j)
@@ -594,7 +594,7 @@ func TestDB_Reserve(t *testing.T) {
 				t.Errorf("entry %q: got %+v, want pending until %v", k, e, until)
 			}
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
 	})
@@ -687,14 +687,14 @@ func TestDB_Finish(t *testing.T) {
 				t.Errorf("entry %q: got %+v, want done with the answer of request %d", k, e, r.Request.ID)
 			}
 		}
-		jobs := mustFindJobs(t, db, store.JobFilter{})
+		jobs := mustFindJobs(t, db, sqlite.JobFilter{})
 		if got, want := len(jobs), 1; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
 		}
 		if got, want := jobs[0].RequestRef, r.Request.ID; got != want {
 			t.Errorf("job's request: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 1; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 1; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
 
@@ -707,7 +707,7 @@ func TestDB_Finish(t *testing.T) {
 		if e == nil || string(e.Response.Body) != `{"output":42}` {
 			t.Fatalf("commit after finish: got %+v, want the done entry", e)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -723,7 +723,7 @@ func TestDB_Finish(t *testing.T) {
 		if _, err := db.Finish(ctx, r, testOwner); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		if got, want := mustLookup(t, db, "req-1").State, hooks.EntryDone; got != want {
@@ -777,7 +777,7 @@ func TestDB_FinishTakenOver(t *testing.T) {
 				}
 				// Nothing is recorded with the answer that was not sent:
 				// the caller records the conflict it answers.
-				if recs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"}); len(recs) != 0 {
+				if recs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"}); len(recs) != 0 {
 					t.Fatalf("records: %+v, want none yet", recs)
 				}
 			}
@@ -843,7 +843,7 @@ func TestDB_Record(t *testing.T) {
 	if req.ID == 0 {
 		t.Fatalf("ID: got 0, want it set")
 	}
-	reqs := mustFindRequests(t, db, store.RequestFilter{})
+	reqs := mustFindRequests(t, db, sqlite.RequestFilter{})
 	if got, want := len(reqs), 1; got != want {
 		t.Fatalf("requests: got %d, want %d", got, want)
 	}
@@ -857,7 +857,7 @@ func TestDB_Record(t *testing.T) {
 	if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "req-1"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 		t.Errorf("lookup: got %v, want ENOTFOUND", err)
 	}
-	if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+	if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 		t.Errorf("jobs: got %d, want %d", got, want)
 	}
 }
@@ -918,10 +918,10 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			mustLookup(t, db, k)
 		}
 		// The records and jobs stay; only the answers are forgotten.
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 3; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 3; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 3; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 3; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		// An old ID arriving again is now a new request.
@@ -992,16 +992,16 @@ func TestDB_FindRequests(t *testing.T) {
 
 	for _, tt := range []struct {
 		name string
-		f    store.RequestFilter
+		f    sqlite.RequestFilter
 		want []int64
 	}{
-		{"All", store.RequestFilter{}, []int64{svix.Request.ID, ids[2], ids[1], ids[0]}},
-		{"Sender", store.RequestFilter{Sender: hooks.SenderBubblehouse}, []int64{ids[2], ids[1], ids[0]}},
-		{"Name", store.RequestFilter{Name: "SendEvent1"}, []int64{svix.Request.ID, ids[1], ids[0]}},
-		{"SenderName", store.RequestFilter{Sender: hooks.SenderBubblehouse, Name: "SendEvent1"}, []int64{ids[1], ids[0]}},
-		{"RequestID", store.RequestFilter{RequestID: "req-1"}, []int64{ids[1]}},
-		{"Limit", store.RequestFilter{Limit: 2}, []int64{svix.Request.ID, ids[2]}},
-		{"None", store.RequestFilter{Sender: hooks.SenderBloomreach}, nil},
+		{"All", sqlite.RequestFilter{}, []int64{svix.Request.ID, ids[2], ids[1], ids[0]}},
+		{"Sender", sqlite.RequestFilter{Sender: hooks.SenderBubblehouse}, []int64{ids[2], ids[1], ids[0]}},
+		{"Name", sqlite.RequestFilter{Name: "SendEvent1"}, []int64{svix.Request.ID, ids[1], ids[0]}},
+		{"SenderName", sqlite.RequestFilter{Sender: hooks.SenderBubblehouse, Name: "SendEvent1"}, []int64{ids[1], ids[0]}},
+		{"RequestID", sqlite.RequestFilter{RequestID: "req-1"}, []int64{ids[1]}},
+		{"Limit", sqlite.RequestFilter{Limit: 2}, []int64{svix.Request.ID, ids[2]}},
+		{"None", sqlite.RequestFilter{Sender: hooks.SenderBloomreach}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []int64

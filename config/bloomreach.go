@@ -1,4 +1,4 @@
-package cli
+package config
 
 import (
 	"encoding/json"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 )
 
@@ -103,10 +102,7 @@ func (b *BloomreachConfig) validate(tls TLSConfig) (longest time.Duration, err e
 				return 0, fmt.Errorf("%s.request_id: %q is not a JSON pointer such as /id", key, p)
 			}
 		}
-		if _, err := compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {
-			return 0, err
-		}
-		if _, err := compileSchema(key+".schema.item", w.Schema.Item, w.Schema.ItemFile); err != nil {
+		if _, _, err := w.Schemas(name); err != nil {
 			return 0, err
 		}
 		if t := w.Throttle; t != nil {
@@ -178,58 +174,15 @@ func compileSchema(key string, inline any, file string) (*jsonschema.Schema, err
 	return sch, nil
 }
 
-// bloomreach builds the handler's webhooks from the validated config.
-func (c *Config) bloomreach(d *Dispatch) (map[string]*handlers.BloomreachWebhook, map[string]handlers.OAuthClient, error) {
-	b := c.Bloomreach
-	shared := map[string]*hooks.Throttle{}
-	for name, t := range b.Throttles {
-		shared[name] = hooks.NewThrottle(t.Rate, t.Burst, t.MaxInFlight, t.Status)
+// Schemas compiles the webhook's request and item schemas (nil where none
+// is set); name is the webhook's name, for errors that name the key.
+func (w WebhookConfig) Schemas(name string) (request, item *jsonschema.Schema, err error) {
+	key := "bloomreach.webhooks." + name
+	if request, err = compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {
+		return nil, nil, err
 	}
-	out := map[string]*handlers.BloomreachWebhook{}
-	for name, w := range b.Webhooks {
-		key := "bloomreach.webhooks." + name
-		wh := &handlers.BloomreachWebhook{Name: name, Methods: w.Methods, IDHeader: w.RequestID.Header,
-			IDPointer: w.RequestID.JSON, ItemID: w.RequestID.ItemID}
-		var err error
-		if wh.Request, err = compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {
-			return nil, nil, err
-		}
-		if wh.Item, err = compileSchema(key+".schema.item", w.Schema.Item, w.Schema.ItemFile); err != nil {
-			return nil, nil, err
-		}
-		if w.Batch != nil {
-			wh.BatchItems, wh.BatchMax = w.Batch.Items, w.Batch.Max
-		}
-		a := w.Auth
-		if a.Basic != nil {
-			wh.Auth.Basic = &[2]string{a.Basic.Username, a.Basic.Password}
-		}
-		wh.Auth.Headers = a.Headers
-		if a.OAuth2 != nil {
-			wh.Auth.OAuth2, wh.Auth.TokenIn, wh.Auth.TokenField, wh.Auth.Scopes = true, a.OAuth2.TokenIn, a.OAuth2.Field, a.OAuth2.Scopes
-		}
-		if a.MTLS != nil {
-			wh.Auth.MTLS, wh.Auth.MTLSSubjects = true, a.MTLS.Subjects
-		}
-		if t := w.Throttle; t != nil {
-			if t.Inline != nil {
-				wh.Throttle = hooks.NewThrottle(t.Inline.Rate, t.Inline.Burst, t.Inline.MaxInFlight, t.Inline.Status)
-			} else {
-				wh.Throttle = shared[t.Name]
-			}
-		}
-		probe := &hooks.Job{Sender: hooks.SenderBloomreach, Name: name, Source: name}
-		if act := d.For(probe); act != nil {
-			wh.HasAction = true
-			if w.Inline {
-				wh.InlineAction = act.Run
-			}
-		}
-		out[name] = wh
+	if item, err = compileSchema(key+".schema.item", w.Schema.Item, w.Schema.ItemFile); err != nil {
+		return nil, nil, err
 	}
-	clients := map[string]handlers.OAuthClient{}
-	for _, cl := range b.OAuth2.Clients {
-		clients[cl.ID] = handlers.OAuthClient{Secret: cl.Secret, Scopes: cl.Scopes}
-	}
-	return out, clients, nil
+	return request, item, nil
 }

@@ -2,7 +2,7 @@
 // in one SQLite file. Writes go through a single writer goroutine that
 // commits concurrent requests together (group commit), so that every 2xx is
 // preceded by an fsync without one fsync per request.
-package store
+package sqlite
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package store_test
+package sqlite_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store"
+	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -24,7 +24,7 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // useClock sets db.Now to a test clock starting at t0. Call it before the
 // first write: the writer goroutine reads db.Now.
-func useClock(db *store.DB) *storetest.Clock {
+func useClock(db *sqlite.DB) *storetest.Clock {
 	c := storetest.NewClock(t0)
 	db.Now = c.Now
 	return c
@@ -57,7 +57,7 @@ func newReceipt(now time.Time, requestID, answer string, contentKeys ...string) 
 }
 
 // mustCommit commits r and returns the entry Commit found, if any.
-func mustCommit(tb testing.TB, db *store.DB, r *hooks.Receipt) *hooks.Entry {
+func mustCommit(tb testing.TB, db *sqlite.DB, r *hooks.Receipt) *hooks.Entry {
 	tb.Helper()
 	e, err := db.Commit(context.Background(), r)
 	if err != nil {
@@ -66,7 +66,7 @@ func mustCommit(tb testing.TB, db *store.DB, r *hooks.Receipt) *hooks.Entry {
 	return e
 }
 
-func mustFindRequests(tb testing.TB, db *store.DB, f store.RequestFilter) []*hooks.Request {
+func mustFindRequests(tb testing.TB, db *sqlite.DB, f sqlite.RequestFilter) []*hooks.Request {
 	tb.Helper()
 	reqs, err := db.FindRequests(context.Background(), f)
 	if err != nil {
@@ -75,7 +75,7 @@ func mustFindRequests(tb testing.TB, db *store.DB, f store.RequestFilter) []*hoo
 	return reqs
 }
 
-func mustFindJobs(tb testing.TB, db *store.DB, f store.JobFilter) []*hooks.Job {
+func mustFindJobs(tb testing.TB, db *sqlite.DB, f sqlite.JobFilter) []*hooks.Job {
 	tb.Helper()
 	jobs, err := db.FindJobs(context.Background(), f)
 	if err != nil {
@@ -84,7 +84,7 @@ func mustFindJobs(tb testing.TB, db *store.DB, f store.JobFilter) []*hooks.Job {
 	return jobs
 }
 
-func mustLookup(tb testing.TB, db *store.DB, key string) *hooks.Entry {
+func mustLookup(tb testing.TB, db *sqlite.DB, key string) *hooks.Entry {
 	tb.Helper()
 	e, err := db.Lookup(context.Background(), hooks.SenderBubblehouse, key)
 	if err != nil {
@@ -150,10 +150,10 @@ func TestOpen(t *testing.T) {
 		if err := db.Ping(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
 			t.Fatalf("requests in a new store: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
 			t.Fatalf("jobs in a new store: got %d, want %d", got, want)
 		}
 	})
@@ -176,14 +176,14 @@ func TestOpen(t *testing.T) {
 		for i := 0; i < 2; i++ {
 			db = storetest.OpenPath(t, path)
 			useClock(db)
-			reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
+			reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
 			if got, want := len(reqs), 1+i; got != want {
 				t.Fatalf("reopen %d: requests: got %d, want %d", i, got, want)
 			}
 			if got, want := reqs[len(reqs)-1].ID, r.Request.ID; got != want {
 				t.Fatalf("reopen %d: request ID: got %d, want %d", i, got, want)
 			}
-			if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 1; got != want {
+			if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
 				t.Fatalf("reopen %d: jobs: got %d, want %d", i, got, want)
 			}
 			for _, k := range []string{"req-1", "bhid-1"} {
@@ -206,7 +206,7 @@ func TestOpen(t *testing.T) {
 
 	t.Run("ErrNoDirectory", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "missing", "db")
-		db, err := store.Open(path)
+		db, err := sqlite.Open(path)
 		if err == nil {
 			db.Close()
 			t.Fatalf("open in a missing directory: got nil error, want an error")
@@ -281,7 +281,7 @@ func TestDB_Close(t *testing.T) {
 			// queue; try a few times so both select arms are exercised.
 			for i := 0; i < 20; i++ {
 				err := within(t, 5*time.Second, name+" after Close", fn)
-				if got, want := err, store.ErrClosed; !errors.Is(got, want) {
+				if got, want := err, sqlite.ErrClosed; !errors.Is(got, want) {
 					t.Fatalf("%s after close: got %v, want %v", name, got, want)
 				}
 			}
@@ -290,10 +290,10 @@ func TestDB_Close(t *testing.T) {
 		reads := map[string]func() error{
 			"Lookup": func() error { _, err := db.Lookup(ctx, sender, "req-1"); return err },
 			"FindRequests": func() error {
-				_, err := db.FindRequests(ctx, store.RequestFilter{})
+				_, err := db.FindRequests(ctx, sqlite.RequestFilter{})
 				return err
 			},
-			"FindJobs": func() error { _, err := db.FindJobs(ctx, store.JobFilter{}); return err },
+			"FindJobs": func() error { _, err := db.FindJobs(ctx, sqlite.JobFilter{}); return err },
 		}
 		for name, fn := range reads {
 			if err := within(t, 5*time.Second, name+" after Close", fn); err == nil {
@@ -334,17 +334,17 @@ func TestDB_Close(t *testing.T) {
 		db = storetest.OpenPath(t, path)
 		for i, err := range errs {
 			rid := fmt.Sprintf("req-%d", i)
-			got := len(mustFindRequests(t, db, store.RequestFilter{RequestID: rid}))
+			got := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: rid}))
 			switch {
 			case err == nil && got != 1:
 				t.Errorf("%s: committed, but got %d records after reopen, want 1", rid, got)
-			case errors.Is(err, store.ErrClosed) && got != 0:
+			case errors.Is(err, sqlite.ErrClosed) && got != 0:
 				t.Errorf("%s: ErrClosed, but got %d records after reopen, want 0", rid, got)
-			case err != nil && !errors.Is(err, store.ErrClosed):
+			case err != nil && !errors.Is(err, sqlite.ErrClosed):
 				t.Errorf("%s: got %v, want nil or ErrClosed", rid, err)
 			}
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{Limit: 1000})), len(mustFindRequests(t, db, store.RequestFilter{Limit: 1000})); got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{Limit: 1000})), len(mustFindRequests(t, db, sqlite.RequestFilter{Limit: 1000})); got != want {
 			t.Fatalf("jobs after reopen: got %d, want %d (one per request)", got, want)
 		}
 	})
@@ -408,16 +408,16 @@ func TestDB_GroupCommit(t *testing.T) {
 				t.Errorf("receipt %d: got %+v, %v; want nil, nil", i, res.e, res.err)
 			}
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{})), 5; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 5; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindRequests(t, db, store.RequestFilter{RequestID: "bad"})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "bad"})), 0; got != want {
 			t.Errorf("records of the failed receipt: got %d, want %d", got, want)
 		}
 		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bad"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("key of the failed receipt: got %v, want ENOTFOUND", err)
 		}
-		if got, want := len(mustFindJobs(t, db, store.JobFilter{})), 5; got != want {
+		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 5; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -453,7 +453,7 @@ func TestDB_GroupCommit(t *testing.T) {
 			}
 		}
 
-		reqs := mustFindRequests(t, db, store.RequestFilter{RequestID: "req-1"})
+		reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
 		if got, want := len(reqs), 2; got != want {
 			t.Fatalf("records of req-1: got %d, want %d", got, want)
 		}
@@ -497,7 +497,7 @@ func TestDB_CloseReleasesFiles(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "db")
 	cycle := func(i int) {
-		db, err := store.Open(path)
+		db, err := sqlite.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

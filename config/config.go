@@ -1,4 +1,6 @@
-package cli
+// Package config reads hookbay.yaml into validated plain structs: types,
+// defaults, ${ENV} expansion and errors that name the key at fault.
+package config
 
 import (
 	"bytes"
@@ -15,9 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/hookbay/hookbay/certs"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/idempotency"
 )
 
 // Config is hookbay.yaml. Every key is documented in README.md.
@@ -266,20 +266,13 @@ type ExecConfig struct {
 	MaxOutputBytes int64    `yaml:"max_output_bytes"`
 }
 
-// Dispatch picks the action for each job: Go actions registered in
-// customActions first, then the config's (Bubblehouse hooks by name, Svix
-// events by endpoint and event-type pattern); nil means the store action.
-type Dispatch struct {
-	actions hooks.Actions
-	svix    map[string]*hooks.EventRoutes
-}
-
-// dispatch builds the actions the config names.
-func (c *Config) dispatch(custom hooks.Actions) (*Dispatch, error) {
-	d := &Dispatch{actions: hooks.Actions{}, svix: map[string]*hooks.EventRoutes{}}
+// Dispatch builds the actions the config names, with custom (Go actions)
+// taking precedence over the config's for the same sender and name.
+func (c *Config) Dispatch(custom hooks.Actions) (*hooks.Dispatch, error) {
+	d := &hooks.Dispatch{Actions: hooks.Actions{}, Svix: map[string]*hooks.EventRoutes{}}
 	for name, h := range c.Bubblehouse.Hooks {
 		if act := h.Action.build(c.secretEnv); act != nil {
-			d.actions.Set(hooks.SenderBubblehouse, name, act)
+			d.Actions.Set(hooks.SenderBubblehouse, name, act)
 		}
 	}
 	for name, ep := range c.Svix.Endpoints {
@@ -287,51 +280,28 @@ func (c *Config) dispatch(custom hooks.Actions) (*Dispatch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("svix.endpoints.%s.events: %w", name, err)
 		}
-		d.svix[name] = r
+		d.Svix[name] = r
 	}
 	for name, w := range c.Bloomreach.Webhooks {
 		if act := w.Action.build(c.secretEnv); act != nil {
-			d.actions.Set(hooks.SenderBloomreach, name, act)
+			d.Actions.Set(hooks.SenderBloomreach, name, act)
 		}
 	}
 	for sender, byName := range custom {
 		for name, act := range byName {
-			d.actions.Set(sender, name, act)
+			d.Actions.Set(sender, name, act)
 		}
 	}
 	return d, nil
 }
 
-// For picks a job's action, as configured.
-func (d *Dispatch) For(j *hooks.Job) hooks.Action {
-	if a := d.actions.ForJob(j); a != nil {
-		return a
-	}
-	if r := d.svix[j.Source]; j.Sender == hooks.SenderSvix && r != nil {
-		a, _ := r.Match(j.Name)
-		return a
-	}
-	return nil
-}
-
-// Queued is hooks.Queue.ActionFor, and what a replay runs: the action For
-// picks, with a Bubblehouse hook's output checked for whether it settles
-// the job.
-func (d *Dispatch) Queued(j *hooks.Job) hooks.Action {
-	a := d.For(j)
-	if a == nil || j.Sender != hooks.SenderBubblehouse {
-		return a
-	}
-	return hooks.CatalogueHook(j.Name).Queued(a)
-}
-
-// minRetention is the shortest idempotency retention: the longest retry
+// MinRetention is the shortest idempotency retention: the longest retry
 // window among the senders, Bubblehouse's 48 h for regular hooks (Svix's
 // schedule spans about 27.6 h, Bloomreach's minutes).
-const minRetention = 48 * time.Hour
+const MinRetention = 48 * time.Hour
 
-// policy is the queue's retry policy.
-func (q QueueConfig) policy() hooks.RetryPolicy {
+// Policy is the queue's retry policy.
+func (q QueueConfig) Policy() hooks.RetryPolicy {
 	return hooks.RetryPolicy{
 		MaxAttempts: q.MaxAttempts,
 		MaxAge:      time.Duration(q.MaxAge),
@@ -420,11 +390,11 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// DefaultConfig returns the configuration used without a config file: dev
+// Default returns the configuration used without a config file: dev
 // mode, every catalogue hook subscribed so that a first try shows them.
-func DefaultConfig() Config {
+func Default() Config {
 	c := Config{}
-	c.applyDefaults()
+	c.ApplyDefaults()
 	c.Bubblehouse.Hooks = map[string]HookConfig{}
 	for _, name := range hooks.CatalogueHooks() {
 		c.Bubblehouse.Hooks[name] = HookConfig{}
@@ -434,7 +404,9 @@ func DefaultConfig() Config {
 	return c
 }
 
-func (c *Config) applyDefaults() {
+// ApplyDefaults fills every key left unset with its default (README,
+// "Configuration").
+func (c *Config) ApplyDefaults() {
 	s := &c.Server
 	if s.TLS.Mode == "" {
 		s.TLS.Mode = "dev"
@@ -455,7 +427,7 @@ func (c *Config) applyDefaults() {
 	setDuration(&s.Timeouts.Read, time.Minute)
 	setDuration(&s.Timeouts.Write, time.Minute)
 	setDuration(&s.Timeouts.Idle, 2*time.Minute)
-	setDuration(&c.Idempotency.Retention, idempotency.DefaultRetention)
+	setDuration(&c.Idempotency.Retention, hooks.DefaultRetention)
 	setDuration(&s.RecordRetention, 30*24*time.Hour)
 	if c.Queue.Workers == 0 {
 		c.Queue.Workers = 8
@@ -507,7 +479,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if s.PublicHost != "" {
-		if err := certs.CheckHost(s.PublicHost); err != nil {
+		if err := hooks.CheckHost(s.PublicHost); err != nil {
 			return fmt.Errorf("server.public_host: %w", err)
 		}
 	}
@@ -517,7 +489,7 @@ func (c *Config) Validate() error {
 	if time.Duration(s.Timeouts.Write) <= hooks.BubblehouseCallLimit {
 		return fmt.Errorf("server.timeouts.write: %s leaves no room for a 30s inline hook", time.Duration(s.Timeouts.Write))
 	}
-	if time.Duration(c.Idempotency.Retention) < minRetention {
+	if time.Duration(c.Idempotency.Retention) < MinRetention {
 		return fmt.Errorf("idempotency.retention: %s is shorter than Bubblehouse's 48 h retry window: a retry after the purge would run again", time.Duration(c.Idempotency.Retention))
 	}
 	if r := time.Duration(s.RecordRetention); r > 0 && r < time.Duration(c.Idempotency.Retention) {
@@ -544,7 +516,7 @@ func (c *Config) Validate() error {
 	if err := checkPath("bubblehouse.path", c.Bubblehouse.Path); err != nil {
 		return err
 	}
-	if _, err := c.Bubblehouse.settings(); err != nil {
+	if _, err := c.Bubblehouse.HookSet(); err != nil {
 		return fmt.Errorf("bubblehouse.hooks: %s", hooks.ErrorMessage(err))
 	}
 	if err := checkPath("svix.path", c.Svix.Path); err != nil {
@@ -613,8 +585,8 @@ func (ep SvixEndpointConfig) routes(hide []string) (*hooks.EventRoutes, error) {
 	return hooks.NewEventRoutes(m)
 }
 
-// settings turns the hooks map into the domain's hook set.
-func (b BubblehouseConfig) settings() (*hooks.BubblehouseHooks, error) {
+// HookSet turns the hooks map into the domain's hook set.
+func (b BubblehouseConfig) HookSet() (*hooks.BubblehouseHooks, error) {
 	m := make(map[string]hooks.HookSettings, len(b.Hooks))
 	for name, h := range b.Hooks {
 		m[name] = hooks.HookSettings{Inline: h.Inline}
@@ -622,18 +594,18 @@ func (b BubblehouseConfig) settings() (*hooks.BubblehouseHooks, error) {
 	return hooks.NewBubblehouseHooks(m)
 }
 
-// LoadConfig reads a YAML config file, expands ${ENV_VAR} references in its
+// Load reads a YAML config file, expands ${ENV_VAR} references in its
 // values, rejects unknown keys and applies defaults.
-func LoadConfig(path string) (Config, error) {
+func Load(path string) (Config, error) {
 	buf, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	return ParseConfig(buf, os.LookupEnv)
+	return Parse(buf, os.LookupEnv)
 }
 
-// ParseConfig parses config text; lookup resolves ${NAME} references.
-func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error) {
+// Parse parses config text; lookup resolves ${NAME} references.
+func Parse(buf []byte, lookup func(string) (string, bool)) (Config, error) {
 	var c Config
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(buf))
@@ -656,7 +628,7 @@ func ParseConfig(buf []byte, lookup func(string) (string, bool)) (Config, error)
 		}
 	}
 	c.secretEnv = used
-	c.applyDefaults()
+	c.ApplyDefaults()
 	return c, c.Validate()
 }
 
