@@ -14,7 +14,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
-	"github.com/hookbay/hookbay/store/storetest"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
 // The store is the pool's JobStore.
@@ -24,7 +24,7 @@ var _ hooks.JobStore = (*sqlite.DB)(nil)
 // closed when the test ends.
 func mustOpenStore(tb testing.TB) *sqlite.DB {
 	tb.Helper()
-	db := storetest.Open(tb)
+	db := sqlitetest.Open(tb)
 	db.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	return db
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
 	"github.com/hookbay/hookbay/store/sqlite"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -40,7 +41,7 @@ type fixture struct {
 // store share the clock.
 func newFixture(t *testing.T, clock *storetest.Clock) *fixture {
 	t.Helper()
-	f := &fixture{db: storetest.Open(t)}
+	f := &fixture{db: sqlitetest.Open(t)}
 	f.g = &idempotency.Guard{
 		Store:        f.db,
 		Notify:       func() { f.notifies.Add(1) },

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
-	"github.com/hookbay/hookbay/store/storetest"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
 // benchBody is a SendEvent1-sized payload of about 600 bytes.
@@ -35,7 +35,7 @@ func benchCommit(b *testing.B, db *sqlite.DB, i int64) {
 // BenchmarkDB_Commit commits receipts one after another: one transaction
 // and one fsync each.
 func BenchmarkDB_Commit(b *testing.B) {
-	db := storetest.Open(b)
+	db := sqlitetest.Open(b)
 	b.SetBytes(int64(len(benchBody)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -48,7 +48,7 @@ func BenchmarkDB_Commit(b *testing.B) {
 // concurrent HTTP requests do: the writer shares a transaction, and its
 // fsync, among the receipts queued together.
 func BenchmarkDB_CommitParallel(b *testing.B) {
-	db := storetest.Open(b)
+	db := sqlitetest.Open(b)
 	var n atomic.Int64
 	b.SetBytes(int64(len(benchBody)))
 	b.SetParallelism(100) // 200 concurrent commits on 2 cores, as in scripts/bench.sh

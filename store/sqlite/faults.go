@@ -86,3 +86,20 @@ func (db *DB) ClearFaults(ctx context.Context, sender hooks.Sender) (int64, erro
 	}
 	return n, nil
 }
+
+// DeleteFault deletes one fault; false means there was none with that id.
+func (db *DB) DeleteFault(ctx context.Context, id int64) (bool, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`DELETE FROM faults WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("delete fault %d: %w", id, err)
+	}
+	return n == 1, nil
+}

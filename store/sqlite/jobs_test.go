@@ -11,7 +11,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
-	"github.com/hookbay/hookbay/store/storetest"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
 // mustQueue commits a receipt for request ID rid with the given urgency and
@@ -70,7 +70,7 @@ func jobIDs(jobs []*hooks.Job) []int64 {
 
 func TestDB_ClaimJobs(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		queued := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		now := t0.Add(time.Second)
@@ -115,7 +115,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		if got := mustClaim(t, db, t0, time.Minute, 10); len(got) != 0 {
 			t.Fatalf("got %v, want none", jobIDs(got))
 		}
@@ -124,7 +124,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	t.Run("Priority", func(t *testing.T) {
 		// Urgent before regular whatever the order they came in; within a
 		// priority, by scheduled time then ID.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r1 := mustQueue(t, db, "regular-1", hooks.UrgencyRegular, t0)
 		r2 := mustQueue(t, db, "regular-2", hooks.UrgencyRegular, t0.Add(-time.Minute))
@@ -147,7 +147,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 	})
 
 	t.Run("Limit", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		var want []int64
 		for i := 0; i < 5; i++ {
@@ -163,7 +163,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 
 	t.Run("Scheduled", func(t *testing.T) {
 		// A job scheduled in the future waits for its time.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		at := t0.Add(time.Hour)
 		j := mustQueue(t, db, "req-1", hooks.UrgencyUrgent, at)
@@ -181,7 +181,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 
 	t.Run("Concurrent", func(t *testing.T) {
 		// Workers claiming at once never get the same job.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		const n = 120
 		for i := 0; i < n; i++ {
@@ -231,7 +231,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 		// A worker claims a job and the process dies before finishing it.
 		// After a restart the job is claimed again once its lease expires.
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 		j := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		const lease = 30 * time.Second
@@ -242,7 +242,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db = storetest.OpenPath(t, path)
+		db = sqlitetest.OpenPath(t, path)
 		useClock(db)
 		before := t0.Add(lease - time.Microsecond)
 		if got, want := mustRescue(t, db, before), int64(0); got != want {
@@ -281,7 +281,7 @@ func TestDB_RescueJobs(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		// Only running jobs whose lease expired by now are made available;
 		// their attempt stays counted.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		for i := 0; i < 4; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -315,7 +315,7 @@ func TestDB_RescueJobs(t *testing.T) {
 		// A job whose process died has an interrupted attempt on record,
 		// and one that reached the policy's limit is dead: a job that
 		// kills its process every time cannot crash-loop forever.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "again", hooks.UrgencyRegular, t0)
 		mustQueue(t, db, "poison", hooks.UrgencyRegular, t0)
@@ -362,7 +362,7 @@ func TestDB_RescueJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		if got, want := mustRescue(t, db, t0), int64(0); got != want {
 			t.Fatalf("got %d, want %d", got, want)
 		}
@@ -374,7 +374,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 
 	t.Run("Batch", func(t *testing.T) {
 		// Several jobs at once; unknown IDs and an empty list are harmless.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		for i := 0; i < 5; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -395,7 +395,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 	})
 
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -416,7 +416,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 
 	t.Run("NotRunning", func(t *testing.T) {
 		// A job that is not running is left alone.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -435,7 +435,7 @@ func TestDB_CompleteJobs(t *testing.T) {
 		// Worker A's lease expired and worker B took the job. A finishing
 		// late must not mark B's run done: CompleteJobs' comment promises
 		// such a job "is left alone".
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		a := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -459,7 +459,7 @@ func TestDB_FailJob(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Retry", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -482,7 +482,7 @@ func TestDB_FailJob(t *testing.T) {
 	})
 
 	t.Run("Dead", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -504,7 +504,7 @@ func TestDB_FailJob(t *testing.T) {
 	t.Run("StaleLease", func(t *testing.T) {
 		// A failing late after B took the job over must not reschedule it
 		// under B, which would let a third worker run it at the same time.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		a := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -525,7 +525,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Released jobs are available again and the claim is not counted.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		for i := 0; i < 3; i++ {
 			mustQueue(t, db, fmt.Sprintf("req-%d", i), hooks.UrgencyRegular, t0)
@@ -555,7 +555,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		if err := db.ReleaseJobs(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -563,7 +563,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 	t.Run("NotRunning", func(t *testing.T) {
 		// Only running jobs are released: a finished one stays finished.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		j := mustClaim(t, db, t0, time.Minute, 1)[0]
@@ -582,7 +582,7 @@ func TestDB_ReleaseJobs(t *testing.T) {
 
 func TestDB_FindJobs(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.Open(t)
+	db := sqlitetest.Open(t)
 	useClock(db)
 	a := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 	b := mustQueue(t, db, "req-2", hooks.UrgencyUrgent, t0)

@@ -7,13 +7,13 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
-	"github.com/hookbay/hookbay/store/storetest"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
 // PurgeRecords deletes old requests with their jobs and attempts, but never
 // a request whose job is still to be delivered.
 func TestDB_PurgeRecords(t *testing.T) {
-	db := storetest.Open(t)
+	db := sqlitetest.Open(t)
 	ctx := context.Background()
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	done := newReceipt(old, "old-done", `{}`)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
-	"github.com/hookbay/hookbay/store/storetest"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
 func TestDB_Commit(t *testing.T) {
@@ -19,7 +19,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Request record, every key and the job are written together.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"ok":true}`, "bhid-1")
 		r.Request.Notes = []string{"unknown urgency"}
@@ -74,7 +74,7 @@ func TestDB_Commit(t *testing.T) {
 	})
 
 	t.Run("NoJob", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		r.Job = nil
@@ -92,7 +92,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrDuplicate", func(t *testing.T) {
 		// A repeat of the request ID gets the first answer, is recorded as
 		// a duplicate, and queues nothing.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -150,7 +150,7 @@ func TestDB_Commit(t *testing.T) {
 		// same SendEvent1 bhid resent under a new request ID) gets the first
 		// answer; its request ID is remembered so that its own retries
 		// replay that answer too.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -201,7 +201,7 @@ func TestDB_Commit(t *testing.T) {
 		// Request.DuplicateOf "the ID of the original request": a request ID
 		// remembered for a content-key duplicate must point at the original,
 		// not at the duplicate's own record (which has no job).
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -219,7 +219,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("ContentKeyOnly", func(t *testing.T) {
 		// Without a request ID the content keys alone de-duplicate.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "", `{"n":1}`, "bhid-1", "bhid-2")
 		mustCommit(t, db, first)
@@ -234,7 +234,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("NoKeys", func(t *testing.T) {
 		// A request without any key is processed every time.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		for i := 0; i < 3; i++ {
 			r := newReceipt(t0, "", `{}`)
@@ -258,7 +258,7 @@ func TestDB_Commit(t *testing.T) {
 
 	t.Run("SenderNamespace", func(t *testing.T) {
 		// Keys are per sender: the same ID from another sender is new.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
 		other := newReceipt(t0, "req-1", `{"n":2}`)
@@ -282,7 +282,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrPending", func(t *testing.T) {
 		// A key held by a request executing inline, under a live lease:
 		// Commit returns the pending entry and writes nothing.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
 		if e, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, until); err != nil || e != nil {
@@ -311,7 +311,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrPendingContentKey", func(t *testing.T) {
 		// The request ID is new but its content key is held by a request
 		// executing inline: nothing is written, not even the new ID.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		until := t0.Add(time.Minute)
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
@@ -344,7 +344,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ErrDuplicateLaterKey", func(t *testing.T) {
 		// Only the third key was answered before: the keys in front of it
 		// replay that answer, the ones after it are not taken, no job.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-c")
 		mustCommit(t, db, first)
@@ -370,7 +370,7 @@ func TestDB_Commit(t *testing.T) {
 		// A receipt naming the same key twice (a request ID equal to its
 		// content key) is one new request, not a duplicate of itself: it
 		// is answered 202, so its job must be queued.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "SendEvent1/bhid:1", `{"n":1}`, "SendEvent1/bhid:1")
 		e, err := db.Commit(ctx, r)
@@ -388,7 +388,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("PendingExpired", func(t *testing.T) {
 		// The holder of a pending key died: once its lease expires the
 		// key is taken over and the receipt written.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -413,7 +413,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("PendingExpiredSeveralKeys", func(t *testing.T) {
 		// Reserve took the request ID and a content key; the process died.
 		// The sender's retry, committed, must take over both keys.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -435,7 +435,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("Concurrent", func(t *testing.T) {
 		// 50 requests with the same ID at once: one is processed, 49 get
 		// its answer.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		const n = 50
 		answers := make([]string, n)
@@ -506,7 +506,7 @@ func TestDB_Commit(t *testing.T) {
 	t.Run("ConcurrentDistinct", func(t *testing.T) {
 		// 200 requests with distinct keys at once are all written; the
 		// writer commits them in shared transactions.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		const n = 200
 		receipts := make([]*hooks.Receipt, n)
@@ -559,7 +559,7 @@ func TestDB_Commit(t *testing.T) {
 		// A context already done before the write is queued fails fast
 		// and writes nothing... or, if the write won the race into the
 		// queue, is committed in full. Never half.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
@@ -581,7 +581,7 @@ func TestDB_Reserve(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		until := t0.Add(time.Minute)
@@ -601,7 +601,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("ErrPending", func(t *testing.T) {
 		// The same keys again, while the lease is live: the pending entry.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
@@ -628,7 +628,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("ErrDone", func(t *testing.T) {
 		// A key already answered: the done entry, to replay.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
 		mustCommit(t, db, first)
@@ -647,7 +647,7 @@ func TestDB_Reserve(t *testing.T) {
 
 	t.Run("Expired", func(t *testing.T) {
 		// A pending lease that expired is taken over.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -670,7 +670,7 @@ func TestDB_Finish(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -713,7 +713,7 @@ func TestDB_Finish(t *testing.T) {
 	})
 
 	t.Run("NoJob", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
@@ -750,7 +750,7 @@ func TestDB_FinishTakenOver(t *testing.T) {
 		{"RetryRunning", false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			db := storetest.Open(t)
+			db := sqlitetest.Open(t)
 			clk := useClock(db)
 			if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Second)); err != nil {
 				t.Fatal(err)
@@ -791,7 +791,7 @@ func TestDB_Release(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		// Released keys are free: the retry executes.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
@@ -818,7 +818,7 @@ func TestDB_Release(t *testing.T) {
 
 	t.Run("KeepsDone", func(t *testing.T) {
 		// Release never drops an answer.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
 		if err := db.Release(ctx, sender, []string{"req-1", "never-taken"}, testOwner); err != nil {
@@ -832,7 +832,7 @@ func TestDB_Release(t *testing.T) {
 
 func TestDB_Record(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.Open(t)
+	db := sqlitetest.Open(t)
 	useClock(db)
 	req := newReceipt(t0, "req-1", `{"error":"unauthorized"}`).Request
 	req.Status = http.StatusUnauthorized
@@ -866,7 +866,7 @@ func TestDB_Lookup(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"n":1}`)
 		mustCommit(t, db, r)
@@ -878,7 +878,7 @@ func TestDB_Lookup(t *testing.T) {
 	})
 
 	t.Run("ErrNotFound", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		_, err := db.Lookup(ctx, hooks.SenderBubblehouse, "nope")
 		if got, want := hooks.ErrorCode(err), hooks.ENOTFOUND; got != want {
 			t.Fatalf("got %q (%v), want %q", got, err, want)
@@ -891,7 +891,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 	sender := hooks.SenderBubblehouse
 
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		mustCommit(t, db, newReceipt(t0, "old-1", `{}`, "old-bhid-1"))
 		if _, err := db.Reserve(ctx, sender, []string{"old-2"}, testOwner, t0.Add(time.Minute)); err != nil {
@@ -935,7 +935,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 
 	t.Run("Batches", func(t *testing.T) {
 		// More rows than one delete batch.
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		const old, young = 2500, 1200
 		reserve := func(prefix string, n int) {
@@ -977,7 +977,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 }
 
 func TestDB_FindRequests(t *testing.T) {
-	db := storetest.Open(t)
+	db := sqlitetest.Open(t)
 	useClock(db)
 	var ids []int64
 	for i, name := range []string{"SendEvent1", "SendEvent1", "ProcessOrder"} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
+	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 	"github.com/hookbay/hookbay/store/storetest"
 )
 
@@ -143,7 +144,7 @@ func lockWriter(tb testing.TB, path string) (unlock func()) {
 func TestOpen(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		if _, err := os.Stat(path); err != nil {
 			t.Fatalf("database file: %v", err)
 		}
@@ -163,7 +164,7 @@ func TestOpen(t *testing.T) {
 		// the migrations again on a migrated file is harmless.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"ok":1}`, "bhid-1")
 		if e := mustCommit(t, db, r); e != nil {
@@ -174,7 +175,7 @@ func TestOpen(t *testing.T) {
 		}
 
 		for i := 0; i < 2; i++ {
-			db = storetest.OpenPath(t, path)
+			db = sqlitetest.OpenPath(t, path)
 			useClock(db)
 			reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
 			if got, want := len(reqs), 1+i; got != want {
@@ -216,14 +217,14 @@ func TestOpen(t *testing.T) {
 
 func TestDB_Ping(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		if err := db.Ping(context.Background()); err != nil {
 			t.Fatalf("got %v, want nil", err)
 		}
 	})
 
 	t.Run("ErrClosed", func(t *testing.T) {
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +240,7 @@ func TestDB_Close(t *testing.T) {
 		// Every write after Close fails with ErrClosed instead of hanging;
 		// reads fail too.
 		ctx := context.Background()
-		db := storetest.Open(t)
+		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		mustCommit(t, db, r)
@@ -307,7 +308,7 @@ func TestDB_Close(t *testing.T) {
 		// disk after reopening, or failed with ErrClosed. None hangs.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 
 		const n = 100
@@ -331,7 +332,7 @@ func TestDB_Close(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		db = storetest.OpenPath(t, path)
+		db = sqlitetest.OpenPath(t, path)
 		for i, err := range errs {
 			rid := fmt.Sprintf("req-%d", i)
 			got := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: rid}))
@@ -364,7 +365,7 @@ func TestDB_GroupCommit(t *testing.T) {
 	t.Run("FailureIsolated", func(t *testing.T) {
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 
 		unlock := lockWriter(t, path)
@@ -427,7 +428,7 @@ func TestDB_GroupCommit(t *testing.T) {
 		// record must look the same as if it had been committed once.
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "db")
-		db := storetest.OpenPath(t, path)
+		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`)
 		mustCommit(t, db, first)
