@@ -3,16 +3,12 @@ package handlers
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,25 +23,6 @@ import (
 // bloomreachDeadline keeps every answer well under the 1 s Bloomreach
 // expects (bloomreach-endpoint-requirements.txt, "Response time").
 const bloomreachDeadline = 900 * time.Millisecond
-
-// TokenStore checks OAuth 2.0 access tokens that hookbay issued.
-type TokenStore interface {
-	SaveToken(ctx context.Context, hash []byte, clientID string, scopes []string, expires, now time.Time) error
-	TokenClient(ctx context.Context, hash []byte, now time.Time) (string, []string, error)
-}
-
-// WebhookAuth is a webhook's authentication: every configured scheme must
-// pass. Secrets are compared in constant time.
-type WebhookAuth struct {
-	Basic        *[2]string        // user, password
-	Headers      map[string]string // header name to exact value
-	OAuth2       bool
-	TokenIn      string // header | body | query
-	TokenField   string
-	Scopes       []string // the token must carry all of them
-	MTLS         bool
-	MTLSSubjects []string
-}
 
 // BloomreachWebhook is one configured webhook.
 type BloomreachWebhook struct {
@@ -78,12 +55,6 @@ type Bloomreach struct {
 	secrets []string // every webhook's auth header names, gathered by Register
 }
 
-// OAuthClient may obtain tokens with the client-credentials grant.
-type OAuthClient struct {
-	Secret string
-	Scopes []string
-}
-
 // Register mounts the routes. It gathers the webhooks' auth header names
 // once, for the records of every Bloomreach route.
 func (h *Bloomreach) Register(e *echo.Echo, prefix, tokenPath string) {
@@ -99,25 +70,6 @@ func (h *Bloomreach) Register(e *echo.Echo, prefix, tokenPath string) {
 }
 
 func (h *Bloomreach) now() time.Time { return clock(h.Now) }
-
-// handleAuthTest answers Bloomreach's "Test settings": 200 when the
-// credentials pass, 401 when not, whatever the method.
-func (h *Bloomreach) handleAuthTest(c echo.Context) error {
-	name := c.Param("name")
-	rec := startRecord(c, hooks.SenderBloomreach, name+"/auth-test", h.now(), h.secrets...)
-	wh, ok := h.Webhooks[name]
-	if !ok {
-		return hooks.Errorf(hooks.ENOTFOUND, "no Bloomreach webhook named %q", name)
-	}
-	if err := h.authenticate(c, wh, nil); err != nil {
-		return err
-	}
-	rec.Status, rec.Response = http.StatusOK, []byte(`{"success":true,"result":{"status":"credentials accepted"}}`)
-	if err := h.Guard.Record(c.Request().Context(), rec); err != nil {
-		return err
-	}
-	return c.JSONBlob(rec.Status, rec.Response)
-}
 
 // SecretHeaders names the headers that carry a configured webhook's
 // credentials, redacted in every Bloomreach record: a request to a
@@ -330,90 +282,6 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte)
 	return nil
 }
 
-// authenticate checks every configured scheme; a failure sets the
-// WWW-Authenticate challenge of the scheme that failed.
-func (h *Bloomreach) authenticate(c echo.Context, wh *BloomreachWebhook, body []byte) error {
-	r := c.Request()
-	a := wh.Auth
-	fail := func(challenge, format string, args ...any) error {
-		if challenge != "" {
-			c.Response().Header().Set("WWW-Authenticate", challenge)
-		}
-		return hooks.Errorf(hooks.EUNAUTHORIZED, format, args...)
-	}
-	if a.MTLS {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			return fail("", "a client certificate that chains to the configured CA is required")
-		}
-		if len(a.MTLSSubjects) > 0 {
-			leaf := r.TLS.VerifiedChains[0][0]
-			names := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
-			if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(a.MTLSSubjects, n) }) {
-				return fail("", "client certificate subject %q is not allowed", leaf.Subject.CommonName)
-			}
-		}
-	}
-	if a.Basic != nil {
-		user, pass, ok := r.BasicAuth()
-		userOK, passOK := hooks.SecretEqual(user, a.Basic[0]), hooks.SecretEqual(pass, a.Basic[1])
-		if !ok || !(userOK && passOK) {
-			return fail(`Basic realm="hookbay", charset="UTF-8"`, "Basic credentials are missing or wrong")
-		}
-	}
-	for name, want := range a.Headers {
-		if !hooks.SecretEqual(r.Header.Get(name), want) {
-			return fail("", "header %s is missing or wrong", name)
-		}
-	}
-	if a.OAuth2 {
-		token := bearerOrField(r, a.TokenIn, a.TokenField, body)
-		if token == "" {
-			return fail(`Bearer realm="hookbay"`, "an OAuth 2.0 access token is required (%s)", a.TokenIn)
-		}
-		sum := sha256.Sum256([]byte(token))
-		client, scopes, err := h.Tokens.TokenClient(r.Context(), sum[:], h.now())
-		if err != nil {
-			return err
-		}
-		if client == "" {
-			return fail(`Bearer realm="hookbay", error="invalid_token"`, "the access token is unknown or expired")
-		}
-		for _, want := range a.Scopes {
-			if !slices.Contains(scopes, want) {
-				return fail(`Bearer realm="hookbay", error="insufficient_scope", scope="`+strings.Join(a.Scopes, " ")+`"`,
-					"the access token lacks scope %s", want)
-			}
-		}
-	}
-	return nil
-}
-
-// bearerOrField finds the access token where the webhook says Bloomreach
-// puts it.
-func bearerOrField(r *http.Request, in, field string, body []byte) string {
-	switch in {
-	case "query":
-		return r.URL.Query().Get(field)
-	case "body":
-		if raw, ok := hooks.RawPointer(body, "/"+field); ok {
-			s, _ := hooks.ScalarString(raw)
-			return s
-		}
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-			// The body was read already: parse the bytes, not r.Body.
-			if form, err := url.ParseQuery(string(body)); err == nil {
-				return form.Get(field)
-			}
-		}
-		return ""
-	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
 // isJSONRequest decides whether the body is JSON: its Content-Type says so,
 // or the webhook needs JSON (batch, JSON request ID, schemas) and no other
 // type is declared.
@@ -440,76 +308,4 @@ func schemaProblem(err error) string {
 		msg = msg[:300] + "…"
 	}
 	return msg
-}
-
-// handleToken is the client-credentials token endpoint (RFC 6749 §4.4).
-func (h *Bloomreach) handleToken(c echo.Context) error {
-	r := c.Request()
-	body, err := readBody(c, tokenBodyLimit)
-	if err != nil {
-		// OAuth clients read every error in RFC 6749's format; the status
-		// is the one Bloomreach reads on its webhook routes (503, which it
-		// retries, for a body that did not arrive in full).
-		return tokenError(c, statusFor(hooks.SenderBloomreach, hooks.ErrorCode(err)), "invalid_request", hooks.ErrorMessage(err))
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err := r.ParseForm(); err != nil {
-		return tokenError(c, http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
-	}
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-		if u, err := url.QueryUnescape(id); err == nil {
-			id = u
-		}
-		if u, err := url.QueryUnescape(secret); err == nil {
-			secret = u
-		}
-	} else {
-		// Credentials only from the body: never from the URL, which ends up
-		// in access logs (RFC 6749 section 2.3.1).
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	client, known := h.Clients[id]
-	if id == "" || !known || !hooks.SecretEqual(secret, client.Secret) {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="hookbay"`)
-		return tokenError(c, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-	}
-	if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
-		return tokenError(c, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=client_credentials is supported")
-	}
-	scopes := client.Scopes
-	if s := r.Form.Get("scope"); s != "" {
-		scopes = strings.Fields(s)
-		for _, sc := range scopes {
-			if !slices.Contains(client.Scopes, sc) {
-				return tokenError(c, http.StatusBadRequest, "invalid_scope", "scope "+sc+" is not granted to this client")
-			}
-		}
-	}
-	raw := make([]byte, 32)
-	if _, err := randRead(raw); err != nil {
-		return fmt.Errorf("generate access token: %w", err)
-	}
-	token := base64.RawURLEncoding.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(token))
-	now := h.now()
-	if err := h.Tokens.SaveToken(r.Context(), sum[:], id, scopes, now.Add(h.TokenTTL), now); err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, map[string]any{
-		"access_token": token, "token_type": "Bearer", "expires_in": int(h.TokenTTL.Seconds()), "scope": strings.Join(scopes, " "),
-	})
-}
-
-// tokenBodyLimit bounds a token request: a few form fields.
-const tokenBodyLimit = 64 << 10
-
-// tokenError answers in the token endpoint's own format (RFC 6749 §5.2),
-// which OAuth 2.0 clients parse, rather than hookbay's error body.
-func tokenError(c echo.Context, status int, code, desc string) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(status, map[string]string{"error": code, "error_description": desc})
 }

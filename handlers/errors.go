@@ -6,7 +6,6 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -51,9 +50,6 @@ func statusFor(sender hooks.Sender, code string) int {
 	}
 	return http.StatusInternalServerError
 }
-
-// refusedBodyKept is how much of a refused request's body is recorded.
-const refusedBodyKept = 4096
 
 // ErrorBody is the JSON body of every error answer.
 type ErrorBody struct {
@@ -106,8 +102,9 @@ func ErrorResponseFor(sender hooks.Sender, err error) hooks.Response {
 }
 
 // ErrorHandler returns Echo's HTTPErrorHandler: it answers every error with
-// a JSON body and records the answer on the request's record, if the route
-// had started one, so that refused requests are as visible as accepted ones.
+// a JSON body in the status the request's sender reads, and has the answer
+// recorded (recordAnswer) when the route had started a record, so that
+// refused requests are as visible as accepted ones.
 func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Request) error) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
@@ -126,21 +123,7 @@ func ErrorHandler(logger *slog.Logger, record func(c echo.Context, req *hooks.Re
 			c.Response().Header().Set("Retry-After", "1")
 		}
 		if req != nil && record != nil {
-			req.Status, req.Response = resp.Status, resp.Body
-			if len(req.Body) > refusedBodyKept && resp.Status >= 400 {
-				// A refused request keeps its first bytes only: an
-				// unauthenticated flood must not fill the disk.
-				req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", refusedBodyKept, len(req.Body)))
-				req.Body = req.Body[:refusedBodyKept]
-			}
-			if rerr := record(c, req); rerr != nil {
-				logger.Error("record refused request", "err", rerr)
-				if resp.Status < 300 {
-					// An answer that reads as success (an unsettled one)
-					// goes out only once it is recorded.
-					resp = ErrorResponseFor(sender, hooks.Errorf(hooks.EUNAVAILABLE, "the answer could not be recorded; retry later"))
-				}
-			}
+			resp = recordAnswer(c, req, resp, record, logger)
 		}
 		if c.Request().Method == http.MethodHead {
 			err = c.NoContent(resp.Status)

@@ -1,13 +1,9 @@
 package handlers
 
 import (
-	"bytes"
-	"crypto/rand"
-	"errors"
-	"io"
-	"net"
+	"fmt"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -72,101 +68,26 @@ func RedactHeaders(h http.Header, extra ...string) http.Header {
 	return out
 }
 
-// readBody reads the whole body once, refusing more than limit bytes.
-// Signatures are computed over these exact bytes, so nothing re-encodes them.
-func readBody(c echo.Context, limit int64) ([]byte, error) {
-	r := c.Request()
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
+// refusedBodyKept is how much of a refused request's body is recorded.
+const refusedBodyKept = 4096
+
+// recordAnswer completes the record of a request that the error handler
+// answers with resp and writes it through record. It returns the answer to
+// send: an answer that reads as success (an unsettled one) goes out only
+// once it is recorded, and becomes a 503 when it could not be.
+func recordAnswer(c echo.Context, req *hooks.Request, resp hooks.Response, record func(echo.Context, *hooks.Request) error, logger *slog.Logger) hooks.Response {
+	req.Status, req.Response = resp.Status, resp.Body
+	if len(req.Body) > refusedBodyKept && resp.Status >= 400 {
+		// A refused request keeps its first bytes only: an
+		// unauthenticated flood must not fill the disk.
+		req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", refusedBodyKept, len(req.Body)))
+		req.Body = req.Body[:refusedBodyKept]
 	}
-	// A typical body is read into one allocation sized from Content-Length.
-	// Only a small claim is taken on trust; a larger or chunked body is read
-	// by io.ReadAll, which grows as bytes arrive and returns a slice of the
-	// body's size (the record keeps it for the whole request).
-	rd := http.MaxBytesReader(c.Response(), r.Body, limit)
-	var body []byte
-	var err error
-	if r.ContentLength > 0 && r.ContentLength <= presizeLimit {
-		var buf bytes.Buffer
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-		_, err = buf.ReadFrom(rd)
-		body = buf.Bytes()
-	} else {
-		body, err = io.ReadAll(rd)
+	if err := record(c, req); err != nil {
+		logger.Error("record refused request", "err", err)
+		if resp.Status < 300 {
+			return ErrorResponseFor(req.Sender, hooks.Errorf(hooks.EUNAVAILABLE, "the answer could not be recorded; retry later"))
+		}
 	}
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return nil, tooLarge(limit)
-	case err != nil:
-		// The write deadline was set when the headers arrived and can run
-		// out with the read timeout: give the answer (and its record) a
-		// moment of its own, so that the client learns why.
-		_ = http.NewResponseController(c.Response().Writer).SetWriteDeadline(time.Now().Add(answerGrace))
-		return nil, bodyReadError(err, slices.Contains(r.TransferEncoding, "chunked"))
-	}
-	return body, nil
+	return resp
 }
-
-// answerGrace is how long the answer to a body that did not arrive in full
-// may take to record and write.
-const answerGrace = 5 * time.Second
-
-// bodyReadError classifies a body that could not be read. A read that
-// timed out or a connection that ended or broke is incomplete, which the
-// sender may retry; any other failure to read a chunked body is its
-// encoding (a bad chunk size, an overlong line, a malformed trailer), which
-// is invalid. Messages name the cause, not the error text, which carries
-// socket addresses.
-func bodyReadError(err error, chunked bool) error {
-	var ne net.Error
-	cause := "the connection failed while it was read"
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		cause = "it did not arrive within the server's read timeout (server.timeouts.read)"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		cause = "the connection ended before all of it arrived"
-	case chunked && !errors.As(err, &ne):
-		return hooks.Errorf(hooks.EINVALID, "the request body could not be read: its chunked transfer encoding is malformed")
-	}
-	return hooks.Errorf(hooks.EINCOMPLETE, "the request body did not arrive in full: %s", cause)
-}
-
-// presizeLimit is the largest Content-Length a body buffer is sized from.
-const presizeLimit = 64 << 10
-
-func tooLarge(limit int64) error {
-	return hooks.Errorf(hooks.ETOOLARGE, "request body is larger than the %d-byte limit", limit)
-}
-
-// postOnly mounts handler for POST on path; every other method is
-// answered 405 and recorded, as any request that reached a hook route is.
-func postOnly(e *echo.Echo, path string, sender hooks.Sender, param string, handler echo.HandlerFunc, now func() time.Time) {
-	e.POST(path, handler)
-	refuse := methodNotAllowed(http.MethodPost)
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		e.Add(m, path, func(c echo.Context) error {
-			startRecord(c, sender, c.Param(param), clock(now))
-			return refuse(c)
-		})
-	}
-}
-
-// clock reads an injectable clock, the real one when nil.
-func clock(now func() time.Time) time.Time {
-	if now != nil {
-		return now()
-	}
-	return time.Now()
-}
-
-// methodNotAllowed answers methods a hook route does not serve.
-func methodNotAllowed(allow string) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Response().Header().Set("Allow", allow)
-		return hooks.Errorf(hooks.EMETHOD, "method %s is not allowed; use %s", c.Request().Method, allow)
-	}
-}
-
-// randRead fills b from crypto/rand.
-var randRead = rand.Read
