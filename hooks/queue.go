@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -62,7 +61,11 @@ type Queue struct {
 	Policy       RetryPolicy
 	Now          func() time.Time
 	Logger       *slog.Logger
+	// Observe, when set, is told of every attempt once it is recorded
+	// (Executor.Observe).
+	Observe func(*Job, AttemptResult)
 
+	exec      *Executor
 	wake      chan struct{}
 	jobs      chan *Job
 	idle      chan struct{}      // one token per worker busy or about to be
@@ -114,6 +117,8 @@ func (q *Queue) Start() {
 	q.idle = make(chan struct{}, q.Workers)
 	q.completed = make(chan *Job, 4*claimBatch)
 	q.stop = make(chan struct{})
+	q.exec = &Executor{Store: q.Store, Policy: q.Policy, Lease: q.Lease, Now: q.Now,
+		Complete: func(j *Job) { q.completed <- j }, Observe: q.Observe}
 	q.completer.Add(1)
 	go q.complete()
 	var ctx context.Context
@@ -261,62 +266,27 @@ func (q *Queue) work(ctx context.Context) {
 }
 
 func (q *Queue) run(ctx context.Context, j *Job) {
-	action := StoreAction
+	var action Action
 	if q.ActionFor != nil {
-		if a := q.ActionFor(j); a != nil {
-			action = a
+		action = q.ActionFor(j)
+	}
+	res, err := q.exec.Run(ctx, action, j)
+	if err != nil {
+		q.Logger.Error("record attempt", "job", j.ID, "name", j.Name, "err", err)
+	}
+	switch res.Outcome {
+	case OutcomeOK:
+		if res.Err != nil {
+			q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", res.Err)
 		}
-	}
-	j.AttemptStarted = q.Now()
-	// Every attempt ends before its lease does, whatever the action (a
-	// wait for an exec slot, a Go action without a timeout): a job is
-	// never run by two workers at once.
-	actx, cancel := context.WithDeadline(ctx, j.LockedUntil.Add(-min(leaseMargin, q.Lease/4)))
-	err := runSafely(actx, action, j)
-	cancel()
-	now := q.Now()
-	j.AttemptDuration = now.Sub(j.AttemptStarted)
-	// Book-keeping must happen even when the pool is being cancelled.
-	bg := context.WithoutCancel(ctx)
-	outcome := Classify(err)
-	if outcome == OutcomeOK && err != nil {
-		q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", err)
-	}
-	switch {
-	case outcome == OutcomeOK:
-		q.completed <- j
-	case ctx.Err() != nil:
-		// Shutdown interrupted the action: not the action's failure.
-		q.release([]*Job{j})
-	case outcome == AttemptNotStarted:
-		// It waited for a process slot until its deadline and never ran:
-		// back to the queue, without counting an attempt.
-		j.AttemptStarted = time.Time{}
-		q.release([]*Job{j})
-	default:
-		dead, retryAt, ferr := q.Policy.Fail(bg, q.Store, j, now, err)
-		q.Logger.Warn("job failed", "job", j.ID, "name", j.Name, "attempt", j.Attempts, "dead", dead, "err", err)
-		if ferr != nil {
-			q.Logger.Error("fail job", "job", j.ID, "err", ferr)
-		} else if !dead {
+	case OutcomeFailed, OutcomeDead:
+		q.Logger.Warn("job failed", "job", j.ID, "name", j.Name, "attempt", j.Attempts,
+			"dead", res.Outcome == OutcomeDead, "err", res.Err)
+		if res.Outcome == OutcomeFailed && err == nil {
 			// Wake the pool when the retry is due rather than at the next poll.
-			time.AfterFunc(retryAt.Sub(now), q.Notify)
+			time.AfterFunc(res.RetryAt.Sub(q.Now()), q.Notify)
 		}
 	}
-}
-
-// runSafely runs an action, turning a panic into an error so that one bad
-// job cannot take the pool down.
-func runSafely(ctx context.Context, a Action, j *Job) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("action panicked: %v", r)
-		}
-	}()
-	if _, err := a.Run(ctx, j); err != nil {
-		return fmt.Errorf("run %s job %d: %w", j.Name, j.ID, err)
-	}
-	return nil
 }
 
 // maxErrorText bounds the error text recorded for an attempt.
