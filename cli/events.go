@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,91 +14,6 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
-
-// storeFlags are the flags every store-reading command shares.
-type storeFlags struct {
-	config, data *string
-	json         *bool
-}
-
-// storeFlagSet returns the flag set of the store-reading command name,
-// printing its errors and usage to stderr, with the shared flags on it.
-func storeFlagSet(name string, stderr io.Writer) (*flag.FlagSet, storeFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs, storeFlags{
-		config: fs.String("config", "", "YAML config file, as for serve"),
-		data:   fs.String("data", "", "data directory (overrides server.data_dir)"),
-		json:   fs.Bool("json", false, "print JSON"),
-	}
-}
-
-// open opens the store the flags name; see load.
-func (f storeFlags) open() (*sqlite.DB, error) {
-	_, db, err := f.load()
-	return db, err
-}
-
-// load returns the configuration and opens the store it names.
-func (f storeFlags) load() (config.Config, *sqlite.DB, error) {
-	cfg := config.Default()
-	if *f.config != "" {
-		var err error
-		if cfg, err = config.Load(*f.config); err != nil {
-			return cfg, nil, err
-		}
-	} else if err := cfg.Validate(); err != nil {
-		// Validate also fills in what depends on the rest, the lease among them.
-		return cfg, nil, err
-	}
-	if *f.data != "" {
-		cfg.Server.DataDir = *f.data
-	}
-	db, err := sqlite.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db"))
-	return cfg, db, err
-}
-
-// isHelp reports whether a subcommand argument asks for help.
-func isHelp(arg string) bool {
-	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
-}
-
-// parseSince reads --since: an RFC 3339 time, or a duration back from now.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: want a duration such as 2h or an RFC 3339 time", s)
-	}
-	return t, nil
-}
-
-// parseArgs parses flags that may come before or after the positional
-// arguments ("events show 5 --json"), and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 // EventsCommand is "hookbay events": the recorded requests.
 type EventsCommand struct {
@@ -199,18 +112,6 @@ type eventView struct {
 	Jobs        []jobView           `json:"jobs,omitempty"`
 }
 
-type jobView struct {
-	ID          int64            `json:"id"`
-	RequestRef  int64            `json:"event"`
-	Name        string           `json:"name"`
-	Urgency     hooks.Urgency    `json:"urgency"`
-	State       hooks.JobState   `json:"state"`
-	Attempts    int              `json:"attempts"`
-	ScheduledAt time.Time        `json:"scheduled_at"`
-	LastError   string           `json:"last_error,omitempty"`
-	History     []*hooks.Attempt `json:"history,omitempty"`
-}
-
 func rawJSON(b []byte) (json.RawMessage, string) {
 	if len(b) == 0 {
 		return nil, ""
@@ -231,22 +132,6 @@ func eventViews(reqs []*hooks.Request) []eventView {
 		out = append(out, v)
 	}
 	return out
-}
-
-func jobViews(ctx context.Context, db *sqlite.DB, jobs []*hooks.Job, history bool) ([]jobView, error) {
-	out := make([]jobView, 0, len(jobs))
-	for _, j := range jobs {
-		v := jobView{ID: j.ID, RequestRef: j.RequestRef, Name: j.Name, Urgency: j.Urgency, State: j.State,
-			Attempts: j.Attempts, ScheduledAt: j.ScheduledAt, LastError: j.LastError}
-		if history {
-			var err error
-			if v.History, err = db.FindAttempts(ctx, j.ID); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }
 
 func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJSON bool) error {
@@ -401,100 +286,4 @@ func (cmd *EventsCommand) replay(ctx context.Context, cfg config.Config, db *sql
 		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): ok %s\n", id, r.Job, r.Name, r.Output)
 	}
 	return nil
-}
-
-// JobsCommand is "hookbay jobs": the delivery queue.
-type JobsCommand struct {
-	Stdout, Stderr io.Writer
-}
-
-// Run dispatches list and retry.
-func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || isHelp(args[0]) {
-		return fmt.Errorf("usage: hookbay jobs list|retry [flags]")
-	}
-	fs, sf := storeFlagSet("jobs "+args[0], cmd.Stderr)
-	switch args[0] {
-	case "list":
-		state := fs.String("state", "", "only jobs in this state: pending, running, done, dead")
-		name := fs.String("name", "", "only this hook, webhook or event name")
-		limit := fs.Int("limit", 100, "at most this many, oldest first")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		st := hooks.JobState(*state)
-		switch st {
-		case "pending":
-			st = hooks.JobAvailable
-		case "", hooks.JobAvailable, hooks.JobRunning, hooks.JobDone, hooks.JobDead:
-		default:
-			return fmt.Errorf("--state %q: want pending, running, done or dead", *state)
-		}
-		db, err := sf.open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		jobs, err := db.FindJobs(ctx, sqlite.JobFilter{State: st, Name: *name, Limit: *limit})
-		if err != nil {
-			return err
-		}
-		views, err := jobViews(ctx, db, jobs, false)
-		if err != nil {
-			return err
-		}
-		if *sf.json {
-			return printJSON(cmd.Stdout, views)
-		}
-		tw := tabwriter.NewWriter(cmd.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tEVENT\tNAME\tURGENCY\tSTATE\tATTEMPTS\tNEXT RUN\tLAST ERROR")
-		for _, j := range views {
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", j.ID, j.RequestRef, j.Name, j.Urgency, j.State, j.Attempts,
-				j.ScheduledAt.Format(time.RFC3339), j.LastError)
-		}
-		return tw.Flush()
-	case "retry":
-		dead := fs.Bool("dead", false, "retry every dead job")
-		since := fs.String("since", "", "with --dead: only jobs that died since this time (RFC 3339) or this long ago (2h)")
-		pos, err := parseArgs(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if *dead == (len(pos) > 0) {
-			return fmt.Errorf("usage: hookbay jobs retry ID... | hookbay jobs retry --dead [--since T]")
-		}
-		now := time.Now()
-		t, err := parseSince(*since, now)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for _, a := range pos {
-			id, err := strconv.ParseInt(a, 10, 64)
-			if err != nil {
-				return fmt.Errorf("job ID %q is not a number", a)
-			}
-			ids = append(ids, id)
-		}
-		db, err := sf.open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		var n int64
-		if *dead {
-			n, err = db.RetryDead(ctx, t, now)
-		} else {
-			n, err = db.RetryJobs(ctx, ids, now)
-		}
-		if err != nil {
-			return err
-		}
-		if *sf.json {
-			return printJSON(cmd.Stdout, map[string]int64{"retried": n})
-		}
-		fmt.Fprintf(cmd.Stdout, "%d job(s) queued again; a running hookbay delivers them\n", n)
-		return nil
-	}
-	return fmt.Errorf("unknown jobs command %q (list, retry)", args[0])
 }
