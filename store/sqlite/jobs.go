@@ -227,22 +227,6 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 	return nil
 }
 
-// insertAttempts records the attempt each job just finished.
-func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome, errText string) error {
-	for _, j := range jobs {
-		started := j.AttemptStarted
-		if started.IsZero() {
-			continue // finished without being run (tests, or store-action bookkeeping)
-		}
-		if _, err := tx.Exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
-			VALUES (?, ?, ?, ?, ?, ?)`, j.ID, j.Attempts, started.UnixMicro(), j.AttemptDuration.Microseconds(),
-			outcome, errText); err != nil {
-			return fmt.Errorf("record attempt: %w", err)
-		}
-	}
-	return nil
-}
-
 // RetryJobs makes the given jobs available now: what Bubblehouse calls
 // reprocessing upon request, on our side.
 // Done and running jobs are left alone; it returns how many were retried.
@@ -391,61 +375,4 @@ func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (b
 	}
 	j.LockedUntil = until
 	return n == 1, nil
-}
-
-// FindAttempts returns a job's attempts, oldest first.
-func (db *DB) FindAttempts(ctx context.Context, jobID int64) ([]*hooks.Attempt, error) {
-	rows, err := db.rdb.QueryContext(ctx, `SELECT attempt, started_at, duration_us, outcome, error FROM job_attempts
-		WHERE job_id = ? ORDER BY id`, jobID)
-	if err != nil {
-		return nil, fmt.Errorf("find attempts: %w", err)
-	}
-	defer rows.Close()
-	var out []*hooks.Attempt
-	for rows.Next() {
-		a := &hooks.Attempt{JobID: jobID}
-		var started, dur int64
-		if err := rows.Scan(&a.Attempt, &started, &dur, &a.Outcome, &a.Error); err != nil {
-			return nil, fmt.Errorf("find attempts: %w", err)
-		}
-		a.StartedAt, a.Duration = time.UnixMicro(started), time.Duration(dur)*time.Microsecond
-		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
-// JobFilter selects jobs; zero fields match all.
-type JobFilter struct {
-	State      hooks.JobState
-	Name       string
-	RequestRef int64
-	Limit      int
-}
-
-// FindJobs returns jobs, oldest first.
-func (db *DB) FindJobs(ctx context.Context, f JobFilter) ([]*hooks.Job, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	rows, err := db.rdb.QueryContext(ctx, `SELECT id, request_ref, sender, name, urgency, priority, state, attempts,
-		scheduled_at, locked_until, created_at, last_error FROM jobs
-		WHERE (?1 = '' OR state = ?1) AND (?2 = '' OR name = ?2) AND (?4 = 0 OR request_ref = ?4)
-		ORDER BY id LIMIT ?3`, f.State, f.Name, f.Limit, f.RequestRef)
-	if err != nil {
-		return nil, fmt.Errorf("find jobs: %w", err)
-	}
-	defer rows.Close()
-	var out []*hooks.Job
-	for rows.Next() {
-		j := &hooks.Job{}
-		var scheduled, created int64
-		var locked sql.NullInt64
-		if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.State, &j.Attempts,
-			&scheduled, &locked, &created, &j.LastError); err != nil {
-			return nil, fmt.Errorf("find jobs: %w", err)
-		}
-		j.ScheduledAt, j.CreatedAt, j.LockedUntil = time.UnixMicro(scheduled), time.UnixMicro(created), fromMicros(locked)
-		out = append(out, j)
-	}
-	return out, rows.Err()
 }

@@ -1,4 +1,4 @@
-// Package store keeps hookbay's requests, idempotency records and job queue
+// Package sqlite keeps hookbay's requests, idempotency records and job queue
 // in one SQLite file. Writes go through a single writer goroutine that
 // commits concurrent requests together (group commit), so that every 2xx is
 // preceded by an fsync without one fsync per request.

@@ -31,4 +31,3 @@ func OpenPath(tb testing.TB, path string) *sqlite.DB {
 	})
 	return db
 }
-

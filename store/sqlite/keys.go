@@ -1,0 +1,182 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// Reserve takes the idempotency keys for a request that will execute inline.
+// It returns nil when all keys are now held by owner, pending until
+// leaseUntil; otherwise it writes nothing and returns the entry that holds
+// the first taken key: done (replay it) or pending under a live lease
+// (wait). A pending entry whose lease has expired belonged to a request that
+// died or overran; it is taken over, and its owner can no longer finish or
+// release it.
+func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
+	keys = uniqueKeys(keys)
+	var found *hooks.Entry
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		found = nil
+		now := db.Now()
+		for _, k := range keys {
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				continue
+			case err != nil:
+				return fmt.Errorf("read idempotency key: %w", err)
+			case e.State == hooks.EntryDone || e.LockedUntil.After(now):
+				found = e
+				return nil
+			}
+		}
+		for _, k := range keys {
+			if _, err := tx.Exec(`INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
+				VALUES (?, ?, 'pending', ?, ?, ?)
+				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until, owner = excluded.owner`,
+				sender, k, leaseUntil.UnixMicro(), owner, now.UnixMicro()); err != nil {
+				return fmt.Errorf("reserve idempotency key: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reserve %s request: %w", sender, err)
+	}
+	return found, nil
+}
+
+// Finish ends an inline request that Reserve let through with a final
+// answer: it records the request, stores its answer under its keys and
+// queues its job, in one transaction. If the reservation was taken over
+// (its lease expired while it ran), the keys are not touched and no job is
+// queued: when the taker has already answered, the request is recorded as
+// its duplicate and that entry is returned, for its answer to be replayed.
+func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error) {
+	req := r.Request
+	keys := uniqueKeys(r.Keys)
+	status, response, notes := req.Status, req.Response, len(req.Notes)
+	var lost *hooks.Entry
+	var takenOver bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		lost, takenOver = nil, false
+		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
+		for i, k := range keys {
+			res, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, locked_until = NULL, owner = NULL
+				WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`, req.Status, req.Response, req.Sender, k, owner)
+			if err != nil {
+				return fmt.Errorf("store answer under idempotency key: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("store answer under idempotency key: %w", err)
+			} else if n == 1 {
+				continue
+			}
+			if i > 0 {
+				return fmt.Errorf("idempotency key %q was taken over while %q was kept", k, keys[0])
+			}
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			switch {
+			case err == nil && e.State == hooks.EntryDone:
+				lost = e
+				req.MarkDuplicate(e)
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("read idempotency key: %w", err)
+			default:
+				// A retry holds the key and is running now: its answer
+				// will be the one kept, so this one must not go out. The
+				// request is recorded by the caller, with what it sends.
+				takenOver = true
+				req.Note("idempotency key taken over by a retry while this request ran; its answer was not kept, and the sender is asked to retry for the retry's")
+				return nil
+			}
+			return db.insertRequest(req)
+		}
+		if err := db.insertRequest(req); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.Exec(`UPDATE idempotency SET request_ref = ? WHERE sender = ? AND key = ?`, req.ID, req.Sender, k); err != nil {
+				return fmt.Errorf("link idempotency key: %w", err)
+			}
+		}
+		if r.Job != nil {
+			return db.insertJob(r.Job, req.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish %s request: %w", req.Sender, err)
+	}
+	if takenOver {
+		return nil, hooks.Errorf(hooks.ECONFLICT, "a retry with this request ID took over while this request ran past its lease; retry to get that answer")
+	}
+	return lost, nil
+}
+
+// Release frees keys that owner reserved for a request that got no final
+// answer (it asked the sender to retry), so that the retry executes. Keys
+// taken over by another request are left to it.
+func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`,
+				sender, k, owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %s idempotency keys: %w", sender, err)
+	}
+	return nil
+}
+
+// Lookup returns the idempotency entry for a key, or an ENOTFOUND error.
+func (db *DB) Lookup(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error) {
+	row := db.rdb.QueryRowContext(ctx, `SELECT state, status, response, request_ref, locked_until, created_at
+		FROM idempotency WHERE sender = ? AND key = ?`, sender, key)
+	e, err := scanEntry(row, sender, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, hooks.Errorf(hooks.ENOTFOUND, "no idempotency record for %q", key)
+	} else if err != nil {
+		return nil, fmt.Errorf("lookup idempotency key: %w", err)
+	}
+	return e, nil
+}
+
+// PurgeIdempotency deletes idempotency entries created before t, a batch at
+// a time so that the writer is never held long, and returns how many went.
+func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
+	total, err := db.purge(ctx, func(tx *sql.Tx) (int64, error) {
+		res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN
+			(SELECT sender, key FROM idempotency WHERE created_at < ? LIMIT ?)`, before.UnixMicro(), purgeBatch)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	})
+	if err != nil {
+		return total, fmt.Errorf("purge idempotency: %w", err)
+	}
+	return total, nil
+}
+
+func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, error) {
+	e := &hooks.Entry{Sender: sender, Key: key}
+	var ref, locked sql.NullInt64
+	var created int64
+	if err := row.Scan(&e.State, &e.Response.Status, &e.Response.Body, &ref, &locked, &created); err != nil {
+		return nil, err
+	}
+	e.RequestRef = ref.Int64
+	e.LockedUntil = fromMicros(locked)
+	e.CreatedAt = time.UnixMicro(created)
+	return e, nil
+}

@@ -1,0 +1,159 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// Commit writes an accepted request in one transaction: its record, its
+// idempotency keys (answered with the request's status and response) and its
+// job. When a key is already taken, no job is written: a done entry is
+// returned so that its answer is replayed (the repeat is recorded as a
+// duplicate and any new request ID of it replays the same answer); a pending
+// entry under a live lease is returned for the caller to wait on, and then
+// nothing at all is written. A pending entry whose lease expired belonged to
+// a process that died: this request takes it over.
+func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
+	req := r.Request
+	r.Keys = uniqueKeys(r.Keys)
+	// Encoding happens here, in the caller's goroutine, so that the single
+	// writer only executes statements.
+	enc, err := encodeRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	var found *hooks.Entry
+	status, response, notes := req.Status, req.Response, len(req.Notes)
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		// A retried run starts from the request as it was given.
+		found = nil
+		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
+		if err := db.insertEncoded(req, enc); err != nil {
+			return err
+		}
+		now := db.Now()
+		for i, k := range r.Keys {
+			// The UNIQUE key decides: no row affected means the key is taken.
+			if ok, err := db.insertEntry(req.Sender, k, req.Status, req.Response, req.ID, now); err != nil {
+				return fmt.Errorf("insert idempotency key: %w", err)
+			} else if ok {
+				continue
+			}
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			if err != nil {
+				return fmt.Errorf("read idempotency key: %w", err)
+			}
+			if e.State == hooks.EntryPending && !e.LockedUntil.After(now) {
+				if _, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL
+					WHERE sender = ? AND key = ?`, req.Status, req.Response, req.ID, req.Sender, k); err != nil {
+					return fmt.Errorf("take over idempotency key: %w", err)
+				}
+				continue
+			}
+			found = e
+			return db.undoCommit(tx, req, r.Keys[:i], e)
+		}
+		if r.Job != nil {
+			if err := db.insertJob(r.Job, req.ID); err != nil {
+				return err
+			}
+		}
+		return db.insertItems(req, r.Items, now)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit %s request: %w", req.Sender, err)
+	}
+	return found, nil
+}
+
+// insertItems queues a batch's items: each whose key is free (or that has
+// none) gets its job; the others were accepted before and are marked
+// Duplicate.
+func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
+	for _, it := range items {
+		it.Duplicate = false
+		if it.Key != "" {
+			if ok, err := db.insertEntry(req.Sender, it.Key, req.Status, nil, req.ID, now); err != nil {
+				return fmt.Errorf("insert item key: %w", err)
+			} else if !ok {
+				it.Duplicate = true
+				continue
+			}
+		}
+		if it.Job != nil {
+			if err := db.insertJob(it.Job, req.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// uniqueKeys drops repeated keys (a request ID that equals a content key),
+// which would otherwise make a request a duplicate of itself.
+func uniqueKeys(keys []string) []string {
+	for i := 1; i < len(keys); i++ {
+		for _, k := range keys[:i] {
+			if k == keys[i] {
+				out := append([]string(nil), keys[:i]...)
+				for _, k := range keys[i:] {
+					if !slices.Contains(out, k) {
+						out = append(out, k)
+					}
+				}
+				return out
+			}
+		}
+	}
+	return keys
+}
+
+// undoCommit handles a taken key found after the request and the keys
+// before it were written. A pending entry means the request is executing
+// elsewhere: everything is taken back and the caller waits. A done entry
+// means this is a repeat: its record becomes a duplicate's, and the keys
+// already written (a new request ID of a known event) replay the same answer.
+func (db *DB) undoCommit(tx *sql.Tx, req *hooks.Request, written []string, e *hooks.Entry) error {
+	if e.State == hooks.EntryPending {
+		if _, err := tx.Exec(`DELETE FROM requests WHERE id = ?`, req.ID); err != nil {
+			return fmt.Errorf("take back request: %w", err)
+		}
+		for _, k := range written {
+			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ?`, req.Sender, k); err != nil {
+				return fmt.Errorf("take back idempotency key: %w", err)
+			}
+		}
+		req.ID = 0
+		return nil
+	}
+	req.MarkDuplicate(e)
+	notes, err := json.Marshal(req.Notes)
+	if err != nil {
+		return fmt.Errorf("encode notes: %w", err)
+	}
+	if _, err := tx.Exec(`UPDATE requests SET status = ?, response = ?, duplicate_of = ?, notes = ? WHERE id = ?`,
+		req.Status, req.Response, req.DuplicateOf, notes, req.ID); err != nil {
+		return fmt.Errorf("mark request duplicate: %w", err)
+	}
+	for _, k := range written {
+		if _, err := tx.Exec(`UPDATE idempotency SET status = ?, response = ?, request_ref = ? WHERE sender = ? AND key = ?`,
+			req.Status, req.Response, e.RequestRef, req.Sender, k); err != nil {
+			return fmt.Errorf("replay answer under idempotency key: %w", err)
+		}
+	}
+	return nil
+}
+
+// Record writes the record of a request that was refused or replayed.
+func (db *DB) Record(ctx context.Context, req *hooks.Request) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return db.insertRequest(req) }); err != nil {
+		return fmt.Errorf("record %s request: %w", req.Sender, err)
+	}
+	return nil
+}
