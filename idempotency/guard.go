@@ -27,11 +27,11 @@ const DefaultRetention = hooks.DefaultRetention
 
 // Store is what the guard needs from the store.
 type Store interface {
-	Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error)
-	Reserve(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error)
-	Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error)
-	Release(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error
-	Lookup(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error)
+	SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error)
+	ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error)
+	FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error)
+	ReleaseKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error
+	LookupKey(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error)
 	Record(ctx context.Context, req *hooks.Request) error
 	PurgeIdempotency(ctx context.Context, before time.Time) (int64, error)
 }
@@ -102,7 +102,7 @@ func (g *Guard) Commit(ctx context.Context, r *hooks.Receipt, header string) (ho
 	}
 	for {
 		r.Request.Latency = g.now().Sub(r.Request.ReceivedAt)
-		e, err := g.Store.Commit(ctx, r)
+		e, err := g.Store.SaveReceipt(ctx, r)
 		if err != nil {
 			return hooks.Response{}, err
 		}
@@ -137,7 +137,7 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 			if d, ok := ctx.Deadline(); ok {
 				leaseUntil = d.Add(5 * time.Second)
 			}
-			e, err := g.Store.Reserve(ctx, r.Request.Sender, r.Keys, owner, leaseUntil)
+			e, err := g.Store.ReserveKeys(ctx, r.Request.Sender, r.Keys, owner, leaseUntil)
 			if err != nil {
 				return hooks.Response{}, err
 			}
@@ -157,7 +157,7 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	resp, err := fn(ctx)
 	if err != nil {
 		if len(r.Keys) > 0 {
-			if rerr := g.Store.Release(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
+			if rerr := g.Store.ReleaseKeys(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
 				g.logger().Error("release idempotency keys", "err", rerr)
 			}
 		}
@@ -165,11 +165,11 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	}
 	r.Request.Status, r.Request.Response = resp.Status, resp.Body
 	r.Request.Latency = g.now().Sub(r.Request.ReceivedAt)
-	lost, err := g.Store.Finish(context.WithoutCancel(ctx), r, owner)
+	lost, err := g.Store.FinishReserved(context.WithoutCancel(ctx), r, owner)
 	if err != nil {
 		// Keys this execution still holds are freed for the retry; those
 		// another request took over are left to it.
-		if rerr := g.Store.Release(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
+		if rerr := g.Store.ReleaseKeys(context.WithoutCancel(ctx), r.Request.Sender, r.Keys, owner); rerr != nil {
 			g.logger().Error("release idempotency keys", "err", rerr)
 		}
 		return hooks.Response{}, err
@@ -223,7 +223,7 @@ func (g *Guard) wait(ctx context.Context, e *hooks.Entry) (*hooks.Entry, error) 
 				Message: fmt.Sprintf("a request with ID %q is still being processed; retry later", e.Key)}
 		case <-t.C:
 		}
-		cur, err := g.Store.Lookup(ctx, e.Sender, e.Key)
+		cur, err := g.Store.LookupKey(ctx, e.Sender, e.Key)
 		switch {
 		case hooks.ErrorCode(err) == hooks.ENOTFOUND:
 			return nil, nil

@@ -96,7 +96,7 @@ func (f *fixture) jobs(t *testing.T) []*hooks.Job {
 
 func (f *fixture) lookup(t *testing.T, key string) (*hooks.Entry, error) {
 	t.Helper()
-	return f.db.Lookup(context.Background(), hooks.SenderBubblehouse, key)
+	return f.db.LookupKey(context.Background(), hooks.SenderBubblehouse, key)
 }
 
 func (f *fixture) mustCommit(t *testing.T, r *hooks.Receipt) hooks.Response {
@@ -327,7 +327,7 @@ func TestGuard_Commit(t *testing.T) {
 		// the request takes it over at once.
 		f := newFixture(t, nil)
 		ctx := context.Background()
-		if e, err := f.db.Reserve(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, time.Now().Add(-time.Second)); err != nil || e != nil {
+		if e, err := f.db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, time.Now().Add(-time.Second)); err != nil || e != nil {
 			t.Fatalf("reserve: got %v, %v; want nil, nil", e, err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -724,7 +724,7 @@ func TestGuard_Run(t *testing.T) {
 		// the request executes at once instead of waiting for its deadline.
 		f := newFixture(t, nil)
 		ctx := context.Background()
-		if e, err := f.db.Reserve(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, time.Now().Add(-time.Second)); err != nil || e != nil {
+		if e, err := f.db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, time.Now().Add(-time.Second)); err != nil || e != nil {
 			t.Fatalf("reserve: got %v, %v; want nil, nil", e, err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -759,7 +759,7 @@ func TestGuard_Run(t *testing.T) {
 		f := newFixture(t, nil)
 		ctx := context.Background()
 		start := time.Now() // the lease runs from here
-		if e, err := f.db.Reserve(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, start.Add(100*time.Millisecond)); err != nil || e != nil {
+		if e, err := f.db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"id-1"}, testOwner, start.Add(100*time.Millisecond)); err != nil || e != nil {
 			t.Fatalf("reserve: got %v, %v; want nil, nil", e, err)
 		}
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -24,7 +24,7 @@ func benchReceipt(i int64) *hooks.Receipt {
 }
 
 func benchCommit(b *testing.B, db *sqlite.DB, i int64) {
-	e, err := db.Commit(context.Background(), benchReceipt(i))
+	e, err := db.SaveReceipt(context.Background(), benchReceipt(i))
 	if err != nil {
 		b.Fatal(err)
 	} else if e != nil {

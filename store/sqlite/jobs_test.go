@@ -23,7 +23,7 @@ func mustQueue(tb testing.TB, db *sqlite.DB, rid string, u hooks.Urgency, schedu
 	r.Request.Body = []byte(fmt.Sprintf(`{"event":%q}`, rid))
 	r.Job = hooks.NewJob(r.Request, t0)
 	r.Job.ScheduledAt = scheduled
-	if e := mustCommit(tb, db, r); e != nil {
+	if e := mustSave(tb, db, r); e != nil {
 		tb.Fatalf("queue %s: got entry %+v, want nil", rid, e)
 	}
 	return r.Job
@@ -588,7 +588,7 @@ func TestDB_FindJobs(t *testing.T) {
 	b := mustQueue(t, db, "req-2", hooks.UrgencyUrgent, t0)
 	r := newReceipt(t0, "req-3", `{}`)
 	r.Request.Name, r.Job.Name = "ProcessOrder", "ProcessOrder"
-	mustCommit(t, db, r)
+	mustSave(t, db, r)
 	c := r.Job
 	claimed := mustClaim(t, db, t0, time.Minute, 1)[0] // b, urgent
 	if err := db.CompleteJobs(ctx, []*hooks.Job{claimed}, t0); err != nil {

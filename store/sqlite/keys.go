@@ -10,14 +10,14 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// Reserve takes the idempotency keys for a request that will execute inline.
+// ReserveKeys takes the idempotency keys for a request that will execute inline.
 // It returns nil when all keys are now held by owner, pending until
 // leaseUntil; otherwise it writes nothing and returns the entry that holds
 // the first taken key: done (replay it) or pending under a live lease
 // (wait). A pending entry whose lease has expired belonged to a request that
 // died or overran; it is taken over, and its owner can no longer finish or
 // release it.
-func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
+func (db *DB) ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
 	keys = uniqueKeys(keys)
 	var found *hooks.Entry
 	err := db.write(ctx, func(tx *sql.Tx) error {
@@ -51,13 +51,13 @@ func (db *DB) Reserve(ctx context.Context, sender hooks.Sender, keys []string, o
 	return found, nil
 }
 
-// Finish ends an inline request that Reserve let through with a final
+// FinishReserved ends an inline request that ReserveKeys let through with a final
 // answer: it records the request, stores its answer under its keys and
 // queues its job, in one transaction. If the reservation was taken over
 // (its lease expired while it ran), the keys are not touched and no job is
 // queued: when the taker has already answered, the request is recorded as
 // its duplicate and that entry is returned, for its answer to be replayed.
-func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error) {
+func (db *DB) FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error) {
 	req := r.Request
 	keys := uniqueKeys(r.Keys)
 	status, response, notes := req.Status, req.Response, len(req.Notes)
@@ -119,10 +119,10 @@ func (db *DB) Finish(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks
 	return lost, nil
 }
 
-// Release frees keys that owner reserved for a request that got no final
+// ReleaseKeys frees keys that owner reserved for a request that got no final
 // answer (it asked the sender to retry), so that the retry executes. Keys
 // taken over by another request are left to it.
-func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error {
+func (db *DB) ReleaseKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		for _, k := range keys {
 			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`,
@@ -138,8 +138,8 @@ func (db *DB) Release(ctx context.Context, sender hooks.Sender, keys []string, o
 	return nil
 }
 
-// Lookup returns the idempotency entry for a key, or an ENOTFOUND error.
-func (db *DB) Lookup(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error) {
+// LookupKey returns the idempotency entry for a key, or an ENOTFOUND error.
+func (db *DB) LookupKey(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error) {
 	row := db.rdb.QueryRowContext(ctx, `SELECT state, status, response, request_ref, locked_until, created_at
 		FROM idempotency WHERE sender = ? AND key = ?`, sender, key)
 	e, err := scanEntry(row, sender, key)

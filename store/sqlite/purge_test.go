@@ -18,15 +18,15 @@ func TestDB_PurgeRecords(t *testing.T) {
 	old := time.Now().Add(-40 * 24 * time.Hour)
 	done := newReceipt(old, "old-done", `{}`)
 	done.Job.Stored(old)
-	mustCommit(t, db, done)
+	mustSave(t, db, done)
 	waiting := newReceipt(old, "old-waiting", `{}`)
-	mustCommit(t, db, waiting)
+	mustSave(t, db, waiting)
 	recent := newReceipt(time.Now(), "recent", `{}`)
 	recent.Job.Stored(time.Now())
-	mustCommit(t, db, recent)
+	mustSave(t, db, recent)
 	// An old job with an attempt on record.
 	attempted := newReceipt(old, "old-attempted", `{}`)
-	mustCommit(t, db, attempted)
+	mustSave(t, db, attempted)
 	claimed := mustClaim(t, db, time.Now(), time.Minute, 10)
 	for _, j := range claimed {
 		if j.ID == attempted.Job.ID {

@@ -11,7 +11,7 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// Commit writes an accepted request in one transaction: its record, its
+// SaveReceipt writes an accepted request in one transaction: its record, its
 // idempotency keys (answered with the request's status and response) and its
 // job. When a key is already taken, no job is written: a done entry is
 // returned so that its answer is replayed (the repeat is recorded as a
@@ -19,7 +19,7 @@ import (
 // entry under a live lease is returned for the caller to wait on, and then
 // nothing at all is written. A pending entry whose lease expired belonged to
 // a process that died: this request takes it over.
-func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
+func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
 	req := r.Request
 	r.Keys = uniqueKeys(r.Keys)
 	// Encoding happens here, in the caller's goroutine, so that the single
@@ -57,7 +57,7 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 				continue
 			}
 			found = e
-			return db.undoCommit(tx, req, r.Keys[:i], e)
+			return db.undoReceipt(tx, req, r.Keys[:i], e)
 		}
 		if r.Job != nil {
 			if err := db.insertJob(r.Job, req.ID); err != nil {
@@ -67,9 +67,17 @@ func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error
 		return db.insertItems(req, r.Items, now)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("commit %s request: %w", req.Sender, err)
+		return nil, fmt.Errorf("save %s receipt: %w", req.Sender, err)
 	}
 	return found, nil
+}
+
+// Commit is SaveReceipt under its former name, which read like a
+// transaction commit.
+//
+// Deprecated: use SaveReceipt.
+func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
+	return db.SaveReceipt(ctx, r)
 }
 
 // insertItems queues a batch's items: each whose key is free (or that has
@@ -114,12 +122,12 @@ func uniqueKeys(keys []string) []string {
 	return keys
 }
 
-// undoCommit handles a taken key found after the request and the keys
+// undoReceipt handles a taken key found after the request and the keys
 // before it were written. A pending entry means the request is executing
 // elsewhere: everything is taken back and the caller waits. A done entry
 // means this is a repeat: its record becomes a duplicate's, and the keys
 // already written (a new request ID of a known event) replay the same answer.
-func (db *DB) undoCommit(tx *sql.Tx, req *hooks.Request, written []string, e *hooks.Entry) error {
+func (db *DB) undoReceipt(tx *sql.Tx, req *hooks.Request, written []string, e *hooks.Entry) error {
 	if e.State == hooks.EntryPending {
 		if _, err := tx.Exec(`DELETE FROM requests WHERE id = ?`, req.ID); err != nil {
 			return fmt.Errorf("take back request: %w", err)

@@ -24,7 +24,7 @@ func TestDB_Commit(t *testing.T) {
 		r := newReceipt(t0, "req-1", `{"ok":true}`, "bhid-1")
 		r.Request.Notes = []string{"unknown urgency"}
 		r.Request.Latency = 1500 * time.Microsecond
-		if e := mustCommit(t, db, r); e != nil {
+		if e := mustSave(t, db, r); e != nil {
 			t.Fatalf("got entry %+v, want nil", e)
 		}
 		if r.Request.ID == 0 {
@@ -78,7 +78,7 @@ func TestDB_Commit(t *testing.T) {
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		r.Job = nil
-		if e := mustCommit(t, db, r); e != nil {
+		if e := mustSave(t, db, r); e != nil {
 			t.Fatalf("got entry %+v, want nil", e)
 		}
 		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
@@ -95,11 +95,11 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
-		mustCommit(t, db, first)
+		mustSave(t, db, first)
 
 		repeat := newReceipt(t0.Add(time.Second), "req-1", `{"n":2}`, "bhid-2")
 		repeat.Request.Status = http.StatusAccepted
-		e := mustCommit(t, db, repeat)
+		e := mustSave(t, db, repeat)
 		if e == nil {
 			t.Fatalf("repeat: got nil entry, want the first answer")
 		}
@@ -140,7 +140,7 @@ func TestDB_Commit(t *testing.T) {
 		}
 		// The repeat's new content key is not stored: only the first
 		// request's keys answer.
-		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bhid-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "bhid-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("repeat's content key: got %v, want ENOTFOUND", err)
 		}
 	})
@@ -153,10 +153,10 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
-		mustCommit(t, db, first)
+		mustSave(t, db, first)
 
 		second := newReceipt(t0, "req-2", `{"n":2}`, "bhid-1")
-		e := mustCommit(t, db, second)
+		e := mustSave(t, db, second)
 		if e == nil {
 			t.Fatalf("second: got nil entry, want the first answer")
 		}
@@ -184,7 +184,7 @@ func TestDB_Commit(t *testing.T) {
 
 		// The sender retries req-2: replayed from its own key.
 		retry := newReceipt(t0, "req-2", `{"n":3}`, "bhid-1")
-		e = mustCommit(t, db, retry)
+		e = mustSave(t, db, retry)
 		if e == nil || e.Key != "req-2" || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("retry of req-2: got entry %+v, want the first answer under req-2", e)
 		}
@@ -204,14 +204,14 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
-		mustCommit(t, db, first)
-		mustCommit(t, db, newReceipt(t0, "req-2", `{"n":2}`, "bhid-1"))
+		mustSave(t, db, first)
+		mustSave(t, db, newReceipt(t0, "req-2", `{"n":2}`, "bhid-1"))
 
 		if got, want := mustLookup(t, db, "req-2").RequestRef, first.Request.ID; got != want {
 			t.Errorf("RequestRef of req-2's entry: got %d, want %d", got, want)
 		}
 		retry := newReceipt(t0, "req-2", `{"n":3}`, "bhid-1")
-		mustCommit(t, db, retry)
+		mustSave(t, db, retry)
 		if got, want := retry.Request.DuplicateOf, first.Request.ID; got != want {
 			t.Errorf("DuplicateOf of req-2's retry: got %d, want %d", got, want)
 		}
@@ -222,8 +222,8 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "", `{"n":1}`, "bhid-1", "bhid-2")
-		mustCommit(t, db, first)
-		e := mustCommit(t, db, newReceipt(t0, "", `{"n":2}`, "bhid-3", "bhid-2"))
+		mustSave(t, db, first)
+		e := mustSave(t, db, newReceipt(t0, "", `{"n":2}`, "bhid-3", "bhid-2"))
 		if e == nil || e.Key != "bhid-2" || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("got entry %+v, want the first answer under bhid-2", e)
 		}
@@ -238,7 +238,7 @@ func TestDB_Commit(t *testing.T) {
 		useClock(db)
 		for i := 0; i < 3; i++ {
 			r := newReceipt(t0, "", `{}`)
-			if e := mustCommit(t, db, r); e != nil {
+			if e := mustSave(t, db, r); e != nil {
 				t.Fatalf("commit %d: got entry %+v, want nil", i, e)
 			}
 		}
@@ -260,14 +260,14 @@ func TestDB_Commit(t *testing.T) {
 		// Keys are per sender: the same ID from another sender is new.
 		db := sqlitetest.Open(t)
 		useClock(db)
-		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
+		mustSave(t, db, newReceipt(t0, "req-1", `{"n":1}`))
 		other := newReceipt(t0, "req-1", `{"n":2}`)
 		other.Request.Sender = hooks.SenderSvix
 		other.Job.Sender = hooks.SenderSvix
-		if e := mustCommit(t, db, other); e != nil {
+		if e := mustSave(t, db, other); e != nil {
 			t.Fatalf("other sender: got entry %+v, want nil", e)
 		}
-		e, err := db.Lookup(ctx, hooks.SenderSvix, "req-1")
+		e, err := db.LookupKey(ctx, hooks.SenderSvix, "req-1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,12 +285,12 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
-		if e, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, until); err != nil || e != nil {
+		if e, err := db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, until); err != nil || e != nil {
 			t.Fatalf("reserve: got %+v, %v; want nil, nil", e, err)
 		}
 		clk.Add(59 * time.Second)
 		r := newReceipt(t0, "req-1", `{"n":2}`)
-		e := mustCommit(t, db, r)
+		e := mustSave(t, db, r)
 		if e == nil {
 			t.Fatalf("got nil entry, want the pending one")
 		}
@@ -314,15 +314,15 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		until := t0.Add(time.Minute)
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
+		if _, err := db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-2", `{"n":2}`, "bhid-1")
-		e := mustCommit(t, db, r)
+		e := mustSave(t, db, r)
 		if e == nil || e.State != hooks.EntryPending || e.Key != "bhid-1" || !e.LockedUntil.Equal(until) {
 			t.Fatalf("got entry %+v, want bhid-1 pending until %v", e, until)
 		}
-		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("req-2: got %v, want ENOTFOUND", err)
 		}
 		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
@@ -332,10 +332,10 @@ func TestDB_Commit(t *testing.T) {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		// Once the holder finishes, the same receipt replays its answer.
-		if _, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"n":1}`, "bhid-1"), testOwner); err != nil {
+		if _, err := db.FinishReserved(ctx, newReceipt(t0, "req-1", `{"n":1}`, "bhid-1"), testOwner); err != nil {
 			t.Fatal(err)
 		}
-		e = mustCommit(t, db, newReceipt(t0, "req-2", `{"n":2}`, "bhid-1"))
+		e = mustSave(t, db, newReceipt(t0, "req-2", `{"n":2}`, "bhid-1"))
 		if e == nil || e.State != hooks.EntryDone || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("after finish: got entry %+v, want the done answer", e)
 		}
@@ -347,9 +347,9 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-c")
-		mustCommit(t, db, first)
+		mustSave(t, db, first)
 		r := newReceipt(t0, "req-2", `{"n":2}`, "bhid-b", "bhid-c", "bhid-d")
-		e := mustCommit(t, db, r)
+		e := mustSave(t, db, r)
 		if e == nil || e.Key != "bhid-c" || string(e.Response.Body) != `{"n":1}` {
 			t.Fatalf("got entry %+v, want the first answer under bhid-c", e)
 		}
@@ -358,7 +358,7 @@ func TestDB_Commit(t *testing.T) {
 				t.Errorf("entry %q: got %+v, want the first answer", k, e)
 			}
 		}
-		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bhid-d"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "bhid-d"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("bhid-d: got %v, want ENOTFOUND", err)
 		}
 		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
@@ -373,7 +373,7 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "SendEvent1/bhid:1", `{"n":1}`, "SendEvent1/bhid:1")
-		e, err := db.Commit(ctx, r)
+		e, err := db.SaveReceipt(ctx, r)
 		if err != nil || e != nil {
 			t.Errorf("got %+v, %v; want nil, nil", e, err)
 		}
@@ -390,12 +390,12 @@ func TestDB_Commit(t *testing.T) {
 		// key is taken over and the receipt written.
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(time.Minute)
 		r := newReceipt(now, "req-1", `{"n":2}`)
-		if e := mustCommit(t, db, r); e != nil {
+		if e := mustSave(t, db, r); e != nil {
 			t.Fatalf("got entry %+v, want nil", e)
 		}
 		e := mustLookup(t, db, "req-1")
@@ -416,12 +416,12 @@ func TestDB_Commit(t *testing.T) {
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, hooks.SenderBubblehouse, keys, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, hooks.SenderBubblehouse, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(2 * time.Minute)
 		r := newReceipt(now, "req-1", `{"n":2}`, "bhid-1")
-		e, err := db.Commit(ctx, r)
+		e, err := db.SaveReceipt(ctx, r)
 		if err != nil || e != nil {
 			t.Fatalf("got %+v, %v; want nil, nil", e, err)
 		}
@@ -448,7 +448,7 @@ func TestDB_Commit(t *testing.T) {
 				defer wg.Done()
 				r := newReceipt(t0, "req-1", fmt.Sprintf(`{"n":%d}`, i))
 				<-start
-				e, err := db.Commit(ctx, r)
+				e, err := db.SaveReceipt(ctx, r)
 				switch {
 				case err != nil:
 					errs[i] = err
@@ -519,7 +519,7 @@ func TestDB_Commit(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				e, err := db.Commit(ctx, receipts[i])
+				e, err := db.SaveReceipt(ctx, receipts[i])
 				if err == nil && e != nil {
 					err = fmt.Errorf("got entry %+v, want nil", e)
 				}
@@ -564,7 +564,7 @@ func TestDB_Commit(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		r := newReceipt(t0, "req-1", `{}`)
-		_, err := db.Commit(cctx, r)
+		_, err := db.SaveReceipt(cctx, r)
 		n := len(mustFindRequests(t, db, sqlite.RequestFilter{}))
 		j := len(mustFindJobs(t, db, sqlite.JobFilter{}))
 		switch {
@@ -585,7 +585,7 @@ func TestDB_Reserve(t *testing.T) {
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		until := t0.Add(time.Minute)
-		if e, err := db.Reserve(ctx, sender, keys, testOwner, until); err != nil || e != nil {
+		if e, err := db.ReserveKeys(ctx, sender, keys, testOwner, until); err != nil || e != nil {
 			t.Fatalf("got %+v, %v; want nil, nil", e, err)
 		}
 		for _, k := range keys {
@@ -604,12 +604,12 @@ func TestDB_Reserve(t *testing.T) {
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
 		until := t0.Add(time.Minute)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
+		if _, err := db.ReserveKeys(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(30 * time.Second)
 		for _, keys := range [][]string{{"req-1", "bhid-1"}, {"req-2", "bhid-1"}} {
-			e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Hour))
+			e, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -618,7 +618,7 @@ func TestDB_Reserve(t *testing.T) {
 			}
 		}
 		// Nothing was written by the refused reservations.
-		if _, err := db.Lookup(ctx, sender, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, sender, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("req-2: got %v, want ENOTFOUND", err)
 		}
 		if got := mustLookup(t, db, "req-1").LockedUntil; !got.Equal(until) {
@@ -631,8 +631,8 @@ func TestDB_Reserve(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`, "bhid-1")
-		mustCommit(t, db, first)
-		e, err := db.Reserve(ctx, sender, []string{"req-2", "bhid-1"}, testOwner, t0.Add(time.Minute))
+		mustSave(t, db, first)
+		e, err := db.ReserveKeys(ctx, sender, []string{"req-2", "bhid-1"}, testOwner, t0.Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -640,7 +640,7 @@ func TestDB_Reserve(t *testing.T) {
 			e.RequestRef != first.Request.ID {
 			t.Fatalf("got entry %+v, want done with the first answer", e)
 		}
-		if _, err := db.Lookup(ctx, sender, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, sender, "req-2"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("req-2: got %v, want ENOTFOUND (nothing reserved)", err)
 		}
 	})
@@ -649,12 +649,12 @@ func TestDB_Reserve(t *testing.T) {
 		// A pending lease that expired is taken over.
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		now := clk.Add(time.Minute)
 		until := now.Add(time.Minute)
-		if e, err := db.Reserve(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil || e != nil {
+		if e, err := db.ReserveKeys(ctx, sender, []string{"req-1", "bhid-1"}, testOwner, until); err != nil || e != nil {
 			t.Fatalf("got %+v, %v; want nil, nil", e, err)
 		}
 		for _, k := range []string{"req-1", "bhid-1"} {
@@ -673,11 +673,11 @@ func TestDB_Finish(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-1", `{"output":42}`, "bhid-1")
-		if _, err := db.Finish(ctx, r, testOwner); err != nil {
+		if _, err := db.FinishReserved(ctx, r, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
@@ -699,11 +699,11 @@ func TestDB_Finish(t *testing.T) {
 		}
 
 		// A repeat now gets the answer, from Reserve and from Commit.
-		e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute))
+		e, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Minute))
 		if err != nil || e == nil || e.State != hooks.EntryDone || string(e.Response.Body) != `{"output":42}` {
 			t.Fatalf("reserve after finish: got %+v, %v; want the done entry", e, err)
 		}
-		e = mustCommit(t, db, newReceipt(t0, "req-1", `{}`, "bhid-1"))
+		e = mustSave(t, db, newReceipt(t0, "req-1", `{}`, "bhid-1"))
 		if e == nil || string(e.Response.Body) != `{"output":42}` {
 			t.Fatalf("commit after finish: got %+v, want the done entry", e)
 		}
@@ -715,12 +715,12 @@ func TestDB_Finish(t *testing.T) {
 	t.Run("NoJob", func(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
-		if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		r := newReceipt(t0, "req-1", `{}`)
 		r.Job = nil
-		if _, err := db.Finish(ctx, r, testOwner); err != nil {
+		if _, err := db.FinishReserved(ctx, r, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
@@ -752,19 +752,19 @@ func TestDB_FinishTakenOver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			db := sqlitetest.Open(t)
 			clk := useClock(db)
-			if _, err := db.Reserve(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Second)); err != nil {
+			if _, err := db.ReserveKeys(ctx, sender, []string{"req-1"}, testOwner, t0.Add(time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			clk.Add(2 * time.Second) // the first execution overran its lease
-			if e, err := db.Reserve(ctx, sender, []string{"req-1"}, other, t0.Add(time.Minute)); err != nil || e != nil {
+			if e, err := db.ReserveKeys(ctx, sender, []string{"req-1"}, other, t0.Add(time.Minute)); err != nil || e != nil {
 				t.Fatalf("takeover: %+v, %v", e, err)
 			}
 			if tt.retryDone {
-				if _, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"who":"retry"}`), other); err != nil {
+				if _, err := db.FinishReserved(ctx, newReceipt(t0, "req-1", `{"who":"retry"}`), other); err != nil {
 					t.Fatal(err)
 				}
 			}
-			lost, err := db.Finish(ctx, newReceipt(t0, "req-1", `{"who":"first"}`), testOwner)
+			lost, err := db.FinishReserved(ctx, newReceipt(t0, "req-1", `{"who":"first"}`), testOwner)
 			switch {
 			case tt.wantConflict && hooks.ErrorCode(err) != hooks.ECONFLICT:
 				t.Fatalf("first execution: %+v, %v; want a conflict", lost, err)
@@ -794,24 +794,24 @@ func TestDB_Release(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
-		if _, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Release(ctx, sender, keys, testOwner); err != nil {
+		if err := db.ReleaseKeys(ctx, sender, keys, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range keys {
-			if _, err := db.Lookup(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+			if _, err := db.LookupKey(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 				t.Errorf("entry %q: got %v, want ENOTFOUND", k, err)
 			}
 		}
-		if e, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil || e != nil {
+		if e, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Minute)); err != nil || e != nil {
 			t.Fatalf("reserve again: got %+v, %v; want nil, nil", e, err)
 		}
-		if err := db.Release(ctx, sender, keys, testOwner); err != nil {
+		if err := db.ReleaseKeys(ctx, sender, keys, testOwner); err != nil {
 			t.Fatal(err)
 		}
-		if e := mustCommit(t, db, newReceipt(t0, "req-1", `{}`, "bhid-1")); e != nil {
+		if e := mustSave(t, db, newReceipt(t0, "req-1", `{}`, "bhid-1")); e != nil {
 			t.Fatalf("commit after release: got %+v, want nil", e)
 		}
 	})
@@ -820,8 +820,8 @@ func TestDB_Release(t *testing.T) {
 		// Release never drops an answer.
 		db := sqlitetest.Open(t)
 		useClock(db)
-		mustCommit(t, db, newReceipt(t0, "req-1", `{"n":1}`))
-		if err := db.Release(ctx, sender, []string{"req-1", "never-taken"}, testOwner); err != nil {
+		mustSave(t, db, newReceipt(t0, "req-1", `{"n":1}`))
+		if err := db.ReleaseKeys(ctx, sender, []string{"req-1", "never-taken"}, testOwner); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := mustLookup(t, db, "req-1").State, hooks.EntryDone; got != want {
@@ -854,7 +854,7 @@ func TestDB_Record(t *testing.T) {
 		t.Errorf("notes: got %s, want %s", got, want)
 	}
 	// A record is not an answer: no key, no job.
-	if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "req-1"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+	if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "req-1"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 		t.Errorf("lookup: got %v, want ENOTFOUND", err)
 	}
 	if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
@@ -869,7 +869,7 @@ func TestDB_Lookup(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"n":1}`)
-		mustCommit(t, db, r)
+		mustSave(t, db, r)
 		e := mustLookup(t, db, "req-1")
 		if e.Sender != hooks.SenderBubblehouse || e.Key != "req-1" || e.State != hooks.EntryDone ||
 			e.RequestRef != r.Request.ID || e.Response.Status != http.StatusOK || string(e.Response.Body) != `{"n":1}` {
@@ -879,7 +879,7 @@ func TestDB_Lookup(t *testing.T) {
 
 	t.Run("ErrNotFound", func(t *testing.T) {
 		db := sqlitetest.Open(t)
-		_, err := db.Lookup(ctx, hooks.SenderBubblehouse, "nope")
+		_, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "nope")
 		if got, want := hooks.ErrorCode(err), hooks.ENOTFOUND; got != want {
 			t.Fatalf("got %q (%v), want %q", got, err, want)
 		}
@@ -893,14 +893,14 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		db := sqlitetest.Open(t)
 		clk := useClock(db)
-		mustCommit(t, db, newReceipt(t0, "old-1", `{}`, "old-bhid-1"))
-		if _, err := db.Reserve(ctx, sender, []string{"old-2"}, testOwner, t0.Add(time.Minute)); err != nil {
+		mustSave(t, db, newReceipt(t0, "old-1", `{}`, "old-bhid-1"))
+		if _, err := db.ReserveKeys(ctx, sender, []string{"old-2"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		cutoff := clk.Add(time.Hour)
-		mustCommit(t, db, newReceipt(cutoff, "new-1", `{}`)) // created at the cutoff: kept
+		mustSave(t, db, newReceipt(cutoff, "new-1", `{}`)) // created at the cutoff: kept
 		clk.Add(time.Second)
-		mustCommit(t, db, newReceipt(clk.Now(), "new-2", `{}`))
+		mustSave(t, db, newReceipt(clk.Now(), "new-2", `{}`))
 
 		n, err := db.PurgeIdempotency(ctx, cutoff)
 		if err != nil {
@@ -910,7 +910,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			t.Fatalf("purged: got %d, want %d", got, want)
 		}
 		for _, k := range []string{"old-1", "old-bhid-1", "old-2"} {
-			if _, err := db.Lookup(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+			if _, err := db.LookupKey(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 				t.Errorf("%s: got %v, want ENOTFOUND", k, err)
 			}
 		}
@@ -925,7 +925,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 		// An old ID arriving again is now a new request.
-		if e := mustCommit(t, db, newReceipt(clk.Now(), "old-1", `{}`)); e != nil {
+		if e := mustSave(t, db, newReceipt(clk.Now(), "old-1", `{}`)); e != nil {
 			t.Errorf("old-1 after purge: got entry %+v, want nil", e)
 		}
 		if n, err := db.PurgeIdempotency(ctx, cutoff); err != nil || n != 0 {
@@ -943,13 +943,13 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			for i := range keys {
 				keys[i] = fmt.Sprintf("%s-%d", prefix, i)
 			}
-			if _, err := db.Reserve(ctx, sender, keys, testOwner, clk.Now().Add(time.Minute)); err != nil {
+			if _, err := db.ReserveKeys(ctx, sender, keys, testOwner, clk.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		reserve("old", old)
 		// Another sender's old keys are purged too.
-		if _, err := db.Reserve(ctx, hooks.SenderSvix, []string{"svix-1"}, testOwner, t0.Add(time.Minute)); err != nil {
+		if _, err := db.ReserveKeys(ctx, hooks.SenderSvix, []string{"svix-1"}, testOwner, t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		cutoff := clk.Add(72 * time.Hour)
@@ -963,7 +963,7 @@ func TestDB_PurgeIdempotency(t *testing.T) {
 			t.Fatalf("purged: got %d, want %d", got, want)
 		}
 		for _, k := range []string{"old-0", "old-999", "old-1000", "old-2499"} {
-			if _, err := db.Lookup(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+			if _, err := db.LookupKey(ctx, sender, k); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 				t.Errorf("%s: got %v, want ENOTFOUND", k, err)
 			}
 		}
@@ -983,12 +983,12 @@ func TestDB_FindRequests(t *testing.T) {
 	for i, name := range []string{"SendEvent1", "SendEvent1", "ProcessOrder"} {
 		r := newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`)
 		r.Request.Name = name
-		mustCommit(t, db, r)
+		mustSave(t, db, r)
 		ids = append(ids, r.Request.ID)
 	}
 	svix := newReceipt(t0, "msg-1", `{}`)
 	svix.Request.Sender, svix.Job.Sender = hooks.SenderSvix, hooks.SenderSvix
-	mustCommit(t, db, svix)
+	mustSave(t, db, svix)
 
 	for _, tt := range []struct {
 		name string

@@ -57,10 +57,10 @@ func newReceipt(now time.Time, requestID, answer string, contentKeys ...string) 
 	return &hooks.Receipt{Request: req, Keys: keys, Job: hooks.NewJob(req, now)}
 }
 
-// mustCommit commits r and returns the entry Commit found, if any.
-func mustCommit(tb testing.TB, db *sqlite.DB, r *hooks.Receipt) *hooks.Entry {
+// mustSave commits r and returns the entry Commit found, if any.
+func mustSave(tb testing.TB, db *sqlite.DB, r *hooks.Receipt) *hooks.Entry {
 	tb.Helper()
-	e, err := db.Commit(context.Background(), r)
+	e, err := db.SaveReceipt(context.Background(), r)
 	if err != nil {
 		tb.Fatalf("commit %v: %v", r.Keys, err)
 	}
@@ -87,7 +87,7 @@ func mustFindJobs(tb testing.TB, db *sqlite.DB, f sqlite.JobFilter) []*hooks.Job
 
 func mustLookup(tb testing.TB, db *sqlite.DB, key string) *hooks.Entry {
 	tb.Helper()
-	e, err := db.Lookup(context.Background(), hooks.SenderBubblehouse, key)
+	e, err := db.LookupKey(context.Background(), hooks.SenderBubblehouse, key)
 	if err != nil {
 		tb.Fatalf("lookup %q: %v", key, err)
 	}
@@ -167,7 +167,7 @@ func TestOpen(t *testing.T) {
 		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{"ok":1}`, "bhid-1")
-		if e := mustCommit(t, db, r); e != nil {
+		if e := mustSave(t, db, r); e != nil {
 			t.Fatalf("first commit: got entry %+v, want nil", e)
 		}
 		if err := db.Close(); err != nil {
@@ -193,7 +193,7 @@ func TestOpen(t *testing.T) {
 				}
 			}
 			// The idempotency record survived too: a repeat is a duplicate.
-			e, err := db.Commit(ctx, newReceipt(t0, "req-1", `{"ok":2}`))
+			e, err := db.SaveReceipt(ctx, newReceipt(t0, "req-1", `{"ok":2}`))
 			if err != nil {
 				t.Fatal(err)
 			} else if e == nil || string(e.Response.Body) != `{"ok":1}` {
@@ -243,7 +243,7 @@ func TestDB_Close(t *testing.T) {
 		db := sqlitetest.Open(t)
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
-		mustCommit(t, db, r)
+		mustSave(t, db, r)
 		jobs, err := db.ClaimJobs(ctx, t0, time.Minute, 1)
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("claim: got %d jobs, %v; want 1 job", len(jobs), err)
@@ -257,17 +257,17 @@ func TestDB_Close(t *testing.T) {
 
 		sender, keys := hooks.SenderBubblehouse, []string{"req-2"}
 		writes := map[string]func() error{
-			"Commit": func() error { _, err := db.Commit(ctx, newReceipt(t0, "req-2", `{}`)); return err },
-			"Reserve": func() error {
-				_, err := db.Reserve(ctx, sender, keys, testOwner, t0.Add(time.Minute))
+			"SaveReceipt": func() error { _, err := db.SaveReceipt(ctx, newReceipt(t0, "req-2", `{}`)); return err },
+			"ReserveKeys": func() error {
+				_, err := db.ReserveKeys(ctx, sender, keys, testOwner, t0.Add(time.Minute))
 				return err
 			},
-			"Finish":       func() error { _, err := db.Finish(ctx, newReceipt(t0, "req-2", `{}`), testOwner); return err },
-			"Release":      func() error { return db.Release(ctx, sender, keys, testOwner) },
-			"Record":       func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
-			"ClaimJobs":    func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
-			"CompleteJobs": func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
-			"RescueJobs":   func() error { _, err := db.RescueJobs(ctx, t0, hooks.RetryPolicy{}); return err },
+			"FinishReserved": func() error { _, err := db.FinishReserved(ctx, newReceipt(t0, "req-2", `{}`), testOwner); return err },
+			"ReleaseKeys":    func() error { return db.ReleaseKeys(ctx, sender, keys, testOwner) },
+			"Record":         func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
+			"ClaimJobs":      func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
+			"CompleteJobs":   func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
+			"RescueJobs":     func() error { _, err := db.RescueJobs(ctx, t0, hooks.RetryPolicy{}); return err },
 			"FailJob": func() error {
 				return db.FailJob(ctx, jobs[0], t0, t0.Add(time.Minute), false, "boom")
 			},
@@ -289,7 +289,7 @@ func TestDB_Close(t *testing.T) {
 		}
 
 		reads := map[string]func() error{
-			"Lookup": func() error { _, err := db.Lookup(ctx, sender, "req-1"); return err },
+			"LookupKey": func() error { _, err := db.LookupKey(ctx, sender, "req-1"); return err },
 			"FindRequests": func() error {
 				_, err := db.FindRequests(ctx, sqlite.RequestFilter{})
 				return err
@@ -320,7 +320,7 @@ func TestDB_Close(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = db.Commit(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`))
+				_, errs[i] = db.SaveReceipt(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`))
 			}()
 		}
 		close(start)
@@ -383,7 +383,7 @@ func TestDB_GroupCommit(t *testing.T) {
 			}
 			results[i] = make(chan result, 1)
 			go func() {
-				e, err := db.Commit(ctx, receipts[i])
+				e, err := db.SaveReceipt(ctx, receipts[i])
 				results[i] <- result{e, err}
 			}()
 			// Receipt 0 is taken alone and blocks in BEGIN; the others
@@ -415,7 +415,7 @@ func TestDB_GroupCommit(t *testing.T) {
 		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "bad"})), 0; got != want {
 			t.Errorf("records of the failed receipt: got %d, want %d", got, want)
 		}
-		if _, err := db.Lookup(ctx, hooks.SenderBubblehouse, "bad"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+		if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "bad"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("key of the failed receipt: got %v, want ENOTFOUND", err)
 		}
 		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 5; got != want {
@@ -431,7 +431,7 @@ func TestDB_GroupCommit(t *testing.T) {
 		db := sqlitetest.OpenPath(t, path)
 		useClock(db)
 		first := newReceipt(t0, "req-1", `{"n":1}`)
-		mustCommit(t, db, first)
+		mustSave(t, db, first)
 
 		unlock := lockWriter(t, path)
 		dup := newReceipt(t0, "req-1", `{"n":2}`)
@@ -439,7 +439,7 @@ func TestDB_GroupCommit(t *testing.T) {
 		errs := make([]chan error, len(receipts))
 		for i, r := range receipts {
 			errs[i] = make(chan error, 1)
-			go func() { _, err := db.Commit(ctx, r); errs[i] <- err }()
+			go func() { _, err := db.SaveReceipt(ctx, r); errs[i] <- err }()
 			time.Sleep(20 * time.Millisecond)
 		}
 		unlock()
@@ -502,7 +502,7 @@ func TestDB_CloseReleasesFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e, err := db.Commit(t.Context(), newReceipt(time.Now(), fmt.Sprintf("req-%d", i), `{"ok":true}`)); err != nil || e != nil {
+		if e, err := db.SaveReceipt(t.Context(), newReceipt(time.Now(), fmt.Sprintf("req-%d", i), `{"ok":true}`)); err != nil || e != nil {
 			t.Fatalf("commit: %v %v", e, err)
 		}
 		if err := db.Close(); err != nil {
