@@ -1,0 +1,497 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// A job's later updates (complete, fail, release, extend) match the claim
+// that leased it: state running, the attempt it counted, and this handle as
+// the claimer. A replica whose lease expired, and whose job another took,
+// changes nothing; nor does a handle opened after a crash, for the jobs its
+// predecessor held (they come back through RescueJobs once their lease
+// expires).
+const claimedBy = `jobs.state = 'running' AND jobs.attempts = u.attempts AND jobs.claimed_by = `
+
+// claimArrays lists the jobs' IDs and attempts, for unnest.
+func claimArrays(jobs []*hooks.Job) (ids []int64, attempts []int32) {
+	for _, j := range jobs {
+		ids, attempts = append(ids, j.ID), append(attempts, int32(j.Attempts))
+	}
+	return ids, attempts
+}
+
+// attempt is the record of one finished attempt.
+type attempt struct {
+	job     *hooks.Job
+	outcome string
+	err     string
+}
+
+// insertAttempts records the attempts just finished, in one statement.
+// Jobs finished without being run (tests, store-action bookkeeping) have no
+// AttemptStarted and no record.
+func insertAttempts(w *wtx, atts []attempt) error {
+	var ids, durations []int64
+	var nums []int32
+	var started []time.Time
+	var outcomes, errs []string
+	for _, a := range atts {
+		if a.job.AttemptStarted.IsZero() {
+			continue
+		}
+		ids, nums = append(ids, a.job.ID), append(nums, int32(a.job.Attempts))
+		started, durations = append(started, a.job.AttemptStarted), append(durations, a.job.AttemptDuration.Microseconds())
+		outcomes, errs = append(outcomes, a.outcome), append(errs, a.err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := w.exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
+		SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::bigint[], $5::text[], $6::text[])`,
+		ids, nums, started, durations, outcomes, errs); err != nil {
+		return fmt.Errorf("record attempts: %w", err)
+	}
+	return nil
+}
+
+// attemptsOf pairs each of jobs whose ID is in owned with outcome and err.
+func attemptsOf(jobs []*hooks.Job, owned map[int64]bool, outcome, err string) []attempt {
+	var out []attempt
+	for _, j := range jobs {
+		if owned[j.ID] {
+			out = append(out, attempt{j, outcome, err})
+		}
+	}
+	return out
+}
+
+// collectIDs reads a RETURNING id result into a set.
+func collectIDs(rows pgx.Rows, err error) (map[int64]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
+}
+
+// RescueJobs takes back running jobs whose lease expired: they were held by
+// a process that died. Each such attempt is recorded as interrupted, and the
+// job is available again in its turn, or dead when the policy says so: a job
+// that kills its process every time cannot crash-loop forever.
+//
+// Expiry is judged by the database's clock: now (the caller's) only stamps
+// the interrupted attempt and judges the job's age for the policy. The
+// update is guarded (still running,
+// same attempt, lease still expired), so two replicas rescuing at once
+// record each job once.
+func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryPolicy) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(w *wtx) error {
+		n = 0
+		rows, err := w.query(`SELECT id, attempts, created_at FROM jobs
+			WHERE state = 'running' AND locked_until <= now()`)
+		if err != nil {
+			return err
+		}
+		var expired []*hooks.Job
+		for rows.Next() {
+			j := &hooks.Job{AttemptStarted: now} // the attempt is recorded as found now
+			if err := rows.Scan(&j.ID, &j.Attempts, &j.CreatedAt); err != nil {
+				rows.Close()
+				return err
+			}
+			expired = append(expired, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(expired) == 0 {
+			return err
+		}
+		ids, attempts := claimArrays(expired)
+		dead := make([]bool, len(expired))
+		for i, j := range expired {
+			dead[i] = policy.Dead(j, now)
+		}
+		owned, err := collectIDs(w.query(`UPDATE jobs SET
+				state = CASE WHEN u.dead THEN 'dead' ELSE 'available' END,
+				locked_until = NULL, claimed_by = NULL, last_error = $1,
+				finished_at = CASE WHEN u.dead THEN $2 ELSE jobs.finished_at END
+			FROM unnest($3::bigint[], $4::int[], $5::boolean[]) AS u(id, attempts, dead)
+			WHERE jobs.id = u.id AND jobs.state = 'running' AND jobs.attempts = u.attempts
+				AND jobs.locked_until <= now()
+			RETURNING jobs.id`, rescuedError, now, ids, attempts, dead))
+		if err != nil {
+			return err
+		}
+		var atts []attempt
+		for i, j := range expired {
+			if !owned[j.ID] {
+				continue // another replica rescued it first
+			}
+			outcome := hooks.OutcomeInterrupted
+			if dead[i] {
+				outcome = hooks.OutcomeDead
+			}
+			atts = append(atts, attempt{j, outcome, rescuedError})
+		}
+		n = int64(len(atts))
+		if len(atts) > 0 {
+			w.jobs = true
+		}
+		return insertAttempts(w, atts)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rescue jobs with expired leases: %w", err)
+	}
+	return n, nil
+}
+
+// rescuedError is the error of record of an attempt whose process died.
+const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
+
+// ClaimJobs leases up to limit available jobs whose time has come by now, in
+// queue order (priority, then scheduled time, then ID): urgent before
+// regular. The rows are locked with FOR UPDATE SKIP LOCKED inside the
+// claiming statement, so that replicas claiming at once never get the same
+// job and never wait for each other.
+//
+// The lease ends at the database's now()+lease; the jobs returned say
+// now+lease (by the caller's clock), which is when the caller must be done.
+// now itself only picks the jobs that are due.
+func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+	var jobs []*hooks.Job
+	err := db.write(ctx, func(w *wtx) error {
+		jobs = jobs[:0]
+		rows, err := w.query(`WITH c AS (
+				SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= $1
+				ORDER BY priority, scheduled_at, id LIMIT $2
+				FOR UPDATE SKIP LOCKED)
+			UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, claimed_by = $3,
+				locked_until = now() + $4 * interval '1 microsecond'
+			FROM c, requests r
+			WHERE jobs.id = c.id AND r.id = jobs.request_ref
+			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
+				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
+				COALESCE(jobs.payload, r.body), jobs.payload IS NOT NULL`,
+			now, limit, db.id, micros(lease))
+		if err != nil {
+			return fmt.Errorf("claim jobs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			j := &hooks.Job{State: hooks.JobRunning, LockedUntil: now.Add(lease)}
+			var headers string
+			var item bool
+			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
+				&j.ScheduledAt, &j.CreatedAt, &j.LastError, &j.RequestID, &j.Source, &headers, &j.Body, &item); err != nil {
+				return fmt.Errorf("claim jobs: %w", err)
+			}
+			if item {
+				j.Payload = j.Body // one customer of a batch
+			}
+			if err := json.Unmarshal([]byte(headers), &j.Header); err != nil {
+				return fmt.Errorf("decode headers of job %d: %w", j.ID, err)
+			}
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortJobs(jobs)
+	return jobs, nil
+}
+
+// CompleteJobs marks running jobs done, in one statement. Each update
+// matches the claim that leased the job: a worker whose lease expired, and
+// whose job another worker took, cannot mark that other run done.
+func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids, attempts := claimArrays(jobs)
+	err := db.write(ctx, func(w *wtx) error {
+		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'done', locked_until = NULL, claimed_by = NULL, finished_at = $1
+			FROM unnest($2::bigint[], $3::int[]) AS u(id, attempts)
+			WHERE jobs.id = u.id AND `+claimedBy+`$4
+			RETURNING jobs.id`, now, ids, attempts, db.id))
+		if err != nil {
+			return err
+		}
+		// Only runs that still held their job made an attempt of record.
+		return insertAttempts(w, attemptsOf(jobs, owned, hooks.OutcomeOK, ""))
+	})
+	if err != nil {
+		return fmt.Errorf("complete jobs: %w", err)
+	}
+	return nil
+}
+
+// FailJob records a failed attempt: the job is available again at retryAt,
+// or dead.
+func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time, dead bool, errText string) error {
+	ids, attempts := claimArrays([]*hooks.Job{j})
+	err := db.write(ctx, func(w *wtx) error {
+		var q string
+		var args []any
+		outcome := hooks.OutcomeFailed
+		if dead {
+			outcome = hooks.OutcomeDead
+			q, args = `UPDATE jobs SET state = 'dead', locked_until = NULL, claimed_by = NULL, finished_at = $1, last_error = $2`,
+				[]any{now, errText}
+		} else {
+			q, args = `UPDATE jobs SET state = 'available', locked_until = NULL, claimed_by = NULL, scheduled_at = $1, last_error = $2`,
+				[]any{retryAt, errText}
+		}
+		owned, err := collectIDs(w.query(q+` FROM unnest($3::bigint[], $4::int[]) AS u(id, attempts)
+			WHERE jobs.id = u.id AND `+claimedBy+`$5 RETURNING jobs.id`, append(args, ids, attempts, db.id)...))
+		if err != nil {
+			return err
+		}
+		// A job another worker holds now is not ours to record. (No
+		// wake-up: a retry is due later, and the pool polls.)
+		return insertAttempts(w, attemptsOf([]*hooks.Job{j}, owned, outcome, errText))
+	})
+	if err != nil {
+		return fmt.Errorf("update job %d: %w", j.ID, err)
+	}
+	return nil
+}
+
+// ReleaseJobs returns leased jobs that were not run to the queue, undoing
+// the attempt their claim counted; those started have their attempt
+// recorded as interrupted.
+func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ids, attempts := claimArrays(jobs)
+	err := db.write(ctx, func(w *wtx) error {
+		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'available', locked_until = NULL, claimed_by = NULL,
+				attempts = GREATEST(jobs.attempts - 1, 0)
+			FROM unnest($1::bigint[], $2::int[]) AS u(id, attempts)
+			WHERE jobs.id = u.id AND `+claimedBy+`$3
+			RETURNING jobs.id`, ids, attempts, db.id))
+		if err != nil {
+			return err
+		}
+		w.jobs = w.jobs || len(owned) > 0
+		return insertAttempts(w, attemptsOf(jobs, owned, hooks.OutcomeInterrupted, ""))
+	})
+	if err != nil {
+		return fmt.Errorf("release jobs: %w", err)
+	}
+	return nil
+}
+
+// RetryJobs makes the given jobs available now: what Bubblehouse calls
+// reprocessing upon request, on our side.
+// Done and running jobs are left alone; it returns how many were retried.
+func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	// A dead job starts over: attempts and age count from now. A job
+	// waiting for its next attempt just runs now.
+	return db.retry(ctx, `UPDATE jobs SET scheduled_at = $1,
+			attempts = CASE state WHEN 'dead' THEN 0 ELSE attempts END,
+			created_at = CASE state WHEN 'dead' THEN $1 ELSE created_at END,
+			state = 'available', finished_at = NULL
+		WHERE state IN ('dead', 'available') AND id = ANY($2)`, now, ids)
+}
+
+// RetryDead makes every dead job that died at or after since available now.
+func (db *DB) RetryDead(ctx context.Context, since, now time.Time) (int64, error) {
+	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = $1, created_at = $1, finished_at = NULL
+		WHERE state = 'dead' AND finished_at >= $2`, now, since)
+}
+
+func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(w *wtx) error {
+		tag, err := w.exec(q, args...)
+		n = tag.RowsAffected()
+		w.jobs = n > 0
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry jobs: %w", err)
+	}
+	return n, nil
+}
+
+// ReplayJobs queues new jobs for a recorded request, already leased to the
+// caller for lease (from the database's now(); the jobs returned say
+// now+lease) so that the caller runs them now (a running server will
+// not take them unless the lease expires): one for each thing the request
+// delivered (each customer of a batch, with its payload), or one for the
+// whole body. A request that was not accepted (no 2xx), or was a duplicate,
+// is not replayed unless force is set: that would deliver what the sender
+// never had accepted.
+func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error) {
+	var out []*hooks.Job
+	err := db.write(ctx, func(w *wtx) error {
+		out = out[:0]
+		var base hooks.Job
+		var headers string
+		var status int
+		var dup *int64
+		err := w.queryRow(`SELECT sender, name, urgency, request_id, headers, body, status, duplicate_of FROM requests WHERE id = $1`,
+			requestRef).Scan(&base.Sender, &base.Source, &base.Urgency, &base.RequestID, &headers, &base.Body, &status, &dup)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
+		} else if err != nil {
+			return err
+		}
+		if !force && (status/100 != 2 || dup != nil) {
+			why := fmt.Sprintf("was answered %d", status)
+			if dup != nil {
+				why = fmt.Sprintf("is a duplicate of request %d", *dup)
+			}
+			return hooks.Errorf(hooks.EINVALID, "request %d %s: replaying it would deliver what the sender never had accepted (use --force)", requestRef, why)
+		}
+		if err := json.Unmarshal([]byte(headers), &base.Header); err != nil {
+			return fmt.Errorf("decode headers: %w", err)
+		}
+		// What the request delivered: its jobs' distinct names and payloads.
+		rows, err := w.query(`SELECT name, payload FROM jobs WHERE request_ref = $1 GROUP BY name, payload ORDER BY MIN(id)`, requestRef)
+		if err != nil {
+			return err
+		}
+		type unit struct {
+			name    string
+			payload []byte
+		}
+		var units []unit
+		for rows.Next() {
+			var u unit
+			if err := rows.Scan(&u.name, &u.payload); err != nil {
+				rows.Close()
+				return err
+			}
+			units = append(units, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(units) == 0 {
+			if !force {
+				return hooks.Errorf(hooks.EINVALID, "request %d delivered nothing (no job was queued for it); use --force to deliver its whole body", requestRef)
+			}
+			units = []unit{{name: base.Source}}
+		}
+		for _, u := range units {
+			j := base
+			j.Name, j.Payload, j.RequestRef = u.name, u.payload, requestRef
+			if u.payload != nil {
+				j.Body = u.payload
+			}
+			j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = hooks.JobRunning, 1, now, now, now.Add(lease)
+			j.Priority = j.Urgency.Priority()
+			if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
+					locked_until, claimed_by, created_at, payload)
+				VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, now() + $7 * interval '1 microsecond', $8, $6, $9)
+				RETURNING id`, requestRef, string(j.Sender), j.Name, string(j.Urgency), j.Priority, now,
+				micros(lease), db.id, j.Payload).Scan(&j.ID); err != nil {
+				return err
+			}
+			out = append(out, &j)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay request %d: %w", requestRef, err)
+	}
+	return out, nil
+}
+
+// ExtendLease holds a running job until until, if the caller still holds
+// it (same claim); false means another worker took it. The lease is
+// counted from the database's now(): it lasts as long from there as until
+// is from DB.Now (or the local clock).
+func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (bool, error) {
+	var n int64
+	left := micros(until.Sub(db.clockNow()))
+	err := db.write(ctx, func(w *wtx) error {
+		tag, err := w.exec(`UPDATE jobs SET locked_until = now() + $1 * interval '1 microsecond'
+			WHERE id = $2 AND attempts = $3 AND state = 'running' AND claimed_by = $4`, left, j.ID, j.Attempts, db.id)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("extend lease of job %d: %w", j.ID, err)
+	}
+	j.LockedUntil = until
+	return n == 1, nil
+}
+
+// FindAttempts returns a job's attempts, oldest first.
+func (db *DB) FindAttempts(ctx context.Context, jobID int64) ([]*hooks.Attempt, error) {
+	rows, err := db.pool.Query(ctx, `SELECT attempt, started_at, duration_us, outcome, error FROM job_attempts
+		WHERE job_id = $1 ORDER BY id`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("find attempts: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []*hooks.Attempt
+	for rows.Next() {
+		a := &hooks.Attempt{JobID: jobID}
+		var dur int64
+		if err := rows.Scan(&a.Attempt, &a.StartedAt, &dur, &a.Outcome, &a.Error); err != nil {
+			return nil, fmt.Errorf("find attempts: %w", translate(err))
+		}
+		a.Duration = time.Duration(dur) * time.Microsecond
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find attempts: %w", translate(err))
+	}
+	return out, nil
+}
+
+// FindJobs returns jobs, oldest first.
+func (db *DB) FindJobs(ctx context.Context, f hooks.JobFilter) ([]*hooks.Job, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := db.pool.Query(ctx, `SELECT id, request_ref, sender, name, urgency, priority, state, attempts,
+			scheduled_at, locked_until, created_at, finished_at, last_error FROM jobs
+		WHERE ($1 = '' OR state = $1) AND ($2 = '' OR sender = $2) AND ($3 = '' OR name = $3)
+			AND ($4 = 0 OR request_ref = $4) AND id > $5
+		ORDER BY id LIMIT $6`, string(f.State), string(f.Sender), f.Name, f.RequestRef, f.AfterID, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("find jobs: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []*hooks.Job
+	for rows.Next() {
+		j := &hooks.Job{}
+		var locked, finished *time.Time
+		if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.State, &j.Attempts,
+			&j.ScheduledAt, &locked, &j.CreatedAt, &finished, &j.LastError); err != nil {
+			return nil, fmt.Errorf("find jobs: %w", translate(err))
+		}
+		j.LockedUntil, j.FinishedAt = timeOf(locked), timeOf(finished)
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find jobs: %w", translate(err))
+	}
+	return out, nil
+}
