@@ -132,29 +132,9 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?`, jobs, now.UnixMicro())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query(q+` RETURNING id`, args...)
+		done, err := updateClaimed(tx, q, args, jobs)
 		if err != nil {
 			return err
-		}
-		owned := map[int64]bool{}
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			owned[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// Only runs that still held their job made an attempt of record.
-		var done []*hooks.Job
-		for _, j := range jobs {
-			if owned[j.ID] {
-				done = append(done, j)
-			}
 		}
 		return insertAttempts(tx, done, hooks.OutcomeOK, "")
 	})
@@ -162,6 +142,35 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 		return fmt.Errorf("complete jobs: %w", err)
 	}
 	return nil
+}
+
+// updateClaimed runs an UPDATE that claimedJobs completed and returns the
+// jobs it changed: those whose claim still held. Only their runs made an
+// attempt of record.
+func updateClaimed(tx *sql.Tx, q string, args []any, jobs []*hooks.Job) ([]*hooks.Job, error) {
+	rows, err := tx.Query(q+` RETURNING id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	held := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		held[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []*hooks.Job
+	for _, j := range jobs {
+		if held[j.ID] {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
 // claimedJobs completes an UPDATE with a WHERE clause that matches each
@@ -203,23 +212,20 @@ func (db *DB) finishJob(ctx context.Context, j *hooks.Job, outcome, errText, q s
 }
 
 // ReleaseJobs returns leased jobs that were not run to the queue, undoing
-// the attempt their claim counted.
+// the attempt their claim counted; one whose action had started has that
+// attempt recorded as interrupted. A job whose claim no longer holds
+// (another worker took it) is left alone, and nothing is recorded for it.
 func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'available', locked_until = NULL, attempts = MAX(attempts - 1, 0)`, jobs)
-	var started []*hooks.Job
-	for _, j := range jobs {
-		if !j.AttemptStarted.IsZero() {
-			started = append(started, j)
-		}
-	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(q, args...); err != nil {
+		released, err := updateClaimed(tx, q, args, jobs)
+		if err != nil {
 			return err
 		}
-		return insertAttempts(tx, started, hooks.OutcomeInterrupted, "")
+		return insertAttempts(tx, released, hooks.OutcomeInterrupted, "")
 	})
 	if err != nil {
 		return fmt.Errorf("release jobs: %w", err)

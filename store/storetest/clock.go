@@ -29,3 +29,10 @@ func (c *Clock) Add(d time.Duration) time.Time {
 	c.t = c.t.Add(d)
 	return c.t
 }
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}

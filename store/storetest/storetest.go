@@ -1,5 +1,120 @@
 // Package storetest is the behaviour every store backend must show, written
 // against the store's methods rather than any database: Run exercises them
-// all, with cases that use two handles on one database. Clock is a settable
-// clock for a store's Now.
+// all, with cases that use two handles on one database, as two processes
+// (or two replicas) would. Clock is a settable clock for a store's Now.
+//
+// Time. A backend may judge due times and leases by its own database clock
+// rather than by the now passed to a method, so the cases keep the suite's
+// clock at or behind the real time, never ahead of it: a time the clock has
+// reached has passed for every backend. What must not have happened yet is
+// put an hour or more ahead; a lease that must run out is short, and the
+// case waits it out in real time as well (see env.wait). Exact boundaries
+// (a job due to the microsecond) belong in a backend's own tests.
 package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// Store is the store as the suite exercises it: every method a backend
+// offers to the workers (hooks.JobStore), the idempotency guard, the
+// handlers and the command line.
+type Store interface {
+	hooks.JobStore
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+
+	// SaveReceipt writes an accepted request, its keys and its job or
+	// items in one transaction; a taken key returns its entry instead.
+	SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error)
+	// Record writes the record of a request that was refused or replayed.
+	Record(ctx context.Context, req *hooks.Request) error
+	// FindRequests returns request records, newest first.
+	FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks.Request, error)
+	// PurgeRecords deletes old records with their jobs and attempts, never
+	// one whose job is still to be delivered.
+	PurgeRecords(ctx context.Context, before time.Time) (int64, error)
+
+	// ReserveKeys, FinishReserved, ReleaseKeys and LookupKey run a request
+	// that executes inline under its idempotency keys.
+	ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error)
+	FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64) (*hooks.Entry, error)
+	ReleaseKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error
+	LookupKey(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error)
+	// PurgeIdempotency forgets answers created before a time.
+	PurgeIdempotency(ctx context.Context, before time.Time) (int64, error)
+
+	// RetryJobs, RetryDead and ReplayJobs run jobs again by hand.
+	RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64, error)
+	RetryDead(ctx context.Context, since, now time.Time) (int64, error)
+	ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error)
+	// ExtendLease holds a running job longer, if the caller still holds it.
+	ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (bool, error)
+	// FindJobs returns jobs, oldest first; FindAttempts a job's attempts.
+	FindJobs(ctx context.Context, f hooks.JobFilter) ([]*hooks.Job, error)
+	FindAttempts(ctx context.Context, jobID int64) ([]*hooks.Attempt, error)
+
+	// AddFault, Faults, UseFault, ClearFaults and DeleteFault keep the
+	// answers injected on purpose.
+	AddFault(ctx context.Context, f *hooks.Fault) error
+	Faults(ctx context.Context, now time.Time) ([]*hooks.Fault, error)
+	UseFault(ctx context.Context, id int64) (bool, error)
+	ClearFaults(ctx context.Context, sender hooks.Sender) (int64, error)
+	DeleteFault(ctx context.Context, id int64) (bool, error)
+
+	// SaveToken and TokenClient keep issued OAuth 2.0 access tokens.
+	SaveToken(ctx context.Context, hash []byte, clientID string, scopes []string, expires, now time.Time) error
+	TokenClient(ctx context.Context, hash []byte, now time.Time) (string, []string, error)
+}
+
+// Backend creates a fresh, empty database for one case and returns open,
+// which opens a handle on that database each time it is called, as one more
+// process would. Every handle reads the time from now (its Now), and is
+// closed when t ends; a backend that cannot open fails t.
+type Backend func(t *testing.T, now func() time.Time) (open func() Store)
+
+// Run runs every case of the suite against b, each on a database of its
+// own.
+func Run(t *testing.T, b Backend) {
+	for _, c := range []struct {
+		name string
+		run  func(*testing.T, Backend)
+	}{
+		{"Ping", testPing},
+		{"SaveReceipt", testSaveReceipt},
+		{"SaveReceiptItems", testSaveReceiptItems},
+		{"Record", testRecord},
+		{"FindRequests", testFindRequests},
+		{"PurgeRecords", testPurgeRecords},
+		{"ReserveKeys", testReserveKeys},
+		{"FinishReserved", testFinishReserved},
+		{"FinishReservedTakenOver", testFinishReservedTakenOver},
+		{"ReleaseKeys", testReleaseKeys},
+		{"LookupKey", testLookupKey},
+		{"PurgeIdempotency", testPurgeIdempotency},
+		{"ClaimJobs", testClaimJobs},
+		{"RescueJobs", testRescueJobs},
+		{"CompleteJobs", testCompleteJobs},
+		{"FailJob", testFailJob},
+		{"ReleaseJobs", testReleaseJobs},
+		{"RetryJobs", testRetryJobs},
+		{"RetryDead", testRetryDead},
+		{"ReplayJobs", testReplayJobs},
+		{"ExtendLease", testExtendLease},
+		{"FindJobs", testFindJobs},
+		{"FindAttempts", testFindAttempts},
+		{"Faults", testFaults},
+		{"Tokens", testTokens},
+		{"TwoHandles", testTwoHandles},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, b)
+		})
+	}
+}
