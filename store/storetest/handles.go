@@ -151,7 +151,9 @@ func testTwoHandles(t *testing.T, b Backend) {
 			var saved, reserved *hooks.Entry
 			var serr, rerr error
 			race(func() { saved, serr = e.s.SaveReceipt(t.Context(), r) },
-				func() { reserved, rerr = other.ReserveKeys(t.Context(), sender, []string{key}, owner, e.now().Add(time.Hour)) })
+				func() {
+					reserved, rerr = other.ReserveKeys(t.Context(), sender, []string{key}, owner, e.now().Add(time.Hour))
+				})
 			if serr != nil || rerr != nil {
 				t.Fatalf("round %d: got errors %v, %v", i, serr, rerr)
 			}
