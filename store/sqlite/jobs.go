@@ -46,9 +46,18 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			if policy.Dead(j, now) {
 				state, outcome, finished = hooks.JobDead, hooks.OutcomeDead, micros(now)
 			}
-			if _, err := tx.Exec(`UPDATE jobs SET state = ?, locked_until = NULL, last_error = ?, finished_at = COALESCE(?, finished_at)
-				WHERE id = ?`, string(state), rescuedError, finished, j.ID); err != nil {
+			// Guarded by what was read: a job that another process rescued,
+			// or whose holder ended it, since is no longer this one's.
+			res, err := tx.Exec(`UPDATE jobs SET state = ?, locked_until = NULL, last_error = ?, finished_at = COALESCE(?, finished_at)
+				WHERE id = ? AND attempts = ? AND state = 'running' AND locked_until <= ?`,
+				string(state), rescuedError, finished, j.ID, j.Attempts, now.UnixMicro())
+			if err != nil {
 				return err
+			}
+			if k, err := res.RowsAffected(); err != nil {
+				return err
+			} else if k == 0 {
+				continue
 			}
 			if err := insertAttempts(tx, []*hooks.Job{j}, outcome, rescuedError); err != nil {
 				return err

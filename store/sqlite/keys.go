@@ -10,38 +10,54 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// ReserveKeys takes the idempotency keys for a request that will execute inline.
-// It returns nil when all keys are now held by owner, pending until
+// ReserveKeys takes the idempotency keys for a request that will execute
+// inline. It returns nil when all keys are now held by owner, pending until
 // leaseUntil; otherwise it writes nothing and returns the entry that holds
 // the first taken key: done (replay it) or pending under a live lease
 // (wait). A pending entry whose lease has expired belonged to a request that
 // died or overran; it is taken over, and its owner can no longer finish or
 // release it.
+//
+// Each key is taken by one guarded statement that inserts it when it is
+// free and takes it over only while its lease is still found expired, so
+// that of two processes reserving a key at once exactly one gets it,
+// whatever the isolation of the transaction around it.
 func (db *DB) ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
 	keys = uniqueKeys(keys)
 	var found *hooks.Entry
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		found = nil
 		now := db.Now()
-		for _, k := range keys {
-			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-				continue
-			case err != nil:
-				return fmt.Errorf("read idempotency key: %w", err)
-			case e.State == hooks.EntryDone || e.LockedUntil.After(now):
-				found = e
-				return nil
-			}
+		// The keys reserved before a taken one are given back by rolling
+		// back to here, leaving the other writes of the batch alone.
+		if _, err := tx.Exec(`SAVEPOINT reserve_keys`); err != nil {
+			return fmt.Errorf("reserve idempotency keys: %w", err)
 		}
 		for _, k := range keys {
-			if _, err := tx.Exec(`INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
-				VALUES (?, ?, 'pending', ?, ?, ?)
-				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until, owner = excluded.owner`,
-				sender, k, leaseUntil.UnixMicro(), owner, now.UnixMicro()); err != nil {
+			var got int64
+			err := tx.QueryRow(`INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
+				VALUES (?1, ?2, 'pending', ?3, ?4, ?5)
+				ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until, owner = excluded.owner
+					WHERE idempotency.state = 'pending' AND idempotency.locked_until <= ?5
+				RETURNING owner`, sender, k, leaseUntil.UnixMicro(), owner, now.UnixMicro()).Scan(&got)
+			if err == nil {
+				continue
+			} else if !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("reserve idempotency key: %w", err)
 			}
+			// Taken: done, or pending under a live lease.
+			if _, err := tx.Exec(`ROLLBACK TO reserve_keys`); err != nil {
+				return fmt.Errorf("give back idempotency keys: %w", err)
+			}
+			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
+			if err != nil {
+				return fmt.Errorf("read idempotency key: %w", err)
+			}
+			found = e
+			break
+		}
+		if _, err := tx.Exec(`RELEASE reserve_keys`); err != nil {
+			return fmt.Errorf("reserve idempotency keys: %w", err)
 		}
 		return nil
 	})

@@ -45,16 +45,17 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 			} else if ok {
 				continue
 			}
+			// Taken: a pending entry whose lease expired is taken over, by
+			// a statement that checks the expiry as it writes; any other
+			// holder keeps the key.
+			if ok, err := db.takeOverEntry(tx, req, k, now); err != nil {
+				return fmt.Errorf("take over idempotency key: %w", err)
+			} else if ok {
+				continue
+			}
 			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
 			if err != nil {
 				return fmt.Errorf("read idempotency key: %w", err)
-			}
-			if e.State == hooks.EntryPending && !e.LockedUntil.After(now) {
-				if _, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL
-					WHERE sender = ? AND key = ?`, req.Status, req.Response, req.ID, req.Sender, k); err != nil {
-					return fmt.Errorf("take over idempotency key: %w", err)
-				}
-				continue
 			}
 			found = e
 			return db.undoReceipt(tx, req, r.Keys[:i], e)
@@ -78,6 +79,19 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 // Deprecated: use SaveReceipt.
 func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
 	return db.SaveReceipt(ctx, r)
+}
+
+// takeOverEntry answers key with req's answer if it is pending under a
+// lease that expired by now, and reports whether it did.
+func (db *DB) takeOverEntry(tx *sql.Tx, req *hooks.Request, key string, now time.Time) (bool, error) {
+	res, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL, owner = NULL
+		WHERE sender = ? AND key = ? AND state = 'pending' AND locked_until <= ?`,
+		req.Status, req.Response, req.ID, req.Sender, key, now.UnixMicro())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // insertItems queues a batch's items: each whose key is free (or that has
