@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -16,116 +17,103 @@ import (
 
 var bloomreachMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// validate checks the Bloomreach section, naming the key at fault, and
-// fills defaults that depend on other keys. It returns the longest action
-// timeout, for the queue's lease.
-func (b *BloomreachConfig) validate(tls TLSConfig) (longest time.Duration, err error) {
-	if err := checkPath("bloomreach.path", b.Path); err != nil {
-		return 0, err
-	}
+// validateBloomreach checks the Bloomreach section, naming the key at
+// fault. Its actions are checked with the others (Validate).
+func (c *Config) validateBloomreach() error {
+	b := &c.Bloomreach
+	tls := c.Server.TLS
 	if !strings.HasPrefix(b.OAuth2.TokenPath, "/") {
-		return 0, fmt.Errorf("bloomreach.oauth2.token_path: %q must start with /", b.OAuth2.TokenPath)
+		return fmt.Errorf("bloomreach.oauth2.token_path: %q must start with /", b.OAuth2.TokenPath)
+	}
+	if b.OAuth2.TokenTTL <= 0 {
+		return fmt.Errorf("bloomreach.oauth2.token_ttl: %s must be positive", time.Duration(b.OAuth2.TokenTTL))
 	}
 	seen := map[string]bool{}
-	for i, c := range b.OAuth2.Clients {
-		if c.ID == "" || c.Secret == "" || seen[c.ID] {
-			return 0, fmt.Errorf("bloomreach.oauth2.clients[%d]: a unique id and a secret are required", i)
+	for i, cl := range b.OAuth2.Clients {
+		if cl.ID == "" || cl.Secret == "" || seen[cl.ID] {
+			return fmt.Errorf("bloomreach.oauth2.clients[%d]: a unique id and a secret are required", i)
 		}
-		seen[c.ID] = true
+		seen[cl.ID] = true
 	}
 	for name, t := range b.Throttles {
 		if err := t.validate("bloomreach.throttles." + name); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	for name, w := range b.Webhooks {
 		key := "bloomreach.webhooks." + name
 		if !endpointNameRE.MatchString(name) || name == "auth-test" {
-			return 0, fmt.Errorf("%s: a name is letters, digits, '-' and '_'", key)
+			return fmt.Errorf("%s: a name is letters, digits, '-' and '_'", key)
 		}
 		if len(w.Methods) == 0 {
-			w.Methods = []string{http.MethodPost}
+			return fmt.Errorf("%s.methods: at least one method is required", key)
 		}
-		for i, m := range w.Methods {
-			w.Methods[i] = strings.ToUpper(m)
-			if !slices.Contains(bloomreachMethods, w.Methods[i]) {
-				return 0, fmt.Errorf("%s.methods: %q is not one of GET, POST, PUT, PATCH, DELETE", key, m)
+		for _, m := range w.Methods {
+			if !slices.Contains(bloomreachMethods, m) {
+				return fmt.Errorf("%s.methods: %q is not one of GET, POST, PUT, PATCH, DELETE", key, m)
 			}
 		}
 		a := w.Auth
 		if a.Basic == nil && len(a.Headers) == 0 && a.OAuth2 == nil && a.MTLS == nil {
-			return 0, fmt.Errorf("%s.auth: at least one of basic, headers, oauth2 or mtls is required", key)
+			return fmt.Errorf("%s.auth: at least one of basic, headers, oauth2 or mtls is required", key)
 		}
 		if a.Basic != nil && (a.Basic.Username == "" || a.Basic.Password == "") {
-			return 0, fmt.Errorf("%s.auth.basic: username and password are required", key)
+			return fmt.Errorf("%s.auth.basic: username and password are required", key)
 		}
 		for h, v := range a.Headers {
 			if v == "" {
-				return 0, fmt.Errorf("%s.auth.headers.%s: the value is empty", key, h)
+				return fmt.Errorf("%s.auth.headers.%s: the value is empty", key, h)
 			}
 		}
 		if o := a.OAuth2; o != nil {
-			if o.TokenIn == "" {
-				o.TokenIn = "header"
-			}
-			if o.Field == "" {
-				o.Field = "access_token"
-			}
 			if !slices.Contains([]string{"header", "body", "query"}, o.TokenIn) {
-				return 0, fmt.Errorf("%s.auth.oauth2.token_in: %q is not header, body or query", key, o.TokenIn)
+				return fmt.Errorf("%s.auth.oauth2.token_in: %q is not header, body or query", key, o.TokenIn)
+			}
+			if o.TokenIn != "header" && o.Field == "" {
+				return fmt.Errorf("%s.auth.oauth2.field: the %s field that holds the token is required", key, o.TokenIn)
 			}
 			if len(b.OAuth2.Clients) == 0 {
-				return 0, fmt.Errorf("%s.auth.oauth2: bloomreach.oauth2.clients must list the clients that may get tokens", key)
+				return fmt.Errorf("%s.auth.oauth2: bloomreach.oauth2.clients must list the clients that may get tokens", key)
 			}
 		}
 		if a.MTLS != nil && (tls.ClientCAFile == "" || tls.Mode == "off") {
-			return 0, fmt.Errorf("%s.auth.mtls: server.tls.client_ca_file must be set, with TLS on", key)
+			return fmt.Errorf("%s.auth.mtls: server.tls.client_ca_file must be set, with TLS on", key)
 		}
 		if w.Batch != nil {
 			if !strings.HasPrefix(w.Batch.Items, "/") {
-				return 0, fmt.Errorf("%s.batch.items: %q is not a JSON pointer such as /messages", key, w.Batch.Items)
-			}
-			if w.Batch.Max == 0 {
-				w.Batch.Max = hooks.BloomreachMaxBatch
+				return fmt.Errorf("%s.batch.items: %q is not a JSON pointer such as /messages", key, w.Batch.Items)
 			}
 			if w.Batch.Max < 1 || w.Batch.Max > hooks.BloomreachMaxBatch {
-				return 0, fmt.Errorf("%s.batch.max: %d is not between 1 and 1000", key, w.Batch.Max)
+				return fmt.Errorf("%s.batch.max: %d is not between 1 and %d", key, w.Batch.Max, hooks.BloomreachMaxBatch)
 			}
 		} else if w.RequestID.ItemID != "" {
-			return 0, fmt.Errorf("%s.request_id.item_id: only a batch webhook has items", key)
+			return fmt.Errorf("%s.request_id.item_id: only a batch webhook has items", key)
 		}
 		if w.RequestID.Header == "" && w.RequestID.JSON == "" {
-			w.RequestID.Header = "X-Request-ID"
+			return fmt.Errorf("%s.request_id: a header or a JSON pointer is required", key)
 		}
 		for _, p := range []string{w.RequestID.JSON, w.RequestID.ItemID} {
 			if p != "" && !strings.HasPrefix(p, "/") {
-				return 0, fmt.Errorf("%s.request_id: %q is not a JSON pointer such as /id", key, p)
+				return fmt.Errorf("%s.request_id: %q is not a JSON pointer such as /id", key, p)
 			}
 		}
-		if _, _, err := w.Schemas(name); err != nil {
-			return 0, err
+		if _, _, err := c.Schemas(name); err != nil {
+			return err
 		}
 		if t := w.Throttle; t != nil {
 			if t.Inline != nil {
 				if err := t.Inline.validate(key + ".throttle"); err != nil {
-					return 0, err
+					return err
 				}
 			} else if _, ok := b.Throttles[t.Name]; !ok {
-				return 0, fmt.Errorf("%s.throttle: no policy named %q under bloomreach.throttles", key, t.Name)
+				return fmt.Errorf("%s.throttle: no policy named %q under bloomreach.throttles", key, t.Name)
 			}
 		}
 		if w.Inline && w.Batch != nil {
-			return 0, fmt.Errorf("%s.inline: a batch webhook cannot run its action inline", key)
+			return fmt.Errorf("%s.inline: a batch webhook cannot run its action inline", key)
 		}
-		if w.Action != nil {
-			if err := w.Action.validate(key + ".action"); err != nil {
-				return 0, err
-			}
-			longest = max(longest, w.Action.timeout())
-		}
-		b.Webhooks[name] = w
 	}
-	return longest, nil
+	return nil
 }
 
 func (t ThrottleConfig) validate(key string) error {
@@ -174,8 +162,39 @@ func compileSchema(key string, inline any, file string) (*jsonschema.Schema, err
 	return sch, nil
 }
 
+// compiledSchemas are one webhook's compiled schemas and what they were
+// compiled from.
+type compiledSchemas struct {
+	from          SchemaConfig
+	request, item *jsonschema.Schema
+}
+
+// compileSchemas compiles every webhook's schemas once, for Validate and
+// the handlers (Schemas). One that does not compile is left out: Validate
+// compiles it again to say why.
+func (c *Config) compileSchemas() {
+	c.schemas = make(map[string]*compiledSchemas, len(c.Bloomreach.Webhooks))
+	for name, w := range c.Bloomreach.Webhooks {
+		if req, item, err := w.Schemas(name); err == nil {
+			c.schemas[name] = &compiledSchemas{from: w.Schema, request: req, item: item}
+		}
+	}
+}
+
+// Schemas returns webhook name's compiled request and item schemas (nil
+// where none is set): those Finish compiled, unless the webhook's schema
+// has changed since, in which case they are compiled now.
+func (c *Config) Schemas(name string) (request, item *jsonschema.Schema, err error) {
+	w := c.Bloomreach.Webhooks[name]
+	if s := c.schemas[name]; s != nil && reflect.DeepEqual(s.from, w.Schema) {
+		return s.request, s.item, nil
+	}
+	return w.Schemas(name)
+}
+
 // Schemas compiles the webhook's request and item schemas (nil where none
 // is set); name is the webhook's name, for errors that name the key.
+// Config.Schemas hands out the ones compiled at start.
 func (w WebhookConfig) Schemas(name string) (request, item *jsonschema.Schema, err error) {
 	key := "bloomreach.webhooks." + name
 	if request, err = compileSchema(key+".schema.request", w.Schema.Request, w.Schema.RequestFile); err != nil {

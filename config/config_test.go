@@ -101,6 +101,15 @@ bubblehouse:
 		{"ErrBRInlineBatch", "bloomreach: {webhooks: {b: {auth: {headers: {X-K: v}}, batch: {items: /m}, inline: true}}}", "cannot run its action inline"},
 		{"ErrBRClient", "bloomreach: {oauth2: {clients: [{id: a}]}}", "bloomreach.oauth2.clients[0]"},
 		{"ErrRecordRetentionShort", "server: {record_retention: 24h}", "server.record_retention"},
+		{"ErrNestedPaths", "bubblehouse: {path: /hooks}\nsvix: {path: /hooks/svix}", `svix.path "/hooks/svix" is inside bubblehouse.path "/hooks"`},
+		{"ErrNestedPathsReversed", "bloomreach: {path: /in/br/x}\nsvix: {path: /in/br}", `bloomreach.path "/in/br/x" is inside svix.path "/in/br"`},
+		{"ErrSamePaths", "bloomreach: {path: /svix}", "bloomreach.path and svix.path are both \"/svix\""},
+		{"ErrDevTLSWithFiles", "server: {tls: {mode: dev, cert_file: c.pem, key_file: k.pem}}", "server.tls.cert_file and server.tls.key_file: read only when server.tls.mode is files"},
+		{"ErrDevTLSWithKeyFile", "server: {tls: {mode: dev, key_file: k.pem}}", "server.tls.key_file: read only when server.tls.mode is files"},
+		{"ErrTrustedProxy", "server: {trusted_proxies: [10.0.0.1, proxy.example]}", `server.trusted_proxies[1]: "proxy.example" is not an IP address or CIDR`},
+		{"ErrTrustedProxyZone", "server: {trusted_proxies: ['fe80::1%eth0']}", "server.trusted_proxies[0]: \"fe80::1%eth0\" has an IPv6 zone"},
+		{"ErrTrustedProxyMappedShort", "server: {trusted_proxies: ['::ffff:0:0/80']}", "not an IPv4 range"},
+		{"ErrForwardTimeout", "bubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: -1s}}}}}", "bubblehouse.hooks.CreateDiscount4.action.forward.timeout: -1s must be positive"},
 		{"ErrLeaseShort", "queue: {lease: 5s}\nbubblehouse: {hooks: {CreateDiscount4: {action: {forward: {url: 'http://x.test', timeout: 10s}}}}}", "queue.lease"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

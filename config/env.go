@@ -1,0 +1,164 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// secretKey reports whether a config key holds a secret: its ${VARS} are
+// kept from exec commands' environment.
+func secretKey(path string) bool {
+	if strings.Contains(path, ".auth.headers.") {
+		return true // a Bloomreach webhook's credential header values
+	}
+	key := path[strings.LastIndex(path, ".")+1:]
+	if i := strings.IndexByte(key, '['); i >= 0 {
+		key = key[:i] // svix.endpoints.bloom.secrets[0]
+	}
+	switch key {
+	case "authorization", "jwt_secret", "secret", "secrets", "password":
+		return true
+	}
+	return false
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// walk checks a YAML node against the Go type it will be decoded into:
+// unknown keys and values of the wrong kind are reported with their key
+// path, and ${ENV_VAR} references in scalars are expanded in place.
+func walk(n *yaml.Node, t reflect.Type, path string, lookup func(path, name string) (string, bool)) error {
+	name := path
+	if name == "" {
+		name = "the top level"
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	switch {
+	case t == reflect.TypeOf(Duration(0)):
+		if err := expand(n, path, lookup); err != nil {
+			return err
+		}
+		if _, err := time.ParseDuration(n.Value); err != nil || n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s: %q is not a duration such as 30s or 72h (line %d)", name, n.Value, n.Line)
+		}
+		return nil
+	case t.Kind() == reflect.Pointer:
+		return walk(n, t.Elem(), path, lookup)
+	case t.Kind() == reflect.Interface, reflect.PointerTo(t).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()):
+		// Free-form (a JSON Schema) or self-checking: expand ${VARS} only.
+		return expandAll(n, path, lookup)
+	case t.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping of keys (line %d)", name, n.Line)
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			fields[strings.Split(f.Tag.Get("yaml"), ",")[0]] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			ft, ok := fields[key]
+			if !ok {
+				return fmt.Errorf("%s: unknown key (line %d)", join(path, key), n.Content[i].Line)
+			}
+			if err := walk(n.Content[i+1], ft, join(path, key), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s: expected a mapping (line %d)", name, n.Line)
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("%s: expected a list (line %d)", name, n.Line)
+		}
+		for i, c := range n.Content {
+			if err := walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("%s: expected a single value (line %d)", name, n.Line)
+	}
+	if err := expand(n, path, lookup); err != nil {
+		return err
+	}
+	if t.Kind() == reflect.String && n.Tag == "" {
+		n.Tag = "!!str" // an expanded secret of digits is still a string
+	}
+	var err error
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		_, err = strconv.ParseInt(n.Value, 10, 64)
+	case reflect.Bool:
+		_, err = strconv.ParseBool(n.Value)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a valid %s (line %d)", name, n.Value, t.Kind(), n.Line)
+	}
+	return nil
+}
+
+// expandAll expands ${VARS} in every scalar under n.
+func expandAll(n *yaml.Node, path string, lookup func(path, name string) (string, bool)) error {
+	if n.Kind == yaml.ScalarNode {
+		return expand(n, path, lookup)
+	}
+	for _, c := range n.Content {
+		if err := expandAll(c, path, lookup); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expand replaces ${NAME} in a scalar with the environment's value. A
+// missing variable is an error naming the key, so that a secret left unset
+// stops start-up instead of becoming an empty password.
+func expand(n *yaml.Node, path string, lookup func(path, name string) (string, bool)) error {
+	var missing string
+	v := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		val, ok := lookup(path, name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return val
+	})
+	if missing != "" {
+		return fmt.Errorf("%s: environment variable %s is not set (line %d)", path, missing, n.Line)
+	}
+	if v != n.Value {
+		n.Value, n.Tag, n.Style = v, "", 0 // re-resolved on decode
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

@@ -1,0 +1,200 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// Validate checks what parsing alone cannot, naming the key at fault. It
+// changes nothing: run ApplyDefaults first (Finish does both), since a key
+// left unset where a default exists is refused here. Secrets are checked
+// by the serve command, which may generate dev ones.
+func (c *Config) Validate() error {
+	if err := c.Server.validate(); err != nil {
+		return err
+	}
+	if time.Duration(c.Idempotency.Retention) < MinRetention {
+		return fmt.Errorf("idempotency.retention: %s is shorter than Bubblehouse's 48 h retry window: a retry after the purge would run again", time.Duration(c.Idempotency.Retention))
+	}
+	if r := time.Duration(c.Server.RecordRetention); r > 0 && r < time.Duration(c.Idempotency.Retention) {
+		return fmt.Errorf("server.record_retention: %s is shorter than idempotency.retention (%s): repeats would lose their original", r, time.Duration(c.Idempotency.Retention))
+	}
+	if c.Queue.Workers < 1 || c.Queue.Workers > 1024 {
+		return fmt.Errorf("queue.workers: %d is not between 1 and 1024", c.Queue.Workers)
+	}
+	if c.Queue.MaxAttempts < 1 {
+		return fmt.Errorf("queue.max_attempts: %d must be at least 1", c.Queue.MaxAttempts)
+	}
+	if c.Queue.Backoff.Initial > c.Queue.Backoff.Max {
+		return fmt.Errorf("queue.backoff.initial: %s is longer than queue.backoff.max", time.Duration(c.Queue.Backoff.Initial))
+	}
+	var err error
+	c.actions(func(key string, a *ActionConfig) {
+		if err == nil {
+			err = a.validate(key)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.checkPaths(); err != nil {
+		return err
+	}
+	if _, err := c.Bubblehouse.HookSet(); err != nil {
+		return fmt.Errorf("bubblehouse.hooks: %s", hooks.ErrorMessage(err))
+	}
+	for name, ep := range c.Svix.Endpoints {
+		if !endpointNameRE.MatchString(name) {
+			return fmt.Errorf("svix.endpoints.%s: a name is letters, digits, '-' and '_'", name)
+		}
+		for i, sec := range ep.Secrets {
+			if _, err := hooks.ParseSvixSecret(sec); err != nil {
+				return fmt.Errorf("svix.endpoints.%s.secrets[%d]: %v", name, i, err)
+			}
+		}
+		if _, err := ep.routes(nil); err != nil {
+			return fmt.Errorf("svix.endpoints.%s.events: %v", name, err)
+		}
+	}
+	if err := c.validateBloomreach(); err != nil {
+		return err
+	}
+	if longest := c.longestAction(); time.Duration(c.Queue.Lease) <= longest {
+		return fmt.Errorf("queue.lease: %s must exceed the longest action timeout (%s), or a slow action would run twice", time.Duration(c.Queue.Lease), longest)
+	}
+	return nil
+}
+
+// validate checks the server section.
+func (s ServerConfig) validate() error {
+	switch s.TLS.Mode {
+	case "off":
+	case "dev":
+		// The files would be silently ignored: dev mode serves a
+		// certificate of its own.
+		var set []string
+		if s.TLS.CertFile != "" {
+			set = append(set, "server.tls.cert_file")
+		}
+		if s.TLS.KeyFile != "" {
+			set = append(set, "server.tls.key_file")
+		}
+		if len(set) > 0 {
+			return fmt.Errorf("%s: read only when server.tls.mode is files, but it is dev (which generates its own certificate): set server.tls.mode: files to serve them, or remove them", strings.Join(set, " and "))
+		}
+	case "files":
+		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
+			return fmt.Errorf("server.tls.cert_file and server.tls.key_file are required when server.tls.mode is files")
+		}
+	default:
+		return fmt.Errorf("server.tls.mode: %q is not one of dev, files, off", s.TLS.Mode)
+	}
+	if _, err := s.TrustedPrefixes(); err != nil {
+		return err
+	}
+	if s.PublicHost != "" {
+		if err := hooks.CheckHost(s.PublicHost); err != nil {
+			return fmt.Errorf("server.public_host: %w", err)
+		}
+	}
+	if s.Listen == "" {
+		return fmt.Errorf("server.listen: an address such as %s is required", DefaultListen)
+	}
+	if s.DataDir == "" {
+		return fmt.Errorf("server.data_dir: a directory is required")
+	}
+	if s.MaxBodyBytes < 1024 {
+		return fmt.Errorf("server.max_body_bytes: %d is too small (at least 1024)", s.MaxBodyBytes)
+	}
+	if time.Duration(s.Timeouts.Write) <= hooks.BubblehouseCallLimit {
+		return fmt.Errorf("server.timeouts.write: %s leaves no room for a 30s inline hook", time.Duration(s.Timeouts.Write))
+	}
+	return nil
+}
+
+// TrustedPrefixes parses server.trusted_proxies: an address is the range
+// of that one address, a CIDR its masked range. IPv4-mapped IPv6 forms
+// (::ffff:10.0.0.1, ::ffff:10.0.0.0/104) are their IPv4 address or range,
+// since that is how an IPv4 peer's address is compared. An IPv6 zone, or
+// a mapped range shorter than /96 (which is not an IPv4 range), is
+// refused.
+func (s ServerConfig) TrustedPrefixes() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(s.TrustedProxies))
+	for i, p := range s.TrustedProxies {
+		pfx, err := parseTrusted(p)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies[%d]: %q %v", i, p, err)
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
+}
+
+func parseTrusted(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, fmt.Errorf("is not an IP address or CIDR")
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return p, fmt.Errorf("is not an IP address or CIDR")
+		}
+		if a.Zone() != "" {
+			return p, fmt.Errorf("has an IPv6 zone: name the address alone")
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return p, fmt.Errorf("is an IPv4-mapped range shorter than /96, which is not an IPv4 range")
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+var endpointNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
+
+// checkPaths checks each sender's path, and that no sender's path equals
+// or contains another's: a request under both could not be told apart
+// (routes and fault injection match by prefix).
+func (c *Config) checkPaths() error {
+	paths := []struct{ key, path string }{
+		{"bubblehouse.path", c.Bubblehouse.Path},
+		{"svix.path", c.Svix.Path},
+		{"bloomreach.path", c.Bloomreach.Path},
+	}
+	for _, p := range paths {
+		if err := checkPath(p.key, p.path); err != nil {
+			return err
+		}
+	}
+	for i, a := range paths {
+		for _, b := range paths[i+1:] {
+			switch {
+			case a.path == b.path:
+				return fmt.Errorf("%s and %s are both %q: each sender needs a path of its own", b.key, a.key, a.path)
+			case strings.HasPrefix(b.path, a.path+"/"):
+				return fmt.Errorf("%s %q is inside %s %q: a sender's path may not contain another's", b.key, b.path, a.key, a.path)
+			case strings.HasPrefix(a.path, b.path+"/"):
+				return fmt.Errorf("%s %q is inside %s %q: a sender's path may not contain another's", a.key, a.path, b.key, b.path)
+			}
+		}
+	}
+	return nil
+}
+
+func checkPath(key, p string) error {
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, ":*") {
+		return fmt.Errorf("%s: %q must start with / and not end with / (for example /bubblehouse)", key, p)
+	}
+	return nil
+}
