@@ -55,15 +55,7 @@ func (db *DB) Faults(ctx context.Context, now time.Time) ([]*hooks.Fault, error)
 // UseFault counts one use of a fault with a limited count; false means
 // it was used up already.
 func (db *DB) UseFault(ctx context.Context, id int64) (bool, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0`, id)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, `UPDATE faults SET remaining = remaining - 1 WHERE id = ? AND remaining > 0`, id)
 	if err != nil {
 		return false, fmt.Errorf("use fault %d: %w", id, err)
 	}
@@ -72,15 +64,7 @@ func (db *DB) UseFault(ctx context.Context, id int64) (bool, error) {
 
 // ClearFaults deletes the faults of a sender, or all when sender is "".
 func (db *DB) ClearFaults(ctx context.Context, sender hooks.Sender) (int64, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM faults WHERE ? = '' OR sender = ?`, sender, sender)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, `DELETE FROM faults WHERE ?1 = '' OR sender = ?1`, sender)
 	if err != nil {
 		return 0, fmt.Errorf("clear faults: %w", err)
 	}
@@ -89,15 +73,7 @@ func (db *DB) ClearFaults(ctx context.Context, sender hooks.Sender) (int64, erro
 
 // DeleteFault deletes one fault; false means there was none with that id.
 func (db *DB) DeleteFault(ctx context.Context, id int64) (bool, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM faults WHERE id = ?`, id)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, `DELETE FROM faults WHERE id = ?`, id)
 	if err != nil {
 		return false, fmt.Errorf("delete fault %d: %w", id, err)
 	}

@@ -270,15 +270,7 @@ func (db *DB) RetryDead(ctx context.Context, since, now time.Time) (int64, error
 }
 
 func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(q, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("retry jobs: %w", err)
 	}
@@ -375,16 +367,8 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 // ExtendLease holds a running job until until, if the caller still holds
 // it (same attempt); false means another worker took it.
 func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (bool, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE jobs SET locked_until = ? WHERE id = ? AND attempts = ? AND state = 'running'`,
-			until.UnixMicro(), j.ID, j.Attempts)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
+	n, err := db.execCount(ctx, `UPDATE jobs SET locked_until = ? WHERE id = ? AND attempts = ? AND state = 'running'`,
+		until.UnixMicro(), j.ID, j.Attempts)
 	if err != nil {
 		return false, fmt.Errorf("extend lease of job %d: %w", j.ID, err)
 	}

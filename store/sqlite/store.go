@@ -323,6 +323,21 @@ func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 }
 
+// execCount runs one statement as a write of its own and returns how many
+// rows it changed.
+func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
 // writer commits queued writes in batches until Close.
 func (db *DB) writer() {
 	defer close(db.writerDone)
