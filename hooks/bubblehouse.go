@@ -107,15 +107,15 @@ func (h *BubblehouseHooks) Lookup(name string) (*BubblehouseHook, bool) {
 func (h *BubblehouseHooks) Names() []string { return append([]string{}, h.names...) }
 
 // Hello1Answer answers the handshake: the input magic verbatim and the
-// subscribed hooks. The input must be a JSON object with a string magic.
+// subscribed hooks. The input must be a JSON object (CheckObject) with a
+// string member named exactly magic: decoding into a struct would also
+// take "Magic" or "MAGIC", and keep whichever came last.
 func (h *BubblehouseHooks) Hello1Answer(body []byte) ([]byte, error) {
-	var in struct {
-		Magic json.RawMessage `json:"magic"`
+	if err := CheckObject(body); err != nil {
+		return nil, Errorf(EINVALID, "Hello1 input: %s", ErrorMessage(err))
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, Errorf(EINVALID, "Hello1 input: %s", jsonProblem(err))
-	}
-	if len(in.Magic) == 0 || in.Magic[0] != '"' {
+	magic := objectMember(body, "magic")
+	if len(magic) == 0 || magic[0] != '"' {
 		return nil, Errorf(EINVALID, "Hello1 input: magic must be a string")
 	}
 	// The magic goes back byte for byte: json.Marshal would re-escape it
@@ -124,8 +124,8 @@ func (h *BubblehouseHooks) Hello1Answer(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode Hello1 answer: %w", err)
 	}
-	out := make([]byte, 0, len(in.Magic)+len(hooks)+20)
-	out = append(append(append(out, `{"magic":`...), in.Magic...), `,"hooks":`...)
+	out := make([]byte, 0, len(magic)+len(hooks)+20)
+	out = append(append(append(out, `{"magic":`...), magic...), `,"hooks":`...)
 	return append(append(out, hooks...), '}'), nil
 }
 
@@ -203,19 +203,15 @@ func (hook *BubblehouseHook) Output(out, input []byte) ([]byte, error) {
 	if err := CheckObject(out); err != nil {
 		return nil, Errorf(EINVALID, "output: %s", ErrorMessage(err))
 	}
+	// Members are read by their exact names, as Bubblehouse reads them:
+	// {"Delivered":true} does not say delivered.
 	switch hook.Name {
 	case "DeliverCustomReward1":
-		var o struct {
-			Delivered *bool `json:"delivered"`
-		}
-		if json.Unmarshal(out, &o) != nil || o.Delivered == nil {
+		if d := string(objectMember(out, "delivered")); d != "true" && d != "false" {
 			return nil, Errorf(EINVALID, "DeliverCustomReward1 output: delivered must be a boolean")
 		}
 	case "SendEvent1":
-		var o struct {
-			Outcome string `json:"outcome"`
-		}
-		if json.Unmarshal(out, &o) != nil || !sendEventOutcomes[o.Outcome] {
+		if !sendEventOutcomes[outcomeOf(out)] {
 			return nil, Errorf(EINVALID, "SendEvent1 output: outcome must be sent, skipped, invalid_data, unsubscribed or failure")
 		}
 	}
@@ -235,13 +231,18 @@ func CatalogueHook(name string) *BubblehouseHook {
 // final answer. SendEvent1's outcome failure is not: Bubblehouse retries
 // it, and the retry must run the action again (bubblehouse-hooks-catalog.md).
 func (hook *BubblehouseHook) Settles(out []byte) bool {
-	if !hook.Outcomes {
+	if !hook.Outcomes || !json.Valid(out) {
 		return true
 	}
-	var o struct {
-		Outcome string `json:"outcome"`
-	}
-	return json.Unmarshal(out, &o) != nil || o.Outcome != "failure"
+	return outcomeOf(out) != "failure"
+}
+
+// outcomeOf reads the string member named exactly outcome of a valid JSON
+// object; "" when there is none.
+func outcomeOf(out []byte) string {
+	var o string
+	json.Unmarshal(objectMember(out, "outcome"), &o) //nolint:errcheck // not a string reads as ""
+	return o
 }
 
 // Queued adapts the hook's action for the queue: an output that does not
@@ -272,15 +273,23 @@ func InvalidOutcome(reason string) []byte {
 	return b
 }
 
-// CheckObject returns an EINVALID error unless body is one JSON object.
+// CheckObject returns an EINVALID error, saying why, unless body is one
+// JSON object that every reader can read back: well-formed, valid UTF-8
+// (CheckText) and nested at most MaxJSONDepth deep (CheckDepth).
 func CheckObject(body []byte) error {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
 		return Errorf(EINVALID, "body is empty: a JSON object is required")
 	}
+	if err := CheckDepth(trimmed); err != nil {
+		return err
+	}
 	if !json.Valid(trimmed) {
 		var v any
 		return Errorf(EINVALID, "body is not valid JSON: %s", jsonProblem(json.Unmarshal(trimmed, &v)))
+	}
+	if err := CheckText(trimmed); err != nil {
+		return err
 	}
 	if trimmed[0] != '{' {
 		return Errorf(EINVALID, "body must be a JSON object, not %s", jsonKind(trimmed[0]))

@@ -498,6 +498,91 @@ func TestBubblehouseHook_DedupKey(t *testing.T) {
 	})
 }
 
+// Hello1 reads exactly the member magic, as CreateDiscount4's default
+// output reads exactly code: encoding/json's struct decoding also takes
+// "Magic" or "MAGIC", and keeps whichever comes last.
+func TestBubblehouseHooks_Hello1ExactMagic(t *testing.T) {
+	h := mustHooks(t, map[string]hooks.HookSettings{"SendEvent1": {}})
+	for _, tt := range []struct {
+		body, magic string // magic "" wants an EINVALID error
+	}{
+		{`{"Magic":"x"}`, ""},
+		{`{"MAGIC":"x"}`, ""},
+		{`{"magic":"a","MAGIC":"b"}`, `"a"`},
+		{`{"MAGIC":"b","magic":"a"}`, `"a"`},
+		{`{"Magic":1,"magic":"a"}`, `"a"`},
+		{`{"magic":"a","Magic":1}`, `"a"`},
+		{`{"magic":"a","magic":"b"}`, `"b"`}, // a repeated name: the last, as encoding/json decodes a map
+		{`{"m\u0061gic":"esc"}`, `"esc"`},    // the same name, escaped
+	} {
+		out, err := h.Hello1Answer([]byte(tt.body))
+		if tt.magic == "" {
+			if err == nil {
+				t.Errorf("%s: got %s, want an error: there is no member magic", tt.body, out)
+				continue
+			}
+			assertInvalid(t, err)
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.body, err)
+			continue
+		}
+		if want := `{"magic":` + tt.magic + `,"hooks":["SendEvent1"]}`; string(out) != want {
+			t.Errorf("%s: got %s, want %s", tt.body, out, want)
+		}
+	}
+}
+
+// Hello1 refuses what CheckObject refuses: an answer built from invalid
+// UTF-8 would not be valid JSON.
+func TestBubblehouseHooks_Hello1InvalidUTF8(t *testing.T) {
+	h := mustHooks(t, map[string]hooks.HookSettings{})
+	for _, body := range []string{"{\"magic\":\"\xff\xfe\"}", "{\"magic\":\"ok\",\"x\":\"\xc3\"}"} {
+		out, err := h.Hello1Answer([]byte(body))
+		if err == nil {
+			t.Errorf("%q: got %q, want an error", body, out)
+			continue
+		}
+		assertInvalid(t, err)
+	}
+}
+
+// An action's output is read by its exact member names, as Bubblehouse
+// reads it: {"Delivered":true} does not say delivered.
+func TestBubblehouseHook_OutputExactNames(t *testing.T) {
+	h := mustHooks(t, catalogueSettings())
+	reward, send := mustLookupHook(t, h, "DeliverCustomReward1"), mustLookupHook(t, h, "SendEvent1")
+	for _, tt := range []struct {
+		hook *hooks.BubblehouseHook
+		out  string
+		ok   bool
+	}{
+		{reward, `{"delivered":true}`, true},
+		{reward, `{"delivered":false,"message":"gone"}`, true},
+		{reward, `{"Delivered":true}`, false},
+		{reward, `{"DELIVERED":false}`, false},
+		{reward, `{"delivered":"true"}`, false},
+		{send, `{"outcome":"sent"}`, true},
+		{send, `{"Outcome":"sent"}`, false},
+		{send, `{"outcome":"failure","OUTCOME":"sent"}`, true},
+		{send, `{"outcome":"SENT"}`, false},
+	} {
+		_, err := tt.hook.Output([]byte(tt.out), []byte(`{}`))
+		if (err == nil) != tt.ok {
+			t.Errorf("%s.Output(%s): got %v, want ok=%v", tt.hook.Name, tt.out, err, tt.ok)
+		}
+	}
+	// outcome failure holds Bubblehouse's queue: read exactly, whatever
+	// other spellings follow it.
+	if send.Settles([]byte(`{"outcome":"failure","OUTCOME":"sent"}`)) {
+		t.Errorf("Settles: outcome failure followed by OUTCOME sent settled the event")
+	}
+	if !send.Settles([]byte(`{"outcome":"sent","Outcome":"failure"}`)) {
+		t.Errorf("Settles: outcome sent followed by Outcome failure did not settle the event")
+	}
+}
+
 func TestBubblehouseHook_DefaultOutput(t *testing.T) {
 	// bubblehouse-hooks-api.txt "Hook requests": the response body must be
 	// a valid output JSON object; bubblehouse-hooks-catalog.md "Hooks" lists
@@ -603,6 +688,20 @@ func TestCheckObject(t *testing.T) {
 		{"Object", `{"a":1,"b":[true,null,"x"],"c":{"d":-1.5}}`, true},
 		{"SurroundingWhitespace", " \n\t{\"a\":1}\r\n ", true},
 		{"DuplicateKeys", `{"a":1,"a":2}`, true},
+		// RFC 8259 section 8.1: JSON text exchanged between systems is
+		// UTF-8. encoding/json accepts other bytes in a string and
+		// decodes them as U+FFFD, so what was stored is not what is read.
+		{"InvalidUTF8InString", "{\"a\":\"\xff\"}", false},
+		{"InvalidUTF8InKey", "{\"\xc3\":1}", false},
+		{"TruncatedUTF8", "{\"a\":\"caf\xc3\"}", false},
+		{"Surrogate", "{\"a\":\"\xed\xa0\x80\"}", false},
+		{"UTF8", "{\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", true},
+		// Nesting: one limit for every sender, far below encoding/json's
+		// 10,000, so that whatever is accepted can be decoded and shown.
+		{"DeepAtLimit", `{"a":` + strings.Repeat("[", hooks.MaxJSONDepth-1) + strings.Repeat("]", hooks.MaxJSONDepth-1) + `}`, true},
+		{"DeepOverLimit", `{"a":` + strings.Repeat("[", hooks.MaxJSONDepth) + strings.Repeat("]", hooks.MaxJSONDepth) + `}`, false},
+		{"Deep10000", `{"a":` + strings.Repeat(`{"a":`, 9998) + `1` + strings.Repeat("}", 9998) + `}`, false},
+		{"BracketsInStringsAreNotNesting", `{"a":"` + strings.Repeat("[{", 1000) + `"}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -33,13 +35,19 @@ func FuzzCheckObject(f *testing.F) {
 		`{`, `{}x`, `{}{}`, `{"a":}`, `{"a":1,}`, "\xef\xbb\xbf{}", "{\"a\":\"\xff\"}",
 		`{"code":"SAVE10","title":"10% off","amount":{"amount":"10.00","currency":"USD"},"max_uses":1}`,
 		`{"reward_identifier":"r1","reward_title":"Mug","unlock_time":"2025-06-01T12:00:00Z","customer":{"id":"c1"}}`,
+		"{\"\xc3\":1}", "{\"a\":\"caf\xc3\xa9\"}", "{\"a\":\"\xed\xa0\x80\"}", `{"a":"\ud800"}`,
+		`{"a":` + strings.Repeat("[", hooks.MaxJSONDepth-1) + strings.Repeat("]", hooks.MaxJSONDepth-1) + `}`,
+		`{"a":` + strings.Repeat("[", hooks.MaxJSONDepth) + strings.Repeat("]", hooks.MaxJSONDepth) + `}`,
+		`{"a":"` + strings.Repeat("[", hooks.MaxJSONDepth+1) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		err := hooks.CheckObject(body)
 		c, nonEmpty := firstNonSpace(body)
-		isObject := json.Valid(body) && nonEmpty && c == '{'
+		// RFC 8259: one value, UTF-8 (section 8.1); and what encoding/json
+		// can decode again, within hookbay's one nesting limit.
+		isObject := json.Valid(body) && utf8.Valid(body) && nonEmpty && c == '{' && nesting(body) <= hooks.MaxJSONDepth
 		if err == nil && !isObject {
 			t.Fatalf("CheckObject(%q): got nil, want an error: not one JSON object", body)
 		}
@@ -52,6 +60,26 @@ func FuzzCheckObject(f *testing.F) {
 			}
 		}
 	})
+}
+
+// nesting is the deepest nesting of arrays and objects in a valid JSON
+// body, read with encoding/json's tokenizer.
+func nesting(body []byte) int {
+	d := json.NewDecoder(bytes.NewReader(body))
+	depth, deepest := 0, 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return deepest
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+	}
 }
 
 func FuzzHello1Answer(f *testing.F) {
@@ -68,6 +96,7 @@ func FuzzHello1Answer(f *testing.F) {
 		`{"magic":"a","magic":"b"}`,
 		`{}`, `[]`, `null`, ``, `{"magic":"abc"`, `{"magic":"abc"}x`,
 		"{\"magic\":\"\xff\xfe\"}",
+		`{"magic":"a","MAGIC":"b"}`, `{"MAGIC":"b","magic":"a"}`, `{"Magic":1,"magic":"a"}`,
 		// Found by this fuzzer before befad99: json.Marshal re-escaped
 		// <, >, & and U+2028/U+2029 in the magic.
 		`{"mAgiC":"&"}`,
@@ -87,17 +116,22 @@ func FuzzHello1Answer(f *testing.F) {
 			}
 			return
 		}
-		// bubblehouse-hooks-catalog.md "Hooks", Hello1: the same magic
-		// string back and the hooks array; the answer is one JSON object.
-		if !json.Valid(out) {
+		// Bubblehouse's Hooks API reference, Hello1: the same magic string
+		// back and the hooks array; the answer is one JSON object that any
+		// reader can decode (valid UTF-8).
+		if !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("Hello1Answer(%q): got invalid JSON %q", body, out)
 		}
-		var in struct {
-			Magic json.RawMessage `json:"magic"`
+		if err := hooks.CheckObject(body); err != nil {
+			t.Fatalf("Hello1Answer(%q): accepted input that CheckObject refuses: %v", body, err)
 		}
-		if err := json.Unmarshal(body, &in); err != nil {
+		// The member named exactly magic (a map decodes names exactly and
+		// keeps the last repeat); "Magic" is another member.
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(body, &members); err != nil {
 			t.Fatalf("Hello1Answer(%q): accepted input that does not decode: %v", body, err)
 		}
+		in := struct{ Magic json.RawMessage }{members["magic"]}
 		if len(in.Magic) == 0 || in.Magic[0] != '"' {
 			t.Fatalf("Hello1Answer(%q): accepted a magic that is not a string: %s", body, in.Magic)
 		}
@@ -385,6 +419,64 @@ func FuzzSvixEventType(f *testing.F) {
 		}
 		if got := hooks.SvixEventType(body); got != want {
 			t.Fatalf("SvixEventType(%q) = %q, decoding into a map gives %q", body, got, want)
+		}
+	})
+}
+
+// expRE finds a number literal's exponent digits.
+var expRE = regexp.MustCompile(`[eE][+-]?0*([0-9]*)$`)
+
+// FuzzCheckNumbers checks CheckNumbers against reading every number token
+// of the decoded document with encoding/json's tokenizer: it refuses
+// exactly the documents with a
+// literal over MaxNumberLength characters or an exponent beyond
+// MaxNumberExponent, and names where.
+func FuzzCheckNumbers(f *testing.F) {
+	for _, s := range []string{
+		`{"n":1,"f":-1.5e300}`, `[1e400,1e-400,1E+401]`, `{"a":[{"b":` + strings.Repeat("9", 101) + `}]}`,
+		`{"n":1e00000000000000000000400}`, `{"n":1e-1000000000}`, `"` + strings.Repeat("9", 200) + `"`, `0`, `{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.UseNumber()
+		var doc any
+		if !json.Valid(body) || d.Decode(&doc) != nil {
+			return // one JSON value only: CheckNumbers reads decoded documents
+		}
+		// The decoded document, written out again (a json.Number keeps its
+		// literal; of repeated names only the last member is left).
+		again, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatalf("re-encode %q: %v", body, err)
+		}
+		want := false
+		tokens := json.NewDecoder(bytes.NewReader(again))
+		tokens.UseNumber()
+		for {
+			tok, err := tokens.Token()
+			if err != nil {
+				break
+			}
+			n, ok := tok.(json.Number)
+			if !ok {
+				continue
+			}
+			if len(n) > hooks.MaxNumberLength {
+				want = true
+			}
+			if m := expRE.FindStringSubmatch(string(n)); m != nil {
+				exp, _ := new(big.Int).SetString("0"+m[1], 10)
+				want = want || exp.Cmp(big.NewInt(hooks.MaxNumberExponent)) > 0
+			}
+		}
+		err = hooks.CheckNumbers(doc)
+		if (err != nil) != want {
+			t.Fatalf("CheckNumbers(%q) = %v, want an error: %v", body, err, want)
+		}
+		if err != nil && hooks.ErrorCode(err) != hooks.EINVALID {
+			t.Fatalf("CheckNumbers(%q): code %q, want invalid", body, hooks.ErrorCode(err))
 		}
 	})
 }

@@ -3,6 +3,10 @@ package hooks
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -126,4 +130,145 @@ func keyIs(k []byte, key string) bool {
 	}
 	var s string
 	return json.Unmarshal(k, &s) == nil && s == key
+}
+
+// Member returns the raw value of the top-level member named exactly key
+// of the JSON object body (the last one, when the name repeats, as
+// encoding/json decodes a map), or nil when there is none or body is not
+// one valid JSON object. Unlike decoding into a struct, which also takes
+// "Key" or "KEY" and keeps whichever comes last, it reads the member a
+// sender's contract names and nothing else.
+func Member(body []byte, key string) []byte {
+	if !json.Valid(body) {
+		return nil
+	}
+	return objectMember(body, key)
+}
+
+// MaxJSONDepth is the deepest nesting of arrays and objects accepted in a
+// JSON body, from every sender. encoding/json refuses to decode more than
+// 10,000 levels, so a body accepted deeper than that could be stored but
+// never shown again; no sender's payload comes near this limit, and a
+// shallower one also bounds the work of reading a hostile body.
+const MaxJSONDepth = 512
+
+// CheckDepth returns an EINVALID error when b nests arrays and objects
+// deeper than MaxJSONDepth. It counts brackets outside strings, so it
+// reads any bytes, JSON or not, in one pass.
+func CheckDepth(b []byte) error {
+	if jsonDepth(b, MaxJSONDepth) > MaxJSONDepth {
+		return Errorf(EINVALID, "body nests arrays and objects more than %d levels deep; at most %d are accepted", MaxJSONDepth, MaxJSONDepth)
+	}
+	return nil
+}
+
+// jsonDepth is the deepest nesting of brackets in b, outside strings; it
+// stops counting, and returns stop+1, as soon as the nesting passes stop.
+func jsonDepth(b []byte, stop int) int {
+	depth, deepest, inStr, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '[' || c == '{':
+			if depth++; depth > stop {
+				return stop + 1
+			}
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// CheckText returns an EINVALID error, naming the first bad byte, unless b
+// is valid UTF-8. JSON text exchanged between systems must be UTF-8
+// (RFC 8259, section 8.1); encoding/json accepts other bytes inside a
+// string and decodes them as U+FFFD, so a body taken as it is would be
+// stored as one thing and read back as another, and echoed in an answer
+// that is not valid JSON.
+func CheckText(b []byte) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	at := 0
+	for at < len(b) {
+		r, n := utf8.DecodeRune(b[at:])
+		if r == utf8.RuneError && n == 1 {
+			break
+		}
+		at += n
+	}
+	return Errorf(EINVALID, "body is not valid UTF-8 (byte %d): JSON text must be UTF-8 (RFC 8259, section 8.1)", at)
+}
+
+// Number literals beyond these are not handed to a JSON Schema validator:
+// it reads numbers as exact rationals, whose cost grows faster than their
+// length (a number of a million digits takes seconds), and an exponent of
+// a billion does not parse at all. Float64 ends near 1e308.
+const (
+	MaxNumberLength   = 100 // characters of one number literal
+	MaxNumberExponent = 400 // magnitude of its exponent
+)
+
+// CheckNumbers returns an EINVALID error, naming where it is, when a
+// document decoded with json.Number (as jsonschema.UnmarshalJSON decodes)
+// holds a number longer than MaxNumberLength characters or with an
+// exponent beyond ±MaxNumberExponent.
+func CheckNumbers(doc any) error {
+	path, problem := numberProblem(doc)
+	if problem == "" {
+		return nil
+	}
+	at := "the body"
+	if len(path) > 0 {
+		slices.Reverse(path)
+		at = "/" + strings.Join(path, "/")
+	}
+	return Errorf(EINVALID, "%s: %s", at, problem)
+}
+
+// numberProblem walks v; on the first number out of bounds it returns the
+// problem and its JSON pointer's tokens, innermost first (built only on
+// the way out, so that a clean document costs no allocation).
+func numberProblem(v any) ([]string, string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if path, p := numberProblem(x); p != "" {
+				return append(path, strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")), p
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if path, p := numberProblem(x); p != "" {
+				return append(path, strconv.Itoa(i)), p
+			}
+		}
+	case json.Number:
+		return nil, literalProblem(string(v))
+	}
+	return nil, ""
+}
+
+// literalProblem says why a number literal is out of bounds, or "".
+func literalProblem(lit string) string {
+	if len(lit) > MaxNumberLength {
+		return fmt.Sprintf("a number of %d characters; at most %d are validated", len(lit), MaxNumberLength)
+	}
+	i := strings.IndexAny(lit, "eE")
+	if i < 0 {
+		return ""
+	}
+	exp := strings.TrimLeft(strings.TrimLeft(lit[i+1:], "+-"), "0")
+	if n, err := strconv.Atoi(exp); err != nil && exp != "" || n > MaxNumberExponent {
+		return fmt.Sprintf("a number with exponent %s; exponents beyond ±%d are not validated", lit[i+1:], MaxNumberExponent)
+	}
+	return ""
 }

@@ -3,6 +3,8 @@ package hooks
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +62,94 @@ func FuzzObjectMember(f *testing.F) {
 			t.Fatalf("objectMember(%q, %q) = %q, encoding/json finds %q", body, key, got, want)
 		}
 	})
+}
+
+func TestMember(t *testing.T) {
+	for _, tt := range []struct {
+		body, key, want string
+	}{
+		{`{"success":true}`, "success", `true`},
+		{`{"SUCCESS":true}`, "success", ``},
+		{`{"Success":false,"success":true}`, "success", `true`},
+		{`{"success":true} trailing`, "success", ``},
+		{`{"success":tru}`, "success", ``},
+		{`[{"success":true}]`, "success", ``},
+		{`{"a":{"success":true}}`, "success", ``},
+		{``, "success", ``},
+	} {
+		if got := Member([]byte(tt.body), tt.key); string(got) != tt.want {
+			t.Errorf("Member(%s, %q) = %q, want %q", tt.body, tt.key, got, tt.want)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		at   int // -1: valid
+	}{
+		{`{"a":"caf\u00e9"}`, -1},
+		{"{\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", -1},
+		{"{\"a\":\"\xff\"}", 6},
+		{"{\"a\":\"caf\xc3\"}", 9},
+		{"\xed\xa0\x80", 0}, // an encoded surrogate is not UTF-8
+		{"", -1},
+	} {
+		err := CheckText([]byte(tt.body))
+		if tt.at < 0 {
+			if err != nil {
+				t.Errorf("CheckText(%q) = %v, want nil", tt.body, err)
+			}
+			continue
+		}
+		if ErrorCode(err) != EINVALID || !bytes.Contains([]byte(ErrorMessage(err)), []byte(fmt.Sprintf("byte %d", tt.at))) {
+			t.Errorf("CheckText(%q) = %v, want EINVALID naming byte %d", tt.body, err, tt.at)
+		}
+	}
+}
+
+func TestCheckNumbers(t *testing.T) {
+	long := strings.Repeat("7", MaxNumberLength)
+	for _, tt := range []struct {
+		body string
+		ok   bool
+		says string
+	}{
+		{`{"n":1,"f":-1.5e300,"z":0,"s":"` + strings.Repeat("9", 5000) + `"}`, true, ""},
+		{`{"n":` + long + `}`, true, ""},
+		{`{"n":` + long + `1}`, false, "/n"},
+		{`{"a":[1,{"b~/c":` + long + `1}]}`, false, "/a/1/b~0~1c"},
+		{`{"n":1e400}`, true, ""},
+		{`{"n":1e-400}`, true, ""},
+		{`{"n":1E+401}`, false, "exponent"},
+		{`{"n":1e-1000000000}`, false, "exponent"},
+		{`{"n":1e00000000000000000000400}`, true, ""},
+		{`[` + long + `1]`, false, "/0"},
+		{long + `1`, false, "the body"},
+	} {
+		doc := decodeNumbers(t, tt.body)
+		err := CheckNumbers(doc)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("CheckNumbers(%.60s) = %v, want nil", tt.body, err)
+			}
+			continue
+		}
+		if ErrorCode(err) != EINVALID || !strings.Contains(ErrorMessage(err), tt.says) {
+			t.Errorf("CheckNumbers(%.60s) = %v, want EINVALID naming %q", tt.body, err, tt.says)
+		}
+	}
+}
+
+// decodeNumbers decodes as the JSON Schema library does: numbers as
+// json.Number.
+func decodeNumbers(t *testing.T, body string) any {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -177,7 +177,7 @@ func (v *SvixVerifier) hint(body []byte, sh SvixHeaders, h http.Header) string {
 	// A proxy that parsed and re-serialised the JSON changes the bytes.
 	// Only small, shallow bodies are tried: re-indenting deep nesting of
 	// an unauthenticated body would cost far more than the body itself.
-	if len(body) <= 16<<10 && jsonDepth(body) <= 32 && json.Valid(body) {
+	if len(body) <= 16<<10 && jsonDepth(body, 32) <= 32 && json.Valid(body) {
 		var compact, indented bytes.Buffer
 		json.Compact(&compact, body)
 		json.Indent(&indented, body, "", "  ")
@@ -188,28 +188,6 @@ func (v *SvixVerifier) hint(body []byte, sh SvixHeaders, h http.Header) string {
 		}
 	}
 	return "check that the endpoint's secret is the one this sender signs with (keys are per endpoint)"
-}
-
-// jsonDepth is the deepest nesting of brackets in b, outside strings.
-func jsonDepth(b []byte) int {
-	depth, deepest, inStr, esc := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr && c == '\\':
-			esc = true
-		case c == '"':
-			inStr = !inStr
-		case inStr:
-		case c == '[' || c == '{':
-			depth++
-			deepest = max(deepest, depth)
-		case c == ']' || c == '}':
-			depth--
-		}
-	}
-	return deepest
 }
 
 // SvixEventType reads a Svix payload's event type from its "type" field
