@@ -230,6 +230,18 @@ func (o *Options) applyDefaults() {
 	}
 }
 
+// tls12Suites are the TLS 1.2 cipher suites every server configuration
+// allows: forward-secret AEAD suites only (ECDHE with AES-GCM or
+// ChaCha20-Poly1305).
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // Load returns a server TLS configuration for the key pair in o, offering
 // HTTP/2 and HTTP/1.1 via ALPN. For TLS 1.2 it allows only forward-secret
 // AEAD suites (ECDHE with AES-GCM or ChaCha20-Poly1305); TLS 1.3 suites are
@@ -258,14 +270,7 @@ func Load(o Options) (*tls.Config, error) {
 		MinVersion:   o.MinVersion,
 		Certificates: []tls.Certificate{pair},
 		NextProtos:   []string{"h2", "http/1.1"},
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-		},
+		CipherSuites: slices.Clone(tls12Suites),
 	}
 	if o.ClientCAFile != "" {
 		pem, err := os.ReadFile(o.ClientCAFile)
