@@ -157,7 +157,7 @@ func Open(path string) (*DB, error) {
 	db.wdb.SetConnMaxLifetime(0)
 	if err := db.migrate(); err != nil {
 		db.wdb.Close()
-		return nil, err
+		return nil, openError(path, err)
 	}
 	r := url.Values{}
 	r.Set("_busy_timeout", strconv.Itoa(busyTimeoutMs))

@@ -205,14 +205,66 @@ func TestOpen(t *testing.T) {
 		}
 	})
 
-	t.Run("ErrNoDirectory", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "missing", "db")
+	// A path that cannot hold a database fails with an error that names
+	// the path and says why, not SQLite's "unable to open database file".
+	for _, tt := range []struct {
+		name string
+		path func(dir string) string
+		want string
+	}{
+		{"ErrNoDirectory", func(dir string) string { return filepath.Join(dir, "missing", "db") },
+			"directory {dir}/missing does not exist"},
+		{"ErrParentIsFile", func(dir string) string { return filepath.Join(mkfile(t, dir, "file"), "db") },
+			"{dir}/file is a file, not a directory"},
+		{"ErrAncestorIsFile", func(dir string) string { return filepath.Join(mkfile(t, dir, "file"), "data", "db") },
+			"directory {dir}/file/data cannot exist: {dir}/file is a file"},
+		{"ErrDirectory", func(dir string) string { return dir },
+			"{dir} is a directory, not a database file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := tt.path(dir)
+			db, err := sqlite.Open(path)
+			if err == nil {
+				db.Close()
+				t.Fatalf("open %s: got nil error, want one", path)
+			}
+			want := "open store " + path + ": " + strings.ReplaceAll(tt.want, "{dir}", dir)
+			if got := err.Error(); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+
+	t.Run("ErrNotWritable", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root writes to a read-only directory: ErrParentIsFile covers the message")
+		}
+		dir := filepath.Join(t.TempDir(), "ro")
+		if err := os.Mkdir(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "db")
 		db, err := sqlite.Open(path)
 		if err == nil {
 			db.Close()
-			t.Fatalf("open in a missing directory: got nil error, want an error")
+			t.Fatalf("open %s: got nil error, want one", path)
+		}
+		if got, want := err.Error(), "open store "+path+": directory "+dir+" is not writable: permission denied"; got != want {
+			t.Fatalf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// mkfile creates an empty regular file named name in dir and returns its
+// path.
+func mkfile(tb testing.TB, dir, name string) string {
+	tb.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 func TestDB_Ping(t *testing.T) {
