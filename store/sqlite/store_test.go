@@ -67,7 +67,7 @@ func mustSave(tb testing.TB, db *sqlite.DB, r *hooks.Receipt) *hooks.Entry {
 	return e
 }
 
-func mustFindRequests(tb testing.TB, db *sqlite.DB, f sqlite.RequestFilter) []*hooks.Request {
+func mustFindRequests(tb testing.TB, db *sqlite.DB, f hooks.RequestFilter) []*hooks.Request {
 	tb.Helper()
 	reqs, err := db.FindRequests(context.Background(), f)
 	if err != nil {
@@ -76,7 +76,7 @@ func mustFindRequests(tb testing.TB, db *sqlite.DB, f sqlite.RequestFilter) []*h
 	return reqs
 }
 
-func mustFindJobs(tb testing.TB, db *sqlite.DB, f sqlite.JobFilter) []*hooks.Job {
+func mustFindJobs(tb testing.TB, db *sqlite.DB, f hooks.JobFilter) []*hooks.Job {
 	tb.Helper()
 	jobs, err := db.FindJobs(context.Background(), f)
 	if err != nil {
@@ -151,10 +151,10 @@ func TestOpen(t *testing.T) {
 		if err := db.Ping(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, hooks.RequestFilter{})), 0; got != want {
 			t.Fatalf("requests in a new store: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 0; got != want {
+		if got, want := len(mustFindJobs(t, db, hooks.JobFilter{})), 0; got != want {
 			t.Fatalf("jobs in a new store: got %d, want %d", got, want)
 		}
 	})
@@ -177,14 +177,14 @@ func TestOpen(t *testing.T) {
 		for i := 0; i < 2; i++ {
 			db = sqlitetest.OpenPath(t, path)
 			useClock(db)
-			reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
+			reqs := mustFindRequests(t, db, hooks.RequestFilter{RequestID: "req-1"})
 			if got, want := len(reqs), 1+i; got != want {
 				t.Fatalf("reopen %d: requests: got %d, want %d", i, got, want)
 			}
 			if got, want := reqs[len(reqs)-1].ID, r.Request.ID; got != want {
 				t.Fatalf("reopen %d: request ID: got %d, want %d", i, got, want)
 			}
-			if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 1; got != want {
+			if got, want := len(mustFindJobs(t, db, hooks.JobFilter{})), 1; got != want {
 				t.Fatalf("reopen %d: jobs: got %d, want %d", i, got, want)
 			}
 			for _, k := range []string{"req-1", "bhid-1"} {
@@ -343,10 +343,10 @@ func TestDB_Close(t *testing.T) {
 		reads := map[string]func() error{
 			"LookupKey": func() error { _, err := db.LookupKey(ctx, sender, "req-1"); return err },
 			"FindRequests": func() error {
-				_, err := db.FindRequests(ctx, sqlite.RequestFilter{})
+				_, err := db.FindRequests(ctx, hooks.RequestFilter{})
 				return err
 			},
-			"FindJobs": func() error { _, err := db.FindJobs(ctx, sqlite.JobFilter{}); return err },
+			"FindJobs": func() error { _, err := db.FindJobs(ctx, hooks.JobFilter{}); return err },
 		}
 		for name, fn := range reads {
 			if err := within(t, 5*time.Second, name+" after Close", fn); err == nil {
@@ -387,7 +387,7 @@ func TestDB_Close(t *testing.T) {
 		db = sqlitetest.OpenPath(t, path)
 		for i, err := range errs {
 			rid := fmt.Sprintf("req-%d", i)
-			got := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: rid}))
+			got := len(mustFindRequests(t, db, hooks.RequestFilter{RequestID: rid}))
 			switch {
 			case err == nil && got != 1:
 				t.Errorf("%s: committed, but got %d records after reopen, want 1", rid, got)
@@ -397,7 +397,7 @@ func TestDB_Close(t *testing.T) {
 				t.Errorf("%s: got %v, want nil or ErrClosed", rid, err)
 			}
 		}
-		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{Limit: 1000})), len(mustFindRequests(t, db, sqlite.RequestFilter{Limit: 1000})); got != want {
+		if got, want := len(mustFindJobs(t, db, hooks.JobFilter{Limit: 1000})), len(mustFindRequests(t, db, hooks.RequestFilter{Limit: 1000})); got != want {
 			t.Fatalf("jobs after reopen: got %d, want %d (one per request)", got, want)
 		}
 	})
@@ -461,16 +461,16 @@ func TestDB_GroupCommit(t *testing.T) {
 				t.Errorf("receipt %d: got %+v, %v; want nil, nil", i, res.e, res.err)
 			}
 		}
-		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{})), 5; got != want {
+		if got, want := len(mustFindRequests(t, db, hooks.RequestFilter{})), 5; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
-		if got, want := len(mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "bad"})), 0; got != want {
+		if got, want := len(mustFindRequests(t, db, hooks.RequestFilter{RequestID: "bad"})), 0; got != want {
 			t.Errorf("records of the failed receipt: got %d, want %d", got, want)
 		}
 		if _, err := db.LookupKey(ctx, hooks.SenderBubblehouse, "bad"); hooks.ErrorCode(err) != hooks.ENOTFOUND {
 			t.Errorf("key of the failed receipt: got %v, want ENOTFOUND", err)
 		}
-		if got, want := len(mustFindJobs(t, db, sqlite.JobFilter{})), 5; got != want {
+		if got, want := len(mustFindJobs(t, db, hooks.JobFilter{})), 5; got != want {
 			t.Errorf("jobs: got %d, want %d", got, want)
 		}
 	})
@@ -506,7 +506,7 @@ func TestDB_GroupCommit(t *testing.T) {
 			}
 		}
 
-		reqs := mustFindRequests(t, db, sqlite.RequestFilter{RequestID: "req-1"})
+		reqs := mustFindRequests(t, db, hooks.RequestFilter{RequestID: "req-1"})
 		if got, want := len(reqs), 2; got != want {
 			t.Fatalf("records of req-1: got %d, want %d", got, want)
 		}
@@ -521,16 +521,6 @@ func TestDB_GroupCommit(t *testing.T) {
 			t.Errorf("notes on the duplicate's request: got %d %q, want %d", got, dup.Request.Notes, want)
 		}
 	})
-}
-
-// hasNote reports whether any note contains s.
-func hasNote(notes []string, s string) bool {
-	for _, n := range notes {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // testOwner is the reservation token the tests' inline requests hold.
