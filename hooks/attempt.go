@@ -77,7 +77,7 @@ func (x *Executor) Run(ctx context.Context, action Action, j *Job) (AttemptResul
 	out, err := runSafely(actx, action, j)
 	cancel()
 	if err == nil && int64(len(out)) > maxOut {
-		out, err = nil, fmt.Errorf("run %s job %d: %w", j.Name, j.ID, &OutputTooLargeError{Max: maxOut})
+		out, err = nil, &OutputTooLargeError{Max: maxOut}
 	}
 	end := now()
 	j.AttemptDuration = end.Sub(j.AttemptStarted)
@@ -123,16 +123,95 @@ func (x *Executor) Run(ctx context.Context, action Action, j *Job) (AttemptResul
 }
 
 // runSafely runs an action, turning a panic into an error so that one bad
-// job can neither take a worker down nor leave its job running.
+// job can neither take a worker down nor leave its job running. The error
+// is the action's own: the attempt it is recorded with names the job.
 func runSafely(ctx context.Context, a Action, j *Job) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("run %s job %d: action panicked: %v", j.Name, j.ID, r)
+			out, err = nil, fmt.Errorf("action panicked: %v", r)
 		}
 	}()
-	out, err = a.Run(ctx, j)
+	return a.Run(ctx, j)
+}
+
+// ReplayStore is what a replay needs of the store beyond JobStore.
+type ReplayStore interface {
+	JobStore
+	// ReplayJobs queues new jobs for a recorded request, leased to the
+	// caller until now+lease: one per customer of a batch, else one. A
+	// request that was refused or was a duplicate needs force.
+	ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*Job, error)
+	// ExtendLease holds a running job until until; false means another
+	// process took it.
+	ExtendLease(ctx context.Context, j *Job, until time.Time) (bool, error)
+}
+
+// ReplayedJob is one job of a replay and how its attempt ended.
+type ReplayedJob struct {
+	Job *Job
+	// StoredOnly says no action is configured for the job: the store
+	// action ran, and nothing was delivered.
+	StoredOnly bool
+	// Taken says another process took the job before its turn came: it
+	// was not run here.
+	Taken bool
+	AttemptResult
+}
+
+// OK reports whether the job's attempt succeeded here.
+func (r ReplayedJob) OK() bool { return !r.Taken && r.Outcome == OutcomeOK }
+
+// Replay runs a recorded request's action again now, without its sender:
+// as new jobs (one per customer of a batch, else one) run one after
+// another through Run, their attempts recorded like any other. actionFor
+// picks each job's action (nil means StoreAction). A job whose attempt
+// failed stays queued for a running hookbay to retry under the Policy; one
+// not run because ctx ended goes back to the queue. With force, a request
+// that was refused or was a duplicate is replayed too. The Store must be
+// a ReplayStore.
+func (x *Executor) Replay(ctx context.Context, requestRef int64, force bool, actionFor func(*Job) Action) ([]ReplayedJob, error) {
+	s, ok := x.Store.(ReplayStore)
+	if !ok {
+		return nil, fmt.Errorf("replay request %d: the store cannot replay (%T)", requestRef, x.Store)
+	}
+	now := time.Now
+	if x.Now != nil {
+		now = x.Now
+	}
+	jobs, err := s.ReplayJobs(ctx, requestRef, now(), x.Lease, force)
 	if err != nil {
-		return out, fmt.Errorf("run %s job %d: %w", j.Name, j.ID, err)
+		return nil, err
+	}
+	out := make([]ReplayedJob, 0, len(jobs))
+	for i, j := range jobs {
+		if ctx.Err() != nil {
+			// Stopped: the jobs not run yet go back to the queue now
+			// rather than when their lease ends.
+			if err := s.ReleaseJobs(context.WithoutCancel(ctx), jobs[i:]); err != nil {
+				return out, fmt.Errorf("replay request %d: %w", requestRef, err)
+			}
+			return out, fmt.Errorf("replay request %d: %w", requestRef, ctx.Err())
+		}
+		// Each job is held for its own run: a long batch must not let a
+		// running server take the jobs still waiting here.
+		held, err := s.ExtendLease(ctx, j, now().Add(x.Lease))
+		if err != nil {
+			return out, fmt.Errorf("replay request %d: %w", requestRef, err)
+		}
+		if !held {
+			out = append(out, ReplayedJob{Job: j, Taken: true})
+			continue
+		}
+		var action Action
+		if actionFor != nil {
+			action = actionFor(j)
+		}
+		r := ReplayedJob{Job: j, StoredOnly: action == nil}
+		r.AttemptResult, err = x.Run(ctx, action, j)
+		out = append(out, r)
+		if err != nil {
+			return out, fmt.Errorf("replay request %d: %w", requestRef, err)
+		}
 	}
 	return out, nil
 }
