@@ -2,13 +2,19 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
@@ -24,102 +30,194 @@ type EventsCommand struct {
 
 // Run dispatches list, show and replay.
 func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || isHelp(args[0]) {
-		return fmt.Errorf("usage: hookbay events list|show ID|replay ID [flags]")
+	subs := []string{"list", "show", "replay"}
+	if len(args) == 0 {
+		return errors.New("usage: hookbay events list|show ID|replay ID [flags] (hookbay events -h lists their flags)")
 	}
-	fs, sf := storeFlagSet("events "+args[0], cmd.Stderr)
+	if isHelp(args[0]) {
+		return groupHelp(cmd.Stdout, "events", subs, func(a []string) error { return cmd.Run(ctx, a) })
+	}
 	switch args[0] {
 	case "list":
-		sender := fs.String("sender", "", "only this sender (bubblehouse, bloomreach, svix)")
-		name := fs.String("name", "", "only this hook, webhook or event name")
-		since := fs.String("since", "", "only since this time (RFC 3339) or this long ago (2h)")
-		limit := fs.Int("limit", 50, "at most this many, newest first")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		t, err := parseSince(*since, time.Now())
-		if err != nil {
-			return err
-		}
-		db, err := sf.open()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.Sender(*sender), Name: *name, Since: t, Limit: *limit})
-		if err != nil {
-			return err
-		}
-		if *sf.json {
-			return printJSON(cmd.Stdout, eventViews(reqs))
-		}
-		tw := tabwriter.NewWriter(cmd.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tRECEIVED\tSENDER\tNAME\tREQUEST ID\tURGENCY\tSTATUS\tNOTE")
-		for _, r := range reqs {
-			note := ""
-			if len(r.Notes) > 0 {
-				note = r.Notes[len(r.Notes)-1]
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.ReceivedAt.Format(time.RFC3339), r.Sender, r.Name,
-				r.RequestID, r.Urgency, r.Status, note)
-		}
-		return tw.Flush()
+		return cmd.list(ctx, args[1:])
 	case "show", "replay":
-		force := fs.Bool("force", false, "replay: also a request that was refused or was a duplicate")
-		pos, err := parseArgs(fs, args[1:])
-		if err != nil {
-			return err
-		}
-		if len(pos) != 1 {
-			return fmt.Errorf("usage: hookbay events %s ID", args[0])
-		}
-		id, err := strconv.ParseInt(pos[0], 10, 64)
-		if err != nil {
-			return fmt.Errorf("event ID %q is not a number", pos[0])
-		}
-		cfg, db, err := sf.load()
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		if args[0] == "replay" {
-			return cmd.replay(ctx, cfg, db, id, *sf.json, *force)
-		}
-		return cmd.show(ctx, db, id, *sf.json)
+		return cmd.showOrReplay(ctx, args[0], args[1:])
 	}
 	return fmt.Errorf("unknown events command %q (list, show, replay)", args[0])
 }
 
-// eventView is an event as printed with --json.
-type eventView struct {
-	ID          int64               `json:"id"`
-	ReceivedAt  time.Time           `json:"received_at"`
-	Sender      hooks.Sender        `json:"sender"`
-	Name        string              `json:"name"`
-	RequestID   string              `json:"request_id"`
-	Urgency     hooks.Urgency       `json:"urgency"`
-	Method      string              `json:"method"`
-	Path        string              `json:"path"`
-	RemoteAddr  string              `json:"remote_addr"`
-	Header      map[string][]string `json:"headers,omitempty"`
-	Body        json.RawMessage     `json:"body,omitempty"`
-	BodyText    string              `json:"body_text,omitempty"`
-	Status      int                 `json:"status"`
-	Response    json.RawMessage     `json:"response,omitempty"`
-	LatencyMS   float64             `json:"latency_ms"`
-	Notes       []string            `json:"notes"`
-	DuplicateOf int64               `json:"duplicate_of,omitempty"`
-	Jobs        []jobView           `json:"jobs,omitempty"`
+func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
+	fs, sf := storeFlagSet("events list", "[flags]", "The recorded requests, newest first: every request, accepted or refused, with the answer it got.")
+	sender := fs.String("sender", "", "only this sender: "+sendersText)
+	name := fs.String("name", "", "only this hook, webhook or event name")
+	since := fs.String("since", "", "only since this time (RFC 3339) or this long ago (2h)")
+	limit := fs.Int("limit", 50, "at most this many, newest first")
+	if err := parseOnlyFlags(fs, args, cmd.Stdout, cmd.Stderr); err != nil {
+		return err
+	}
+	s, err := parseSender(*sender)
+	if err != nil {
+		return err
+	}
+	t, err := parseSince(*since, time.Now())
+	if err != nil {
+		return err
+	}
+	db, err := sf.open()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: s, Name: *name, Since: t, Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if *sf.json {
+		return printJSON(cmd.Stdout, eventViews(reqs))
+	}
+	tw := tabwriter.NewWriter(cmd.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED\tSENDER\tNAME\tREQUEST ID\tURGENCY\tSTATUS\tNOTE")
+	for _, r := range reqs {
+		note := ""
+		if len(r.Notes) > 0 {
+			note = r.Notes[len(r.Notes)-1]
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.ReceivedAt.Format(time.RFC3339), r.Sender, r.Name,
+			r.RequestID, r.Urgency, r.Status, note)
+	}
+	return tw.Flush()
 }
 
-func rawJSON(b []byte) (json.RawMessage, string) {
-	if len(b) == 0 {
-		return nil, ""
+const (
+	eventsShowAbout = `One recorded request: its headers (secrets redacted), body, answer, notes,
+and its jobs with every attempt. With --json, a body that is not JSON is
+"body_text" (UTF-8 text) or "body_base64" (other bytes) instead of "body";
+so is a body nested deeper than 200 levels.`
+	eventsReplayAbout = `Runs the action configured for a recorded request again now, without its
+sender, as the queue's workers run it: new jobs (one per customer of a batch),
+their attempts recorded like any other. A job that fails stays queued for a
+running hookbay to retry. Pass --config with the file serve uses, so that the
+same actions run.
+
+Exit status: 0 when every job succeeded, 1 when one did not, 2 when the
+replay could not run (no such event, a refused request without --force).`
+)
+
+func (cmd *EventsCommand) showOrReplay(ctx context.Context, sub string, args []string) error {
+	about := eventsShowAbout
+	if sub == "replay" {
+		about = eventsReplayAbout
 	}
-	if json.Valid(b) {
-		return json.RawMessage(b), ""
+	fs, sf := storeFlagSet("events "+sub, "ID [flags]", about)
+	var force *bool
+	if sub == "replay" {
+		force = fs.Bool("force", false, "also a request that was refused or was a duplicate")
 	}
-	return nil, string(b)
+	pos, err := parseFlags(fs, args, cmd.Stdout, cmd.Stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("usage: hookbay events %s ID [flags]", sub)
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("event ID %q is not a number", pos[0])
+	}
+	cfg, db, err := sf.load()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if sub == "replay" {
+		return cmd.replay(ctx, cfg, db, id, *sf.json, *force)
+	}
+	return cmd.show(ctx, db, id, *sf.json)
+}
+
+// eventView is an event as printed with --json. Stored bodies are bytes:
+// each is printed as JSON ("body") when it is JSON that any reader can
+// take, else as text ("body_text") or base64 ("body_base64"); see
+// encodeBody.
+type eventView struct {
+	ID             int64               `json:"id"`
+	ReceivedAt     time.Time           `json:"received_at"`
+	Sender         hooks.Sender        `json:"sender"`
+	Name           string              `json:"name"`
+	RequestID      string              `json:"request_id"`
+	Urgency        hooks.Urgency       `json:"urgency"`
+	Method         string              `json:"method"`
+	Path           string              `json:"path"`
+	RemoteAddr     string              `json:"remote_addr"`
+	Header         map[string][]string `json:"headers,omitempty"`
+	Body           json.RawMessage     `json:"body,omitempty"`
+	BodyText       string              `json:"body_text,omitempty"`
+	BodyBase64     string              `json:"body_base64,omitempty"`
+	Status         int                 `json:"status"`
+	Response       json.RawMessage     `json:"response,omitempty"`
+	ResponseText   string              `json:"response_text,omitempty"`
+	ResponseBase64 string              `json:"response_base64,omitempty"`
+	LatencyMS      float64             `json:"latency_ms"`
+	Notes          []string            `json:"notes"`
+	DuplicateOf    int64               `json:"duplicate_of,omitempty"`
+	Jobs           []jobView           `json:"jobs,omitempty"`
+}
+
+// maxEmbedDepth is the deepest nesting a body may have to be printed as
+// JSON inside the CLI's own: a body nested deeper is printed as text, so
+// that what the CLI prints stays within any JSON reader's limits (Go's
+// 10,000 levels counts the levels around the body too; other readers
+// stop much earlier).
+const maxEmbedDepth = 200
+
+// encodeBody returns stored bytes as the CLI prints them in JSON: as raw
+// JSON when they are JSON in valid UTF-8 nested at most maxEmbedDepth
+// deep; else as text when they are valid UTF-8; else as base64, so that
+// every byte survives and the output is always valid JSON.
+func encodeBody(b []byte) (raw json.RawMessage, text, b64 string) {
+	switch {
+	case len(b) == 0:
+		return nil, "", ""
+	case utf8.Valid(b) && jsonDepth(b) <= maxEmbedDepth && json.Valid(b):
+		return json.RawMessage(b), "", ""
+	case utf8.Valid(b):
+		return nil, string(b), ""
+	}
+	return nil, "", base64.StdEncoding.EncodeToString(b)
+}
+
+// jsonDepth returns the deepest nesting of arrays and objects in b, read
+// as JSON (strings skipped); it does not check that b is JSON.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// printable returns stored bytes for a terminal: as they are when they are
+// UTF-8 text, else quoted, so that no control sequence a sender sent
+// reaches the terminal.
+func printable(b []byte) string {
+	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r'
+	}) {
+		return string(b)
+	}
+	return strconv.Quote(string(b))
 }
 
 func eventViews(reqs []*hooks.Request) []eventView {
@@ -128,7 +226,7 @@ func eventViews(reqs []*hooks.Request) []eventView {
 		v := eventView{ID: r.ID, ReceivedAt: r.ReceivedAt, Sender: r.Sender, Name: r.Name, RequestID: r.RequestID,
 			Urgency: r.Urgency, Method: r.Method, Path: r.Path, RemoteAddr: r.RemoteAddr, Status: r.Status,
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Notes: r.Notes, DuplicateOf: r.DuplicateOf}
-		v.Response, _ = rawJSON(r.Response)
+		v.Response, v.ResponseText, v.ResponseBase64 = encodeBody(r.Response)
 		out = append(out, v)
 	}
 	return out
@@ -145,12 +243,12 @@ func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJ
 	r := reqs[0]
 	v := eventViews(reqs)[0]
 	v.Header = r.Header
-	v.Body, v.BodyText = rawJSON(r.Body)
+	v.Body, v.BodyText, v.BodyBase64 = encodeBody(r.Body)
 	jobs, err := db.FindJobs(ctx, sqlite.JobFilter{RequestRef: id})
 	if err != nil {
 		return err
 	}
-	if v.Jobs, err = jobViews(ctx, db, jobs, true); err != nil {
+	if v.Jobs, err = jobViews(ctx, db, jobs, true, r); err != nil {
 		return err
 	}
 	if asJSON {
@@ -163,11 +261,11 @@ func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJ
 		fmt.Fprintf(w, "duplicate of event %d\n", r.DuplicateOf)
 	}
 	fmt.Fprintln(w, "\nheaders:")
-	for k, vals := range r.Header {
-		fmt.Fprintf(w, "  %s: %s\n", k, strings.Join(vals, ", "))
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		fmt.Fprintf(w, "  %s: %s\n", printable([]byte(k)), printable([]byte(strings.Join(r.Header[k], ", "))))
 	}
-	fmt.Fprintf(w, "\nbody (%d bytes):\n  %s\n", len(r.Body), r.Body)
-	fmt.Fprintf(w, "\nanswered %d in %s:\n  %s\n", r.Status, r.Latency, r.Response)
+	fmt.Fprintf(w, "\nbody (%d bytes):\n  %s\n", len(r.Body), printable(r.Body))
+	fmt.Fprintf(w, "\nanswered %d in %s:\n  %s\n", r.Status, r.Latency, printable(r.Response))
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w, "\nnotes:")
 		for _, n := range r.Notes {
@@ -192,98 +290,103 @@ type replayResult struct {
 	Job  int64  `json:"job"`
 	Name string `json:"name"`
 	OK   bool   `json:"ok"`
+	// Outcome is the attempt's recorded outcome (ok, failed, dead,
+	// interrupted), not_started, or taken when a running hookbay took the
+	// job first.
+	Outcome string `json:"outcome"`
 	// StoredOnly says no action is configured for the job: the store
 	// action ran, and nothing was delivered.
-	StoredOnly bool            `json:"stored_only,omitempty"`
-	Error      string          `json:"error,omitempty"`
-	Output     json.RawMessage `json:"output,omitempty"`
+	StoredOnly   bool            `json:"stored_only,omitempty"`
+	Error        string          `json:"error,omitempty"`
+	RetryAt      *time.Time      `json:"retry_at,omitempty"`
+	Output       json.RawMessage `json:"output,omitempty"`
+	OutputText   string          `json:"output_text,omitempty"`
+	OutputBase64 string          `json:"output_base64,omitempty"`
 }
 
 // replay runs the action for a recorded request now, without the sender,
-// as new jobs whose attempts are recorded like any other: one per customer
-// of a batch, else one.
+// through the executor the queue's workers use: new jobs whose attempts
+// are recorded like any other, one per customer of a batch, else one. It
+// returns a negativeError (exit 1) unless every job succeeded.
 func (cmd *EventsCommand) replay(ctx context.Context, cfg config.Config, db *sqlite.DB, id int64, asJSON, force bool) error {
 	dispatch, err := cfg.Dispatch(cmd.Actions)
 	if err != nil {
 		return err
 	}
-	jobs, err := db.ReplayJobs(ctx, id, time.Now(), time.Duration(cfg.Queue.Lease), force)
-	if err != nil {
+	x := &hooks.Executor{Store: db, Policy: cfg.Queue.Policy(), Lease: time.Duration(cfg.Queue.Lease)}
+	replayed, err := x.Replay(ctx, id, force, dispatch.Queued)
+	if err != nil && len(replayed) == 0 {
 		return err
 	}
-	var results []replayResult
-	lease := time.Duration(cfg.Queue.Lease)
-	for _, j := range jobs {
-		// Each job is held for its own run: a long batch must not let a
-		// running server take the jobs still waiting here.
-		if held, err := db.ExtendLease(ctx, j, time.Now().Add(lease)); err != nil {
-			return err
-		} else if !held {
-			results = append(results, replayResult{Job: j.ID, Name: j.Name, Error: "taken by a running hookbay"})
-			continue
+	results := make([]replayResult, 0, len(replayed))
+	failed := 0
+	for _, r := range replayed {
+		v := replayResult{Job: r.Job.ID, Name: r.Job.Name, OK: r.OK(), Outcome: r.Outcome, StoredOnly: r.StoredOnly}
+		if r.Taken {
+			v.Outcome, v.Error = "taken", "taken by a running hookbay before its turn came"
+		} else if r.Err != nil {
+			v.Error = r.Err.Error()
 		}
-		action := dispatch.Queued(j)
-		storedOnly := action == nil
-		if storedOnly {
-			action = hooks.StoreAction
+		if !r.RetryAt.IsZero() {
+			v.RetryAt = &r.RetryAt
 		}
-		j.AttemptStarted = time.Now()
-		actx, cancel := context.WithDeadline(ctx, j.LockedUntil.Add(-min(5*time.Second, lease/4)))
-		out, runErr := action.Run(actx, j)
-		cancel()
-		j.AttemptDuration = time.Since(j.AttemptStarted)
-		// The queue's reading of the attempt, so that a replay counts as a
-		// worker's run would.
-		outcome := hooks.Classify(runErr)
-		r := replayResult{Job: j.ID, Name: j.Name, OK: outcome == hooks.OutcomeOK, StoredOnly: storedOnly}
-		if runErr != nil {
-			r.Error = runErr.Error()
+		v.Output, v.OutputText, v.OutputBase64 = encodeBody(r.Output)
+		if !v.OK {
+			failed++
 		}
-		switch outcome {
-		case hooks.OutcomeFailed:
-			// Failed: the job stays queued for a running hookbay to
-			// retry, under the configured policy.
-			if _, _, err := cfg.Queue.Policy().Fail(ctx, db, j, time.Now(), runErr); err != nil {
-				return err
-			}
-		case hooks.AttemptNotStarted:
-			j.AttemptStarted = time.Time{} // never ran: no attempt to record
-			if err := db.ReleaseJobs(ctx, []*hooks.Job{j}); err != nil {
-				return err
-			}
-		default:
-			if err := db.CompleteJobs(ctx, []*hooks.Job{j}, time.Now()); err != nil {
-				return err
-			}
-		}
-		r.Output, _ = rawJSON(out)
-		results = append(results, r)
-	}
-	first := results[0]
-	summary := struct {
-		Event  int64           `json:"event"`
-		Job    int64           `json:"job"`
-		OK     bool            `json:"ok"`
-		Error  string          `json:"error,omitempty"`
-		Output json.RawMessage `json:"output,omitempty"`
-		Jobs   []replayResult  `json:"jobs"`
-	}{Event: id, Job: first.Job, OK: true, Error: first.Error, Output: first.Output, Jobs: results}
-	for _, r := range results {
-		summary.OK = summary.OK && r.OK
+		results = append(results, v)
 	}
 	if asJSON {
-		return printJSON(cmd.Stdout, summary)
+		first := results[0]
+		summary := struct {
+			Event      int64           `json:"event"`
+			Job        int64           `json:"job"`
+			OK         bool            `json:"ok"`
+			Error      string          `json:"error,omitempty"`
+			Output     json.RawMessage `json:"output,omitempty"`
+			OutputText string          `json:"output_text,omitempty"`
+			Jobs       []replayResult  `json:"jobs"`
+		}{Event: id, Job: first.Job, OK: failed == 0 && err == nil, Error: first.Error, Output: first.Output,
+			OutputText: first.OutputText, Jobs: results}
+		if perr := printJSON(cmd.Stdout, summary); perr != nil {
+			return perr
+		}
+	} else {
+		for _, r := range results {
+			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): %s\n", id, r.Job, r.Name, replayLine(r))
+		}
 	}
-	for _, r := range results {
-		if !r.OK {
-			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): failed: %s (queued for retry)\n", id, r.Job, r.Name, r.Error)
-			continue
-		}
-		if r.StoredOnly {
-			fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): stored only, nothing delivered: no action is configured for it (pass --config with the one serve uses)\n", id, r.Job, r.Name)
-			continue
-		}
-		fmt.Fprintf(cmd.Stdout, "event %d replayed as job %d (%s): ok %s\n", id, r.Job, r.Name, r.Output)
+	switch {
+	case err != nil:
+		return err // stopped part way: the jobs not run went back to the queue
+	case failed > 0:
+		return answerNo("replay of event %d: %d of %d job(s) did not succeed", id, failed, len(results))
 	}
 	return nil
+}
+
+// replayLine says how one replayed job ended, and what happens to it next.
+func replayLine(r replayResult) string {
+	switch r.Outcome {
+	case hooks.OutcomeOK:
+		if r.StoredOnly {
+			return "stored only, nothing delivered: no action is configured for it (pass --config with the one serve uses)"
+		}
+		if r.Error != "" { // the work was done; the answer was over the cap
+			return "ok (" + r.Error + ")"
+		}
+		if r.OutputText != "" {
+			return "ok " + strconv.Quote(r.OutputText)
+		}
+		return "ok " + string(r.Output)
+	case hooks.OutcomeFailed:
+		return fmt.Sprintf("failed: %s (queued for a retry at %s)", r.Error, r.RetryAt.Format(time.RFC3339))
+	case hooks.OutcomeDead:
+		return fmt.Sprintf("failed: %s (dead: the retry policy allows no more attempts; \"hookbay jobs retry %d\" queues it again)", r.Error, r.Job)
+	case hooks.AttemptNotStarted:
+		return "not started: " + r.Error + " (back in the queue)"
+	case hooks.OutcomeInterrupted:
+		return "interrupted (back in the queue)"
+	}
+	return r.Error
 }

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,7 +59,7 @@ func TestFaults(t *testing.T) {
 	}
 
 	// A delay, then normal processing.
-	runCmd(t, "faults", "clear", "--data", data)
+	runCmd(t, "faults", "clear", "--all", "--data", data)
 	runCmd(t, "faults", "add", "--data", data, "--sender", "bubblehouse", "--delay", "300ms", "--count", "1")
 	time.Sleep(700 * time.Millisecond)
 	start := time.Now()
@@ -87,7 +89,7 @@ func TestFaults(t *testing.T) {
 	if a := sendSvix(t, m2, "bloom", signed{id: "msg_kept", body: `{"type":"user.updated"}`}); a.status != 200 {
 		t.Fatalf("another event type: %d", a.status)
 	}
-	if out := runCmd(t, "faults", "clear", "--data", data); !strings.Contains(out, "2 fault(s) cleared") {
+	if out := runCmd(t, "faults", "clear", "--all", "--data", data); !strings.Contains(out, "2 fault(s) cleared") {
 		t.Fatalf("clear: %s", out)
 	}
 }
@@ -107,4 +109,83 @@ func TestFaults_NoAcceptance(t *testing.T) {
 		t.Fatalf("faults stored after refusals:\n%s", out)
 	}
 	runCmd(t, "faults", "add", "--data", data, "--sender", "bloomreach", "--status", "301")
+}
+
+// "faults remove ID" removes that fault alone, and an unknown id is an
+// error; clearing every fault takes --all, and "faults clear 5" is an
+// error rather than a wipe of every fault.
+func TestFaults_RemoveAndClear(t *testing.T) {
+	data := t.TempDir()
+	add := func(args ...string) int64 {
+		t.Helper()
+		var f struct {
+			ID int64 `json:"id"`
+		}
+		out := runCmd(t, append([]string{"faults", "add", "--data", data, "--json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &f); err != nil || f.ID == 0 {
+			t.Fatalf("add %v: %v\n%s", args, err, out)
+		}
+		return f.ID
+	}
+	ids := func() []int64 {
+		t.Helper()
+		var list []struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal([]byte(runCmd(t, "faults", "list", "--data", data, "--json")), &list); err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, f := range list {
+			out = append(out, f.ID)
+		}
+		return out
+	}
+	a := add("--sender", "bubblehouse", "--status", "503")
+	b := add("--sender", "svix", "--drop")
+	c := add("--sender", "svix", "--status", "500")
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"ClearWithID", []string{"clear", fmt.Sprint(a)}, fmt.Sprintf(`faults clear takes no id: "hookbay faults remove %d" removes one fault`, a)},
+		{"ClearWithoutAll", []string{"clear"}, "faults clear removes every fault: say so with --all"},
+		{"ClearUnknownSender", []string{"clear", "--all", "--sender", "foo"}, `--sender "foo": want bubblehouse, bloomreach or svix`},
+		{"RemoveNoID", []string{"remove"}, "usage: hookbay faults remove ID"},
+		{"RemoveTwoIDs", []string{"remove", "1", "2"}, "usage: hookbay faults remove ID"},
+		{"RemoveNotANumber", []string{"remove", "x"}, `fault ID "x" is not a number`},
+		{"RemoveUnknown", []string{"remove", "999"}, "no fault 999"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Run(context.Background(), append(append([]string{"faults"}, tt.args...), "--data", data), &out, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.says) || exitStatus(t, err) != 2 {
+				t.Fatalf("err=%v, want exit status 2 saying %q", err, tt.says)
+			}
+			if got := ids(); len(got) != 3 {
+				t.Fatalf("faults after a refused command: %v, want all three kept", got)
+			}
+		})
+	}
+
+	if out := runCmd(t, "faults", "remove", fmt.Sprint(b), "--data", data); !strings.Contains(out, fmt.Sprintf("fault %d removed", b)) {
+		t.Fatalf("remove: %q", out)
+	}
+	if got, want := ids(), []int64{a, c}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("faults after removing %d: %v, want %v", b, got, want)
+	}
+	if out := runCmd(t, "faults", "clear", "--all", "--sender", "svix", "--data", data); !strings.Contains(out, "1 fault(s) cleared") {
+		t.Fatalf("clear --all --sender svix: %q", out)
+	}
+	if got, want := ids(), []int64{a}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("faults after clearing svix: %v, want %v", got, want)
+	}
+	if out := runCmd(t, "faults", "clear", "--all", "--data", data); !strings.Contains(out, "1 fault(s) cleared") {
+		t.Fatalf("clear --all: %q", out)
+	}
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("faults after clear --all: %v, want none", got)
+	}
 }

@@ -1,14 +1,19 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
 
@@ -18,16 +23,96 @@ type storeFlags struct {
 	json         *bool
 }
 
-// storeFlagSet returns the flag set of the store-reading command name,
-// printing its errors and usage to stderr, with the shared flags on it.
-func storeFlagSet(name string, stderr io.Writer) (*flag.FlagSet, storeFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// storeFlagSet returns the flag set of the store-reading command name
+// ("events list"), with the shared flags on it; see newFlagSet.
+func storeFlagSet(name, synopsis, about string) (*flag.FlagSet, storeFlags) {
+	fs := newFlagSet(name, synopsis, about)
 	return fs, storeFlags{
 		config: fs.String("config", "", "YAML config file, as for serve"),
 		data:   fs.String("data", "", "data directory (overrides server.data_dir)"),
 		json:   fs.Bool("json", false, "print JSON"),
 	}
+}
+
+// newFlagSet returns the flag set of command name ("events list"), whose
+// usage says "usage: hookbay NAME SYNOPSIS", what the command does, and
+// its flags. Parse it with parseFlags.
+func newFlagSet(name, synopsis, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: hookbay %s %s\n", name, synopsis)
+		if about != "" {
+			fmt.Fprintf(w, "\n%s\n", strings.TrimRight(about, "\n"))
+		}
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nflags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args, whose flags may come before or after the
+// positional arguments ("events show 5 --json"), and returns the
+// positional ones. Asked for help (-h, --help), it prints the usage to
+// stdout and returns flag.ErrHelp (exit 0); a bad flag is reported on
+// stderr, with the usage.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) ([]string, error) {
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		stdout.Write(buf.Bytes())
+	} else {
+		stderr.Write(buf.Bytes())
+	}
+	fs.SetOutput(stderr)
+	return pos, err
+}
+
+// parseOnlyFlags is parseFlags for a command that takes no positional
+// argument: one is an error, which would otherwise hide a mistyped flag
+// or an argument the command silently ignores.
+func parseOnlyFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	pos, err := parseFlags(fs, args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (it takes flags only; see hookbay %s -h)", fs.Name(), pos[0], fs.Name())
+	}
+	return nil
+}
+
+// groupHelp prints a command group's usage to stdout: its subcommands,
+// each with its own usage and flags, as each prints them for -h. run runs
+// one subcommand line. It returns flag.ErrHelp (exit 0).
+func groupHelp(stdout io.Writer, group string, subs []string, run func(args []string) error) error {
+	fmt.Fprintf(stdout, "usage: hookbay %s %s [flags]\n", group, strings.Join(subs, "|"))
+	for _, sub := range subs {
+		fmt.Fprintln(stdout)
+		if err := run([]string{sub, "-h"}); !errors.Is(err, flag.ErrHelp) {
+			return fmt.Errorf("help of %s %s: %w", group, sub, err)
+		}
+	}
+	return flag.ErrHelp
+}
+
+// senders are the senders' names, as --sender takes them.
+var senders = []hooks.Sender{hooks.SenderBubblehouse, hooks.SenderBloomreach, hooks.SenderSvix}
+
+// sendersText is the accepted --sender values, for usage and errors.
+const sendersText = "bubblehouse, bloomreach or svix"
+
+// parseSender reads --sender: "" (every sender) or one of senders.
+func parseSender(s string) (hooks.Sender, error) {
+	if s == "" || slices.Contains(senders, hooks.Sender(s)) {
+		return hooks.Sender(s), nil
+	}
+	return "", fmt.Errorf("--sender %q: want %s", s, sendersText)
 }
 
 // open opens the store the flags name; see load.
@@ -55,7 +140,7 @@ func (f storeFlags) load() (config.Config, *sqlite.DB, error) {
 	return cfg, db, err
 }
 
-// isHelp reports whether a subcommand argument asks for help.
+// isHelp reports whether a command group's first argument asks for help.
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
@@ -76,7 +161,8 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 // parseArgs parses flags that may come before or after the positional
-// arguments ("events show 5 --json"), and returns the positional ones.
+// arguments ("events show 5 --json"), and returns the positional ones;
+// parseFlags wraps it for commands.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -91,6 +177,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// printJSON prints v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -56,15 +56,22 @@ func Version() string {
 const usage = `usage: hookbay <command> [flags]
 
 commands:
-  serve                       receive webhooks (run "hookbay serve -h" for flags)
-  events list|show ID|replay ID   the recorded requests; replay re-runs an action
-  jobs list|retry             the delivery queue; retry dead or failed jobs
-  certs init|client|show      local CA and certificates for HTTPS and mTLS tests
-  report                      how each sender behaved: attempts, intervals, contract notes (--json, --junit)
-  faults add|list|clear       inject answers (status, delay, drop) to test a sender's retries
-  send SENDER                 send a request exactly as that sender would, and say what the answer means to it
-  conform --sender S --url U  grade an endpoint against the sender's contract (--json, --junit FILE)
-  version                     print the version
+  serve                        receive webhooks
+  events list|show ID|replay ID    the recorded requests; replay re-runs an action
+  jobs list|retry              the delivery queue; retry dead or failed jobs
+  certs init|client|show       local CA and certificates for HTTPS and mTLS tests
+  report                       how each sender behaved: attempts, intervals, contract findings
+  faults add|list|remove|clear inject answers (status, delay, drop) to test a sender's retries
+  send SENDER                  send a request exactly as that sender would, and say what the answer means to it
+  conform --sender S --url U   grade an endpoint against the sender's contract
+  version                      print the version
+
+"hookbay COMMAND -h" lists a command's flags.
+
+Exit status: 0 when the command worked; 1 when it ran and the answer is no
+(conform: a check failed; send: the sender would not count the answer as
+delivered; events replay: a job did not succeed; report: findings); 2 when
+it could not do its work (flags, arguments, config, target or store).
 `
 
 // Program is the hookbay command line. A program of your own that imports
@@ -86,7 +93,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	stdout, stderr := p.Stdout, p.Stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		return usageError{"no command given"}
 	}
 	switch args[0] {
 	case "serve":
@@ -116,23 +123,50 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// Exit prints err to stderr and returns the process exit status: 0 when the
-// command worked, 1 when conform's checks ran and some failed, 2 when the
-// command could not do its work (bad flags, config, target or store).
+// Exit prints err to stderr and returns the process exit status:
+//
+//	0  the command worked (and help asked for with -h is printed)
+//	1  it ran, and the answer is no: a conformance check failed, a request
+//	   was not delivered, a replayed job failed, the report found problems
+//	2  it could not do its work: bad flags or arguments, config, target or
+//	   store
 func Exit(err error, stderr io.Writer) int {
-	if err == nil {
+	var no *negativeError
+	var usage usageError
+	switch {
+	case err == nil:
 		return 0
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 2
+	case errors.As(err, &usage):
+		return 2 // the usage is printed already
+	case errors.Is(err, flag.ErrHelp):
+		return 0
 	}
 	msg := err.Error()
 	if hooks.ErrorCode(err) != hooks.EINTERNAL {
 		msg = hooks.ErrorMessage(err) // an application error's own words, without its code
 	}
 	fmt.Fprintln(stderr, "hookbay:", msg)
-	if errors.Is(err, errChecksFailed) {
+	if errors.As(err, &no) {
 		return 1
 	}
 	return 2
 }
+
+// negativeError is a command that ran, and whose answer is no: Exit
+// returns 1 for it.
+type negativeError struct{ msg string }
+
+func (e *negativeError) Error() string { return e.msg }
+
+// answerNo returns a negativeError with a formatted message.
+func answerNo(format string, args ...any) error {
+	return &negativeError{msg: fmt.Sprintf(format, args...)}
+}
+
+// usageError is a command line that names no command: its usage went to
+// stderr. It is flag.ErrHelp to errors.Is, yet exits 2, as help that was
+// not asked for.
+type usageError struct{ what string }
+
+func (e usageError) Error() string        { return e.what }
+func (e usageError) Is(target error) bool { return target == flag.ErrHelp }

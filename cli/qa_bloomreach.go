@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
 )
 
@@ -38,12 +39,14 @@ batch webhook, with the same credentials, for the oversized-batch probe
 only; without either that probe is skipped.
 Checks: success-shape, customer-failure-not-4xx, concurrency-200-under-1s,
 bad-credentials-401, auth-test-200 ({URL}/auth-test), oversized-batch-refused,
-throttle-status, json-under-64k. Exit status 1 when one fails.
+throttle-status, json-under-64k.
 `
 
-func qabrUsage(fs *flag.FlagSet, usage string) {
+func qabrUsage(fs *flag.FlagSet, usage, exit string) {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), usage)
+		fmt.Fprintln(fs.Output(), exit)
+		fmt.Fprintln(fs.Output(), "\nflags:")
 		fs.PrintDefaults()
 	}
 }
@@ -130,14 +133,10 @@ func qabrReadData(name, v string) ([]byte, error) {
 // means to Bloomreach.
 func runSendBloomreach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send bloomreach", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	qabrUsage(fs, qabrSendUsage)
+	qabrUsage(fs, qabrSendUsage, sendAbout)
 	f := addQABRFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseOnlyFlags(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("send bloomreach: unexpected argument %q", fs.Arg(0))
 	}
 	o, err := f.options()
 	if err != nil {
@@ -165,26 +164,22 @@ func runSendBloomreach(ctx context.Context, args []string, stdout, stderr io.Wri
 		return fmt.Errorf("send bloomreach: %w", x.Err)
 	}
 	fmt.Fprintf(stdout, "\nmeaning: %s\n", qa.BloomreachMeaning(x.Status, x.Answer))
-	return nil
+	return sendVerdict(hooks.SenderBloomreach, "", x)
 }
 
 // runConformBloomreach is "hookbay conform --sender bloomreach": it grades
 // a webhook endpoint against Bloomreach's contract.
 func runConformBloomreach(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("conform --sender bloomreach", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	qabrUsage(fs, qabrConformUsage)
+	qabrUsage(fs, qabrConformUsage, conformAbout)
 	f := addQABRFlags(fs)
 	badData := fs.String("bad-data", "", "a customer the endpoint must refuse for that customer alone: JSON or @file")
 	concurrency := fs.Int("concurrency", 200, "simultaneous requests of the concurrency probe")
 	batchURL := fs.String("batch-url", "", "a batch webhook (same credentials) for the oversized-batch probe when --url is per-customer")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	junit := fs.String("junit", "", "also write JUnit XML to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseOnlyFlags(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("conform bloomreach: unexpected argument %q", fs.Arg(0))
 	}
 	o, err := f.options()
 	if err != nil {

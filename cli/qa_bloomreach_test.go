@@ -244,24 +244,27 @@ func TestQABloomreach_Send(t *testing.T) {
 		}
 	})
 	t.Run("Meanings", func(t *testing.T) {
+		// The exit status says whether Bloomreach counts the answer as
+		// delivered: 1 for anything else, a customer's failure included.
 		for _, tt := range []struct {
 			name string
 			args []string
 			want string
+			exit int
 		}{
 			{"CustomerFailure", []string{"--url", base + brPath + "/sms", "--basic", brUser + ":" + brPass, "--data", qabrBad()},
-				"meaning: delivered; Bloomreach records the customer's failure\n"},
+				"meaning: delivered; Bloomreach records the customer's failure\n", 1},
 			{"WrongPassword", []string{"--url", base + brPath + "/sms", "--basic", brUser + ":nope", "--data", qabrGood},
-				"meaning: recorded as a failed campaign event, not retried\n"},
+				"meaning: recorded as a failed campaign event, not retried\n", 1},
 			{"UnknownWebhook", []string{"--url", base + brPath + "/nope", "--basic", brUser + ":" + brPass, "--data", qabrGood},
-				"meaning: Bloomreach would stop this campaign: 404\n"},
+				"meaning: Bloomreach would stop this campaign: 404\n", 1},
 			{"DataFile", []string{"--url", base + brPath + "/sms", "--basic", brUser + ":" + brPass, "--data", "@" + qabrFile(t, qabrGood)},
-				"meaning: delivered\n"},
+				"meaning: delivered\n", 0},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				out, errOut, err := qabrSend(t, tt.args...)
-				if err != nil || !strings.Contains(out, tt.want) {
-					t.Fatalf("err=%v, want %q in:\n%s%s", err, tt.want, out, errOut)
+				if got := exitStatus(t, err); got != tt.exit || !strings.Contains(out, tt.want) {
+					t.Fatalf("exit %d (err=%v), want %d and %q in:\n%s%s", got, err, tt.exit, tt.want, out, errOut)
 				}
 			})
 		}
@@ -273,8 +276,8 @@ func TestQABloomreach_Send(t *testing.T) {
 			{"--url", base + brPath + "/sms", "--batch", "2", "--data", "[1]"},
 			{"--url", base + brPath + "/sms", "--data", "@/does/not/exist"},
 		} {
-			if _, _, err := qabrSend(t, args...); err == nil {
-				t.Errorf("%v: no error", args)
+			if _, _, err := qabrSend(t, args...); exitStatus(t, err) != 2 {
+				t.Errorf("%v: err=%v, want exit status 2", args, err)
 			}
 		}
 		if _, err := qabrConformRaw(t, "--url", base+brPath+"/sms"); err == nil || !strings.Contains(err.Error(), "--data") {

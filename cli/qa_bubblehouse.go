@@ -34,13 +34,9 @@ func addBubblehouseFlags(fs *flag.FlagSet) bubblehouseFlags {
 }
 
 // parse parses args (flags only) and checks the shared flags.
-func (f bubblehouseFlags) parse(fs *flag.FlagSet, args []string) error {
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+func (f bubblehouseFlags) parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	if err := parseOnlyFlags(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), pos[0])
 	}
 	if *f.url == "" {
 		return fmt.Errorf("%s: --url is required (the hook URL template, with :name)", fs.Name())
@@ -57,16 +53,17 @@ func (f bubblehouseFlags) client() (*qa.Client, error) {
 
 // runSendBubblehouse is "hookbay send bubblehouse": one hook call exactly
 // as Bubblehouse makes it, the answer, and what the answer means to
-// Bubblehouse. Any answer is a result (exit 0); only no answer is an error.
+// Bubblehouse. Its error says whether Bubblehouse would count the answer
+// as delivered (see sendAbout).
 func runSendBubblehouse(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send bubblehouse", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("send bubblehouse", "--url URL [--authorization A | --jwt-secret S] [flags]",
+		"Calls one hook as Bubblehouse calls it, prints the call and the answer, and\nwhat the answer means to Bubblehouse.\n\n"+sendAbout)
 	bf := addBubblehouseFlags(fs)
 	hook := fs.String("hook", hooks.Hello1, "hook name, replacing :name")
 	urgency := fs.String("urgency", "", "X-BH-Urgency: real-time, urgent or regular (default real-time for Hello1, urgent otherwise)")
 	requestID := fs.String("request-id", "", "X-Request-ID (default a fresh UUID; repeat one to play a retry)")
 	data := fs.String("data", "", "request body: JSON, or @FILE (default a realistic input for the hook)")
-	if err := bf.parse(fs, args); err != nil {
+	if err := bf.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	o := qa.BubblehouseOptions{URLTemplate: *bf.url, Hook: *hook, Urgency: *urgency, RequestID: *requestID,
@@ -98,20 +95,20 @@ func runSendBubblehouse(ctx context.Context, args []string, stdout, stderr io.Wr
 		return fmt.Errorf("send %s: %w", *hook, x.Err)
 	}
 	fmt.Fprintf(stdout, "\nmeaning: %s\n", qa.BubblehouseMeaning(x))
-	return nil
+	return sendVerdict(hooks.SenderBubblehouse, *hook, x)
 }
 
 // runConformBubblehouse is "hookbay conform --sender bubblehouse": it
 // grades an endpoint against the Bubblehouse Hooks API.
 func runConformBubblehouse(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("conform --sender bubblehouse", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("conform --sender bubblehouse", "--url URL [--authorization A | --jwt-secret S] [flags]",
+		"Grades an endpoint against the Bubblehouse Hooks API: answers, Hello1, unknown\nhooks, authentication, retries, time limits.\n\n"+conformAbout)
 	bf := addBubblehouseFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	junit := fs.String("junit", "", "also write the report as JUnit XML to this file")
 	realtime := fs.Duration("realtime-limit", hooks.BubblehouseRealtimeLimit,
 		"real-time calls must answer within this (at most the contract's 10s; lower it to be stricter)")
-	if err := bf.parse(fs, args); err != nil {
+	if err := bf.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *realtime <= 0 || *realtime > hooks.BubblehouseRealtimeLimit {

@@ -210,16 +210,18 @@ func TestSendBubblehouse(t *testing.T) {
 			t.Fatalf("records=%d, want the second recorded as a duplicate", len(recs))
 		}
 	})
+	// An answer other than a delivery is an answer: printed with its
+	// meaning, and exit status 1 (not 2, which is for no answer).
 	t.Run("WrongAuthIsAnAnswer", func(t *testing.T) {
 		out, err := bubblehouseSend(t, "--url", url, "--hook", "SendEvent1", "--authorization", "Bearer wrong")
-		if err != nil || !strings.Contains(out, "< HTTP/1.1 401") || !strings.Contains(out, "meaning: Bubblehouse will retry: 401") ||
+		if exitStatus(t, err) != 1 || !strings.Contains(err.Error(), "not delivered") || !strings.Contains(out, "< HTTP/1.1 401") || !strings.Contains(out, "meaning: Bubblehouse will retry: 401") ||
 			!strings.Contains(out, "holds the whole event queue") {
 			t.Fatalf("err=%v\n%s", err, out)
 		}
 	})
 	t.Run("Hello2", func(t *testing.T) {
 		out, err := bubblehouseSend(t, "--url", url, "--hook", "Hello2", "--authorization", testAuth, "--data", `{"magic":"x"}`)
-		if err != nil || !strings.Contains(out, "meaning: 404: Bubblehouse treats the hook as not implemented") {
+		if exitStatus(t, err) != 1 || !strings.Contains(out, "meaning: 404: Bubblehouse treats the hook as not implemented") {
 			t.Fatalf("err=%v\n%s", err, out)
 		}
 	})
@@ -230,7 +232,7 @@ func TestSendBubblehouse(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		if out, err := bubblehouseSend(t, "--url", "http://"+addr+"/:name", "--authorization", testAuth); err == nil || !strings.Contains(out, "no answer") {
+		if out, err := bubblehouseSend(t, "--url", "http://"+addr+"/:name", "--authorization", testAuth); exitStatus(t, err) != 2 || !strings.Contains(out, "no answer") {
 			t.Fatalf("err=%v, want a transport error\n%s", err, out)
 		}
 	})
@@ -246,7 +248,7 @@ func TestSendBubblehouse_JWT(t *testing.T) {
 		t.Fatalf("err=%v\n%s", err, out)
 	}
 	out, err = bubblehouseSend(t, "--url", url, "--hook", "CreateDiscount4", "--jwt-secret", "another-secret")
-	if err != nil || !strings.Contains(out, "< HTTP/1.1 401") {
+	if exitStatus(t, err) != 1 || !strings.Contains(out, "< HTTP/1.1 401") {
 		t.Fatalf("wrong secret: err=%v\n%s", err, out)
 	}
 	// conform with the JWT secret passes too.

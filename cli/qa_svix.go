@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +18,13 @@ import (
 )
 
 // runSendSvix is "hookbay send svix": one delivery built exactly as the
-// Svix sender builds it (bloom-svix-webhooks.txt, "Signature
-// Verification"), the answer, and what that answer means to Svix. It
-// returns an error only when no answer came.
+// Svix sender builds it (Bloom's "Enablement Webhooks", "Signature
+// Verification"), the answer, and what that answer means to Svix. Its
+// error says whether Svix would count the answer as delivered (see
+// sendAbout).
 func runSendSvix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("send svix", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("send svix", "--url URL --secret whsec_... [flags]",
+		"Sends one event signed as Svix signs it, prints it and the answer, and what\nthe answer means to Svix.\n\n"+sendAbout)
 	target := fs.String("url", "", "the endpoint's URL (required)")
 	secret := fs.String("secret", "", "the endpoint's whsec_ signing secret (required)")
 	typ := fs.String("type", "user.created", "event type of the default payload")
@@ -35,11 +35,8 @@ func runSendSvix(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	timeout := fs.Duration("timeout", qa.SvixDefaultTimeout, "the sender's response timeout")
 	cacert := fs.String("cacert", "", "CA certificate file to trust (a dev CA)")
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
-	if err := fs.Parse(args); err != nil {
+	if err := parseOnlyFlags(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("send svix: unexpected argument %q", fs.Arg(0))
 	}
 	o := qa.SvixOptions{URL: *target, Secret: *secret, Type: *typ, ID: *id, Headers: *headers, Timeout: *timeout}
 	var err error
@@ -75,7 +72,7 @@ func runSendSvix(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if x.Err != nil {
 		return fmt.Errorf("send svix: %w", x.Err)
 	}
-	return nil
+	return sendVerdict(hooks.SenderSvix, "", x)
 }
 
 // parseSvixTimestamp reads --timestamp: Unix seconds or RFC 3339; "" is
@@ -110,10 +107,11 @@ func readSvixData(s string) ([]byte, error) {
 }
 
 // runConformSvix is "hookbay conform --sender svix": it grades an endpoint
-// against what bloom-svix-webhooks.txt requires of a receiver.
+// against what Bloom's "Enablement Webhooks" (Svix) requires of a
+// receiver.
 func runConformSvix(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("conform svix", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("conform --sender svix", "--url URL --secret whsec_... [flags]",
+		"Grades an endpoint against what Svix requires of a receiver: signatures,\nredeliveries, answers in time.\n\n"+conformAbout)
 	target := fs.String("url", "", "the endpoint's URL (required)")
 	secret := fs.String("secret", "", "the endpoint's whsec_ signing secret (required)")
 	typ := fs.String("type", "user.created", "event type of the probes' payload")
@@ -124,11 +122,8 @@ func runConformSvix(ctx context.Context, args []string, stdout, stderr io.Writer
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	junit := fs.String("junit", "", "also write the report as JUnit XML to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseOnlyFlags(fs, args, stdout, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("conform svix: unexpected argument %q", fs.Arg(0))
 	}
 	o := qa.SvixOptions{URL: *target, Secret: *secret, Type: *typ, Headers: *headers, Timeout: *timeout}
 	if _, _, err := qa.SvixRequest(o); err != nil {

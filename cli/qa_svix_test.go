@@ -222,7 +222,7 @@ func TestSendSvix(t *testing.T) {
 	t.Run("Refused", func(t *testing.T) {
 		ts := fmt.Sprint(time.Now().Add(-time.Hour).Unix())
 		out, err := run("--secret", svixSecret, "--timestamp", ts)
-		if err != nil || !strings.Contains(out, " 401 in ") || !strings.Contains(out, "old; at most") ||
+		if exitStatus(t, err) != 1 || !strings.Contains(out, " 401 in ") || !strings.Contains(out, "old; at most") ||
 			!strings.Contains(out, "meaning: failed: Svix will retry on its schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), then give up; 5 days of failures disable the endpoint") {
 			t.Fatalf("send: %v\n%s", err, out)
 		}
@@ -256,7 +256,7 @@ func TestSendSvix(t *testing.T) {
 		srv.Close()
 		var out bytes.Buffer
 		err := Run(context.Background(), []string{"send", "svix", "--url", dead, "--secret", svixSecret}, &out, &out)
-		if err == nil || !strings.Contains(out.String(), "meaning: failed") {
+		if exitStatus(t, err) != 2 || !strings.Contains(out.String(), "meaning: failed") {
 			t.Fatalf("err=%v\n%s", err, out.String())
 		}
 	})

@@ -123,8 +123,13 @@ func TestEventsReplay_SendEventFailure(t *testing.T) {
   hooks: {SendEvent1: {action: {forward: {url: %q}}}}
 `, d.URL))
 	ev := requests(t, m, sqlite.RequestFilter{RequestID: "replay-ev"})[0].ID
-	if out := replay(t, ev, "--config", path); !strings.Contains(out, "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
-		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out, len(d.deliveries()))
+	var out bytes.Buffer
+	err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(ev)}, &out, &out)
+	if !strings.Contains(out.String(), "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
+		t.Fatalf("replay printed %q after %d deliveries, want a failed attempt naming outcome failure", out.String(), len(d.deliveries()))
+	}
+	if exitStatus(t, err) != 1 {
+		t.Fatalf("replay: err=%v, want exit status 1 for a job that failed", err)
 	}
 }
 
@@ -156,5 +161,47 @@ func TestEventsReplay_StoredOnly(t *testing.T) {
 	id := eventOf(t, m, "stored-1")
 	if out := replay(t, id, "--data", m.Config.Server.DataDir); !strings.Contains(out, "stored only, nothing delivered") {
 		t.Fatalf("replay printed %q, want it to say nothing was delivered", out)
+	}
+}
+
+// A Go action that panics during a replay is recovered as the queue's
+// workers recover it: a failed attempt on record, the job queued again,
+// never left running.
+func TestEventsReplay_PanickingAction(t *testing.T) {
+	m := MustRunMain(t, nil)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"P"}`, urgency: "urgent", id: "panic-1"})
+	id := eventOf(t, m, "panic-1")
+	jobOf(t, m, id, hooks.JobDone)
+	actions := hooks.Actions{}
+	actions.Set(hooks.SenderBubblehouse, "CreateDiscount4", hooks.ActionFunc(func(context.Context, *hooks.Job) ([]byte, error) {
+		panic("integrator bug")
+	}))
+	var out bytes.Buffer
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("the panic escaped the replay: %v", r)
+			}
+		}()
+		p := &Program{Stdout: &out, Stderr: &out, Actions: actions}
+		return p.Run(context.Background(), []string{"events", "replay", "--data", m.Config.Server.DataDir, fmt.Sprint(id)})
+	}()
+	if err != nil && strings.Contains(err.Error(), "escaped") {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "failed: ") || !strings.Contains(out.String(), "action panicked: integrator bug") {
+		t.Fatalf("replay printed %q (err %v), want a failed attempt naming the panic", out.String(), err)
+	}
+	js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
+	if len(js) != 2 {
+		t.Fatalf("jobs of event %d: %d, want the first and the replay", id, len(js))
+	}
+	replayed := js[1]
+	if replayed.State == hooks.JobRunning {
+		t.Fatalf("replayed job %d left running after the panic", replayed.ID)
+	}
+	atts, ferr := m.DB.FindAttempts(context.Background(), replayed.ID)
+	if ferr != nil || len(atts) == 0 || atts[0].Outcome != hooks.OutcomeFailed || !strings.Contains(atts[0].Error, "integrator bug") {
+		t.Fatalf("attempts of the replayed job: %+v %v, want a failed one naming the panic", atts, ferr)
 	}
 }

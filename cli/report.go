@@ -21,12 +21,22 @@ type ReportCommand struct {
 
 // Run prints the report.
 func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
-	fs, sf := storeFlagSet("report", cmd.Stderr)
-	sender := fs.String("sender", "", "only this sender")
+	fs, sf := storeFlagSet("report", "[flags]", `How each sender behaved, from the recorded requests: per sender, the statuses
+answered and the notes recorded; per request ID, every delivery, the gaps
+between them, and findings where the sender departed from its documented
+retry behaviour (a retry after a settled answer, too early, too many).
+
+Exit status: 0 when there are no findings, 1 when there are, 2 when the
+report could not be made.`)
+	sender := fs.String("sender", "", "only this sender: "+sendersText)
 	since := fs.String("since", "24h", "since this time (RFC 3339) or this long ago")
 	junit := fs.String("junit", "", "also write JUnit XML here: one test case per request ID")
 	limit := fs.Int("limit", 100000, "read at most this many records")
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseOnlyFlags(fs, args, cmd.Stdout, cmd.Stderr); err != nil {
+		return err
+	}
+	s, err := parseSender(*sender)
+	if err != nil {
 		return err
 	}
 	t, err := parseSince(*since, time.Now())
@@ -38,7 +48,7 @@ func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.Sender(*sender), Since: t, Limit: *limit})
+	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: s, Since: t, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -49,7 +59,10 @@ func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	if *sf.json {
-		return printJSON(cmd.Stdout, b)
+		if err := printJSON(cmd.Stdout, b); err != nil {
+			return err
+		}
+		return reportVerdict(b)
 	}
 	w := cmd.Stdout
 	senders := make([]string, 0, len(b.Senders))
@@ -90,6 +103,21 @@ func (cmd *ReportCommand) Run(ctx context.Context, args []string) error {
 		for _, f := range rb.Findings {
 			fmt.Fprintf(w, "  ! %s\n", f)
 		}
+	}
+	return reportVerdict(b)
+}
+
+// reportVerdict is the report's exit status: a negativeError (1) when a
+// request ID has findings.
+func reportVerdict(b *qa.Behaviour) error {
+	n := 0
+	for _, rb := range b.Requests {
+		if len(rb.Findings) > 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		return answerNo("report: %d request ID(s) with findings", n)
 	}
 	return nil
 }

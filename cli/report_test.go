@@ -17,7 +17,11 @@ func TestReportCommand(t *testing.T) {
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, urgency: "urgent", id: "twice"})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, id: "no-urgency"})
 	junit := filepath.Join(t.TempDir(), "report.xml")
-	out := runCmd(t, "report", "--data", m.Config.Server.DataDir, "--json", "--junit", junit)
+	// Findings make the exit status 1; the report is printed all the same.
+	out, err := runCLI(t, "report", "--data", m.Config.Server.DataDir, "--json", "--junit", junit)
+	if exitStatus(t, err) != 1 || !strings.Contains(err.Error(), "1 request ID(s) with findings") {
+		t.Fatalf("report --json: err=%v, want exit status 1 naming the findings", err)
+	}
 	var b struct {
 		Requests []struct {
 			RequestID string   `json:"request_id"`
@@ -65,7 +69,12 @@ func TestReportCommand(t *testing.T) {
 			t.Fatalf("junit case %+v: want class report.all, failures with their finding\n%s", c, raw)
 		}
 	}
-	if table := runCmd(t, "report", "--data", m.Config.Server.DataDir); !strings.Contains(table, "twice") || !strings.Contains(table, "! attempt 2 came after a 202") {
-		t.Fatalf("table:\n%s", table)
+	table, err := runCLI(t, "report", "--data", m.Config.Server.DataDir)
+	if exitStatus(t, err) != 1 || !strings.Contains(table, "twice") || !strings.Contains(table, "! attempt 2 came after a 202") {
+		t.Fatalf("err=%v, table:\n%s", err, table)
+	}
+	// Without findings (only the request delivered once), exit status 0.
+	if out, err := runCLI(t, "report", "--data", m.Config.Server.DataDir, "--since", "1h", "--sender", "svix"); err != nil {
+		t.Fatalf("report of a sender with no findings: %v\n%s", err, out)
 	}
 }
