@@ -8,11 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/config"
 )
 
 const certsUsage = `usage:
@@ -26,8 +28,15 @@ const certsUsage = `usage:
       subject, SANs, issuer, validity, usage and SHA-256 fingerprint of each
       certificate in a PEM file; warns when expired or expiring within 30 days
 
-DIR defaults to "certs". Existing files are only replaced with --force.
+DIR defaults to hookbay-data/certs-local, under the default data directory
+(hookbay-data/certs is dev mode's own). A directory holding Go source is
+refused: private keys do not belong in a source tree. Existing files are
+only replaced with --force.
 `
+
+// defaultCertsDir is where "hookbay certs" writes and reads by default:
+// under the data directory, beside dev mode's certs/ rather than in it.
+var defaultCertsDir = filepath.Join(config.Default().Server.DataDir, "certs-local")
 
 // CertsCommand is "hookbay certs": a local CA and certificates for HTTPS
 // and mTLS tests.
@@ -41,6 +50,10 @@ type CertsCommand struct {
 func (cmd *CertsCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(cmd.Stderr, certsUsage)
+		return usageError{"no certs command given (init, client, show)"}
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(cmd.Stdout, certsUsage)
 		return flag.ErrHelp
 	}
 	now := time.Now
@@ -48,18 +61,20 @@ func (cmd *CertsCommand) Run(ctx context.Context, args []string) error {
 		now = cmd.Now
 	}
 	set := flag.NewFlagSet("certs "+args[0], flag.ContinueOnError)
-	set.SetOutput(cmd.Stderr)
 	set.Usage = func() {
-		fmt.Fprint(cmd.Stderr, certsUsage)
-		fmt.Fprintf(cmd.Stderr, "\nflags of %s:\n", set.Name())
+		fmt.Fprint(set.Output(), certsUsage)
+		fmt.Fprintf(set.Output(), "\nflags of %s:\n", set.Name())
 		set.PrintDefaults()
 	}
 	switch args[0] {
 	case "init":
-		dir := set.String("dir", "certs", "directory to write the files to")
+		dir := set.String("dir", defaultCertsDir, "directory to write the files to")
 		hosts := set.String("hosts", "localhost,127.0.0.1,::1", "comma-separated DNS names and IP addresses for the server certificate")
 		force := set.Bool("force", false, "replace existing files")
-		if err := parseCertsFlags(set, args[1:]); err != nil {
+		if err := parseOnlyFlags(set, args[1:], cmd.Stdout, cmd.Stderr); err != nil {
+			return err
+		}
+		if err := refuseSourceDir(*dir); err != nil {
 			return err
 		}
 		var hostList []string
@@ -85,11 +100,14 @@ func (cmd *CertsCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "  %s\tclient key, unencrypted PEM\n", files.ClientKey)
 		return tw.Flush()
 	case "client":
-		dir := set.String("dir", "certs", "directory holding ca.pem and ca-key.pem; the new files go there too")
+		dir := set.String("dir", defaultCertsDir, "directory holding ca.pem and ca-key.pem; the new files go there too")
 		cn := set.String("cn", "", "subject CN, also the file name (required)")
 		days := set.Int("days", certs.DefaultClientDays, "days the certificate stays valid")
 		force := set.Bool("force", false, "replace existing files")
-		if err := parseCertsFlags(set, args[1:]); err != nil {
+		if err := parseOnlyFlags(set, args[1:], cmd.Stdout, cmd.Stderr); err != nil {
+			return err
+		}
+		if err := refuseSourceDir(*dir); err != nil {
 			return err
 		}
 		if *cn == "" {
@@ -114,7 +132,7 @@ func (cmd *CertsCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	case "show":
 		asJSON := set.Bool("json", false, "print JSON")
-		pos, err := parseArgs(set, args[1:])
+		pos, err := parseFlags(set, args[1:], cmd.Stdout, cmd.Stderr)
 		if err != nil {
 			return err
 		}
@@ -138,14 +156,21 @@ func (cmd *CertsCommand) Run(ctx context.Context, args []string) error {
 	return fmt.Errorf("unknown certs command %q", args[0])
 }
 
-// parseCertsFlags parses flags and refuses positional arguments, which would
-// otherwise hide a mistyped flag.
-func parseCertsFlags(set *flag.FlagSet, args []string) error {
-	if err := set.Parse(args); err != nil {
-		return err
+// refuseSourceDir refuses to write private keys into a directory that
+// holds Go source: run from a checkout, "--dir certs" is the certs
+// package, and keys written there are one "git add" away from published.
+func refuseSourceDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("--dir %s: %w", dir, err)
 	}
-	if set.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", set.Name(), set.Arg(0))
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".go") {
+			return fmt.Errorf("--dir %s holds Go source (%s): private keys do not belong in a source tree; choose another directory (default %s)",
+				dir, e.Name(), defaultCertsDir)
+		}
 	}
 	return nil
 }

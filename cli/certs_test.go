@@ -175,11 +175,39 @@ func TestCertsCommand_Init(t *testing.T) {
 			t.Error("--force kept the old hosts, want the default ones")
 		}
 	})
+	// The default directory is under the data directory, never the
+	// certs/ package of a checkout the command is run from.
 	t.Run("DefaultDir", func(t *testing.T) {
 		t.Chdir(t.TempDir())
+		if err := os.Mkdir("certs", 0o755); err != nil {
+			t.Fatal(err)
+		}
 		mustCerts(t, "init")
-		if _, err := os.Stat(filepath.Join("certs", "client-key.pem")); err != nil {
+		if _, err := os.Stat(filepath.Join("hookbay-data", "certs-local", "client-key.pem")); err != nil {
 			t.Errorf("default --dir: %v", err)
+		}
+		if entries, _ := os.ReadDir("certs"); len(entries) != 0 {
+			t.Errorf("certs/ got %d files, want none", len(entries))
+		}
+		mustCerts(t, "client", "--cn", "second")
+		if _, err := os.Stat(filepath.Join("hookbay-data", "certs-local", "second-key.pem")); err != nil {
+			t.Errorf("default --dir of client: %v", err)
+		}
+	})
+	// Private keys are not written into a directory that holds Go source.
+	t.Run("ErrSourceDir", func(t *testing.T) {
+		src := t.TempDir()
+		if err := os.WriteFile(filepath.Join(src, "certs.go"), []byte("package certs\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"init", "--dir", src}, {"client", "--dir", src, "--cn", "x"}} {
+			_, _, err := runCerts(t, args...)
+			if err == nil || !strings.Contains(err.Error(), "holds Go source (certs.go)") || exitStatus(t, err) != 2 {
+				t.Errorf("%v: err=%v, want a refusal naming the Go source", args, err)
+			}
+		}
+		if entries, _ := os.ReadDir(src); len(entries) != 1 {
+			t.Errorf("source dir holds %d files, want only certs.go", len(entries))
 		}
 	})
 }
@@ -364,15 +392,19 @@ func TestCertsCommand_Show(t *testing.T) {
 
 func TestCertsCommand_Usage(t *testing.T) {
 	_, stderr, err := runCerts(t)
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "hookbay certs init") {
-		t.Errorf("no args: err = %v, stderr = %q; want flag.ErrHelp and the usage", err, stderr)
+	if exitStatus(t, err) != 2 || !strings.Contains(stderr, "hookbay certs init") {
+		t.Errorf("no args: err = %v, stderr = %q; want exit status 2 and the usage", err, stderr)
 	}
 	_, stderr, err = runCerts(t, "renew")
 	if err == nil || !strings.Contains(err.Error(), "renew") || !strings.Contains(stderr, "hookbay certs show") {
 		t.Errorf("unknown command: err = %v, stderr = %q", err, stderr)
 	}
-	_, stderr, err = runCerts(t, "init", "-h")
-	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "-hosts") {
-		t.Errorf("init -h: err = %v, stderr = %q", err, stderr)
+	stdout, _, err := runCerts(t, "init", "-h")
+	if !errors.Is(err, flag.ErrHelp) || exitStatus(t, err) != 0 || !strings.Contains(stdout, "-hosts") {
+		t.Errorf("init -h: err = %v, stdout = %q; want the flags and exit status 0", err, stdout)
+	}
+	_, _, err = runCerts(t, "init", "extra")
+	if err == nil || !strings.Contains(err.Error(), `unexpected argument "extra"`) {
+		t.Errorf("init extra: err = %v", err)
 	}
 }
