@@ -2,8 +2,8 @@ package cli
 
 // "hookbay send bloomreach" and "hookbay conform --sender bloomreach",
 // against hookbay itself and against a deliberately broken endpoint. The
-// contract: /work/shared/contracts/bloomreach-endpoint-requirements.txt
-// and bloomreach-webhooks.txt.
+// contract: Bloomreach Engagement's "Creating API endpoint for webhooks"
+// and "Webhooks".
 
 import (
 	"bytes"

@@ -105,7 +105,7 @@ func replay(t *testing.T, id int64, args ...string) string {
 }
 
 // A replay runs the action as the queue does: SendEvent1's outcome failure
-// is a failed attempt (bubblehouse-hooks-catalog.md), left queued for a
+// is a failed attempt (Bubblehouse Hooks API, SendEvent1), left queued for a
 // running hookbay to retry, not reported delivered.
 func TestEventsReplay_SendEventFailure(t *testing.T) {
 	d := newDownstream(t)

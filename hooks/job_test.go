@@ -67,7 +67,7 @@ func TestRetryPolicy_NextRetryAt(t *testing.T) {
 	})
 
 	t.Run("DefaultWithinContract", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt "Time Limits & Retry": regular hooks
+		// Bubblehouse Hooks API, "Time Limits & Retry": regular hooks
 		// are retried from 1 second to 4 hours within 48 hours.
 		p := hooks.DefaultRetryPolicy
 		if p.Initial < time.Second || p.Max > 4*time.Hour || p.MaxAge != 48*time.Hour || p.MaxAttempts <= 0 {
@@ -106,7 +106,7 @@ func TestRetryPolicy_Dead(t *testing.T) {
 		{"NoAttemptLimit", hooks.RetryPolicy{MaxAge: time.Hour}, job(1000, jobT0), jobT0.Add(time.Minute), false},
 		{"NoAgeLimit", hooks.RetryPolicy{MaxAttempts: 3}, job(1, jobT0), jobT0.Add(10000 * time.Hour), false},
 		{"NoLimits", hooks.RetryPolicy{}, job(1000, jobT0), jobT0.Add(10000 * time.Hour), false},
-		// bubblehouse-hooks-api.txt "Time Limits & Retry": 48 h for regular.
+		// Bubblehouse Hooks API, "Time Limits & Retry": 48 h for regular.
 		{"DefaultBefore48h", hooks.DefaultRetryPolicy, job(1, jobT0), jobT0.Add(47 * time.Hour), false},
 		{"DefaultAfter48h", hooks.DefaultRetryPolicy, job(1, jobT0), jobT0.Add(48 * time.Hour), true},
 		{"DefaultMaxAttempts", hooks.DefaultRetryPolicy, job(hooks.DefaultRetryPolicy.MaxAttempts, jobT0), jobT0.Add(time.Minute), true},

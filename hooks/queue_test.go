@@ -214,7 +214,7 @@ func actionFor(f func(ctx context.Context, j *hooks.Job) error) func(*hooks.Job)
 
 func TestQueue_Start(t *testing.T) {
 	t.Run("UrgentFirst", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt "Real-time, urgent and regular calls":
+		// Bubblehouse Hooks API, "Real-time, urgent and regular calls":
 		// "arrange for urgent hooks to take priority". With a backlog of
 		// regular jobs queued first, every urgent job still runs first.
 		db := mustOpenStore(t)
