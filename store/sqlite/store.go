@@ -8,13 +8,10 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,9 +19,6 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 )
-
-//go:embed migrations/*.sql
-var migrationFS embed.FS
 
 // writerPragmas run on the writer's connection when it opens: automatic
 // checkpoints are off, because a checkpoint inside a commit would stall
@@ -88,9 +82,6 @@ const (
 // ErrClosed is returned by writes attempted after Close.
 var ErrClosed = errors.New("store is closed")
 
-// maxBatch bounds how many writes share one transaction.
-const maxBatch = 512
-
 // DB is the SQLite store.
 type DB struct {
 	// Now is the clock; tests replace it.
@@ -118,11 +109,6 @@ type DB struct {
 	// walOver is set by the checkpointer when the WAL has outgrown
 	// maxWALFrames, for the writer to restart it.
 	walOver atomic.Bool
-}
-
-type writeOp struct {
-	fn   func(*sql.Tx) error
-	done chan error
 }
 
 // Open opens (creating if needed) the SQLite database at path, migrates it
@@ -189,38 +175,6 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
-// checkpointer copies the WAL into the database file in the background
-// (PASSIVE: it never blocks the writer), so that the WAL stays small
-// without costing commits any latency. When the WAL has outgrown
-// maxWALFrames, it asks the writer to restart it: under sustained load
-// only the writer finds a moment outside a transaction, and a RESTART from
-// this connection kept losing the race for the lock (the WAL reached
-// 900 MB at 46k commits/s in a test).
-func (db *DB) checkpointer() {
-	defer close(db.checkpointDone)
-	t := time.NewTicker(checkpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.quit:
-			return
-		case <-t.C:
-		}
-		var busy, frames, copied int
-		err := db.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
-		if err == nil && frames > maxWALFrames {
-			db.walOver.Store(true)
-		}
-		var se sqlite3.Error
-		if errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
-			err = nil // busy readers or writer: next time
-		}
-		if err != nil {
-			db.Logger.Warn("checkpoint", "err", err)
-		}
-	}
-}
-
 // Close stops the writer after it has committed every queued write, then
 // closes the database.
 func (db *DB) Close() error {
@@ -249,195 +203,6 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping store: %w", err)
 	}
 	return nil
-}
-
-// migrate runs the embedded migrations not yet applied, each in its own
-// transaction.
-func (db *DB) migrate() error {
-	if _, err := db.wdb.Exec(`CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("create migrations table: %w", err)
-	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := db.migrateFile(name); err != nil {
-			return fmt.Errorf("migrate %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func (db *DB) migrateFile(name string) error {
-	tx, err := db.wdb.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRow(`SELECT COUNT(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil {
-		return err
-	} else if n > 0 {
-		return nil
-	}
-	buf, err := fs.ReadFile(migrationFS, name)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.Exec(string(buf)); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(`INSERT INTO migrations (name) VALUES (?)`, name); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
-// write runs fn in a write transaction shared with other concurrent writes
-// and returns once that transaction is committed. fn may run more than once
-// (when another write in its batch fails, the batch is committed again
-// without it), so it must only touch the transaction and its own results.
-func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	op := writeOp{fn: fn, done: make(chan error, 1)}
-	select {
-	case db.ops <- op:
-	case <-db.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("queue write: %w", ctx.Err())
-	}
-	// Once queued the write will be attempted; wait for its outcome even if
-	// ctx ends, so that the caller never answers on a guess.
-	select {
-	case err := <-op.done:
-		return err
-	case <-db.writerDone:
-		select {
-		case err := <-op.done:
-			return err
-		default:
-			return ErrClosed
-		}
-	}
-}
-
-// execCount runs one statement as a write of its own and returns how many
-// rows it changed.
-func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(q, args...)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
-}
-
-// writer commits queued writes in batches until Close.
-func (db *DB) writer() {
-	defer close(db.writerDone)
-	batch := make([]writeOp, 0, maxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case op := <-db.ops:
-			batch = append(batch, op)
-		case <-db.quit:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case op := <-db.ops:
-					db.commitAll([]writeOp{op})
-				default:
-					return
-				}
-			}
-		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-db.ops:
-				batch = append(batch, op)
-			default:
-				break fill
-			}
-		}
-		db.commitAll(batch)
-		if db.walOver.CompareAndSwap(true, false) { // at most one try per tick
-			db.restartWAL()
-		}
-	}
-}
-
-// restartWAL copies what the WAL holds into the database and makes the
-// next commit start it over. The writer runs it between batches, so no
-// write is in its way; readers may be, and it waits for them only
-// restartBusyMs before it leaves the WAL for the next try. SQLite reports
-// such a busy RESTART in its result, not as an error.
-func (db *DB) restartWAL() {
-	if _, err := db.wdb.Exec(fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartBusyMs)); err != nil {
-		db.Logger.Warn("restart the WAL", "err", err)
-		return
-	}
-	var busy, frames, copied int
-	err := db.wdb.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
-	if _, rerr := db.wdb.Exec(fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs)); rerr != nil {
-		err = errors.Join(err, rerr) // the writer must not keep the short wait
-	}
-	if se := (sqlite3.Error{}); errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
-		err = nil
-	}
-	switch {
-	case err != nil:
-		db.Logger.Warn("restart the WAL", "err", err)
-	case busy != 0:
-		db.Logger.Debug("WAL restart postponed: readers busy", "frames", frames)
-	}
-}
-
-// commitAll commits a batch and tells each write its outcome. A write that
-// fails rolls the batch back: it is tried once more on its own (its
-// failure may have come from another write in the transaction) and the
-// others are committed again without it, so one bad write costs one more
-// transaction, not one per write. When BEGIN or COMMIT itself fails,
-// nothing was written, and every write gets that error.
-func (db *DB) commitAll(batch []writeOp) {
-	for len(batch) > 0 {
-		i, err := db.commit(batch)
-		if err == nil || i < 0 || len(batch) == 1 {
-			for _, op := range batch {
-				op.done <- err
-			}
-			return
-		}
-		_, alone := db.commit(batch[i : i+1])
-		batch[i].done <- alone
-		batch = append(batch[:i:i], batch[i+1:]...)
-	}
-}
-
-// commit runs the batch's writes in one transaction. On failure it returns
-// the index of the write that failed, or -1 when BEGIN or COMMIT did.
-func (db *DB) commit(batch []writeOp) (int, error) {
-	tx, err := db.wdb.Begin()
-	if err != nil {
-		return -1, fmt.Errorf("begin: %w", err)
-	}
-	for i, op := range batch {
-		if err := op.fn(tx); err != nil {
-			tx.Rollback()
-			return i, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return -1, fmt.Errorf("commit: %w", err)
-	}
-	return -1, nil
 }
 
 // micros converts a time to the stored form; the zero time is NULL.

@@ -1,0 +1,136 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxBatch bounds how many writes share one transaction.
+const maxBatch = 512
+
+// writeOp is a write queued for the writer: fn runs in the batch's
+// transaction, and done receives the outcome once it is known.
+type writeOp struct {
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+// write runs fn in a write transaction shared with other concurrent writes
+// and returns once that transaction is committed. fn may run more than once
+// (when another write in its batch fails, the batch is committed again
+// without it), so it must only touch the transaction and its own results.
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	op := writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.ops <- op:
+	case <-db.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("queue write: %w", ctx.Err())
+	}
+	// Once queued the write will be attempted; wait for its outcome even if
+	// ctx ends, so that the caller never answers on a guess.
+	select {
+	case err := <-op.done:
+		return err
+	case <-db.writerDone:
+		select {
+		case err := <-op.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// execCount runs one statement as a write of its own and returns how many
+// rows it changed.
+func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// writer commits queued writes in batches until Close.
+func (db *DB) writer() {
+	defer close(db.writerDone)
+	batch := make([]writeOp, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case op := <-db.ops:
+			batch = append(batch, op)
+		case <-db.quit:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case op := <-db.ops:
+					db.commitAll([]writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commitAll(batch)
+		if db.walOver.CompareAndSwap(true, false) { // at most one try per tick
+			db.restartWAL()
+		}
+	}
+}
+
+// commitAll commits a batch and tells each write its outcome. A write that
+// fails rolls the batch back: it is tried once more on its own (its
+// failure may have come from another write in the transaction) and the
+// others are committed again without it, so one bad write costs one more
+// transaction, not one per write. When BEGIN or COMMIT itself fails,
+// nothing was written, and every write gets that error.
+func (db *DB) commitAll(batch []writeOp) {
+	for len(batch) > 0 {
+		i, err := db.commit(batch)
+		if err == nil || i < 0 || len(batch) == 1 {
+			for _, op := range batch {
+				op.done <- err
+			}
+			return
+		}
+		_, alone := db.commit(batch[i : i+1])
+		batch[i].done <- alone
+		batch = append(batch[:i:i], batch[i+1:]...)
+	}
+}
+
+// commit runs the batch's writes in one transaction. On failure it returns
+// the index of the write that failed, or -1 when BEGIN or COMMIT did.
+func (db *DB) commit(batch []writeOp) (int, error) {
+	tx, err := db.wdb.Begin()
+	if err != nil {
+		return -1, fmt.Errorf("begin: %w", err)
+	}
+	for i, op := range batch {
+		if err := op.fn(tx); err != nil {
+			tx.Rollback()
+			return i, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return -1, fmt.Errorf("commit: %w", err)
+	}
+	return -1, nil
+}
