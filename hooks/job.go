@@ -9,11 +9,14 @@ import (
 	"time"
 )
 
-// JobState is where a job is in its life.
+// JobState is where a job is in its life. Its values are the one name of
+// each state: the store keeps them, and the CLI's --state, tables and JSON
+// show them.
 type JobState string
 
 const (
-	// JobAvailable jobs wait for a worker once ScheduledAt has passed.
+	// JobAvailable jobs wait for a worker once ScheduledAt has passed: new
+	// jobs, and jobs due for a retry.
 	JobAvailable JobState = "available"
 	// JobRunning jobs are leased by a worker until LockedUntil; after that the
 	// lease is considered lost (the process died) and the job is taken again.

@@ -643,3 +643,39 @@ func TestQueue_NotStartedAndOversizedOutput(t *testing.T) {
 		t.Fatalf("attempts of the job that waited: %+v, want one, ok", atts)
 	}
 }
+
+// Observe hears of every attempt the workers record, with its outcome:
+// the seam for metrics and live views.
+func TestQueue_Observe(t *testing.T) {
+	db := mustOpenStore(t)
+	j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyUrgent, time.Now())
+	var log runLog
+	var mu sync.Mutex
+	var outcomes []string
+	q := newQueue(db, 1)
+	q.Observe = func(oj *hooks.Job, r hooks.AttemptResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		outcomes = append(outcomes, fmt.Sprintf("%d:%s", oj.ID, r.Outcome))
+	}
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+		if log.add(j) == 1 {
+			return errors.New("first try fails")
+		}
+		return nil
+	})
+	startQueue(t, q)
+	waitJobState(t, db, j.ID, hooks.JobDone)
+	// The worker tells Observe once it has handed the job to be completed,
+	// which may be after the store says done.
+	waitFor(t, 5*time.Second, "two attempts observed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(outcomes) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(outcomes, ","), fmt.Sprintf("%d:failed,%d:ok", j.ID, j.ID); got != want {
+		t.Fatalf("observed %s, want %s", got, want)
+	}
+}
