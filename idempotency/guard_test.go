@@ -77,7 +77,7 @@ func (f *fixture) newReceipt(id, response string, keys ...string) *hooks.Receipt
 
 func (f *fixture) requests(t *testing.T) []*hooks.Request {
 	t.Helper()
-	reqs, err := f.db.FindRequests(context.Background(), sqlite.RequestFilter{})
+	reqs, err := f.db.FindRequests(context.Background(), hooks.RequestFilter{})
 	if err != nil {
 		t.Fatalf("find requests: %v", err)
 	}
@@ -87,7 +87,7 @@ func (f *fixture) requests(t *testing.T) []*hooks.Request {
 
 func (f *fixture) jobs(t *testing.T) []*hooks.Job {
 	t.Helper()
-	jobs, err := f.db.FindJobs(context.Background(), sqlite.JobFilter{})
+	jobs, err := f.db.FindJobs(context.Background(), hooks.JobFilter{})
 	if err != nil {
 		t.Fatalf("find jobs: %v", err)
 	}
