@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -51,6 +52,10 @@ type Bloomreach struct {
 	TokenTTL     time.Duration
 	MaxBodyBytes int64
 	Now          func() time.Time
+	// ValidateBudget bounds how long a batch's customers are validated
+	// against schema.item before the answer, 600 ms when zero; customers
+	// left over fail with code 1007 rather than the answer being late.
+	ValidateBudget time.Duration
 
 	secrets []string // every webhook's auth header names, gathered by Register
 }
@@ -105,10 +110,11 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec.Body = body
 	if err := h.authenticate(c, wh, body); err != nil {
+		keepUnverified(rec, body)
 		return err
 	}
+	rec.Body = body
 	if wh.Throttle != nil {
 		release, wait, ok := wh.Throttle.Acquire(h.now())
 		if !ok {
@@ -127,21 +133,20 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	isJSON := isJSONRequest(c.Request(), wh)
 	var doc any
 	if isJSON {
+		// One nesting limit for every sender, checked before decoding.
+		if err := hooks.CheckDepth(body); err != nil {
+			return err
+		}
 		if doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(body)); err != nil {
 			return hooks.Errorf(hooks.EINVALID, "body is not valid JSON: %v", err)
 		}
-		if wh.Request != nil {
-			if err := wh.Request.Validate(doc); err != nil {
-				return hooks.Errorf(hooks.EINVALID, "body fails the request schema: %s", schemaProblem(err))
+		if wh.IDPointer != "" {
+			if id, ok := hooks.PointerID(doc, wh.IDPointer); ok {
+				rec.RequestID = id
 			}
 		}
 	} else {
 		rec.Note("body is not JSON: stored and delivered as-is; schemas not applied")
-	}
-	if wh.IDPointer != "" && isJSON {
-		if id, ok := hooks.PointerID(doc, wh.IDPointer); ok {
-			rec.RequestID = id
-		}
 	}
 	header := wh.IDHeader
 	if header == "" {
@@ -150,10 +155,10 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	// Request IDs and item IDs live in separate key spaces of the webhook.
 	r := &hooks.Receipt{Request: rec, Scope: name + "/id:"}
 	if wh.BatchItems != "" {
-		if err := h.batch(wh, r, body); err != nil {
+		if err := h.batch(wh, r, body, doc); err != nil {
 			return err
 		}
-	} else if err := h.perCustomer(ctx, wh, r, doc, isJSON); err != nil {
+	} else if err := h.perCustomer(wh, r, body, doc, isJSON); err != nil {
 		return err
 	}
 	var resp hooks.Response
@@ -171,15 +176,31 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 }
 
 // perCustomer prepares a per-customer request: 200 success, or 200 with
-// success false when this customer's data fails the item schema.
-func (h *Bloomreach) perCustomer(ctx context.Context, wh *BloomreachWebhook, r *hooks.Receipt, doc any, isJSON bool) error {
+// success false when this customer's data cannot be read (unreadable) or
+// fails the item schema; a body that fails the request schema is wrong
+// for every customer (400).
+func (h *Bloomreach) perCustomer(wh *BloomreachWebhook, r *hooks.Receipt, body []byte, doc any, isJSON bool) error {
 	rec := r.Request
 	rec.Status = http.StatusOK
-	if isJSON && wh.Item != nil {
-		if err := wh.Item.Validate(doc); err != nil {
-			rec.Note("customer refused: schema.item")
-			rec.Response, _ = json.Marshal(hooks.BRReply{Errors: []hooks.BRError{{Code: hooks.BRCodeSchema, Description: schemaProblem(err)}}})
-			return nil
+	refuse := func(why hooks.BRError) error {
+		rec.Response, _ = json.Marshal(hooks.BRReply{Errors: []hooks.BRError{why}})
+		return nil
+	}
+	if isJSON {
+		if why := unreadable(wh, body, doc); why != nil {
+			rec.Note(fmt.Sprintf("customer refused (%d): %s", why.Code, why.Description))
+			return refuse(*why)
+		}
+		if wh.Request != nil {
+			if err := wh.Request.Validate(doc); err != nil {
+				return hooks.Errorf(hooks.EINVALID, "body fails the request schema: %s", schemaProblem(err))
+			}
+		}
+		if wh.Item != nil {
+			if err := wh.Item.Validate(doc); err != nil {
+				rec.Note("customer refused: schema.item")
+				return refuse(hooks.BRError{Code: hooks.BRCodeSchema, Description: schemaProblem(err)})
+			}
 		}
 	}
 	rec.Response, _ = json.Marshal(hooks.BRReply{Success: true, Result: map[string]any{
@@ -209,16 +230,15 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 		r.Request.Note("inline action failed: " + err.Error())
 		return hooks.Response{}, &hooks.Error{Code: hooks.EUNAVAILABLE, Message: "webhook " + wh.Name + " failed inline; retry later"}
 	}
-	var shaped struct {
-		Success *bool `json:"success"`
-	}
 	// Delivered inline: the job is recorded done, for events show and replay.
 	r.Job.Stored(h.now())
-	if json.Unmarshal(out, &shaped) == nil && shaped.Success != nil && len(out) <= hooks.BloomreachMaxReply {
+	// Bloomreach's shape has a member named exactly success, true or false
+	// ({"SUCCESS":false} is some other object, sent as the result).
+	if s := string(hooks.Member(out, "success")); (s == "true" || s == "false") && utf8.Valid(out) && len(out) <= hooks.BloomreachMaxReply {
 		return hooks.Response{Status: http.StatusOK, Body: out}, nil
 	}
 	var result any = map[string]any{"code": 1, "status": "delivered"}
-	if json.Valid(out) && len(out) > 0 {
+	if json.Valid(out) && utf8.Valid(out) && len(out) > 0 {
 		result = json.RawMessage(out)
 	}
 	body, _ := json.Marshal(hooks.BRReply{Success: true, Result: result})
@@ -230,8 +250,10 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 
 // batch prepares a batch: each item is checked on its own; those that pass
 // are queued, each de-duplicated on its item_id, and the reply has one
-// result per item, in order.
-func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte) error {
+// result per item, in order. A customer whose data cannot be read fails on
+// its own; when the batch's own fields cannot be, every customer fails,
+// still in a 200: a 4xx would fail, or stop, the whole campaign.
+func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte, doc any) error {
 	rec := r.Request
 	raw, ok := hooks.RawPointer(body, wh.BatchItems)
 	var items []json.RawMessage
@@ -241,25 +263,66 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte)
 	if len(items) > wh.BatchMax {
 		return hooks.Errorf(hooks.EINVALID, "batch has %d customers; at most %d are accepted", len(items), wh.BatchMax)
 	}
+	parsed, _ := hooks.PointerValue(doc, wh.BatchItems)
+	docItems, _ := parsed.([]any)
+	if len(docItems) != len(items) {
+		// Both read the same bytes; only a bug gets here.
+		return fmt.Errorf("batch items: %d raw, %d parsed", len(items), len(docItems))
+	}
+	refused := make([]*hooks.BRError, len(items))
+	var clean []any // the customers that can be read, for the request schema
+	for i, item := range items {
+		if refused[i] = unreadable(wh, item, docItems[i]); refused[i] == nil {
+			clean = append(clean, docItems[i])
+		}
+	}
+	// The batch's own fields, outside the customers: the same screening.
+	hooks.ReplacePointer(doc, wh.BatchItems, []any{})
+	root := unreadableRoot(wh, body, items, doc)
+	if root == nil && wh.Request != nil {
+		hooks.ReplacePointer(doc, wh.BatchItems, clean)
+		if err := wh.Request.Validate(doc); err != nil {
+			return hooks.Errorf(hooks.EINVALID, "body fails the request schema: %s", schemaProblem(err))
+		}
+	}
+	hooks.ReplacePointer(doc, wh.BatchItems, docItems)
+
 	reply := hooks.BRBatchReply{Results: make([]hooks.BRItemResult, len(items))}
 	now := h.now()
+	budget := time.Now().Add(h.validateBudget())
+	late := 0
 	for i, item := range items {
 		res := &reply.Results[i]
 		res.Index = i
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(item))
-		if _, isObj := doc.(map[string]any); err != nil || !isObj {
+		itemDoc := docItems[i]
+		switch {
+		case root != nil:
+			res.Errors = []hooks.BRError{*root}
+			continue
+		case refused[i] != nil:
+			res.Errors = []hooks.BRError{*refused[i]}
+			continue
+		}
+		if _, isObj := itemDoc.(map[string]any); !isObj {
 			res.Errors = []hooks.BRError{{Code: hooks.BRCodeNotObject, Description: "customer item is not a JSON object"}}
 			continue
 		}
 		if wh.Item != nil {
-			if err := wh.Item.Validate(doc); err != nil {
+			if time.Now().After(budget) {
+				// The answer is due: this customer fails rather than the
+				// whole batch being answered too late (and retried).
+				late++
+				res.Errors = []hooks.BRError{{Code: hooks.BRCodeDeadline, Description: "not validated before the answer was due; not queued"}}
+				continue
+			}
+			if err := wh.Item.Validate(itemDoc); err != nil {
 				res.Errors = []hooks.BRError{{Code: hooks.BRCodeSchema, Description: schemaProblem(err)}}
 				continue
 			}
 		}
 		it := &hooks.ReceiptItem{}
 		if wh.ItemID != "" {
-			id, ok := hooks.PointerID(doc, wh.ItemID)
+			id, ok := hooks.PointerID(itemDoc, wh.ItemID)
 			if !ok {
 				res.Errors = []hooks.BRError{{Code: hooks.BRCodeNoItemID, Description: "customer item has no " + wh.ItemID}}
 				continue
@@ -279,7 +342,78 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte)
 	reply.Success = reply.Failed == 0
 	rec.Status, rec.Response = http.StatusOK, reply.Encode()
 	rec.Note(fmt.Sprintf("batch of %d: %d accepted, %d refused", len(items), reply.Accepted, reply.Failed))
+	if root != nil {
+		rec.Note(fmt.Sprintf("every customer refused (%d): %s", root.Code, root.Description))
+	}
+	if late > 0 {
+		rec.Note(fmt.Sprintf("%d customers not validated before the answer was due", late))
+	}
 	return nil
+}
+
+// validateBudget is how long a batch's customers may take to validate,
+// leaving the rest of the answer's deadline to record and queue them.
+func (h *Bloomreach) validateBudget() time.Duration {
+	if h.ValidateBudget != 0 {
+		return h.ValidateBudget
+	}
+	return bloomreachValidateBudget
+}
+
+// bloomreachValidateBudget leaves 300 ms of bloomreachDeadline to commit.
+const bloomreachValidateBudget = 600 * time.Millisecond
+
+// unreadable says why one customer's data cannot be taken as JSON text and
+// validated in time, or nil: it is not UTF-8 (encoding/json would decode
+// it as U+FFFD, another text than the one stored), or, when a schema will
+// validate it, it holds a number whose exact reading costs more than its
+// size (hooks.CheckNumbers).
+func unreadable(wh *BloomreachWebhook, raw []byte, doc any) *hooks.BRError {
+	if err := hooks.CheckText(raw); err != nil {
+		return &hooks.BRError{Code: hooks.BRCodeText, Description: "customer data: " + hooks.ErrorMessage(err)}
+	}
+	if wh.Request != nil || wh.Item != nil {
+		if err := hooks.CheckNumbers(doc); err != nil {
+			return &hooks.BRError{Code: hooks.BRCodeNumber, Description: "customer data: " + hooks.ErrorMessage(err)}
+		}
+	}
+	return nil
+}
+
+// unreadableRoot is unreadable for a batch's own fields: rootDoc is the
+// parsed body with the customers taken out; the raw body still holds them,
+// so its bytes that are not UTF-8 are the root's when the customers do not
+// account for them all.
+func unreadableRoot(wh *BloomreachWebhook, body []byte, items []json.RawMessage, rootDoc any) *hooks.BRError {
+	bad := invalidBytes(body)
+	for _, it := range items {
+		bad -= invalidBytes(it)
+	}
+	if bad > 0 {
+		return &hooks.BRError{Code: hooks.BRCodeText, Description: "the batch's own fields are not valid UTF-8: JSON text must be UTF-8 (RFC 8259, section 8.1)"}
+	}
+	if wh.Request != nil {
+		if err := hooks.CheckNumbers(rootDoc); err != nil {
+			return &hooks.BRError{Code: hooks.BRCodeNumber, Description: "the batch's own fields: " + hooks.ErrorMessage(err)}
+		}
+	}
+	return nil
+}
+
+// invalidBytes counts the bytes of b that are not part of valid UTF-8.
+func invalidBytes(b []byte) int {
+	if utf8.Valid(b) {
+		return 0
+	}
+	n := 0
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			n++
+		}
+		i += size
+	}
+	return n
 }
 
 // isJSONRequest decides whether the body is JSON: its Content-Type says so,

@@ -575,6 +575,8 @@ func TestBloomreach_InlineReply(t *testing.T) {
 		{"NotJSON", `sent`, nil, 200, `{"success":true,"result":{"code":1,"status":"delivered"}}`},
 		{"Failed", ``, fmt.Errorf("downstream 500"), 503, ""},
 		{"TooLong", ``, &hooks.OutputTooLargeError{Max: 10}, 200, `{"success":true,"result":{"code":1,"status":"delivered"}}`},
+		// The reply is JSON text whatever the action answered.
+		{"NotUTF8", "{\"success\":true,\"m\":\"\xff\"}", nil, 200, `{"success":true,"result":{"code":1,"status":"delivered"}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			wh := brHook("inline", brBasic())

@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,17 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 		// is the one Bloomreach reads on its webhook routes (503, which it
 		// retries, for a body that did not arrive in full).
 		return tokenError(c, statusFor(hooks.SenderBloomreach, hooks.ErrorCode(err)), "invalid_request", hooks.ErrorMessage(err))
+	}
+	// RFC 6749 section 4.4.2: the parameters come as a form. Any other
+	// body (JSON, say) would be read as no grant_type at all, and answered
+	// unsupported_grant_type, when the problem is its format.
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != formType {
+		got := "no Content-Type"
+		if ct := r.Header.Get("Content-Type"); ct != "" {
+			got = strconv.Quote(ct)
+		}
+		return tokenError(c, http.StatusBadRequest, "invalid_request",
+			"the body must be application/x-www-form-urlencoded (RFC 6749 section 4.4.2), not "+got)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := r.ParseForm(); err != nil {
@@ -92,6 +105,9 @@ func (h *Bloomreach) handleToken(c echo.Context) error {
 		"access_token": token, "token_type": "Bearer", "expires_in": int(h.TokenTTL.Seconds()), "scope": strings.Join(scopes, " "),
 	})
 }
+
+// formType is the only body a token request may have.
+const formType = "application/x-www-form-urlencoded"
 
 // tokenBodyLimit bounds a token request: a few form fields.
 const tokenBodyLimit = 64 << 10

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -80,8 +81,9 @@ func recordAnswer(c echo.Context, req *hooks.Request, resp hooks.Response, recor
 	if len(req.Body) > refusedBodyKept && resp.Status >= 400 {
 		// A refused request keeps its first bytes only: an
 		// unauthenticated flood must not fill the disk.
-		req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", refusedBodyKept, len(req.Body)))
-		req.Body = req.Body[:refusedBodyKept]
+		kept := refusedPrefix(req.Body)
+		req.Note(fmt.Sprintf("body cut to its first %d of %d bytes (refused)", len(kept), len(req.Body)))
+		req.Body = kept
 	}
 	if err := record(c, req); err != nil {
 		logger.Error("record refused request", "err", err)
@@ -90,4 +92,31 @@ func recordAnswer(c echo.Context, req *hooks.Request, resp hooks.Response, recor
 		}
 	}
 	return resp
+}
+
+// refusedPrefix is what is kept of a refused body: its first
+// refusedBodyKept bytes, cut where a character starts, so that the cut
+// does not itself leave bytes that are not UTF-8.
+func refusedPrefix(body []byte) []byte {
+	if len(body) <= refusedBodyKept {
+		return body
+	}
+	cut := refusedBodyKept
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(body[cut]); i++ {
+		cut--
+	}
+	return body[:cut]
+}
+
+// keepUnverified keeps the body of a request refused before its sender
+// was authenticated only when what is recorded of it is text: anyone who
+// knows the URL could otherwise plant bytes that are not UTF-8 in the
+// records, which every reader of them would meet. An authenticated
+// sender's body is kept as sent, whatever it holds.
+func keepUnverified(rec *hooks.Request, body []byte) {
+	if utf8.Valid(refusedPrefix(body)) {
+		rec.Body = body
+		return
+	}
+	rec.Note(fmt.Sprintf("body not kept: %d bytes that are not UTF-8 text, from a request that was not authenticated", len(body)))
 }

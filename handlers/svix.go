@@ -61,7 +61,6 @@ func (h *Svix) handleEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rec.Body = body
 	sh, err := ep.Verifier.Verify(body, c.Request().Header)
 	rec.RequestID = sh.ID
 	if err != nil {
@@ -69,8 +68,10 @@ func (h *Svix) handleEvent(c echo.Context) error {
 		if errors.As(err, &se) {
 			rec.Note("refused: " + se.Reason)
 		}
+		keepUnverified(rec, body)
 		return err
 	}
+	rec.Body = body
 	// Bloom's events are JSON objects; a signed body that is not one was
 	// built wrong at the source, and nothing downstream could read it.
 	if err := hooks.CheckObject(body); err != nil {

@@ -18,6 +18,16 @@ const (
 	BRCodeNotObject = 1002 // a batch item is not a JSON object
 	BRCodeNoItemID  = 1003 // a batch item lacks the configured item_id
 	BRCodeAction    = 1004 // the inline action reported a failure
+	// BRCodeText: the customer's data is not valid UTF-8, so it is not
+	// JSON text (RFC 8259, section 8.1).
+	BRCodeText = 1005
+	// BRCodeNumber: the customer's data holds a number too long, or with
+	// an exponent too large, to be validated against schema.item in time
+	// (MaxNumberLength, MaxNumberExponent).
+	BRCodeNumber = 1006
+	// BRCodeDeadline: the batch's answer was due before this customer
+	// could be validated; it was not queued.
+	BRCodeDeadline = 1007
 )
 
 // BloomreachMaxReply is the most Bloomreach reads of a reply
@@ -139,31 +149,86 @@ func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
 	return cur, true
 }
 
-// PointerID resolves an RFC 6901 JSON pointer in an already parsed
-// document (numbers as json.Number, as jsonschema.UnmarshalJSON gives
-// them) and returns the string or number there as text, like ScalarString
-// on the raw bytes, without parsing the JSON again.
-func PointerID(doc any, ptr string) (string, bool) {
+// PointerValue resolves an RFC 6901 JSON pointer in an already parsed
+// document (maps, slices and json.Number, as jsonschema.UnmarshalJSON
+// gives them).
+func PointerValue(doc any, ptr string) (any, bool) {
 	toks, ok := pointerTokens(ptr)
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	cur := doc
 	for _, tok := range toks {
 		switch v := cur.(type) {
 		case map[string]any:
 			if cur, ok = v[tok]; !ok {
-				return "", false
+				return nil, false
 			}
 		case []any:
 			i, err := strconv.Atoi(tok)
 			if err != nil || i < 0 || i >= len(v) {
-				return "", false
+				return nil, false
 			}
 			cur = v[i]
 		default:
-			return "", false
+			return nil, false
 		}
+	}
+	return cur, true
+}
+
+// ReplacePointer puts v where an RFC 6901 JSON pointer (not the root)
+// points in a parsed document and returns what was there, so that a
+// caller can look at the document without one part and put it back.
+func ReplacePointer(doc any, ptr string, v any) (any, bool) {
+	toks, ok := pointerTokens(ptr)
+	if !ok || len(toks) == 0 {
+		return nil, false
+	}
+	parent, ok := PointerValue(doc, "/"+strings.Join(escapeTokens(toks[:len(toks)-1]), "/"))
+	if len(toks) == 1 {
+		parent, ok = doc, true
+	}
+	if !ok {
+		return nil, false
+	}
+	last := toks[len(toks)-1]
+	switch p := parent.(type) {
+	case map[string]any:
+		old, found := p[last]
+		if !found {
+			return nil, false
+		}
+		p[last] = v
+		return old, true
+	case []any:
+		i, err := strconv.Atoi(last)
+		if err != nil || i < 0 || i >= len(p) {
+			return nil, false
+		}
+		old := p[i]
+		p[i] = v
+		return old, true
+	}
+	return nil, false
+}
+
+// escapeTokens escapes pointer tokens again (RFC 6901: ~ as ~0, / as ~1).
+func escapeTokens(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1")
+	}
+	return out
+}
+
+// PointerID resolves an RFC 6901 JSON pointer in an already parsed
+// document and returns the string or number there as text, like
+// ScalarString on the raw bytes, without parsing the JSON again.
+func PointerID(doc any, ptr string) (string, bool) {
+	cur, ok := PointerValue(doc, ptr)
+	if !ok {
+		return "", false
 	}
 	switch v := cur.(type) {
 	case string:

@@ -153,3 +153,39 @@ func decodeNumbers(t *testing.T, body string) any {
 	}
 	return v
 }
+
+func TestPointerValueAndReplace(t *testing.T) {
+	doc := decodeNumbers(t, `{"a":{"b/c":[1,{"d~":"x"}]},"m":[]}`)
+	for _, tt := range []struct {
+		ptr  string
+		want string
+		ok   bool
+	}{
+		{"", `{"a":{"b/c":[1,{"d~":"x"}]},"m":[]}`, true},
+		{"/a/b~1c/1/d~0", `"x"`, true},
+		{"/a/b~1c/0", `1`, true},
+		{"/a/b~1c/2", ``, false},
+		{"/a/x", ``, false},
+		{"a", ``, false},
+	} {
+		v, ok := PointerValue(doc, tt.ptr)
+		got, _ := json.Marshal(v)
+		if ok != tt.ok || (ok && string(got) != tt.want) {
+			t.Errorf("PointerValue(%q) = %s, %v; want %s, %v", tt.ptr, got, ok, tt.want, tt.ok)
+		}
+	}
+	old, ok := ReplacePointer(doc, "/a/b~1c", []any{})
+	if b, _ := json.Marshal(doc); !ok || string(b) != `{"a":{"b/c":[]},"m":[]}` {
+		t.Fatalf("ReplacePointer: %s, %v", b, ok)
+	}
+	ReplacePointer(doc, "/a/b~1c", old)
+	if b, _ := json.Marshal(doc); string(b) != `{"a":{"b/c":[1,{"d~":"x"}]},"m":[]}` {
+		t.Fatalf("put back: %s", b)
+	}
+	if _, ok := ReplacePointer(doc, "/m/0", 1); ok {
+		t.Fatal("ReplacePointer past an array's end succeeded")
+	}
+	if _, ok := ReplacePointer(doc, "", 1); ok {
+		t.Fatal("ReplacePointer of the root succeeded")
+	}
+}
