@@ -408,6 +408,7 @@ func TestBubblehouse_Inline(t *testing.T) {
 		// DeliverCustomReward1's answer carries the business result: inline whatever the urgency.
 		{"RewardRegular", "DeliverCustomReward1", "regular", `{"delivered":false,"message":"out of stock"}`, nil, 200, `{"delivered":false,"message":"out of stock"}`},
 		{"RewardNoDelivered", "DeliverCustomReward1", "regular", `{"ok":true}`, nil, 503, ""},
+		{"RewardDeliveredOtherCase", "DeliverCustomReward1", "regular", `{"Delivered":true}`, nil, 503, ""},
 		{"RewardNotJSON", "DeliverCustomReward1", "urgent", `delivered`, nil, 503, ""},
 		{"ActionFailed", "DeliverCustomReward1", "urgent", ``, errors.New("downstream 500"), 503, ""},
 		{"SendEventRealtime", "SendEvent1", "real-time", `{"outcome":"skipped"}`, nil, 200, `{"outcome":"skipped"}`},
