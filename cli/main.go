@@ -56,15 +56,15 @@ func Version() string {
 const usage = `usage: hookbay <command> [flags]
 
 commands:
-  serve                        receive webhooks
-  events list|show ID|replay ID    the recorded requests; replay re-runs an action
-  jobs list|retry              the delivery queue; retry dead or failed jobs
-  certs init|client|show       local CA and certificates for HTTPS and mTLS tests
-  report                       how each sender behaved: attempts, intervals, contract findings
-  faults add|list|remove|clear inject answers (status, delay, drop) to test a sender's retries
-  send SENDER                  send a request exactly as that sender would, and say what the answer means to it
-  conform --sender S --url U   grade an endpoint against the sender's contract
-  version                      print the version
+  serve                          receive webhooks
+  events list|show ID|replay ID  the recorded requests; replay re-runs an action
+  jobs list|retry                the delivery queue; retry dead or failed jobs
+  certs init|client|show         local CA and certificates for HTTPS and mTLS tests
+  report                         how each sender behaved: attempts, intervals, contract findings
+  faults add|list|remove|clear   inject answers (status, delay, drop) to test a sender's retries
+  send SENDER                    send a request exactly as that sender would, and say what the answer means to it
+  conform --sender S --url U     grade an endpoint against the sender's contract
+  version                        print the version
 
 "hookbay COMMAND -h" lists a command's flags.
 
