@@ -352,14 +352,20 @@ func (p *hookbayProcess) post(client *http.Client, id string) bool {
 // The delivery promise across crashes: every hook answered 2xx reaches the
 // integrator's code at least once even when hookbay is killed with SIGKILL
 // mid-stream and restarted; without a crash, each arrives exactly once.
+// The kill comes only once hooks have been acknowledged and some of them
+// are still undelivered, so that the restart has something to prove.
 func TestDelivery_SIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	var mu sync.Mutex
 	count := map[string]int{}
+	delay := 5 * time.Millisecond // jobs are in flight when the kill comes
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(5 * time.Millisecond) // jobs are in flight when the kill comes
+		mu.Lock()
+		d := delay
+		mu.Unlock()
+		time.Sleep(d)
 		mu.Lock()
 		count[r.Header.Get("Idempotency-Key")]++
 		mu.Unlock()
@@ -407,10 +413,24 @@ bubblehouse:
 		}
 	}
 
-	// A crash: SIGKILL while 8 clients send, then a restart.
+	// A crash: SIGKILL while 8 clients send, then a restart. Deliveries
+	// are slower than acknowledgements, so a backlog builds up.
+	mu.Lock()
+	delay = 50 * time.Millisecond
+	mu.Unlock()
 	p = startBinary(t, bin, "serve", "--config", cfgPath)
 	var acked []string
 	var amu sync.Mutex
+	ackedNow := func() []string { amu.Lock(); defer amu.Unlock(); return append([]string(nil), acked...) }
+	undelivered := func(ids []string) int {
+		n := 0
+		for _, id := range ids {
+			if delivered(id) == 0 {
+				n++
+			}
+		}
+		return n
+	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 8 {
@@ -433,26 +453,28 @@ bubblehouse:
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "acknowledged hooks with some not yet delivered", func() bool {
+		ids := ackedNow()
+		return len(ids) >= 40 && undelivered(ids) >= 20
+	})
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
 	close(stop)
 	wg.Wait()
-	undelivered := 0
-	for _, id := range acked {
-		if delivered(id) == 0 {
-			undelivered++
-		}
+	left := undelivered(acked)
+	t.Logf("%d acknowledged before SIGKILL, %d not yet delivered", len(acked), left)
+	if len(acked) == 0 {
+		t.Fatal("nothing was acknowledged before the kill: the test proves nothing")
 	}
-	t.Logf("%d acknowledged before SIGKILL, %d not yet delivered", len(acked), undelivered)
+	if left == 0 {
+		t.Fatal("nothing acknowledged was left to deliver at the kill: the test proves nothing")
+	}
+	mu.Lock()
+	delay = 0
+	mu.Unlock()
 	startBinary(t, bin, "serve", "--config", cfgPath)
 	waitUntil(t, 20*time.Second, "every acknowledged hook delivered after the restart", func() bool {
-		for _, id := range acked {
-			if delivered(id) == 0 {
-				return false
-			}
-		}
-		return true
+		return undelivered(acked) == 0
 	})
 }
 
