@@ -17,7 +17,14 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// Credentials are the Bubblehouse secrets generated in dev mode.
+// Dev mode listens on loopback only: a laptop tool is reached by local
+// senders and tunnels (ngrok) over loopback. --listen :8443 listens wider.
+const (
+	DevListen     = "127.0.0.1:8443"
+	DevListenHTTP = "127.0.0.1:8080" // with --http
+)
+
+// Credentials are the secrets generated in dev mode.
 type Credentials struct {
 	BubblehouseAuthorization string `json:"bubblehouse_authorization"`
 	SvixSecret               string `json:"svix_secret"`
@@ -25,9 +32,10 @@ type Credentials struct {
 	BloomreachPassword       string `json:"bloomreach_password"`
 }
 
-// loadSecrets checks that every sender can authenticate. In dev mode,
-// missing credentials are generated once and kept in the data directory;
-// otherwise a missing one stops start-up, naming the key.
+// loadSecrets checks that every sender served can authenticate. In dev
+// mode, missing credentials are generated once and kept in the data
+// directory; otherwise a missing one stops start-up, naming the key, and
+// so does a config that serves no sender at all.
 func (m *Main) loadSecrets() error {
 	b := &m.Config.Bubblehouse
 	needBH := b.Authorization == "" && b.JWTSecret == ""
@@ -38,8 +46,12 @@ func (m *Main) loadSecrets() error {
 		}
 	}
 	if !m.Dev {
-		if needBH {
-			return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set (use ${ENV_VAR} to keep it out of the file)")
+		c := &m.Config
+		if !c.Serves(hooks.SenderBubblehouse) && !c.Serves(hooks.SenderSvix) && !c.Serves(hooks.SenderBloomreach) {
+			return fmt.Errorf("no sender is configured: set bubblehouse.authorization (or bubblehouse.jwt_secret) and bubblehouse.hooks, svix.endpoints, or bloomreach.webhooks")
+		}
+		if needBH && c.Serves(hooks.SenderBubblehouse) {
+			return fmt.Errorf("bubblehouse.authorization or bubblehouse.jwt_secret must be set to serve bubblehouse.hooks (use ${ENV_VAR} to keep it out of the file)")
 		}
 		if len(needSvix) > 0 {
 			return fmt.Errorf("svix.endpoints.%s.secrets: at least one whsec_ signing secret is required", needSvix[0])
@@ -123,7 +135,8 @@ func (m *Main) printBanner() {
 	}
 	base := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(strings.Trim(host, "[]"), port))
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n\n", Version(), cfg.Server.DataDir)
+	fmt.Fprintf(&b, "\nhookbay (version %s) is running in dev mode, data in %s\n", Version(), cfg.Server.DataDir)
+	fmt.Fprintf(&b, "config: none (write %s here, or pass --config FILE, to configure)\n\n", config.DefaultPath)
 	fmt.Fprintf(&b, "  Bubblehouse hook URL:  %s%s/:name\n", base, cfg.Bubblehouse.Path)
 	if a := m.credentials.BubblehouseAuthorization; a != "" {
 		fmt.Fprintf(&b, "  Authorization value:   %s\n", a)
@@ -133,6 +146,9 @@ func (m *Main) printBanner() {
 		ca, _ := filepath.Abs(m.devCerts.CA)
 		fmt.Fprintf(&b, "  CA certificate:        %s (trust it to call hookbay over HTTPS)\n", ca)
 		curlTLS = fmt.Sprintf("--cacert '%s' ", ca)
+	}
+	if h, _, _ := net.SplitHostPort(cfg.Server.Listen); h != "" && isLoopback(h) {
+		fmt.Fprintf(&b, "  Listening on:          %s only (loopback); to accept other machines: hookbay serve --listen :%s\n", h, port)
 	}
 	if cfg.Server.TLS.Mode == "off" {
 		fmt.Fprintf(&b, "  Plain HTTP: put ngrok in front (ngrok http %s) and give Bubblehouse the https URL it prints.\n", port)
@@ -155,6 +171,16 @@ func (m *Main) printBanner() {
 	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",
 		curlTLS, cfg.Bubblehouse.Authorization, base, cfg.Bubblehouse.Path)
 	fmt.Fprint(m.Stdout, b.String())
+}
+
+// isLoopback reports whether a listen host is a loopback address or
+// localhost.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func mustHooks(cfg config.Config) *hooks.BubblehouseHooks {

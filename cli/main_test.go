@@ -51,8 +51,7 @@ func mustRunMainActions(tb testing.TB, actions hooks.Actions, mutate func(*confi
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Finish(); err != nil {
 		tb.Fatal(err)
 	}
 	m := NewMain(cfg)

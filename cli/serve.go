@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,40 +51,30 @@ type ServeCommand struct {
 func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(cmd.Stderr)
-	configPath := fs.String("config", "", "YAML config file (default: none, dev mode)")
-	dataDir := fs.String("data", "", "data directory (overrides server.data_dir)")
-	listen := fs.String("listen", "", "listen address (overrides server.listen)")
-	plain := fs.Bool("http", false, "serve plain HTTP (server.tls.mode: off), for ngrok or a TLS-terminating proxy")
+	var o serveOptions
+	fs.StringVar(&o.config, "config", "", "YAML config file (default: "+config.DefaultPath+" in the working directory if there is one, else dev mode)")
+	fs.StringVar(&o.data, "data", "", "data directory (overrides server.data_dir)")
+	fs.StringVar(&o.listen, "listen", "", "listen address (overrides server.listen; dev mode: "+DevListen+", loopback only)")
+	fs.BoolVar(&o.plain, "http", false, "serve plain HTTP (server.tls.mode: off), for ngrok or a TLS-terminating proxy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var cfg config.Config
-	var err error
-	if *configPath == "" {
-		cfg = config.Default()
-	} else if cfg, err = config.Load(*configPath); err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q: serve takes only flags (-h lists them)", fs.Arg(0))
 	}
-	if *plain {
-		cfg.Server.TLS.Mode = "off"
-		if *listen == "" && (cfg.Server.Listen == ":8443" || *configPath == "") {
-			cfg.Server.Listen = ":8080"
-		}
-	}
-	if *dataDir != "" {
-		cfg.Server.DataDir = *dataDir
-	}
-	if *listen != "" {
-		cfg.Server.Listen = *listen
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, path, err := o.load()
+	if err != nil {
 		return err
 	}
 	m := NewMain(cfg)
 	m.Actions = cmd.Actions
-	m.Dev = *configPath == ""
+	m.Dev = path == ""
+	m.ConfigFile = path
 	m.Stdout = cmd.Stdout
 	m.Logger = slog.New(slog.NewTextHandler(cmd.Stderr, nil))
+	if path != "" && o.config == "" {
+		m.Logger.Info("config: " + path + " (found in the working directory; --config FILE reads another)")
+	}
 	if err := m.Run(ctx); err != nil {
 		m.Close(context.Background())
 		return err
@@ -107,6 +98,62 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	return m.Close(shutdown)
 }
 
+// serveOptions are serve's flags.
+type serveOptions struct {
+	config, data, listen string
+	plain                bool
+}
+
+// load returns the configuration serve runs with, and the config file it
+// was read from ("" in dev mode). The file is --config, or hookbay.yaml
+// in the working directory when there is one; without either it is dev
+// mode, listening on loopback unless --listen says otherwise. The flags
+// override the file; then defaults are applied and the result validated,
+// once.
+func (o serveOptions) load() (config.Config, string, error) {
+	path, implicit, err := config.Locate(o.config)
+	if err != nil {
+		return config.Config{}, "", err
+	}
+	var cfg config.Config
+	if path == "" {
+		cfg = config.Dev()
+	} else if cfg, err = config.Read(path); err != nil {
+		return cfg, "", inFile(path, implicit, err)
+	}
+	if o.plain {
+		cfg.Server.TLS.Mode = "off"
+		if cfg.Server.Listen == config.DefaultListen {
+			cfg.Server.Listen = "" // the plain HTTP default
+		}
+	}
+	if path == "" && cfg.Server.Listen == "" {
+		cfg.Server.Listen = DevListen
+		if cfg.Server.TLS.Mode == "off" {
+			cfg.Server.Listen = DevListenHTTP
+		}
+	}
+	if o.data != "" {
+		cfg.Server.DataDir = o.data
+	}
+	if o.listen != "" {
+		cfg.Server.Listen = o.listen
+	}
+	if err := cfg.Finish(); err != nil {
+		return cfg, "", inFile(path, implicit, err)
+	}
+	return cfg, path, nil
+}
+
+// inFile says which file an error is in when the file was not named on
+// the command line.
+func inFile(path string, implicit bool, err error) error {
+	if !implicit {
+		return err
+	}
+	return fmt.Errorf("%s (read from the working directory; --config FILE reads another): %w", path, err)
+}
+
 // Main is a running hookbay: the store, the queue and the HTTP server.
 type Main struct {
 	Config config.Config
@@ -116,9 +163,12 @@ type Main struct {
 	Actions hooks.Actions
 	// Dev generates missing Bubblehouse credentials into the data directory
 	// and prints the start-up banner.
-	Dev    bool
-	Stdout io.Writer
-	Logger *slog.Logger
+	Dev bool
+	// ConfigFile is the file Config was read from, for the log; "" when
+	// there is none (dev mode, tests).
+	ConfigFile string
+	Stdout     io.Writer
+	Logger     *slog.Logger
 	// PurgeInterval is how often old idempotency records are deleted; 0
 	// disables the loop (tests call the guard directly).
 	PurgeInterval time.Duration
@@ -156,8 +206,8 @@ func NewMain(cfg config.Config) *Main {
 // once the listener is open; Close stops everything.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := &m.Config
-	if err := os.MkdirAll(cfg.Server.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	if err := checkDataDir(cfg.Server.DataDir); err != nil {
+		return err
 	}
 	if err := m.loadSecrets(); err != nil {
 		return err
@@ -190,20 +240,16 @@ func (m *Main) Run(ctx context.Context) error {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not believed
-	if len(cfg.Server.TrustedProxies) > 0 {
+	proxies, err := cfg.Server.TrustedPrefixes()
+	if err != nil {
+		return err
+	}
+	if len(proxies) > 0 {
 		// Only the configured proxies' X-Forwarded-For is believed, so that
 		// recorded client addresses stay honest.
 		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-		for _, p := range cfg.Server.TrustedProxies {
-			if !strings.Contains(p, "/") {
-				if ip := net.ParseIP(p); ip.To4() != nil {
-					p += "/32"
-				} else {
-					p += "/128"
-				}
-			}
-			_, n, _ := net.ParseCIDR(p)
-			opts = append(opts, echo.TrustIPRange(n))
+		for _, p := range proxies {
+			opts = append(opts, echo.TrustIPRange(ipNet(p)))
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
@@ -212,9 +258,22 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	e.Use(middleware.Recover())
 	e.Use(handlers.AccessLog(m.Logger))
-	m.faults = &handlers.Faults{Store: m.DB, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: m.Logger,
-		Prefixes: map[string]hooks.Sender{cfg.Bubblehouse.Path: hooks.SenderBubblehouse,
-			cfg.Bloomreach.Path: hooks.SenderBloomreach, cfg.Svix.Path: hooks.SenderSvix},
+	// A sender is served only when the config asks for it: the routes of
+	// the others are not registered, and answer 404.
+	served := map[hooks.Sender]string{}
+	for _, s := range []struct {
+		sender hooks.Sender
+		path   string
+	}{{hooks.SenderBubblehouse, cfg.Bubblehouse.Path}, {hooks.SenderSvix, cfg.Svix.Path}, {hooks.SenderBloomreach, cfg.Bloomreach.Path}} {
+		if cfg.Serves(s.sender) {
+			served[s.sender] = s.path
+		}
+	}
+	prefixes := map[string]hooks.Sender{}
+	for s, path := range served {
+		prefixes[path] = s
+	}
+	m.faults = &handlers.Faults{Store: m.DB, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: m.Logger, Prefixes: prefixes,
 		Record: func(c echo.Context, req *hooks.Request) error { return m.Guard.Record(c.Request().Context(), req) }}
 	e.Use(m.faults.Middleware())
 	var br *handlers.Bloomreach // set below; faults ask it for a webhook's headers
@@ -243,7 +302,9 @@ func (m *Main) Run(ctx context.Context) error {
 			return nil, nil
 		},
 	}
-	bh.Register(e, cfg.Bubblehouse.Path)
+	if _, ok := served[hooks.SenderBubblehouse]; ok {
+		bh.Register(e, cfg.Bubblehouse.Path)
+	}
 	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		HasAction: func(j *hooks.Job) bool { return m.Dispatch.For(j) != nil }}
 	for name, ep := range cfg.Svix.Endpoints {
@@ -253,14 +314,18 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		sv.Endpoints[name] = &handlers.SvixEndpoint{Verifier: v, Routes: m.Dispatch.Svix[name]}
 	}
-	sv.Register(e, cfg.Svix.Path)
-	webhooks, clients, err := bloomreachWebhooks(cfg, m.Dispatch)
-	if err != nil {
-		return err
+	if _, ok := served[hooks.SenderSvix]; ok {
+		sv.Register(e, cfg.Svix.Path)
 	}
-	br = &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
-		TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
-	br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
+	if _, ok := served[hooks.SenderBloomreach]; ok {
+		webhooks, clients, err := bloomreachWebhooks(cfg, m.Dispatch)
+		if err != nil {
+			return err
+		}
+		br = &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
+			TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
+		br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
+	}
 	m.Echo = e
 
 	t := cfg.Server.Timeouts
@@ -307,11 +372,47 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.serveDone <- err
 	}()
-	m.Logger.Info("hookbay listening", "addr", m.ln.Addr().String(), "tls", cfg.Server.TLS.Mode, "version", Version())
+	source := m.ConfigFile
+	if source == "" && m.Dev {
+		source = "none (dev mode)"
+	}
+	var senders []string
+	for _, s := range []hooks.Sender{hooks.SenderBubblehouse, hooks.SenderSvix, hooks.SenderBloomreach} {
+		if _, ok := served[s]; ok {
+			senders = append(senders, string(s))
+		}
+	}
+	m.Logger.Info("hookbay listening", "addr", m.ln.Addr().String(), "tls", cfg.Server.TLS.Mode, "config", source,
+		"senders", strings.Join(senders, ","), "version", Version())
 	if m.Dev {
 		m.printBanner()
 	}
 	return nil
+}
+
+// checkDataDir makes sure the data directory exists and hookbay can write
+// in it, before anything is opened there, so that a mistake is reported as
+// what it is, naming the directory.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: cannot create it: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".hookbay-write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s: not writable: %w", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("data directory %s: remove %s: %w", dir, filepath.Base(name), err)
+	}
+	return nil
+}
+
+// ipNet converts a prefix to the form echo.TrustIPRange takes; an IPv4
+// prefix stays four bytes long, as net.IPNet.Contains expects.
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // background runs a loop that Close waits for.

@@ -92,6 +92,11 @@ func TestServe_DevMode(t *testing.T) {
 	if !strings.HasPrefix(url[1], "https://localhost:") || !strings.HasSuffix(url[1], "/bubblehouse/:name") {
 		t.Fatalf("hook URL template=%s", url[1])
 	}
+	for _, want := range []string{"config: none", "Listening on:          127.0.0.1 only (loopback); to accept other machines: hookbay serve --listen :"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, banner)
+		}
+	}
 	pem, err := os.ReadFile(ca[1])
 	if err != nil {
 		t.Fatal(err)
@@ -195,11 +200,15 @@ func TestRun_Commands(t *testing.T) {
 	}
 }
 
-// A configured server without credentials refuses to start, naming the key.
+// A configured server without credentials refuses to start, naming the key;
+// so does one that serves no sender, or whose values are wrong.
 func TestServe_ConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct{ name, yaml, says string }{
-		{"NoSecret", "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}}\n", "bubblehouse.authorization or bubblehouse.jwt_secret must be set"},
+		{"NoSender", "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}}\n", "no sender is configured: set bubblehouse.authorization (or bubblehouse.jwt_secret) and bubblehouse.hooks, svix.endpoints, or bloomreach.webhooks"},
+		{"NoSecret", "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}}\nbubblehouse: {hooks: {CreateDiscount4: {}}}\n", "bubblehouse.authorization or bubblehouse.jwt_secret must be set"},
+		{"NestedPaths", "bubblehouse: {authorization: x, path: /hooks}\nsvix: {path: /hooks/svix}\n", `svix.path "/hooks/svix" is inside bubblehouse.path "/hooks"`},
+		{"DevTLSWithFiles", "server: {tls: {mode: dev, cert_file: /etc/hookbay/cert.pem, key_file: /etc/hookbay/key.pem}}\nbubblehouse: {authorization: x}\n", "server.tls.cert_file and server.tls.key_file: read only when server.tls.mode is files"},
 		{"NoSvixSecret", "bubblehouse: {authorization: x}\nsvix: {endpoints: {bloom: {}}}\n", "svix.endpoints.bloom.secrets: at least one whsec_ signing secret is required"},
 		{"UnknownKey", "server: {listen: '127.0.0.1:0', lisen: x}\n", "server.lisen: unknown key"},
 		{"MissingEnv", "bubblehouse: {authorization: '${HOOKBAY_TEST_UNSET_VAR}'}\n", "bubblehouse.authorization: environment variable HOOKBAY_TEST_UNSET_VAR is not set"},
@@ -539,7 +548,11 @@ func TestServe_SIGKILL(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "requests acknowledged while the clients send", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= 100
+	})
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -561,4 +574,217 @@ func TestServe_SIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged requests, all in the store after SIGKILL", len(acked))
+}
+
+// serveFile runs "hookbay serve" with the config text, plain HTTP on a
+// loopback port and a data directory under t.TempDir() unless the text
+// says otherwise, until the test ends. It returns the address and the
+// output.
+func serveFile(t *testing.T, yaml string, args ...string) (addr string, out *syncBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hookbay.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	args = append([]string{"serve", "--config", path, "--http", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, args...)
+	go func() { done <- Run(ctx, args, out, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !listeningRE.MatchString(out.String()) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("serve exited: %v\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return listeningRE.FindStringSubmatch(out.String())[1], out
+}
+
+// status POSTs body to addr+path with the headers and returns the status.
+func status(t *testing.T, addr, path, body string, header map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A config with only a Svix endpoint, or only Bloomreach webhooks,
+// starts; only the configured sender is served, and the others' routes
+// answer 404 (they used to refuse to start for want of a Bubblehouse
+// secret).
+func TestServe_SingleSender(t *testing.T) {
+	t.Run("SvixOnly", func(t *testing.T) {
+		addr, out := serveFile(t, "svix: {endpoints: {bloom: {secrets: ['"+svixSecret+"']}}}\n")
+		if !strings.Contains(out.String(), "senders=svix ") {
+			t.Fatalf("the log does not say which senders are served:\n%s", out)
+		}
+		ev := `{"type":"user.created"}`
+		now := time.Now()
+		if got := status(t, addr, "/svix/bloom", ev, map[string]string{"svix-id": "msg_1", "svix-timestamp": fmt.Sprint(now.Unix()),
+			"svix-signature": hmacSign(svixSecret, "msg_1", now, ev)}); got != 200 {
+			t.Fatalf("signed event: %d, want 200", got)
+		}
+		for _, path := range []string{"/bubblehouse/Hello1", "/bloomreach/sample", "/oauth/token"} {
+			if got := status(t, addr, path, `{"magic":"x"}`, map[string]string{"Authorization": "Bearer x"}); got != 404 {
+				t.Errorf("%s: %d, want 404 for a sender that is not configured", path, got)
+			}
+		}
+	})
+	t.Run("BloomreachOnly", func(t *testing.T) {
+		addr, _ := serveFile(t, "bloomreach: {webhooks: {sms: {auth: {headers: {X-Api-Key: k3y}}}}}\n")
+		if got := status(t, addr, "/bloomreach/sms", `{"to":"+1"}`, map[string]string{"X-Api-Key": "k3y", "X-Request-ID": "br-1"}); got != 200 {
+			t.Fatalf("webhook: %d, want 200", got)
+		}
+		for _, path := range []string{"/bubblehouse/Hello1", "/svix/bloom"} {
+			if got := status(t, addr, path, `{}`, nil); got != 404 {
+				t.Errorf("%s: %d, want 404", path, got)
+			}
+		}
+	})
+}
+
+// hookbay.yaml in the working directory is read when --config is not
+// given, and the log says so; it used to be ignored for dev mode.
+func TestServe_ConfigInWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	yaml := "server: {listen: '127.0.0.1:0', tls: {mode: 'off'}, data_dir: data}\nbubblehouse: {authorization: 'Bearer from-file', hooks: {CreateDiscount4: {}}}\n"
+	if err := os.WriteFile(config.DefaultPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []string{"serve"}, out, out) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, 10*time.Second, "the server to listen", func() bool { return listeningRE.MatchString(out.String()) })
+	log := out.String()
+	if !strings.Contains(log, "config: hookbay.yaml") || !strings.Contains(log, "config=hookbay.yaml") || strings.Contains(log, "dev mode") {
+		t.Fatalf("the log does not say hookbay.yaml was read, or dev mode started:\n%s", log)
+	}
+	addr := listeningRE.FindStringSubmatch(log)[1]
+	if got := status(t, addr, "/bubblehouse/Hello1", `{"magic":"m"}`, map[string]string{"Authorization": "Bearer from-file"}); got != 200 {
+		t.Fatalf("Hello1 with the file's Authorization: %d", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "hookbay.db")); err != nil {
+		t.Fatalf("the file's data_dir is not used: %v", err)
+	}
+}
+
+// The configuration serve runs with: dev mode listens on loopback unless
+// --listen says otherwise; a config file keeps its documented default.
+func TestServe_Options(t *testing.T) {
+	t.Chdir(t.TempDir())
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("bubblehouse: {authorization: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name       string
+		o          serveOptions
+		listen     string
+		mode, path string
+	}{
+		{"Dev", serveOptions{}, DevListen, "dev", ""},
+		{"DevHTTP", serveOptions{plain: true}, DevListenHTTP, "off", ""},
+		{"DevListen", serveOptions{listen: ":8443"}, ":8443", "dev", ""},
+		{"File", serveOptions{config: file}, config.DefaultListen, "dev", file},
+		{"FileHTTP", serveOptions{config: file, plain: true}, config.DefaultListenHTTP, "off", file},
+		{"FileListen", serveOptions{config: file, listen: "127.0.0.1:9"}, "127.0.0.1:9", "dev", file},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, path, err := tt.o.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server.Listen != tt.listen || cfg.Server.TLS.Mode != tt.mode || path != tt.path {
+				t.Fatalf("listen %q mode %q file %q, want %q %q %q", cfg.Server.Listen, cfg.Server.TLS.Mode, path, tt.listen, tt.mode, tt.path)
+			}
+			if time.Duration(cfg.Queue.Lease) == 0 {
+				t.Fatal("defaults not applied")
+			}
+		})
+	}
+	t.Run("ErrInWorkingDirectoryFile", func(t *testing.T) {
+		if err := os.WriteFile(config.DefaultPath, []byte("sever: {}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(config.DefaultPath)
+		_, _, err := serveOptions{}.load()
+		if err == nil || !strings.Contains(err.Error(), "hookbay.yaml (read from the working directory") || !strings.Contains(err.Error(), "sever: unknown key") {
+			t.Fatalf("err=%v, want one naming hookbay.yaml and the key", err)
+		}
+	})
+}
+
+// unwritableDir returns an existing directory in which no file can be
+// created, or skips the test (root writes through permissions).
+func unwritableDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	for _, d := range []string{dir, "/sys/kernel"} {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			continue
+		}
+		if f, err := os.CreateTemp(d, "probe-*"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			continue
+		}
+		return d
+	}
+	t.Skip("no directory here refuses to be written to")
+	return ""
+}
+
+// --data that cannot be used fails with a message naming the directory
+// and why, not with the store's "unable to open database file".
+func TestServe_DataDirErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "hookbay.yaml")
+	if err := os.WriteFile(cfgPath, []byte("bubblehouse: {authorization: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, data, says string }{
+		{"NotWritable", unwritableDir(t), "not writable"},
+		{"AFile", file, "cannot create it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Run(context.Background(), []string{"serve", "--config", cfgPath, "--http", "--listen", "127.0.0.1:0", "--data", tt.data}, &out, &out)
+			if err == nil || !strings.Contains(err.Error(), "data directory "+tt.data+": "+tt.says) {
+				t.Fatalf("err=%v, want one naming data directory %s and saying %q", err, tt.data, tt.says)
+			}
+		})
+	}
 }

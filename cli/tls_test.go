@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,9 +81,20 @@ func TestTLS_FilesReload(t *testing.T) {
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	copyFile(t, a.Cert, cert)
 	copyFile(t, a.Key, key)
+	log := &syncBuffer{}
 	m := mustRunMainWith(t, func(c *config.Config) {
 		c.Server.TLS = config.TLSConfig{Mode: "files", CertFile: cert, KeyFile: key}
-	}, func(m *Main) { m.CertPollInterval = 20 * time.Millisecond })
+	}, func(m *Main) {
+		m.CertPollInterval = 20 * time.Millisecond
+		m.Logger = slog.New(slog.NewTextHandler(log, nil))
+	})
+	// refused waits for the file watcher to refuse a pair whose error
+	// mentions what.
+	refused := func(what string) {
+		t.Helper()
+		re := regexp.MustCompile(`new pair was refused.*` + regexp.QuoteMeta(what))
+		waitUntil(t, 5*time.Second, "the file watcher to refuse the pair ("+what+")", func() bool { return re.MatchString(log.String()) })
+	}
 	url := "https://" + strings.Replace(m.Addr(), "127.0.0.1", "localhost", 1) + "/healthz"
 	client := func() *http.Client {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
@@ -105,7 +118,7 @@ func TestTLS_FilesReload(t *testing.T) {
 
 	// A broken pair is refused; the served certificate stays.
 	os.WriteFile(cert, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"), 0o644)
-	time.Sleep(100 * time.Millisecond)
+	refused("load key pair")
 	if err := m.ReloadTLS(); err == nil {
 		t.Fatal("a broken pair was accepted")
 	}
@@ -124,7 +137,7 @@ func TestTLS_FilesReload(t *testing.T) {
 	if err := m.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("an expired pair: err=%v, want it refused", err)
 	}
-	time.Sleep(100 * time.Millisecond) // the file watcher refuses it too
+	refused("expired") // the file watcher refuses it too
 	if s, _ := servedSerial(t, client(), url); s != serialB {
 		t.Fatalf("after an expired pair: serial %s, want %s still", s, serialB)
 	}
@@ -146,8 +159,7 @@ func mustRunMainWith(t *testing.T, mutate func(*config.Config), before func(*Mai
 	t.Helper()
 	cfg := smallConfig(t)
 	mutate(&cfg)
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Finish(); err != nil {
 		t.Fatal(err)
 	}
 	m := NewMain(cfg)
@@ -229,20 +241,40 @@ func TestTLS_StartupChecks(t *testing.T) {
 	}
 }
 
-// server.trusted_proxies decides whether X-Forwarded-For is believed.
+// server.trusted_proxies decides whether X-Forwarded-For is believed. An
+// IPv4-mapped address is its IPv4 address: it used to be taken as the
+// IPv6 range ::/32, which trusted ::1 and not the proxy.
 func TestTLS_TrustedProxies(t *testing.T) {
+	ipv6 := true
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		ipv6 = false
+	} else {
+		ln.Close()
+	}
 	for _, tt := range []struct {
 		name    string
+		listen  string
 		proxies []string
 		want    string
 	}{
-		{"NotTrusted", nil, "127.0.0.1"},
-		{"Trusted", []string{"127.0.0.1"}, "203.0.113.9"},
-		{"TrustedCIDR", []string{"127.0.0.0/8"}, "203.0.113.9"},
-		{"OtherProxy", []string{"10.0.0.0/8"}, "127.0.0.1"},
+		{"NotTrusted", "", nil, "127.0.0.1"},
+		{"Trusted", "", []string{"127.0.0.1"}, "203.0.113.9"},
+		{"TrustedCIDR", "", []string{"127.0.0.0/8"}, "203.0.113.9"},
+		{"OtherProxy", "", []string{"10.0.0.0/8"}, "127.0.0.1"},
+		{"TrustedMapped", "", []string{"::ffff:127.0.0.1"}, "203.0.113.9"},
+		{"TrustedMappedCIDR", "", []string{"::ffff:127.0.0.0/104"}, "203.0.113.9"},
+		{"IPv6LoopbackNotTrustedByMapped", "[::1]:0", []string{"::ffff:10.0.0.1"}, "::1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			m := MustRunMain(t, func(c *config.Config) { c.Server.TrustedProxies = tt.proxies })
+			if tt.listen != "" && !ipv6 {
+				t.Skip("no IPv6 loopback here")
+			}
+			m := MustRunMain(t, func(c *config.Config) {
+				c.Server.TrustedProxies = tt.proxies
+				if tt.listen != "" {
+					c.Server.Listen = tt.listen
+				}
+			})
 			send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "xff", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}})
 			recs := requests(t, m, sqlite.RequestFilter{RequestID: "xff"})
 			if len(recs) != 1 || recs[0].RemoteAddr != tt.want {

@@ -6,7 +6,8 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// bloomreach builds the handler's webhooks from the validated config.
+// bloomreachWebhooks builds the handler's webhooks from the finished
+// config, with the JSON Schemas Finish compiled.
 func bloomreachWebhooks(c *config.Config, d *hooks.Dispatch) (map[string]*handlers.BloomreachWebhook, map[string]handlers.OAuthClient, error) {
 	b := c.Bloomreach
 	shared := map[string]*hooks.Throttle{}
@@ -18,7 +19,7 @@ func bloomreachWebhooks(c *config.Config, d *hooks.Dispatch) (map[string]*handle
 		wh := &handlers.BloomreachWebhook{Name: name, Methods: w.Methods, IDHeader: w.RequestID.Header,
 			IDPointer: w.RequestID.JSON, ItemID: w.RequestID.ItemID}
 		var err error
-		if wh.Request, wh.Item, err = w.Schemas(name); err != nil {
+		if wh.Request, wh.Item, err = c.Schemas(name); err != nil {
 			return nil, nil, err
 		}
 		if w.Batch != nil {
