@@ -88,11 +88,12 @@ func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-const (
-	eventsShowAbout = `One recorded request: its headers (secrets redacted), body, answer, notes,
+var eventsShowAbout = fmt.Sprintf(`One recorded request: its headers (secrets redacted), body, answer, notes,
 and its jobs with every attempt. With --json, a body that is not JSON is
 "body_text" (UTF-8 text) or "body_base64" (other bytes) instead of "body";
-so is a body nested deeper than 200 levels.`
+so is a body nested deeper than intake accepts (%d levels).`, hooks.MaxJSONDepth)
+
+const (
 	eventsReplayAbout = `Runs the action configured for a recorded request again now, without its
 sender, as the queue's workers run it: new jobs (one per customer of a batch),
 their attempts recorded like any other. A job that fails stays queued for a
@@ -163,49 +164,22 @@ type eventView struct {
 	Jobs           []jobView           `json:"jobs,omitempty"`
 }
 
-// maxEmbedDepth is the deepest nesting a body may have to be printed as
-// JSON inside the CLI's own: a body nested deeper is printed as text, so
-// that what the CLI prints stays within any JSON reader's limits (Go's
-// 10,000 levels counts the levels around the body too; other readers
-// stop much earlier).
-const maxEmbedDepth = 200
-
 // encodeBody returns stored bytes as the CLI prints them in JSON: as raw
-// JSON when they are JSON in valid UTF-8 nested at most maxEmbedDepth
-// deep; else as text when they are valid UTF-8; else as base64, so that
-// every byte survives and the output is always valid JSON.
+// JSON when they are JSON that intake would accept (UTF-8, nested at most
+// hooks.MaxJSONDepth deep, so well within any reader's limits once
+// embedded); else as text when they are valid UTF-8; else as base64. Every
+// byte survives, and the output is always valid JSON, whatever a refused
+// request left on record.
 func encodeBody(b []byte) (raw json.RawMessage, text, b64 string) {
 	switch {
 	case len(b) == 0:
 		return nil, "", ""
-	case utf8.Valid(b) && jsonDepth(b) <= maxEmbedDepth && json.Valid(b):
+	case hooks.CheckText(b) == nil && hooks.CheckDepth(b) == nil && json.Valid(b):
 		return json.RawMessage(b), "", ""
 	case utf8.Valid(b):
 		return nil, string(b), ""
 	}
 	return nil, "", base64.StdEncoding.EncodeToString(b)
-}
-
-// jsonDepth returns the deepest nesting of arrays and objects in b, read
-// as JSON (strings skipped); it does not check that b is JSON.
-func jsonDepth(b []byte) int {
-	depth, deepest, inString := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inString && c == '\\':
-			i++ // the escaped character
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '[' || c == '{':
-			depth++
-			deepest = max(deepest, depth)
-		case c == ']' || c == '}':
-			depth--
-		}
-	}
-	return deepest
 }
 
 // printable returns stored bytes for a terminal: as they are when they are

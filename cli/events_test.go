@@ -337,6 +337,8 @@ func TestEventsCommand_JSONWhateverTheBytes(t *testing.T) {
 		{"InvalidUTF8InString", []byte("{\"magic\":\"\xff\xfe\"}"), []byte(`{"magic":"ok"}`), "body_base64"},
 		{"InvalidUTF8Response", []byte(`{"magic":"x"}`), []byte("{\"magic\":\"\xc3\x28\"}"), "body"},
 		{"Nested10000", []byte(deep), []byte(`{"error":"too deep"}`), "body_text"},
+		// As deep as intake accepts: shown as JSON.
+		{"NestedMax", []byte(strings.Repeat("[", hooks.MaxJSONDepth) + strings.Repeat("]", hooks.MaxJSONDepth)), []byte(`{}`), "body"},
 		{"NotJSON", []byte("a=1&b=2"), []byte(`{}`), "body_text"},
 		{"ControlBytes", []byte("\x1b[31mred\x00"), []byte(`{}`), "body_text"},
 		{"JSON", []byte(`{"a":[1,{"b":null}]}`), []byte(`{}`), "body"},
@@ -394,7 +396,7 @@ func TestEventsCommand_JSONWhateverTheBytes(t *testing.T) {
 	}
 	out := mustCLI(t, "events", "list", "--data", dir, "--json")
 	var list []map[string]any
-	if !utf8.ValidString(out) || json.Unmarshal([]byte(out), &list) != nil || len(list) != 6 {
+	if !utf8.ValidString(out) || json.Unmarshal([]byte(out), &list) != nil || len(list) != 7 {
 		t.Fatalf("events list --json: %d events, UTF-8 %v:\n%.500s", len(list), utf8.ValidString(out), out)
 	}
 }
