@@ -39,8 +39,8 @@ const (
 
 // Contract quotes, for the report.
 const (
-	brReqFile = "bloomreach-endpoint-requirements.txt"
-	brWhFile  = "bloomreach-webhooks.txt"
+	brReqFile = `Bloomreach "Creating API endpoint for webhooks"`
+	brWhFile  = `Bloomreach "Webhooks"`
 
 	brQuote200     = brReqFile + `: "Return HTTP 200 for success or processing failure."; "Accept and respond with JSON."; example {"success": true, "result": {...}}`
 	brQuoteOne     = brReqFile + `: "If request processing fails due to input specific to a single request, return HTTP 200 with an error message."; "Do not return HTTP 4xx if the request is invalid only for one customer"; 400, 404, 410, 412, 413, 418 "stop the webhook from sending any further requests for all chunks"`
@@ -84,7 +84,12 @@ func ConformBloomreach(ctx context.Context, c *Client, o BloomreachOptions) *Rep
 		return r
 	}
 	p := &brProbe{s: newBRSender(ctx, o, c), o: o, seen: &brSeen{}}
-	r.Add(p.successShape(ctx))
+	first := p.successShape(ctx)
+	if unreachable(p.first) {
+		r.Add(unreachableCheck(o.URL, p.first))
+		return r
+	}
+	r.Add(first)
 	r.Add(p.customerFailure(ctx))
 	r.Add(p.concurrency(ctx))
 	r.Add(p.badCredentials(ctx))
@@ -97,9 +102,10 @@ func ConformBloomreach(ctx context.Context, c *Client, o BloomreachOptions) *Rep
 
 // brProbe runs the checks of one conformance run.
 type brProbe struct {
-	s    *brSender
-	o    BloomreachOptions
-	seen *brSeen
+	s     *brSender
+	o     BloomreachOptions
+	seen  *brSeen
+	first *Exchange // the run's first probe: no answer to it ends the run
 }
 
 // one sends a request of the run's shape (per-customer or batch) to URL.
@@ -128,6 +134,7 @@ func brEvidence(c Check, x *Exchange) Check {
 func (p *brProbe) successShape(ctx context.Context) Check {
 	c := Check{Name: brCheckSuccess, Contract: brQuote200}
 	x := p.one(ctx, false)
+	p.first = x
 	if x.Err != nil {
 		c.Status, c.Detail, c.Latency = Fail, "no answer to --data: "+x.Err.Error(), x.Latency
 		return c

@@ -72,7 +72,7 @@ const brDefaultConcurrency = 200
 const BloomreachTimeout = 10 * time.Second
 
 // brStopCodes are the 4xx answers that stop a webhook for all chunks of a
-// campaign (bloomreach-endpoint-requirements.txt, "HTTP 4xx").
+// campaign (Bloomreach "Creating API endpoint for webhooks", "HTTP 4xx").
 var brStopCodes = []int{400, 404, 410, 412, 413, 418}
 
 func (o *BloomreachOptions) applyDefaults() {
@@ -102,7 +102,7 @@ func (o BloomreachOptions) Validate() error {
 			return err
 		}
 	}
-	// bloomreach-webhooks.txt, "Setting up a Webhook".
+	// Bloomreach "Webhooks", "Setting up a Webhook".
 	if !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, o.Method) {
 		return fmt.Errorf("method %q: Bloomreach sends GET, POST, PUT, PATCH or DELETE", o.Method)
 	}
@@ -314,7 +314,7 @@ func (s *brSender) request(ctx context.Context, method, u string, body []byte, c
 }
 
 // brContentType is what Bloomreach's payload formats declare: JSON, XML or
-// TEXT (bloomreach-webhooks.txt, "Setting up a Webhook").
+// TEXT (Bloomreach "Webhooks", "Setting up a Webhook").
 func brContentType(body []byte) string {
 	t := bytes.TrimSpace(body)
 	switch {
@@ -399,8 +399,8 @@ func BloomreachRequest(ctx context.Context, o BloomreachOptions, c *Client) (*ht
 }
 
 // BloomreachMeaning says what an answer means to Bloomreach
-// (bloomreach-endpoint-requirements.txt, "Response codes" and "Retry
-// policy"; bloomreach-webhooks.txt on the 64 KB it reads).
+// (Bloomreach "Creating API endpoint for webhooks", "Response codes" and "Retry
+// policy"; Bloomreach "Webhooks" on the 64 KB it reads).
 func BloomreachMeaning(status int, body []byte) string {
 	var m string
 	switch {
@@ -426,13 +426,14 @@ func BloomreachMeaning(status int, body []byte) string {
 	return m
 }
 
-// brSuccess reads a reply's top-level "success" flag.
+// brSuccess reads a reply's top-level member named exactly "success", as
+// Bloomreach reads it ("SUCCESS" is another member).
 func brSuccess(body []byte) (ok, found bool) {
-	var r struct {
-		Success *bool `json:"success"`
+	switch string(hooks.Member(body, "success")) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
 	}
-	if json.Unmarshal(body, &r) != nil || r.Success == nil {
-		return false, false
-	}
-	return *r.Success, true
+	return false, false
 }

@@ -1,8 +1,8 @@
 package qa
 
 // Tests of the Bloomreach simulator and probes against fake receivers. The
-// contract is in /work/shared/contracts/bloomreach-endpoint-requirements.txt
-// and bloomreach-webhooks.txt.
+// contract is Bloomreach's public "Creating API endpoint for webhooks"
+// and "Webhooks".
 
 import (
 	"context"
@@ -387,7 +387,7 @@ func TestConformBloomreach_Faults(t *testing.T) {
 		{"ThrottledUnder200", &brFake{throttleAfter: 100, throttleStatus: 429}, nil,
 			map[string]Status{"concurrency-200-under-1s": Warn, "oversized-batch-refused": Warn, "throttle-status": Pass}},
 		{"BigReply", &brFake{bigReply: true}, func(o *BloomreachOptions) { o.Concurrency = 20 }, map[string]Status{"json-under-64k": Fail}},
-		// bloomreach-webhooks.txt, Test settings: "respond with HTTP 200";
+		// Bloomreach "Webhooks", Test settings: "respond with HTTP 200";
 		// an empty body there is no JSON problem.
 		{"AuthTestEmpty", &brFake{authTestEmpty: true}, nil, nil},
 		// Issue 7: "an oversized batch is refused with a status that is

@@ -16,25 +16,25 @@ import (
 )
 
 // The rules the Bubblehouse checks grade against, quoted from
-// ../shared/contracts/bubblehouse-hooks-api.txt and
-// bubblehouse-hooks-catalog.md.
+// Bubblehouse's public "Hooks API" documentation: the overview and the
+// reference pages of the individual hooks.
 const (
-	bhContractAnswer = `bubblehouse-hooks-api.txt, "Hook requests": "The response must be 200 OK, we also accept 201, 202 or 204. ` +
+	bhContractAnswer = `Bubblehouse "Hooks API", "Hook requests": "The response must be 200 OK, we also accept 201, 202 or 204. ` +
 		`The response body must be a valid output JSON object."`
-	bhContractHello1 = `bubblehouse-hooks-catalog.md, Hello1: input "magic" string; output "magic" (same string back), ` +
+	bhContractHello1 = `Bubblehouse "Hooks API" reference, Hello1: input "magic" string; output "magic" (same string back), ` +
 		`"hooks" array of strings (the other hooks to subscribe to)`
-	bhContractNotFound = `bubblehouse-hooks-api.txt, "We may send unexpected Hello hooks": "Your code MUST be prepared to receive ` +
+	bhContractNotFound = `Bubblehouse "Hooks API", "We may send unexpected Hello hooks": "Your code MUST be prepared to receive ` +
 		`calls of unexpected hooks, at least in the Hello family, and MUST return a 404 error code for those."`
-	bhContractUnknown = `bubblehouse-hooks-api.txt, "Examples": "Please ensure that your endpoint returns 404 errors for unknown hooks just as well."`
-	bhContractAuth    = `bubblehouse-hooks-api.txt, "Authentication": "We allow you to configure a value for an Authorization: <whatever> header"; ` +
-		`bubblehouse-hooks-catalog.md, "Authentication": a fixed value compared in constant time, or an HS256 JWT verified with the shared secret`
-	bhContractRetry = `bubblehouse-hooks-api.txt, "Hook requests": "X-Request-ID: <uuid>"; "If your hook returns 4xx or 5xx, we will retry it ` +
+	bhContractUnknown = `Bubblehouse "Hooks API", "Examples": "Please ensure that your endpoint returns 404 errors for unknown hooks just as well."`
+	bhContractAuth    = `Bubblehouse "Hooks API", "Authentication": "We allow you to configure a value for an Authorization: <whatever> header"; ` +
+		`Bubblehouse "Hooks API" reference, "Authentication": a fixed value compared in constant time, or an HS256 JWT verified with the shared secret`
+	bhContractRetry = `Bubblehouse "Hooks API", "Hook requests": "X-Request-ID: <uuid>"; "If your hook returns 4xx or 5xx, we will retry it ` +
 		`several times before marking it as failed."`
-	bhContractRealtime = `bubblehouse-hooks-api.txt, "Time Limits & Retry": real-time: call time limit 10 seconds, retry 100ms then 1 second, 5 times; ` +
+	bhContractRealtime = `Bubblehouse "Hooks API", "Time Limits & Retry": real-time: call time limit 10 seconds, retry 100ms then 1 second, 5 times; ` +
 		`"Real-time calls need to be processed immediately, and we cannot proceed until we get output from them."`
-	bhContractHeaderCase = `bubblehouse-hooks-api.txt, "Real-time, urgent and regular calls": "Please be sure to follow the HTTP standard ` +
+	bhContractHeaderCase = `Bubblehouse "Hooks API", "Real-time, urgent and regular calls": "Please be sure to follow the HTTP standard ` +
 		`and use case-insensitive comparisons when looking for an HTTP header."`
-	bhContractUrgency = `bubblehouse-hooks-api.txt, "Hook requests": "X-BH-Urgency: real-time (or urgent, or regular)"`
+	bhContractUrgency = `Bubblehouse "Hooks API", "Hook requests": "X-BH-Urgency: real-time (or urgent, or regular)"`
 )
 
 // bhMaxProbedHooks bounds how many of the hooks Hello1 lists are called:
@@ -122,13 +122,17 @@ func ConformBubblehouse(ctx context.Context, c *Client, o BubblehouseOptions) *R
 	r := &Report{Sender: "bubblehouse", Target: o.URLTemplate, Start: time.Now()}
 	if _, _, err := BubblehouseRequest(o); err != nil {
 		r.Add(Check{Name: "url-template", Status: Fail, Detail: err.Error(),
-			Contract: `bubblehouse-hooks-api.txt, "Hooks API": "we'll be calling a single URL for all hooks, replacing :name with an actual hook name"`})
+			Contract: `Bubblehouse "Hooks API": "we'll be calling a single URL for all hooks, replacing :name with an actual hook name"`})
 		return r
 	}
 	p := &bhProber{ctx: ctx, c: c, o: o}
 
 	magic := bhMagicJSON()
 	hello := p.call(p.hook(hooks.Hello1, bhRealtime, []byte(`{"magic":`+magic+`}`)), nil)
+	if unreachable(hello) {
+		r.Add(unreachableCheck(o.URLTemplate, hello))
+		return r
+	}
 	r.Add(bhHello1Magic(hello, magic))
 	listed, chk := bhHello1Hooks(hello)
 	r.Add(chk)
@@ -179,7 +183,7 @@ func ConformBubblehouse(ctx context.Context, c *Client, o BubblehouseOptions) *R
 
 // bhMaybeRealtime reports whether Bubblehouse may call a hook in real-time
 // mode: CreateDiscount "in certain configurations", and private hooks
-// (bubblehouse-hooks-api.txt, "Real-time, urgent and regular calls").
+// (Bubblehouse "Hooks API", "Real-time, urgent and regular calls").
 func bhMaybeRealtime(hook string) bool {
 	switch hook {
 	case "DeliverCustomReward1", "SendEvent1":
@@ -320,9 +324,9 @@ func bhOutputObject(hook string, x *Exchange) Check {
 	c.Status, c.Detail = Pass, fmt.Sprintf("answered %d with a JSON object: %s", x.Status, meaning)
 	switch hook {
 	case "DeliverCustomReward1":
-		c.Contract = bhContractAnswer + `; bubblehouse-hooks-catalog.md, DeliverCustomReward1: "delivered boolean (required; false causes a refund and a failure)"`
+		c.Contract = bhContractAnswer + `; Bubblehouse "Hooks API" reference, DeliverCustomReward1: "delivered boolean (required; false causes a refund and a failure)"`
 	case "SendEvent1":
-		c.Contract = bhContractAnswer + `; bubblehouse-hooks-catalog.md, SendEvent1: outcome sent, skipped, invalid_data, unsubscribed or failure; ` +
+		c.Contract = bhContractAnswer + `; Bubblehouse "Hooks API" reference, SendEvent1: outcome sent, skipped, invalid_data, unsubscribed or failure; ` +
 			`"failure — or ANY HTTP error — is a temporary failure that HOLDS THEIR ENTIRE QUEUE"`
 	}
 	switch {

@@ -68,7 +68,7 @@ func (o BubblehouseOptions) withDefaults() BubblehouseOptions {
 type bhHookKey struct{}
 
 // BubblehouseRequest builds a hook call exactly as Bubblehouse sends it
-// (bubblehouse-hooks-api.txt, "Hook requests"): a POST to the template
+// (Bubblehouse "Hooks API", "Hook requests"): a POST to the template
 // with :name replaced, Content-Type and Accepts application/json,
 // X-Request-ID, X-BH-Urgency and Authorization. It returns the request
 // and its body, for Client.Do.
@@ -138,7 +138,7 @@ func bhJWT(secret string, now time.Time) (string, error) {
 
 // BubblehouseInput returns a realistic input object for a hook: the
 // catalogue's required fields for the hooks it lists
-// (bubblehouse-hooks-catalog.md, "Hooks"), and {} for any other.
+// (the Bubblehouse "Hooks API" reference pages), and {} for any other.
 func BubblehouseInput(hook string) []byte {
 	var v any
 	switch hook {
@@ -229,7 +229,7 @@ func bhObject(b []byte) (map[string]json.RawMessage, error) {
 }
 
 // bhRetryWindow says how long Bubblehouse keeps retrying a call of this
-// urgency (bubblehouse-hooks-api.txt, "Time Limits & Retry").
+// urgency (Bubblehouse "Hooks API", "Time Limits & Retry").
 func bhRetryWindow(urgency string) string {
 	switch strings.ToLower(urgency) {
 	case bhRealtime:
@@ -241,8 +241,8 @@ func bhRetryWindow(urgency string) string {
 }
 
 // BubblehouseMeaning says what an answer means to Bubblehouse, following
-// bubblehouse-hooks-api.txt ("Hook requests", "Time Limits & Retry") and
-// the hook's output in bubblehouse-hooks-catalog.md.
+// Bubblehouse's "Hooks API" ("Hook requests", "Time Limits & Retry") and
+// the hook's output in the "Hooks API" reference.
 func BubblehouseMeaning(x *Exchange) string {
 	hook := bhHook(x.Request)
 	urgency := bhHeader(x.Request.Header, "X-BH-Urgency")
@@ -272,13 +272,11 @@ func BubblehouseMeaning(x *Exchange) string {
 	}
 	switch hook {
 	case hooks.Hello1:
-		var in struct {
-			Magic string `json:"magic"`
-		}
-		var magic string
+		// The magic sent is the member named exactly magic.
+		var sent, magic string
 		var list []string
-		json.Unmarshal(x.Body, &in) //nolint:errcheck // a body without magic compares as ""
-		if json.Unmarshal(obj["magic"], &magic) != nil || magic != in.Magic {
+		json.Unmarshal(hooks.Member(x.Body, "magic"), &sent) //nolint:errcheck // a body without magic compares as ""
+		if json.Unmarshal(obj["magic"], &magic) != nil || magic != sent {
 			return "the handshake fails: magic is not the string sent; Bubblehouse may stop calling the other hooks"
 		}
 		if json.Unmarshal(obj["hooks"], &list) != nil {

@@ -14,12 +14,16 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -289,4 +293,44 @@ func (x *Exchange) Print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "<\n< %s\n", string(x.Answer))
+}
+
+// unreachable reports whether an exchange got no answer because no
+// connection could be made at all: refused, a name that does not resolve,
+// no route, or a server certificate this client does not trust. Every
+// other probe would fail the same way, so a run stops there.
+func unreachable(x *Exchange) bool {
+	if x == nil || x.Err == nil {
+		return false
+	}
+	var op *net.OpError
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	return errors.Is(x.Err, syscall.ECONNREFUSED) || errors.As(x.Err, &dns) || errors.As(x.Err, &cert) ||
+		(errors.As(x.Err, &op) && op.Op == "dial")
+}
+
+// unreachableCheck is the one check of a run against an endpoint that
+// never answered: it passes nothing, and says why nothing else was probed.
+func unreachableCheck(target string, x *Exchange) Check {
+	host := target
+	if u, err := url.Parse(strings.ReplaceAll(target, ":name", "name")); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	cause := x.Err.Error()
+	var op *net.OpError
+	var cert *tls.CertificateVerificationError
+	switch {
+	case errors.Is(x.Err, syscall.ECONNREFUSED):
+		cause = "connection refused: nothing listens there"
+	case errors.As(x.Err, &cert):
+		cause = cert.Error() + "; give its CA with --cacert"
+	case errors.As(x.Err, &op) && op.Err != nil:
+		cause = op.Err.Error()
+	}
+	if strings.HasPrefix(x.Err.Error(), "get an OAuth 2.0 token") {
+		cause = "its OAuth 2.0 token endpoint: " + cause
+	}
+	return Check{Name: "reachable", Status: Fail, Latency: x.Latency,
+		Detail: fmt.Sprintf("no answer from %s (%s); is the receiver running, at this address? Nothing else was probed: an endpoint that never answered passes nothing", host, cause)}
 }

@@ -27,25 +27,25 @@ type Schedule struct {
 
 // Schedules are the senders' documented retry behaviour.
 var Schedules = map[hooks.Sender]Schedule{
-	// bloomreach-endpoint-requirements.txt, "Retry policy".
+	// Bloomreach "Creating API endpoint for webhooks", "Retry policy".
 	hooks.SenderBloomreach: {
 		Delays: []time.Duration{7 * time.Second, 45 * time.Second, 300 * time.Second}, Tolerance: 0.10 + 0.05, MaxAttempts: 4,
 		Stops:   map[int]bool{400: true, 404: true, 410: true, 412: true, 413: true, 418: true},
 		Retries: func(s int) bool { return s == 429 || s >= 500 || s == 0 },
-		Source:  "bloomreach-endpoint-requirements.txt, Retry policy: ~7 s, 45 s, 300 s (±10%), at most 4 attempts (8 for batches of 10 or more); 400, 404, 410, 412, 413, 418 stop",
+		Source:  `Bloomreach "Creating API endpoint for webhooks", "Retry policy": ~7 s, 45 s, 300 s (±10%), at most 4 attempts (8 for batches of 10 or more); 400, 404, 410, 412, 413, 418 stop`,
 	},
-	// bloom-svix-webhooks.txt, "Retries".
+	// Bloom "Enablement Webhooks", "Retries".
 	hooks.SenderSvix: {
 		Delays:      []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		Tolerance:   0.25,
 		MaxAttempts: 8,
 		Retries:     func(s int) bool { return s < 200 || s > 299 },
-		Source:      "bloom-svix-webhooks.txt, Retries: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; 8 attempts",
+		Source:      `Bloom "Enablement Webhooks", "Retries": 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; 8 attempts`,
 	},
 }
 
 // bubblehouseWindows are Bubblehouse's limits by urgency
-// (bubblehouse-hooks-api.txt, "Time Limits & Retry").
+// (Bubblehouse "Hooks API", "Time Limits & Retry").
 var bubblehouseWindows = map[hooks.Urgency]struct {
 	min, max, total time.Duration
 	attempts        int

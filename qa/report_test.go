@@ -43,28 +43,28 @@ func TestAnalyse(t *testing.T) {
 		reqs []*hooks.Request
 		want []string // substrings of the findings; none when empty
 	}{
-		// bloomreach-endpoint-requirements.txt, "Retry policy": ~7 s, 45 s,
+		// Bloomreach "Creating API endpoint for webhooks", "Retry policy": ~7 s, 45 s,
 		// 300 s (±10%), after 429 or 5xx only.
 		{"BloomreachOnSchedule", attempts(hooks.SenderBloomreach, "a", "", t0, time.Duration(0), 500, 7*time.Second, 429, 44*time.Second, 503, 310*time.Second, 200), nil},
 		{"BloomreachAfterStop", attempts(hooks.SenderBloomreach, "b", "", t0, time.Duration(0), 400, 7*time.Second, 200), []string{"followed a 400, which should stop the campaign"}},
 		{"BloomreachAfterSuccess", attempts(hooks.SenderBloomreach, "c", "", t0, time.Duration(0), 200, 7*time.Second, 200), []string{"followed a 200, which the sender counts as delivered"}},
 		{"BloomreachTooSoon", attempts(hooks.SenderBloomreach, "d", "", t0, time.Duration(0), 500, time.Second, 200), []string{"the schedule says about 7s"}},
 		{"BloomreachTooMany", attempts(hooks.SenderBloomreach, "e", "", t0, time.Duration(0), 500, 7*time.Second, 500, 45*time.Second, 500, 300*time.Second, 500, 300*time.Second, 500), []string{"5 attempts; at most 4"}},
-		// bloom-svix-webhooks.txt, "Retries": 5 s, 5 min, 30 min, ...
+		// Bloom "Enablement Webhooks", "Retries": 5 s, 5 min, 30 min, ...
 		{"SvixOnSchedule", attempts(hooks.SenderSvix, "f", "", t0, time.Duration(0), 500, 5*time.Second, 500, 5*time.Minute, 200), nil},
 		{"SvixOffSchedule", attempts(hooks.SenderSvix, "g", "", t0, time.Duration(0), 500, time.Minute, 200), []string{"the schedule says about 5s"}},
-		// bubblehouse-hooks-api.txt, "Time Limits & Retry".
+		// Bubblehouse "Hooks API", "Time Limits & Retry".
 		{"BubblehouseUrgentOK", attempts(hooks.SenderBubblehouse, "h", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 2*time.Second, 202), nil},
 		{"BubblehouseUrgentTooLate", attempts(hooks.SenderBubblehouse, "i", hooks.UrgencyUrgent, t0, time.Duration(0), 503, 10*time.Minute, 202), []string{"urgent retries wait 1s to 5m0s"}},
 		{"BubblehouseAfterSuccess", attempts(hooks.SenderBubblehouse, "j", hooks.UrgencyRegular, t0, time.Duration(0), 202, 2*time.Second, 202), []string{"after a 202"}},
 		// The wait counts from the end of the previous attempt, and an
 		// answer slower than the sender's timeout never reached it
-		// (bloom-svix-webhooks.txt: "each period is started following the
+		// (Bloom "Enablement Webhooks": "each period is started following the
 		// failure of the preceding attempt").
 		{"SvixAfterTimeout", slow(attempts(hooks.SenderSvix, "l", "", t0, time.Duration(0), 200, 20*time.Second, 200), 0, 18*time.Second), nil},
 		{"BloomreachWaitFromEnd", slow(attempts(hooks.SenderBloomreach, "m", "", t0, time.Duration(0), 500, 10*time.Second, 200), 0, 3*time.Second), nil},
 		{"BloomreachAfter401", attempts(hooks.SenderBloomreach, "n", "", t0, time.Duration(0), 401, 7*time.Second, 200), []string{"followed a 401, which the sender counts as a failure and does not retry"}},
-		// bubblehouse-hooks-catalog.md, SendEvent1: a 200 with outcome
+		// Bubblehouse "Hooks API" reference, SendEvent1: a 200 with outcome
 		// failure is retried; invalid_data is final.
 		{"SendEvent1AfterFailure", sendEvents(t0, `{"outcome":"failure"}`), nil},
 		{"SendEvent1AfterInvalid", sendEvents(t0, `{"outcome":"invalid_data","error":"no bhid"}`), []string{"after a 200, which Bubblehouse accepts as final"}},

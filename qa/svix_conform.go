@@ -15,7 +15,7 @@ import (
 )
 
 // The contract these probes grade against.
-const svixContract = "bloom-svix-webhooks.txt"
+const svixContract = `Bloom "Enablement Webhooks"`
 
 // svixSkew is how far off the stale and future probes put their
 // timestamps: twice the 5 minutes the svix library's verify allows either
@@ -99,6 +99,10 @@ func ConformSvix(ctx context.Context, c *Client, o SvixOptions) *Report {
 	id := NewSvixID()
 	now := time.Now()
 	first := p.send(ctx, id, now.Add(-5*time.Second), hs, nil)
+	if unreachable(first) {
+		r.Add(unreachableCheck(o.URL, first))
+		return r
+	}
 	c1 := svixEvidence(Check{Name: "good-signature", Contract: svixRules["good-signature"]}, first)
 	switch {
 	case first.Err != nil:
@@ -261,17 +265,25 @@ func svixProcessedOnce(ctx context.Context, o SvixOptions, id string, delivered 
 func svixWithinTimeout(xs []*Exchange, timeout time.Duration) Check {
 	c := Check{Name: "within-timeout", Contract: svixRules["within-timeout"]}
 	var slowest *Exchange
-	late := 0
+	late, answered := 0, 0
 	for _, x := range xs {
 		if slowest == nil || x.Latency > slowest.Latency {
 			slowest = x
+		}
+		if x.Err == nil {
+			answered++
 		}
 		if (x.Err != nil && errors.Is(x.Err, context.DeadlineExceeded)) || x.Latency >= timeout {
 			late++
 		}
 	}
-	if slowest == nil {
+	switch {
+	case slowest == nil:
 		c.Status, c.Detail = Skip, "no probe was sent"
+		return c
+	case answered == 0 && late == 0:
+		// Failures to connect are quick, not answers within the timeout.
+		c.Status, c.Detail = Fail, fmt.Sprintf("none of %d probes was answered: %v", len(xs), slowest.Err)
 		return c
 	}
 	c.Latency = slowest.Latency

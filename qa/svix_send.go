@@ -152,7 +152,7 @@ func SvixRequest(o SvixOptions) (*http.Request, []byte, error) {
 }
 
 // SvixMeaning says what an answer status means to the Svix sender
-// (bloom-svix-webhooks.txt, "Sending the wrong response codes", "Retries"
+// (Bloom "Enablement Webhooks", "Sending the wrong response codes", "Retries"
 // and "Failure Recovery"). A status of 0 is no answer at all.
 func SvixMeaning(status int) string {
 	if status >= 200 && status < 300 {
