@@ -22,7 +22,7 @@ import (
 )
 
 // bloomreachDeadline keeps every answer well under the 1 s Bloomreach
-// expects (bloomreach-endpoint-requirements.txt, "Response time").
+// expects (Bloomreach "Creating API endpoint for webhooks", "Response time").
 const bloomreachDeadline = 900 * time.Millisecond
 
 // BloomreachWebhook is one configured webhook.

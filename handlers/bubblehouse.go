@@ -10,7 +10,7 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// Bubblehouse header names (bubblehouse-hooks-api.txt, "Hook requests").
+// Bubblehouse header names (Bubblehouse "Hooks API", "Hook requests").
 const (
 	HeaderRequestID = "X-Request-ID"
 	HeaderUrgency   = "X-BH-Urgency"

@@ -23,7 +23,7 @@ func SecretEqual(got, want string) bool {
 
 // BubblehouseAuth checks the Authorization header Bubblehouse sends: the
 // fixed value configured on its API settings page, or an HS256 JWT signed
-// with a shared secret (bubblehouse-hooks-catalog.md, "Authentication").
+// with a shared secret (Bubblehouse "Hooks API" reference, "Authentication").
 // Either or both may be set.
 type BubblehouseAuth struct {
 	Authorization string

@@ -76,7 +76,7 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 	secrets := []string{testAuthValue, strings.TrimPrefix(testAuthValue, "Bearer "), string(testJWTSecret)}
 
 	t.Run("FixedValue", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt "Authentication": the integrator
+		// Bubblehouse "Hooks API" "Authentication": the integrator
 		// configures the Authorization value Bubblehouse sends.
 		a := &hooks.BubblehouseAuth{Authorization: testAuthValue, Now: fixedClock(authNow)}
 		if err := a.Check(testAuthValue); err != nil {
@@ -85,7 +85,7 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 	})
 
 	t.Run("FixedValueVariants", func(t *testing.T) {
-		// bubblehouse-hooks-catalog.md "Authentication": the fixed value is
+		// Bubblehouse "Hooks API" reference "Authentication": the fixed value is
 		// compared exactly (in constant time); near misses are refused.
 		a := &hooks.BubblehouseAuth{Authorization: testAuthValue, Now: fixedClock(authNow)}
 		variants := map[string]string{
@@ -112,7 +112,7 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 	})
 
 	t.Run("JWT", func(t *testing.T) {
-		// bubblehouse-hooks-catalog.md "Authentication": JWT HS256 Bearer
+		// Bubblehouse "Hooks API" reference "Authentication": JWT HS256 Bearer
 		// token, with a small clock-skew allowance on exp, nbf and iat.
 		a := &hooks.BubblehouseAuth{JWTSecret: testJWTSecret, Now: fixedClock(authNow)}
 		claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
@@ -174,7 +174,7 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 	})
 
 	t.Run("JWTWrongAlgorithm", func(t *testing.T) {
-		// bubblehouse-hooks-catalog.md "Authentication": reject alg none
+		// Bubblehouse "Hooks API" reference "Authentication": reject alg none
 		// and any algorithm other than HS256.
 		a := &hooks.BubblehouseAuth{JWTSecret: testJWTSecret, Now: fixedClock(authNow)}
 		rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -267,7 +267,7 @@ func TestBubblehouseAuth_Check(t *testing.T) {
 	})
 
 	t.Run("Both", func(t *testing.T) {
-		// bubblehouse-hooks-catalog.md "Authentication": a receiver should
+		// Bubblehouse "Hooks API" reference "Authentication": a receiver should
 		// support both the fixed value and the JWT; either is enough.
 		a := &hooks.BubblehouseAuth{Authorization: testAuthValue, JWTSecret: testJWTSecret, Now: fixedClock(authNow)}
 		token := signJWT(t, jwt.SigningMethodHS256, testJWTSecret, validClaims(authNow))

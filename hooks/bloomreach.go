@@ -12,7 +12,7 @@ import (
 
 // Per-customer error codes in Bloomreach replies (README lists them). A
 // problem with one customer is answered 200 with success false: a 4xx
-// would fail, or stop, the whole campaign (bloomreach-endpoint-requirements.txt).
+// would fail, or stop, the whole campaign (Bloomreach "Creating API endpoint for webhooks").
 const (
 	BRCodeSchema    = 1001 // the customer's data fails schema.item
 	BRCodeNotObject = 1002 // a batch item is not a JSON object
@@ -31,7 +31,7 @@ const (
 )
 
 // BloomreachMaxReply is the most Bloomreach reads of a reply
-// (bloomreach-webhooks.txt: "up to 64KB of raw unparsed data").
+// (Bloomreach "Webhooks": "up to 64KB of raw unparsed data").
 const BloomreachMaxReply = 64 << 10
 
 // BloomreachMaxBatch is the largest batch Bloomreach builds.

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Bubblehouse call time limits (bubblehouse-hooks-api.txt, "Time Limits &
+// Bubblehouse call time limits (Bubblehouse "Hooks API", "Time Limits &
 // Retry"), and the deadlines hookbay keeps inside them so that an answer
 // still reaches Bubblehouse before it gives up.
 const (
@@ -42,7 +42,7 @@ type BubblehouseHook struct {
 }
 
 // catalogue holds what Bubblehouse's hook pages say about the public hooks
-// (bubblehouse-hooks-catalog.md).
+// (Bubblehouse "Hooks API" reference).
 var catalogue = map[string]BubblehouseHook{
 	"CreateDiscount4":      {Name: "CreateDiscount4"},
 	"DeliverCustomReward1": {Name: "DeliverCustomReward1", Inline: true},
@@ -168,7 +168,7 @@ func (hook *BubblehouseHook) DedupKey(body []byte) (string, error) {
 }
 
 // DefaultOutput is the answer of a hook whose action has no output of its
-// own: a valid output object for that hook (bubblehouse-hooks-catalog.md).
+// own: a valid output object for that hook (Bubblehouse "Hooks API" reference).
 func (hook *BubblehouseHook) DefaultOutput(body []byte) []byte {
 	switch hook.Name {
 	case "SendEvent1":
@@ -187,7 +187,7 @@ func (hook *BubblehouseHook) DefaultOutput(body []byte) []byte {
 	return []byte(`{"ok":true}`)
 }
 
-// sendEventOutcomes are SendEvent1's outcomes (bubblehouse-hooks-catalog.md).
+// sendEventOutcomes are SendEvent1's outcomes (Bubblehouse "Hooks API" reference).
 var sendEventOutcomes = map[string]bool{"sent": true, "skipped": true, "invalid_data": true, "unsubscribed": true, "failure": true}
 
 // Output checks an action's output against the hook's output shape and
@@ -229,7 +229,7 @@ func CatalogueHook(name string) *BubblehouseHook {
 
 // Settles reports whether an output checked by Output is the request's
 // final answer. SendEvent1's outcome failure is not: Bubblehouse retries
-// it, and the retry must run the action again (bubblehouse-hooks-catalog.md).
+// it, and the retry must run the action again (Bubblehouse "Hooks API" reference).
 func (hook *BubblehouseHook) Settles(out []byte) bool {
 	if !hook.Outcomes || !json.Valid(out) {
 		return true
@@ -264,7 +264,7 @@ func (hook *BubblehouseHook) Queued(a Action) Action {
 
 // InvalidOutcome is SendEvent1's answer to an event it cannot use: 200 with
 // outcome invalid_data removes the one event from Bubblehouse's queue, where
-// an HTTP error would hold the whole queue (bubblehouse-hooks-catalog.md).
+// an HTTP error would hold the whole queue (Bubblehouse "Hooks API" reference).
 func InvalidOutcome(reason string) []byte {
 	b, _ := json.Marshal(struct {
 		Outcome string `json:"outcome"`

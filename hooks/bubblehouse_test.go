@@ -62,7 +62,7 @@ func assertObject(tb testing.TB, b []byte) {
 }
 
 func TestParseUrgency(t *testing.T) {
-	// bubblehouse-hooks-api.txt "Real-time, urgent and regular calls":
+	// Bubblehouse "Hooks API" "Real-time, urgent and regular calls":
 	// X-BH-Urgency is real-time, urgent or regular, compared ignoring case.
 	tests := []struct {
 		in   string
@@ -104,7 +104,7 @@ func TestParseUrgency(t *testing.T) {
 
 func TestUrgency_Priority(t *testing.T) {
 	t.Run("Order", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt: "arrange for urgent hooks to take
+		// Bubblehouse "Hooks API": "arrange for urgent hooks to take
 		// priority"; lower runs first.
 		rt, urgent, regular := hooks.UrgencyRealtime.Priority(), hooks.UrgencyUrgent.Priority(), hooks.UrgencyRegular.Priority()
 		if !(rt < urgent && urgent < regular) {
@@ -146,7 +146,7 @@ func TestNewBubblehouseHooks(t *testing.T) {
 			t.Fatalf("names: got %q, want sorted", h.Names())
 		}
 		// The catalogue says what each public hook needs
-		// (bubblehouse-hooks-catalog.md "Hooks").
+		// (Bubblehouse "Hooks API" reference "Hooks").
 		send := mustLookupHook(t, h, "SendEvent1")
 		if send.DedupField != "bhid" || !send.Outcomes || send.Inline {
 			t.Errorf("SendEvent1: got %+v, want DedupField bhid, Outcomes, not Inline", send)
@@ -199,7 +199,7 @@ func TestNewBubblehouseHooks(t *testing.T) {
 	})
 
 	t.Run("ErrInvalid", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt "We may send unexpected Hello hooks":
+		// Bubblehouse "Hooks API" "We may send unexpected Hello hooks":
 		// the Hello family must answer 404, so none of it can be
 		// subscribed; Hello1 is implicit.
 		for _, name := range []string{
@@ -239,7 +239,7 @@ func TestBubblehouseHooks_Lookup(t *testing.T) {
 
 	t.Run("NotFound", func(t *testing.T) {
 		// Hello1 is answered before Lookup; unsubscribed catalogue hooks
-		// and unknown names are not found (bubblehouse-hooks-api.txt: 404
+		// and unknown names are not found (Bubblehouse "Hooks API": 404
 		// for unknown hooks).
 		for _, name := range []string{"Hello1", "Hello2", "CreateDiscount4", "DeliverCustomReward1", "sendevent1", "SendEvent1 ", "Nope", ""} {
 			if hook, ok := h.Lookup(name); ok || hook != nil {
@@ -250,7 +250,7 @@ func TestBubblehouseHooks_Lookup(t *testing.T) {
 }
 
 func TestBubblehouseHooks_Hello1Answer(t *testing.T) {
-	// bubblehouse-hooks-catalog.md "Hooks", Hello1: output is the same
+	// Bubblehouse "Hooks API" reference "Hooks", Hello1: output is the same
 	// magic string back and the hooks array of strings.
 	type answer struct {
 		Magic json.RawMessage `json:"magic"`
@@ -326,7 +326,7 @@ func TestBubblehouseHooks_Hello1Answer(t *testing.T) {
 
 	t.Run("NoHooks", func(t *testing.T) {
 		// An integrator subscribed to nothing still answers an array:
-		// "hooks array of strings" (bubblehouse-hooks-catalog.md "Hooks").
+		// "hooks array of strings" (Bubblehouse "Hooks API" reference "Hooks").
 		out, err := mustHooks(t, map[string]hooks.HookSettings{}).Hello1Answer([]byte(`{"magic":"m"}`))
 		if err != nil {
 			t.Fatal(err)
@@ -381,13 +381,13 @@ func TestBubblehouseHook_InlineDeadline(t *testing.T) {
 		want    time.Duration
 		ok      bool
 	}{
-		// bubblehouse-hooks-api.txt "Real-time, urgent and regular calls":
+		// Bubblehouse "Hooks API" "Real-time, urgent and regular calls":
 		// real-time hooks run right away, the sender waits for the output.
 		{"SendEvent1", hooks.UrgencyRealtime, 8 * time.Second, true},
 		{"CreateDiscount4", hooks.UrgencyRealtime, 8 * time.Second, true},
 		{"DeliverCustomReward1", hooks.UrgencyRealtime, 8 * time.Second, true},
 		{"Private1", hooks.UrgencyRealtime, 8 * time.Second, true},
-		// bubblehouse-hooks-catalog.md: DeliverCustomReward1's answer
+		// Bubblehouse "Hooks API" reference: DeliverCustomReward1's answer
 		// carries the business result, so it runs inline at any urgency.
 		{"DeliverCustomReward1", hooks.UrgencyRegular, 25 * time.Second, true},
 		{"DeliverCustomReward1", hooks.UrgencyUrgent, 25 * time.Second, true},
@@ -409,7 +409,7 @@ func TestBubblehouseHook_InlineDeadline(t *testing.T) {
 	}
 
 	t.Run("WithinCallLimits", func(t *testing.T) {
-		// bubblehouse-hooks-api.txt "Time Limits & Retry": real-time calls
+		// Bubblehouse "Hooks API" "Time Limits & Retry": real-time calls
 		// get 10 s, others 30 s; an answer must arrive before that.
 		if got, limit := hooks.RealtimeDeadline, hooks.BubblehouseRealtimeLimit; got >= limit || limit != 10*time.Second {
 			t.Errorf("real-time deadline: got %v (limit %v), want below 10s", got, limit)
@@ -421,7 +421,7 @@ func TestBubblehouseHook_InlineDeadline(t *testing.T) {
 }
 
 func TestBubblehouseHook_DedupKey(t *testing.T) {
-	// bubblehouse-hooks-catalog.md "Hooks", SendEvent1: bhid stays the same
+	// Bubblehouse "Hooks API" reference "Hooks", SendEvent1: bhid stays the same
 	// when the same event is sent again; deduplicate on it.
 	h := mustHooks(t, catalogueSettings())
 	send := mustLookupHook(t, h, "SendEvent1")
@@ -584,8 +584,8 @@ func TestBubblehouseHook_OutputExactNames(t *testing.T) {
 }
 
 func TestBubblehouseHook_DefaultOutput(t *testing.T) {
-	// bubblehouse-hooks-api.txt "Hook requests": the response body must be
-	// a valid output JSON object; bubblehouse-hooks-catalog.md "Hooks" lists
+	// Bubblehouse "Hooks API" "Hook requests": the response body must be
+	// a valid output JSON object; Bubblehouse "Hooks API" reference "Hooks" lists
 	// each hook's output.
 	h := mustHooks(t, map[string]hooks.HookSettings{
 		"SendEvent1": {}, "CreateDiscount4": {}, "DeliverCustomReward1": {}, "Private1": {},
@@ -659,7 +659,7 @@ func TestBubblehouseHook_DefaultOutput(t *testing.T) {
 }
 
 func TestCheckObject(t *testing.T) {
-	// bubblehouse-hooks-api.txt "Hook requests": the request body is the
+	// Bubblehouse "Hooks API" "Hook requests": the request body is the
 	// input JSON object for the hook.
 	tests := []struct {
 		name string
@@ -721,7 +721,7 @@ func TestCheckObject(t *testing.T) {
 }
 
 func TestInvalidOutcome(t *testing.T) {
-	// bubblehouse-hooks-catalog.md "Hooks", SendEvent1: a bad event is
+	// Bubblehouse "Hooks API" reference "Hooks", SendEvent1: a bad event is
 	// answered 200 with outcome invalid_data.
 	for _, reason := range []string{"", "bhid is required", `quote " backslash \ newline` + "\n", "<html> & é 😀"} {
 		t.Run(fmt.Sprintf("%.20q", reason), func(t *testing.T) {

@@ -176,7 +176,7 @@ func FuzzParseUrgency(f *testing.F) {
 				t.Fatalf("ParseUrgency(%q) = %q, true, but ParseUrgency(%q) = %q, %v", s, u, v, got, gotOK)
 			}
 		}
-		// bubblehouse-hooks-api.txt: a case-insensitive comparison. For
+		// Bubblehouse "Hooks API": a case-insensitive comparison. For
 		// ASCII input (HTTP header values) that is exactly EqualFold.
 		if isASCII(s) && !strings.EqualFold(strings.TrimSpace(s), string(u)) {
 			t.Fatalf("ParseUrgency(%q): got %q, true; want false: not a case variant", s, u)

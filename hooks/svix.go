@@ -215,7 +215,7 @@ func SvixEventTypeOf(body []byte) string {
 }
 
 // BloomEventTypes are the event types Bloom documents
-// (bloom-svix-webhooks.txt, "Event Types").
+// (Bloom "Enablement Webhooks", "Event Types").
 var BloomEventTypes = map[string]bool{
 	"connection.closed": true, "connection.created": true, "connection.refresh_required": true,
 	"tradeline.closed_by_user": true, "tradeline.closed_inactivity": true, "tradeline.created": true,

@@ -20,7 +20,7 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// The example delivery of bloom-svix-webhooks.txt, "Signature Verification":
+// The example delivery of Bloom "Enablement Webhooks", "Signature Verification":
 // its secret, message id, timestamp and payload. Signatures are never copied
 // from it: every test signs at test time.
 const (
@@ -36,7 +36,7 @@ var (
 	// svixTestOldSecret is the secret being rotated out.
 	svixTestOldSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("hookbay-old-secret-before-rotation"))
 	// svixTestWrongSecret is some other endpoint's secret (keys are per
-	// endpoint: bloom-svix-webhooks.txt, "Missing the secret key").
+	// endpoint: Bloom "Enablement Webhooks", "Missing the secret key").
 	svixTestWrongSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("another-endpoint-secret-0123456"))
 )
 
@@ -221,7 +221,7 @@ func TestSvixVerifier_Verify(t *testing.T) {
 		hint    string // a substring of the hint, when refused
 	}
 	tests := []verifyCase{
-		// bloom-svix-webhooks.txt, "Signature Verification": svix-id,
+		// Bloom "Enablement Webhooks", "Signature Verification": svix-id,
 		// svix-timestamp and svix-signature, signed with the whsec_ secret.
 		{name: "OK/SvixHeaders", prefix: "svix", build: func(sign signFunc) ([]byte, http.Header) {
 			return body, svixHeader(svixSet("svix", svixTestID, nowTS, sign(svixTestSecret, svixTestID, now, body))...)
@@ -276,7 +276,7 @@ func TestSvixVerifier_Verify(t *testing.T) {
 		{name: "OK/EmptyBody", prefix: "svix", build: func(sign signFunc) ([]byte, http.Header) {
 			return nil, svixHeader(svixSet("svix", svixTestID, nowTS, sign(svixTestSecret, svixTestID, now, nil))...)
 		}},
-		// bloom-svix-webhooks.txt, "Not using the raw payload body": the
+		// Bloom "Enablement Webhooks", "Not using the raw payload body": the
 		// exact bytes are signed.
 		{name: "OK/ByteExact", prefix: "svix", build: func(sign signFunc) ([]byte, http.Header) {
 			return byteExact, svixHeader(svixSet("svix", svixTestID, nowTS, sign(svixTestSecret, svixTestID, now, byteExact))...)
@@ -621,7 +621,7 @@ func TestSvixEventType(t *testing.T) {
 	}
 }
 
-// TestBloomEventTypes checks the list against bloom-svix-webhooks.txt,
+// TestBloomEventTypes checks the list against Bloom "Enablement Webhooks",
 // "Event Types".
 func TestBloomEventTypes(t *testing.T) {
 	want := []string{
