@@ -53,6 +53,8 @@ func TestConformBubblehouse_Hookbay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conform: %v", err)
 	}
+	raw, _ := json.Marshal(r)
+	citesByTitle(t, string(raw), readFile(t, junit))
 	for _, name := range []string{"hello1-magic", "hello1-hooks", "hello2-404", "unknown-hook-404", "wrong-auth",
 		"output-object/CreateDiscount4", "output-object/DeliverCustomReward1", "output-object/PrivatePromo2",
 		"retry-same-answer", "realtime-deadline", "header-case", "urgency-case"} {
@@ -64,7 +66,7 @@ func TestConformBubblehouse_Hookbay(t *testing.T) {
 		if c.Status != qa.Pass {
 			t.Errorf("%s: %s: %s (status %d, body %s)", c.Name, c.Status, c.Detail, c.HTTP, c.Body)
 		}
-		if c.Contract == "" || !strings.Contains(c.Contract, "bubblehouse-hooks-") {
+		if !strings.Contains(c.Contract, "Bubblehouse \"Hooks API\"") {
 			t.Errorf("%s cites no contract: %q", c.Name, c.Contract)
 		}
 		if c.HTTP == 0 || c.Latency == 0 {

@@ -42,7 +42,7 @@ func qaSvixReport(t *testing.T, out []byte) *qa.Report {
 	return &r
 }
 
-// bloom-svix-webhooks.txt graded against hookbay itself: every check
+// Bloom's "Enablement Webhooks" graded against hookbay itself: every check
 // passes, the processed-once one through hookbay's own records.
 func TestConformSvix_Hookbay(t *testing.T) {
 	m, url := qaSvixMain(t)
@@ -53,6 +53,7 @@ func TestConformSvix_Hookbay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conform: %v\n%s%s", err, out.String(), errOut.String())
 	}
+	citesByTitle(t, out.String(), readFile(t, junit))
 	r := qaSvixReport(t, out.Bytes())
 	want := []string{"good-signature", "redelivery-accepted", "redelivery-processed-once", "webhook-headers",
 		"bad-signature", "stale-timestamp", "future-timestamp", "missing-headers", "within-timeout"}

@@ -73,8 +73,30 @@ func TestReportCommand(t *testing.T) {
 	if exitStatus(t, err) != 1 || !strings.Contains(table, "twice") || !strings.Contains(table, "! attempt 2 came after a 202") {
 		t.Fatalf("err=%v, table:\n%s", err, table)
 	}
+	citesByTitle(t, out, string(raw), table)
 	// Without findings (only the request delivered once), exit status 0.
 	if out, err := runCLI(t, "report", "--data", m.Config.Server.DataDir, "--since", "1h", "--sender", "svix"); err != nil {
 		t.Fatalf("report of a sender with no findings: %v\n%s", err, out)
 	}
+}
+
+// The report's JUnit cites each sender's documented retry schedule by the
+// title of its public documentation, not by a file.
+func TestReportCommand_CitesByTitle(t *testing.T) {
+	m, _ := qaSvixMain(t)
+	for range 2 { // a redelivery after a 200: a finding, with its schedule
+		if a := sendSvix(t, m, "bloom", signed{id: "msg_twice", body: `{"type":"user.created"}`}); a.status != 200 {
+			t.Fatalf("svix: %d %s", a.status, a.body)
+		}
+	}
+	junit := filepath.Join(t.TempDir(), "report.xml")
+	out, err := runCLI(t, "report", "--data", m.Config.Server.DataDir, "--junit", junit)
+	if exitStatus(t, err) != 1 || !strings.Contains(out, "msg_twice") {
+		t.Fatalf("report: err=%v\n%s", err, out)
+	}
+	xml := readFile(t, junit)
+	if !strings.Contains(xml, "Retries") {
+		t.Fatalf("junit does not cite the Svix retry schedule:\n%s", xml)
+	}
+	citesByTitle(t, out, xml)
 }
