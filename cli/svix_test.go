@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	svix "github.com/svix/svix-webhooks/go"
-
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
@@ -89,82 +87,7 @@ func svixMain(t *testing.T, d *downstream) *Main {
 	})
 }
 
-// bloom-svix-webhooks.txt, "Signature Verification" and "Troubleshooting":
-// signatures over the raw bytes, keys per endpoint, 2xx means delivered.
-func TestSvix_Verify(t *testing.T) {
-	d := newDownstream(t)
-	m := svixMain(t, d)
-	lib, _ := svix.NewWebhook(svixSecret)
-	now := time.Now()
-	libSig, _ := lib.Sign("msg_lib", now, []byte(`{"type":"user.created","data":{"id":"u1"}}`))
-	oldSig := hmacSign(svixOldSecret, "msg_both", now, `{"type":"user.synced"}`)
-	newSig := hmacSign(svixSecret, "msg_both", now, `{"type":"user.synced"}`)
-	odd := "{\"type\" : \"user.updated\",\r\n \"url\":\"https:\\/\\/x.test\\/a\", \"name\":\"\\u00e9\"}  "
-	for _, tt := range []struct {
-		name     string
-		endpoint string
-		s        signed
-		status   int
-		reason   string
-	}{
-		{"LibrarySigner", "bloom", signed{id: "msg_lib", ts: now, body: `{"type":"user.created","data":{"id":"u1"}}`, sig: libSig}, 200, ""},
-		{"IndependentHMAC", "bloom", signed{id: "msg_hmac", body: `{"type":"user.created"}`}, 200, ""},
-		{"StandardWebhooksHeaders", "bloom", signed{id: "msg_std", body: `{"type":"user.created"}`, prefix: "webhook"}, 200, ""},
-		{"RotationOldSecret", "bloom", signed{id: "msg_old", body: `{"type":"user.closed"}`, secret: svixOldSecret}, 200, ""},
-		{"SeveralSignatures", "bloom", signed{id: "msg_both", ts: now, body: `{"type":"user.synced"}`, sig: "v1,bm90LWl0 " + oldSig + " " + newSig}, 200, ""},
-		{"ByteExactOddBody", "bloom", signed{id: "msg_odd", body: odd}, 200, ""},
-		{"ErrWrongSecret", "other", signed{id: "msg_wrong", body: `{"type":"user.created"}`}, 401, hooks.ReasonNoMatch},
-		{"ErrTampered", "bloom", signed{id: "msg_t", body: `{"type":"user.created"}`, sig: hmacSign(svixSecret, "msg_t", now, `{"type":"user.deleted"}`)}, 401, hooks.ReasonNoMatch},
-		{"ErrStale", "bloom", signed{id: "msg_stale", body: `{}`, ts: now.Add(-6 * time.Minute)}, 401, hooks.ReasonStale},
-		{"ErrFuture", "bloom", signed{id: "msg_future", body: `{}`, ts: now.Add(6 * time.Minute)}, 401, hooks.ReasonFuture},
-		{"ErrMissingID", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-id"}, 400, hooks.ReasonMissingHeaders},
-		{"ErrMissingSignature", "bloom", signed{id: "msg_x", body: `{}`, omit: "svix-signature"}, 400, hooks.ReasonMissingHeaders},
-		{"ErrNotFound", "nope", signed{id: "msg_nf", body: `{}`}, 404, ""},
-		// Bad input, signed correctly: refused with a JSON error saying why.
-		{"ErrNotJSON", "bloom", signed{id: "msg_nj", body: `this is not json {`}, 400, ""},
-		{"ErrNotObject", "bloom", signed{id: "msg_arr", body: `[{"type":"user.created"}]`}, 400, ""},
-		{"ErrTooLarge", "bloom", signed{id: "msg_big", body: `{"type":"user.created","pad":"` + strings.Repeat("x", 5000) + `"}`}, 413, ""},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			a := sendSvix(t, m, tt.endpoint, tt.s)
-			obj := a.json(t)
-			if a.status != tt.status {
-				t.Fatalf("status=%d, want %d: %s", a.status, tt.status, a.body)
-			}
-			if tt.reason != "" {
-				recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderSvix, Name: tt.endpoint, Limit: 1})
-				if len(recs) != 1 || !contains(recs[0].Notes, "refused: "+tt.reason) {
-					t.Fatalf("record notes=%v, want refused: %s", recs[0].Notes, tt.reason)
-				}
-				if bytes.Contains(a.body, []byte("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")) {
-					t.Fatalf("answer reveals the secret: %s", a.body)
-				}
-			}
-			if code := map[int]string{400: "invalid", 413: "too_large"}[tt.status]; code != "" && tt.reason == "" &&
-				(obj["code"] != code || obj["error"] == "") {
-				t.Fatalf("answer %s, want code %s with an error saying why", a.body, code)
-			}
-			if tt.status == 200 && obj["accepted"] != true {
-				t.Fatalf("answer %s lacks accepted", a.body)
-			}
-		})
-	}
-	// The answer never contains the signature the endpoint expected.
-	body := `{"type":"user.created"}`
-	a := sendSvix(t, m, "bloom", signed{id: "msg_leak", ts: now, body: body, sig: "v1,AAAA"})
-	if want := strings.TrimPrefix(hmacSign(svixSecret, "msg_leak", now, body), "v1,"); bytes.Contains(a.body, []byte(want)) {
-		t.Fatalf("401 answer contains the expected signature")
-	}
-	// A body re-serialised on the way gets a hint saying so.
-	signedBody := `{"type":"user.created","data":{"a":1}}`
-	a = sendSvix(t, m, "bloom", signed{id: "msg_proxy", ts: now, body: "{\n  \"type\": \"user.created\",\n  \"data\": {\n    \"a\": 1\n  }\n}",
-		sig: hmacSign(svixSecret, "msg_proxy", now, signedBody)})
-	if a.status != 401 || !strings.Contains(a.json(t)["hint"].(string), "re-serialised") {
-		t.Fatalf("re-serialised body: %d %s", a.status, a.body)
-	}
-}
-
-// bloom-svix-webhooks.txt, "Retries": a redelivery carries the same message
+// Bloom "Enablement Webhooks", "Retries": a redelivery carries the same message
 // id with a new timestamp and signature; it is answered 2xx and not
 // processed again. Events are routed by type; unknown types are accepted.
 func TestSvix_DedupAndRoutes(t *testing.T) {
