@@ -700,7 +700,7 @@ func TestCheckObject(t *testing.T) {
 		// 10,000, so that whatever is accepted can be decoded and shown.
 		{"DeepAtLimit", `{"a":` + strings.Repeat("[", hooks.MaxJSONDepth-1) + strings.Repeat("]", hooks.MaxJSONDepth-1) + `}`, true},
 		{"DeepOverLimit", `{"a":` + strings.Repeat("[", hooks.MaxJSONDepth) + strings.Repeat("]", hooks.MaxJSONDepth) + `}`, false},
-		{"Deep10000", `{"a":` + strings.Repeat(`{"a":`, 9998) + `1` + strings.Repeat("}", 9998) + `}`, false},
+		{"Deep10000", `{"a":` + strings.Repeat(`{"a":`, 9999) + `1` + strings.Repeat("}", 9999) + `}`, false},
 		{"BracketsInStringsAreNotNesting", `{"a":"` + strings.Repeat("[{", 1000) + `"}`, true},
 	}
 	for _, tt := range tests {
