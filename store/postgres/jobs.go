@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -441,57 +442,16 @@ func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (b
 	return n == 1, nil
 }
 
-// FindAttempts returns a job's attempts, oldest first.
-func (db *DB) FindAttempts(ctx context.Context, jobID int64) ([]*hooks.Attempt, error) {
-	rows, err := db.pool.Query(ctx, `SELECT attempt, started_at, duration_us, outcome, error FROM job_attempts
-		WHERE job_id = $1 ORDER BY id`, jobID)
-	if err != nil {
-		return nil, fmt.Errorf("find attempts: %w", translate(err))
-	}
-	defer rows.Close()
-	var out []*hooks.Attempt
-	for rows.Next() {
-		a := &hooks.Attempt{JobID: jobID}
-		var dur int64
-		if err := rows.Scan(&a.Attempt, &a.StartedAt, &dur, &a.Outcome, &a.Error); err != nil {
-			return nil, fmt.Errorf("find attempts: %w", translate(err))
+// sortJobs puts claimed jobs in queue order: priority, scheduled time, ID.
+func sortJobs(jobs []*hooks.Job) {
+	sort.Slice(jobs, func(a, b int) bool {
+		ja, jb := jobs[a], jobs[b]
+		if ja.Priority != jb.Priority {
+			return ja.Priority < jb.Priority
 		}
-		a.Duration = time.Duration(dur) * time.Microsecond
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find attempts: %w", translate(err))
-	}
-	return out, nil
-}
-
-// FindJobs returns jobs, oldest first.
-func (db *DB) FindJobs(ctx context.Context, f hooks.JobFilter) ([]*hooks.Job, error) {
-	if f.Limit <= 0 {
-		f.Limit = 100
-	}
-	rows, err := db.pool.Query(ctx, `SELECT id, request_ref, sender, name, urgency, priority, state, attempts,
-			scheduled_at, locked_until, created_at, finished_at, last_error FROM jobs
-		WHERE ($1 = '' OR state = $1) AND ($2 = '' OR sender = $2) AND ($3 = '' OR name = $3)
-			AND ($4 = 0 OR request_ref = $4) AND id > $5
-		ORDER BY id LIMIT $6`, string(f.State), string(f.Sender), f.Name, f.RequestRef, f.AfterID, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("find jobs: %w", translate(err))
-	}
-	defer rows.Close()
-	var out []*hooks.Job
-	for rows.Next() {
-		j := &hooks.Job{}
-		var locked, finished *time.Time
-		if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.State, &j.Attempts,
-			&j.ScheduledAt, &locked, &j.CreatedAt, &finished, &j.LastError); err != nil {
-			return nil, fmt.Errorf("find jobs: %w", translate(err))
+		if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
+			return ja.ScheduledAt.Before(jb.ScheduledAt)
 		}
-		j.LockedUntil, j.FinishedAt = timeOf(locked), timeOf(finished)
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find jobs: %w", translate(err))
-	}
-	return out, nil
+		return ja.ID < jb.ID
+	})
 }

@@ -27,21 +27,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/hookbay/hookbay/hooks"
 )
 
 //go:embed migrations/*.sql
@@ -141,35 +135,6 @@ type DB struct {
 	listeners    sync.WaitGroup
 	listenersMu  sync.Mutex
 	listenClosed bool
-}
-
-// writeOp is one write waiting for a transaction.
-type writeOp struct {
-	fn   func(*wtx) error
-	done chan error
-}
-
-// wtx is the transaction a write runs in, and what the write announces once
-// it commits.
-type wtx struct {
-	ctx context.Context
-	tx  pgx.Tx
-	// jobs is set by a write that queued a job; requests lists the requests
-	// it recorded.
-	jobs     bool
-	requests []int64
-}
-
-func (w *wtx) exec(sql string, args ...any) (pgconn.CommandTag, error) {
-	return w.tx.Exec(w.ctx, sql, args...)
-}
-
-func (w *wtx) query(sql string, args ...any) (pgx.Rows, error) {
-	return w.tx.Query(w.ctx, sql, args...)
-}
-
-func (w *wtx) queryRow(sql string, args ...any) pgx.Row {
-	return w.tx.QueryRow(w.ctx, sql, args...)
 }
 
 // Open connects to the PostgreSQL database at url (a libpq URL or DSN;
@@ -359,207 +324,6 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// write runs fn in a write transaction shared with other concurrent writes
-// and returns once that transaction is committed. fn may run more than once
-// (when another write in its batch fails, or a deadlock with another replica
-// rolls the batch back, the batch is committed again without it), so it must
-// only touch the transaction and reset its own results first.
-func (db *DB) write(ctx context.Context, fn func(*wtx) error) error {
-	op := writeOp{fn: fn, done: make(chan error, 1)}
-	select {
-	case <-db.quit:
-		return ErrClosed
-	default:
-	}
-	select {
-	case db.ops <- op:
-	case <-db.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("queue write: %w", ctx.Err())
-	}
-	// Once queued the write will be attempted; wait for its outcome even if
-	// ctx ends, so that the caller never answers on a guess.
-	select {
-	case err := <-op.done:
-		return err
-	case <-db.writerDone:
-		select {
-		case err := <-op.done:
-			return err
-		default:
-			return ErrClosed
-		}
-	}
-}
-
-// writer commits queued writes in batches until Close.
-func (db *DB) writer() {
-	defer db.writers.Done()
-	batch := make([]writeOp, 0, db.opts.maxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case op := <-db.ops:
-			batch = append(batch, op)
-		case <-db.quit:
-			// Commit what was queued before Close.
-			for {
-				select {
-				case op := <-db.ops:
-					db.commitAll([]writeOp{op})
-				default:
-					return
-				}
-			}
-		}
-		batch = db.fill(batch)
-		db.commitAll(batch)
-	}
-}
-
-// fill adds the writes queued behind the first of a batch, waiting up to
-// the group-commit window for more.
-func (db *DB) fill(batch []writeOp) []writeOp {
-	for len(batch) < db.opts.maxBatch {
-		select {
-		case op := <-db.ops:
-			batch = append(batch, op)
-			continue
-		default:
-		}
-		break
-	}
-	if db.opts.window <= 0 || len(batch) >= db.opts.maxBatch {
-		return batch
-	}
-	t := time.NewTimer(db.opts.window)
-	defer t.Stop()
-	for len(batch) < db.opts.maxBatch {
-		select {
-		case op := <-db.ops:
-			batch = append(batch, op)
-		case <-t.C:
-			return batch
-		case <-db.quit:
-			return batch
-		}
-	}
-	return batch
-}
-
-// commitAll commits a batch and tells each write its outcome. A write that
-// fails rolls the batch back: it is tried on its own (its failure may have
-// come from another write in the transaction, or from a deadlock with
-// another replica) and the others are committed again without it. When
-// BEGIN or COMMIT itself fails, every write gets that error: a failed COMMIT
-// may or may not have been applied, and the callers answer "retry", which
-// the idempotency records make safe.
-func (db *DB) commitAll(batch []writeOp) {
-	for len(batch) > 0 {
-		i, err := db.commit(batch)
-		if err == nil || i < 0 || len(batch) == 1 {
-			if err != nil && len(batch) == 1 && i >= 0 {
-				err = db.retryAlone(batch[0], err)
-			}
-			for _, op := range batch {
-				op.done <- err
-			}
-			return
-		}
-		batch[i].done <- db.retryAlone(batch[i], nil)
-		batch = append(batch[:i:i], batch[i+1:]...)
-	}
-}
-
-// retryAlone commits op in a transaction of its own, again while it loses
-// deadlocks or serialization conflicts. err is the failure of its last run,
-// if it already ran alone.
-func (db *DB) retryAlone(op writeOp, err error) error {
-	for try := 0; try < maxRetries; try++ {
-		if err != nil && !retryable(err) {
-			return err
-		}
-		if try > 0 {
-			time.Sleep(time.Duration(try) * 5 * time.Millisecond)
-		}
-		_, err = db.commit([]writeOp{op})
-		if err == nil {
-			return nil
-		}
-	}
-	return err
-}
-
-// retryable reports whether err is a deadlock or serialization failure:
-// running the write again may well succeed.
-func retryable(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
-}
-
-// commit runs the batch's writes in one transaction. On failure it returns
-// the index of the write that failed, or -1 when BEGIN, NOTIFY or COMMIT did.
-func (db *DB) commit(batch []writeOp) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), db.opts.batchTimeout)
-	defer cancel()
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		return -1, fmt.Errorf("begin: %w", translate(err))
-	}
-	defer tx.Rollback(ctx) // after Commit, a no-op
-	var jobs bool
-	var requests []int64
-	for i, op := range batch {
-		w := &wtx{ctx: ctx, tx: tx}
-		if err := op.fn(w); err != nil {
-			return i, translate(err)
-		}
-		jobs = jobs || w.jobs
-		requests = append(requests, w.requests...)
-	}
-	// Listeners hear of the batch when, and only if, it commits.
-	var notes pgx.Batch
-	if jobs {
-		notes.Queue(`SELECT pg_notify($1, '')`, db.jobsChannel)
-	}
-	for _, payload := range idPayloads(requests) {
-		notes.Queue(`SELECT pg_notify($1, $2)`, db.requestsChannel, payload)
-	}
-	if notes.Len() > 0 {
-		if err := tx.SendBatch(ctx, &notes).Close(); err != nil {
-			return -1, fmt.Errorf("notify: %w", translate(err))
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return -1, fmt.Errorf("commit: %w", translate(err))
-	}
-	return -1, nil
-}
-
-// maxPayload keeps a notification's payload under PostgreSQL's 8000 bytes.
-const maxPayload = 7900
-
-// idPayloads lists ids as comma-separated payloads of at most maxPayload
-// bytes each.
-func idPayloads(ids []int64) []string {
-	var out []string
-	var b []byte
-	for _, id := range ids {
-		if len(b) > maxPayload-21 {
-			out, b = append(out, string(b)), b[:0]
-		}
-		if len(b) > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, "%d", id)
-	}
-	if len(b) > 0 {
-		out = append(out, string(b))
-	}
-	return out
-}
-
 // stamp is the time to stamp a row with where a method is given none: Now's,
 // or nil for the database's (statements read COALESCE($n, now())).
 func (db *DB) stamp() *time.Time {
@@ -605,51 +369,4 @@ func timeOf(t *time.Time) time.Time {
 		return time.Time{}
 	}
 	return *t
-}
-
-// translate classifies a database error once, by its SQLSTATE, so that the
-// HTTP layer answers each sender what it retries. The original error stays
-// in the chain, for the logs.
-func translate(err error) error {
-	if err == nil {
-		return nil
-	}
-	var he *hooks.Error
-	if errors.As(err, &he) || errors.Is(err, ErrClosed) {
-		return err
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "23505": // unique_violation
-			return fmt.Errorf("%w: %w", hooks.Errorf(hooks.ECONFLICT, "already stored"), err)
-		case pe.Code == "40P01", pe.Code == "40001", // deadlock, serialization failure
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutting down, crashed, starting up
-			strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"): // insufficient resources
-			return unavailable(err)
-		}
-		return err
-	}
-	// No answer from the server: it is down, restarting or out of reach.
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded) ||
-		isConnLost(err) {
-		return unavailable(err)
-	}
-	return err
-}
-
-// unavailable marks err as the database being out of reach for now.
-func unavailable(err error) error {
-	return fmt.Errorf("%w: %w", hooks.Errorf(hooks.EUNAVAILABLE, "the store is unavailable; retry later"), err)
-}
-
-// isConnLost reports errors of a connection that broke mid-statement or
-// could not be made.
-func isConnLost(err error) bool {
-	var oe *net.OpError
-	return errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.As(err, &oe)
 }

@@ -1,0 +1,116 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+func TestDB_Listen(t *testing.T) {
+	t.Parallel()
+	// Jobs queued, or made available again, on one replica wake another's
+	// listener; requests recorded there are announced with their IDs.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSchema(t)
+	a, b := s.open(t), s.open(t)
+	woken := make(chan struct{}, 100)
+	if err := b.Listen(ctx, func() { woken <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	recorded := make(chan int64, 100)
+	if err := b.ListenRequests(ctx, func(id int64) { recorded <- id }); err != nil {
+		t.Fatal(err)
+	}
+	// Another schema's jobs wake nobody here.
+	other := openDB(t)
+	mustQueue(t, other, "elsewhere", hooks.UrgencyRegular, t0)
+
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-woken:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up after %s", what)
+		}
+	}
+	r := newReceipt(t0, "req-1", `{}`)
+	mustCommit(t, a, r)
+	wait("a job was queued")
+	select {
+	case id := <-recorded:
+		if id != r.Request.ID {
+			t.Fatalf("request announced: got %d, want %d", id, r.Request.ID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request was not announced")
+	}
+	select {
+	case <-woken:
+		t.Fatal("woken twice for one job, or by another schema's")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// A refused request is announced; it wakes no worker.
+	refused := newReceipt(t0, "", `{}`).Request
+	refused.Status = 401
+	if err := a.Record(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	if id := <-recorded; id != refused.ID {
+		t.Fatalf("refusal announced: got %d, want %d", id, refused.ID)
+	}
+	j := mustClaim(t, a, time.Now(), time.Minute, 1)[0]
+	if err := a.ReleaseJobs(ctx, []*hooks.Job{j}); err != nil {
+		t.Fatal(err)
+	}
+	wait("a job was released")
+	// A listener whose context ends stops; Close stops the others.
+	cancel()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDB_TryLead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSchema(t)
+	a, b := s.open(t), s.open(t)
+	if ok, err := a.TryLead(ctx, "purge", "a", time.Minute); err != nil || !ok {
+		t.Fatalf("a takes the lease: got %v, %v; want true", ok, err)
+	}
+	if ok, err := b.TryLead(ctx, "purge", "b", time.Minute); err != nil || ok {
+		t.Fatalf("b while a holds it: got %v, %v; want false", ok, err)
+	}
+	if ok, err := b.TryLead(ctx, "rescue", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("b takes another lease: got %v, %v; want true", ok, err)
+	}
+	if ok, err := a.TryLead(ctx, "purge", "a", time.Minute); err != nil || !ok {
+		t.Fatalf("a renews: got %v, %v; want true", ok, err)
+	}
+	// a stops renewing: once the lease has expired by the database's
+	// clock, b takes it.
+	s.exec(t, `UPDATE leases SET expires_at = now() - interval '1 microsecond' WHERE name = 'purge'`)
+	if ok, err := b.TryLead(ctx, "purge", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("b after a's lease expired: got %v, %v; want true", ok, err)
+	}
+	if ok, err := a.TryLead(ctx, "purge", "a", time.Minute); err != nil || ok {
+		t.Fatalf("a after b took over: got %v, %v; want false", ok, err)
+	}
+	// Resigning hands it over at once; resigning what one does not hold
+	// does nothing.
+	if err := a.Resign(ctx, "purge", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.TryLead(ctx, "purge", "a", time.Minute); ok {
+		t.Fatal("a took the lease after resigning what it did not hold")
+	}
+	if err := b.Resign(ctx, "purge", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.TryLead(ctx, "purge", "a", time.Minute); err != nil || !ok {
+		t.Fatalf("a after b resigned: got %v, %v; want true", ok, err)
+	}
+}
