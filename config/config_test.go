@@ -185,10 +185,42 @@ func TestSecretKey(t *testing.T) {
 		"bloomreach.webhooks.sms.auth.headers.X-Api-Key":       true,
 		"bloomreach.webhooks.sms.auth.basic.username":          false,
 		"server.data_dir":                                      false,
+		"store.postgres.url":                                   true,
+		"admin.token":                                          true,
 		"bubblehouse.hooks.CreateDiscount4.action.forward.url": false,
 	} {
 		if got := secretKey(path); got != want {
 			t.Errorf("secretKey(%q)=%v, want %v", path, got, want)
+		}
+	}
+}
+
+func TestValidate_Ops(t *testing.T) {
+	for _, tt := range []struct {
+		yaml, want string
+	}{
+		{"admin: {listen: \"0.0.0.0:8081\"}", "admin.token must be set"},
+		{"admin: {listen: \":8081\"}", "admin.token must be set"},
+		{"admin: {listen: \"nonsense\"}", "admin.listen"},
+		{"admin: {listen: \":8081\", token: short}", "admin.token: at least 16"},
+		{"log: {format: xml}", "log.format"},
+		{"log: {level: loud}", "log.level"},
+		{"store: {postgres: {url: \"mysql://x\"}}", "store.postgres.url"},
+		{"store: {postgres: {url: \"postgres://h/db\", max_conns: -1}}", "store.postgres.max_conns"},
+	} {
+		_, err := Parse([]byte(tt.yaml+"\nsvix: {endpoints: {bloom: {secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}}}"), env(nil))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err=%v, want one naming %q", tt.yaml, err, tt.want)
+		}
+	}
+	for _, ok := range []string{"admin: {listen: \"127.0.0.1:8081\"}", "admin: {listen: \"[::1]:8081\"}",
+		"admin: {listen: \"localhost:0\"}", "admin: {listen: off}", "admin: {listen: \":8081\", token: 0123456789abcdef}",
+		"store: {postgres: {url: \"postgres://u:p@h:5432/db\"}}"} {
+		c, err := Parse([]byte(ok+"\nsvix: {endpoints: {bloom: {secrets: [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}}}"), env(nil))
+		if err != nil {
+			t.Errorf("%s: %v", ok, err)
+		} else if c.Log.Format != "json" || c.Log.Level != "info" || !*c.Log.Requests {
+			t.Errorf("%s: log defaults %+v", ok, c.Log)
 		}
 	}
 }

@@ -19,6 +19,11 @@ const (
 	// DefaultRequestIDHeader is where a Bloomreach webhook reads its request
 	// ID unless request_id says otherwise.
 	DefaultRequestIDHeader = "X-Request-ID"
+	// DefaultAdminListen is admin.listen: loopback, so that no token is
+	// needed on a laptop.
+	DefaultAdminListen = "127.0.0.1:8081"
+	// DefaultPostgresMaxConns is store.postgres.max_conns.
+	DefaultPostgresMaxConns = 16
 	// DefaultTokenField is the body or query field an OAuth 2.0 access
 	// token is read from (token_in body or query).
 	DefaultTokenField = "access_token"
@@ -36,6 +41,22 @@ const MinRetention = 48 * time.Hour
 // so it is filled after the actions' timeouts.
 func (c *Config) ApplyDefaults() {
 	s := &c.Server
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Requests == nil {
+		on := true
+		c.Log.Requests = &on
+	}
+	if pg := c.Store.Postgres; pg != nil && pg.MaxConns == 0 {
+		pg.MaxConns = DefaultPostgresMaxConns
+	}
 	if s.TLS.Mode == "" {
 		s.TLS.Mode = "dev"
 		if s.TLS.CertFile != "" || s.TLS.KeyFile != "" {

@@ -17,6 +17,9 @@ func secretKey(path string) bool {
 	if strings.Contains(path, ".auth.headers.") {
 		return true // a Bloomreach webhook's credential header values
 	}
+	if path == "store.postgres.url" || path == "admin.token" {
+		return true // a database password; the admin surface's token
+	}
 	key := path[strings.LastIndex(path, ".")+1:]
 	if i := strings.IndexByte(key, '['); i >= 0 {
 		key = key[:i] // svix.endpoints.bloom.secrets[0]

@@ -16,6 +16,9 @@ type Config struct {
 	Bubblehouse BubblehouseConfig `yaml:"bubblehouse"`
 	Svix        SvixConfig        `yaml:"svix"`
 	Bloomreach  BloomreachConfig  `yaml:"bloomreach"`
+	Admin       AdminConfig       `yaml:"admin"`
+	Log         LogConfig         `yaml:"log"`
+	Store       StoreConfig       `yaml:"store"`
 
 	// secretEnv names the environment variables the config's secret keys
 	// refer to, kept from the commands of exec actions.
@@ -271,4 +274,38 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// AdminConfig is the admin listener: the inspector, its API and /metrics.
+type AdminConfig struct {
+	// Listen is the admin listener's address; "off" disables it.
+	Listen string `yaml:"listen"`
+	// Token protects the admin surface; required when Listen is not a
+	// loopback address.
+	Token string `yaml:"token"`
+}
+
+// LogConfig is the log's format and level, and whether every request gets
+// a line.
+type LogConfig struct {
+	// Format is text or json.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Requests logs one line per request at INFO (default true).
+	Requests *bool `yaml:"requests"`
+}
+
+// StoreConfig picks the store: SQLite in the data directory unless
+// postgres is set.
+type StoreConfig struct {
+	Postgres *PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is a PostgreSQL store shared by several replicas.
+type PostgresConfig struct {
+	// URL is a libpq-style connection URL (postgres://user:pass@host/db).
+	URL string `yaml:"url"`
+	// MaxConns caps the connection pool (default 16).
+	MaxConns int `yaml:"max_conns"`
 }

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -16,6 +18,9 @@ import (
 // by the serve command, which may generate dev ones.
 func (c *Config) Validate() error {
 	if err := c.Server.validate(); err != nil {
+		return err
+	}
+	if err := c.validateOps(); err != nil {
 		return err
 	}
 	if time.Duration(c.Idempotency.Retention) < MinRetention {
@@ -197,4 +202,50 @@ func checkPath(key, p string) error {
 		return fmt.Errorf("%s: %q must start with / and not end with / (for example /bubblehouse)", key, p)
 	}
 	return nil
+}
+
+// validateOps checks the admin listener, the log and the store.
+func (c *Config) validateOps() error {
+	if a := c.Admin; a.Listen != "off" {
+		host, _, err := net.SplitHostPort(a.Listen)
+		if err != nil {
+			return fmt.Errorf("admin.listen: %q is not host:port (or off): %v", a.Listen, err)
+		}
+		if !IsLoopback(host) && a.Token == "" {
+			return fmt.Errorf("admin.listen: %q is not a loopback address, so admin.token must be set (use ${ENV_VAR})", a.Listen)
+		}
+		if a.Token != "" && len(a.Token) < 16 {
+			return fmt.Errorf("admin.token: at least 16 characters")
+		}
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	if pg := c.Store.Postgres; pg != nil {
+		u, err := url.Parse(pg.URL)
+		if pg.URL == "" || err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return fmt.Errorf("store.postgres.url: want a URL such as postgres://user:password@host:5432/hookbay")
+		}
+		if pg.MaxConns < 1 || pg.MaxConns > 1000 {
+			return fmt.Errorf("store.postgres.max_conns: %d is not between 1 and 1000", pg.MaxConns)
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen host is loopback only: a loopback
+// address or "localhost". An empty host listens on every interface.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.Unmap().IsLoopback()
 }
