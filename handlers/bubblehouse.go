@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -205,5 +206,5 @@ func describeValue(v string) string {
 	if len(v) > 40 {
 		v = v[:40] + "…"
 	}
-	return "has unknown value \"" + v + "\""
+	return fmt.Sprintf("has unknown value %q", v) // quoted: any bytes read as text
 }

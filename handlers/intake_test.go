@@ -310,3 +310,33 @@ func TestBloomreach_InlineReplyExactSuccess(t *testing.T) {
 		t.Fatalf("got %d %s, want %s", a.status, a.body, want)
 	}
 }
+
+// A refusal's record is text too: the URL's name, the request ID and
+// header values of a request nobody authenticated may carry any bytes, and
+// are recorded with those that are not UTF-8 replaced (U+FFFD).
+func TestRefusedRecordIsText(t *testing.T) {
+	g := &Guard{}
+	e := newEcho(g)
+	newSvix(t, g).Register(e, "/svix")
+	set, _ := hooks.NewBubblehouseHooks(nil)
+	(&handlers.Bubblehouse{Hooks: set, Auth: &hooks.BubblehouseAuth{Authorization: bhAuth}, Guard: g, MaxBodyBytes: 4096}).Register(e, bhPath)
+	for _, req := range []*http.Request{
+		signed{id: "msg_\xff", body: `{}`, sig: "v1,AAAA"}.request("bloom"),
+		signed{id: "msg_x", body: `{}`}.request("%FF%FE"),
+		bhCall{hook: "Hello1", body: `{}`, auth: "-", urgency: "real-\xfftime", id: "id-\xc3"}.request(),
+		bhCall{hook: "%C3", body: `{}`, urgency: "urgent"}.request(),
+	} {
+		req.Header.Set("X-Note", "caf\xe9")
+		a := serve(e, req)
+		rec := g.last(t)
+		fields := append([]string{rec.Name, rec.Path, rec.RequestID, rec.Header.Get("X-Note")}, rec.Notes...)
+		for _, f := range fields {
+			if !utf8.ValidString(f) {
+				t.Fatalf("%s %s answered %d: recorded %q, not UTF-8", req.Method, req.URL.Path, a.status, f)
+			}
+		}
+		if !validJSON(a.body) {
+			t.Fatalf("answer %q is not JSON text", a.body)
+		}
+	}
+}

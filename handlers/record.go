@@ -78,6 +78,9 @@ const refusedBodyKept = 4096
 // once it is recorded, and becomes a 503 when it could not be.
 func recordAnswer(c echo.Context, req *hooks.Request, resp hooks.Response, record func(echo.Context, *hooks.Request) error, logger *slog.Logger) hooks.Response {
 	req.Status, req.Response = resp.Status, resp.Body
+	if resp.Status >= 400 {
+		refusedAsText(req)
+	}
 	if len(req.Body) > refusedBodyKept && resp.Status >= 400 {
 		// A refused request keeps its first bytes only: an
 		// unauthenticated flood must not fill the disk.
@@ -119,4 +122,30 @@ func keepUnverified(rec *hooks.Request, body []byte) {
 		return
 	}
 	rec.Note(fmt.Sprintf("body not kept: %d bytes that are not UTF-8 text, from a request that was not authenticated", len(body)))
+}
+
+// refusedAsText makes the record of a refused request text: its URL name
+// and path, request ID, header values and notes may carry any bytes from
+// a client nobody authenticated, and every reader of the records would
+// meet them. Bytes that are not UTF-8 become U+FFFD; the body is kept or
+// not by keepUnverified.
+func refusedAsText(req *hooks.Request) {
+	req.Name, req.Path, req.RequestID = asText(req.Name), asText(req.Path), asText(req.RequestID)
+	for i, n := range req.Notes {
+		req.Notes[i] = asText(n)
+	}
+	for k, vs := range req.Header {
+		for i, v := range vs {
+			vs[i] = asText(v)
+		}
+		req.Header[k] = vs
+	}
+}
+
+// asText is s with bytes that are not UTF-8 replaced by U+FFFD.
+func asText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
