@@ -18,7 +18,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // EventsCommand is "hookbay events": the recorded requests.
@@ -68,7 +67,7 @@ func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: s, Name: *name, Since: t, Limit: *limit})
+	reqs, err := db.FindRequests(ctx, hooks.RequestFilter{Sender: s, Name: *name, Since: t, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -206,8 +205,8 @@ func eventViews(reqs []*hooks.Request) []eventView {
 	return out
 }
 
-func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJSON bool) error {
-	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{ID: id, Limit: 1})
+func (cmd *EventsCommand) show(ctx context.Context, db Store, id int64, asJSON bool) error {
+	reqs, err := db.FindRequests(ctx, hooks.RequestFilter{ID: id, Limit: 1})
 	if err != nil {
 		return err
 	}
@@ -218,7 +217,7 @@ func (cmd *EventsCommand) show(ctx context.Context, db *sqlite.DB, id int64, asJ
 	v := eventViews(reqs)[0]
 	v.Header = r.Header
 	v.Body, v.BodyText, v.BodyBase64 = encodeBody(r.Body)
-	jobs, err := db.FindJobs(ctx, sqlite.JobFilter{RequestRef: id})
+	jobs, err := db.FindJobs(ctx, hooks.JobFilter{RequestRef: id})
 	if err != nil {
 		return err
 	}
@@ -282,7 +281,7 @@ type replayResult struct {
 // through the executor the queue's workers use: new jobs whose attempts
 // are recorded like any other, one per customer of a batch, else one. It
 // returns a negativeError (exit 1) unless every job succeeded.
-func (cmd *EventsCommand) replay(ctx context.Context, cfg config.Config, db *sqlite.DB, id int64, asJSON, force bool) error {
+func (cmd *EventsCommand) replay(ctx context.Context, cfg config.Config, db Store, id int64, asJSON, force bool) error {
 	dispatch, err := cfg.Dispatch(cmd.Actions)
 	if err != nil {
 		return err

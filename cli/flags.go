@@ -2,19 +2,18 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // storeFlags are the flags every store-reading command shares.
@@ -116,27 +115,32 @@ func parseSender(s string) (hooks.Sender, error) {
 }
 
 // open opens the store the flags name; see load.
-func (f storeFlags) open() (*sqlite.DB, error) {
+func (f storeFlags) open() (Store, error) {
 	_, db, err := f.load()
 	return db, err
 }
 
-// load returns the configuration and opens the store it names.
-func (f storeFlags) load() (config.Config, *sqlite.DB, error) {
-	cfg := config.Default()
-	if *f.config != "" {
-		var err error
-		if cfg, err = config.Load(*f.config); err != nil {
-			return cfg, nil, err
+// load returns the configuration, read as serve reads it (--config, else
+// hookbay.yaml in the working directory, else dev mode's), and opens the
+// store it names.
+func (f storeFlags) load() (config.Config, Store, error) {
+	path, implicit, err := config.Locate(*f.config)
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	cfg := config.Dev()
+	if path != "" {
+		if cfg, err = config.Read(path); err != nil {
+			return cfg, nil, inFile(path, implicit, err)
 		}
-	} else if err := cfg.Validate(); err != nil {
-		// Validate also fills in what depends on the rest, the lease among them.
-		return cfg, nil, err
 	}
 	if *f.data != "" {
 		cfg.Server.DataDir = *f.data
 	}
-	db, err := sqlite.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db"))
+	if err := cfg.Finish(); err != nil {
+		return cfg, nil, inFile(path, implicit, err)
+	}
+	db, err := openStore(context.Background(), &cfg)
 	return cfg, db, err
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // JobsCommand is "hookbay jobs": the delivery queue.
@@ -61,7 +60,7 @@ func (cmd *JobsCommand) list(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	jobs, err := db.FindJobs(ctx, sqlite.JobFilter{State: st, Name: *name, Limit: *limit})
+	jobs, err := db.FindJobs(ctx, hooks.JobFilter{State: st, Name: *name, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -186,7 +185,7 @@ type jobView struct {
 // jobViews returns the views of jobs, with each attempt when history is
 // set. The request IDs come from req when it is the jobs' request, else
 // from the store, once per request.
-func jobViews(ctx context.Context, db *sqlite.DB, jobs []*hooks.Job, history bool, req *hooks.Request) ([]jobView, error) {
+func jobViews(ctx context.Context, db Store, jobs []*hooks.Job, history bool, req *hooks.Request) ([]jobView, error) {
 	out := make([]jobView, 0, len(jobs))
 	requestIDs := map[int64]string{}
 	if req != nil {
@@ -195,7 +194,7 @@ func jobViews(ctx context.Context, db *sqlite.DB, jobs []*hooks.Job, history boo
 	for _, j := range jobs {
 		rid, ok := requestIDs[j.RequestRef]
 		if !ok {
-			reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{ID: j.RequestRef, Limit: 1})
+			reqs, err := db.FindRequests(ctx, hooks.RequestFilter{ID: j.RequestRef, Limit: 1})
 			if err != nil {
 				return nil, err
 			}

@@ -158,7 +158,7 @@ func svixHookbayCount(dir string) (func(context.Context, string) (int, error), e
 			return 0, err
 		}
 		defer db.Close()
-		reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: hooks.SenderSvix, RequestID: id, Limit: 1000})
+		reqs, err := db.FindRequests(ctx, hooks.RequestFilter{Sender: hooks.SenderSvix, RequestID: id, Limit: 1000})
 		if err != nil {
 			return 0, err
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // ReportCommand is "hookbay report": how each sender behaved, from the
@@ -48,7 +47,7 @@ report could not be made.`)
 		return err
 	}
 	defer db.Close()
-	reqs, err := db.FindRequests(ctx, sqlite.RequestFilter{Sender: s, Since: t, Limit: *limit})
+	reqs, err := db.FindRequests(ctx, hooks.RequestFilter{Sender: s, Since: t, Limit: *limit})
 	if err != nil {
 		return err
 	}

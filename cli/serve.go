@@ -26,17 +26,6 @@ import (
 	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
-	"github.com/hookbay/hookbay/store/sqlite"
-)
-
-// Interface guards: the store fits what each consumer declares.
-var (
-	_ handlers.Pinger     = (*sqlite.DB)(nil)
-	_ idempotency.Store   = (*sqlite.DB)(nil)
-	_ hooks.JobStore      = (*sqlite.DB)(nil)
-	_ handlers.Guard      = (*idempotency.Guard)(nil)
-	_ handlers.TokenStore = (*sqlite.DB)(nil)
-	_ handlers.FaultStore = (*sqlite.DB)(nil)
 )
 
 // ServeCommand is "hookbay serve".
@@ -178,12 +167,18 @@ type Main struct {
 	// FaultPollInterval is how often injected faults are reloaded.
 	FaultPollInterval time.Duration
 
-	DB       *sqlite.DB
+	DB       Store
 	Dispatch *hooks.Dispatch
 	Echo     *echo.Echo
 	Queue    *hooks.Queue
 	Guard    *idempotency.Guard
 	Server   *http.Server
+
+	// onRequest are told of every recorded request once it is answered;
+	// onAttempt of every recorded delivery attempt. Logs, metrics and the
+	// inspector's live stream add themselves before Run serves.
+	onRequest []func(*hooks.Request)
+	onAttempt []func(*hooks.Job, hooks.AttemptResult)
 
 	ln          net.Listener
 	serveDone   chan error
@@ -221,7 +216,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("bubblehouse.hooks: %w", err)
 	}
 
-	if m.DB, err = sqlite.Open(filepath.Join(cfg.Server.DataDir, "hookbay.db")); err != nil {
+	if m.DB, err = openStore(ctx, cfg); err != nil {
 		return err
 	}
 	if m.Dispatch, err = cfg.Dispatch(m.Actions); err != nil {
@@ -234,6 +229,11 @@ func (m *Main) Run(ctx context.Context) error {
 		Lease:     time.Duration(cfg.Queue.Lease),
 		Policy:    cfg.Queue.Policy(),
 		Logger:    m.Logger,
+		Observe: func(j *hooks.Job, res hooks.AttemptResult) {
+			for _, f := range m.onAttempt {
+				f(j, res)
+			}
+		},
 	}
 	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
 
@@ -258,6 +258,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	e.Use(middleware.Recover())
 	e.Use(handlers.AccessLog(m.Logger))
+	e.Use(m.observeRequests)
 	// A sender is served only when the config asks for it: the routes of
 	// the others are not registered, and answer 404.
 	served := map[hooks.Sender]string{}
@@ -388,6 +389,23 @@ func (m *Main) Run(ctx context.Context) error {
 		m.printBanner()
 	}
 	return nil
+}
+
+// observeRequests tells onRequest of each recorded request once it has
+// been answered (errors included: the error handler has run by then).
+func (m *Main) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		if rec := handlers.RecordOf(c); rec != nil {
+			for _, f := range m.onRequest {
+				f(rec)
+			}
+		}
+		return nil
+	}
 }
 
 // checkDataDir makes sure the data directory exists and hookbay can write

@@ -149,3 +149,11 @@ func asText(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// RecordOf returns the record of the request c served, once the handler
+// and the error handler are done with it; nil for a route that keeps none
+// (health checks, unknown paths).
+func RecordOf(c echo.Context) *hooks.Request {
+	req, _ := c.Get(recordKey).(*hooks.Request)
+	return req
+}
