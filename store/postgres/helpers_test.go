@@ -244,17 +244,30 @@ func hasNote(notes []string, s string) bool {
 	return false
 }
 
+// leaseExpires reads the lease_expires of the row of table that where
+// selects: a lease's end by the database's clock.
+func (s *schema) leaseExpires(tb testing.TB, table, where string, args ...any) time.Time {
+	tb.Helper()
+	conn := s.conn(tb)
+	defer conn.Close(context.Background())
+	var t time.Time
+	if err := conn.QueryRow(context.Background(), `SELECT lease_expires FROM `+table+` WHERE `+where, args...).Scan(&t); err != nil {
+		tb.Fatalf("read lease_expires of %s where %s: %v", table, where, err)
+	}
+	return t
+}
+
 // expireJobs ends the lease of every running job, by the database's clock,
 // as if the lease had run out: the deterministic stand-in for waiting.
 func (s *schema) expireJobs(tb testing.TB) {
 	tb.Helper()
-	s.exec(tb, `UPDATE jobs SET locked_until = now() - interval '1 microsecond' WHERE state = 'running'`)
+	s.exec(tb, `UPDATE jobs SET lease_expires = now() - interval '1 microsecond' WHERE state = 'running'`)
 }
 
 // expireKeys ends the lease of every pending idempotency key.
 func (s *schema) expireKeys(tb testing.TB) {
 	tb.Helper()
-	s.exec(tb, `UPDATE idempotency SET locked_until = now() - interval '1 microsecond' WHERE state = 'pending'`)
+	s.exec(tb, `UPDATE idempotency SET lease_expires = now() - interval '1 microsecond' WHERE state = 'pending'`)
 }
 
 // mustQueue saves a receipt for request ID rid with the given urgency and

@@ -105,7 +105,7 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 	err := db.write(ctx, func(w *wtx) error {
 		n = 0
 		rows, err := w.query(`SELECT id, attempts, created_at FROM jobs
-			WHERE state = 'running' AND locked_until <= now()`)
+			WHERE state = 'running' AND lease_expires <= now()`)
 		if err != nil {
 			return err
 		}
@@ -129,11 +129,11 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 		}
 		owned, err := collectIDs(w.query(`UPDATE jobs SET
 				state = CASE WHEN u.dead THEN 'dead' ELSE 'available' END,
-				locked_until = NULL, claimed_by = NULL, last_error = $1,
+				locked_until = NULL, lease_expires = NULL, claimed_by = NULL, last_error = $1,
 				finished_at = CASE WHEN u.dead THEN $2 ELSE jobs.finished_at END
 			FROM unnest($3::bigint[], $4::int[], $5::boolean[]) AS u(id, attempts, dead)
 			WHERE jobs.id = u.id AND jobs.state = 'running' AND jobs.attempts = u.attempts
-				AND jobs.locked_until <= now()
+				AND jobs.lease_expires <= now()
 			RETURNING jobs.id`, rescuedError, now, ids, attempts, dead))
 		if err != nil {
 			return err
@@ -170,9 +170,9 @@ const rescuedError = "the process running this attempt stopped before it ended (
 // claiming statement, so that replicas claiming at once never get the same
 // job and never wait for each other.
 //
-// The lease ends at the database's now()+lease; the jobs returned say
-// now+lease (by the caller's clock), which is when the caller must be done.
-// now itself only picks the jobs that are due.
+// The jobs returned, and the rows, say the lease ends at now+lease, by the
+// caller's clock, which is when the caller must be done; the database
+// judges it expired lease after its own now().
 func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
@@ -182,7 +182,8 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 				ORDER BY priority, scheduled_at, id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, claimed_by = $3,
-				locked_until = now() + $4 * interval '1 microsecond'
+				locked_until = $1::timestamptz + $4 * interval '1 microsecond',
+				lease_expires = now() + $4 * interval '1 microsecond'
 			FROM c, requests r
 			WHERE jobs.id = c.id AND r.id = jobs.request_ref
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
@@ -227,7 +228,7 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 	}
 	ids, attempts := claimArrays(jobs)
 	err := db.write(ctx, func(w *wtx) error {
-		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'done', locked_until = NULL, claimed_by = NULL, finished_at = $1
+		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'done', locked_until = NULL, lease_expires = NULL, claimed_by = NULL, finished_at = $1
 			FROM unnest($2::bigint[], $3::int[]) AS u(id, attempts)
 			WHERE jobs.id = u.id AND `+claimedBy+`$4
 			RETURNING jobs.id`, now, ids, attempts, db.id))
@@ -253,10 +254,10 @@ func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time,
 		outcome := hooks.OutcomeFailed
 		if dead {
 			outcome = hooks.OutcomeDead
-			q, args = `UPDATE jobs SET state = 'dead', locked_until = NULL, claimed_by = NULL, finished_at = $1, last_error = $2`,
+			q, args = `UPDATE jobs SET state = 'dead', locked_until = NULL, lease_expires = NULL, claimed_by = NULL, finished_at = $1, last_error = $2`,
 				[]any{now, errText}
 		} else {
-			q, args = `UPDATE jobs SET state = 'available', locked_until = NULL, claimed_by = NULL, scheduled_at = $1, last_error = $2`,
+			q, args = `UPDATE jobs SET state = 'available', locked_until = NULL, lease_expires = NULL, claimed_by = NULL, scheduled_at = $1, last_error = $2`,
 				[]any{retryAt, errText}
 		}
 		owned, err := collectIDs(w.query(q+` FROM unnest($3::bigint[], $4::int[]) AS u(id, attempts)
@@ -283,7 +284,7 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 	}
 	ids, attempts := claimArrays(jobs)
 	err := db.write(ctx, func(w *wtx) error {
-		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'available', locked_until = NULL, claimed_by = NULL,
+		owned, err := collectIDs(w.query(`UPDATE jobs SET state = 'available', locked_until = NULL, lease_expires = NULL, claimed_by = NULL,
 				attempts = GREATEST(jobs.attempts - 1, 0)
 			FROM unnest($1::bigint[], $2::int[]) AS u(id, attempts)
 			WHERE jobs.id = u.id AND `+claimedBy+`$3
@@ -337,8 +338,8 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 // ReplayJobs queues new jobs for a recorded request, already leased to the
-// caller for lease (from the database's now(); the jobs returned say
-// now+lease) so that the caller runs them now (a running server will
+// caller until now+lease (expiring lease after the database's now()) so
+// that the caller runs them now (a running server will
 // not take them unless the lease expires): one for each thing the request
 // delivered (each customer of a batch, with its payload), or one for the
 // whole body. A request that was not accepted (no 2xx), or was a duplicate,
@@ -406,8 +407,9 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = hooks.JobRunning, 1, now, now, now.Add(lease)
 			j.Priority = j.Urgency.Priority()
 			if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
-					locked_until, claimed_by, created_at, payload)
-				VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, now() + $7 * interval '1 microsecond', $8, $6, $9)
+					locked_until, lease_expires, claimed_by, created_at, payload)
+				VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $6::timestamptz + $7 * interval '1 microsecond',
+					now() + $7 * interval '1 microsecond', $8, $6, $9)
 				RETURNING id`, requestRef, string(j.Sender), j.Name, string(j.Urgency), j.Priority, now,
 				micros(lease), db.id, j.Payload).Scan(&j.ID); err != nil {
 				return err
@@ -423,15 +425,15 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 }
 
 // ExtendLease holds a running job until until, if the caller still holds
-// it (same claim); false means another worker took it. The lease is
-// counted from the database's now(): it lasts as long from there as until
-// is from DB.Now (or the local clock).
+// it (same claim); false means another worker took it. The job shows until;
+// the database judges the lease expired as long after its now() as until
+// is after DB.Now (or the local clock).
 func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (bool, error) {
 	var n int64
 	left := micros(until.Sub(db.clockNow()))
 	err := db.write(ctx, func(w *wtx) error {
-		tag, err := w.exec(`UPDATE jobs SET locked_until = now() + $1 * interval '1 microsecond'
-			WHERE id = $2 AND attempts = $3 AND state = 'running' AND claimed_by = $4`, left, j.ID, j.Attempts, db.id)
+		tag, err := w.exec(`UPDATE jobs SET locked_until = $1, lease_expires = now() + $2 * interval '1 microsecond'
+			WHERE id = $3 AND attempts = $4 AND state = 'running' AND claimed_by = $5`, until, left, j.ID, j.Attempts, db.id)
 		n = tag.RowsAffected()
 		return err
 	})

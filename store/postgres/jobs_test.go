@@ -16,7 +16,8 @@ func TestDB_ClaimJobs(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		t.Parallel()
-		db := openDB(t)
+		s := newSchema(t)
+		db := s.open(t)
 		useClock(db)
 		queued := mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
 		now := t0.Add(time.Second)
@@ -39,12 +40,13 @@ func TestDB_ClaimJobs(t *testing.T) {
 			j.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("request fields: got %q, %s, %s, %v", j.RequestID, j.Body, j.Payload, j.Header)
 		}
-		// The database holds it for the lease from its own now().
+		// The row shows the same end; the database judges the lease by
+		// its own now().
 		stored := mustJob(t, db, j.ID)
-		if stored.State != hooks.JobRunning || stored.Attempts != 1 {
-			t.Errorf("stored job: got %+v, want running, attempt 1", stored)
+		if stored.State != hooks.JobRunning || stored.Attempts != 1 || !stored.LockedUntil.Equal(j.LockedUntil) {
+			t.Errorf("stored job: got %+v, want running, attempt 1, until %v", stored, j.LockedUntil)
 		}
-		leasedFor(t, stored.LockedUntil, start, time.Minute)
+		leasedFor(t, s.leaseExpires(t, "jobs", "id = $1", j.ID), start, time.Minute)
 		// A running job is not claimed again, whatever the time passed.
 		if got := mustClaim(t, db, now.Add(time.Hour), time.Minute, 10); len(got) != 0 {
 			t.Errorf("claim after the lease, not rescued: got %v, want none", jobIDs(got))
@@ -553,7 +555,10 @@ func TestDB_ExtendLease(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("extend: got %v, %v; want true", ok, err)
 	}
-	leasedFor(t, mustJob(t, db, j.ID).LockedUntil, start, time.Hour)
+	if got, want := mustJob(t, db, j.ID).LockedUntil, clk.Now().Add(time.Hour); !got.Equal(want) || !j.LockedUntil.Equal(want) {
+		t.Errorf("lease end: stored %v, job %v; want %v", got, j.LockedUntil, want)
+	}
+	leasedFor(t, s.leaseExpires(t, "jobs", "id = $1", j.ID), start, time.Hour)
 	s.expireJobs(t)
 	mustRescue(t, db, t0)
 	mustClaim(t, db, t0, time.Minute, 1)

@@ -59,9 +59,9 @@ func uniqueKeys(keys []string) []string {
 // died or overran; it is taken over, and its owner can no longer finish or
 // release it. The taking is one guarded statement (INSERT … ON CONFLICT …
 // DO UPDATE … WHERE <expired>), so of two replicas reserving one key, one
-// owns it. Expiry is judged by the database's clock, and the lease lasts as
-// long from the database's now() as leaseUntil is from DB.Now (or the local
-// clock).
+// owns it. The entries show leaseUntil; expiry is judged by the database's
+// clock, the lease lasting as long from its now() as leaseUntil is from
+// DB.Now (or the local clock).
 func (db *DB) ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
 	keys = uniqueKeys(keys)
 	if keys == nil {
@@ -84,15 +84,16 @@ func (db *DB) reserve(w *wtx, sender hooks.Sender, keys []string, owner int64, l
 	// The keys that exist, locked: a done or live one is answered without
 	// writing anything; the values of expired ones are kept, to put back if
 	// the reservation fails.
-	rows, err := w.query(`SELECT key, `+entryColumns+`, owner, state = 'done' OR locked_until > now()
+	rows, err := w.query(`SELECT key, `+entryColumns+`, lease_expires, owner, state = 'done' OR lease_expires > now()
 		FROM idempotency WHERE sender = $1 AND key = ANY($2) FOR UPDATE`, string(sender), keys)
 	if err != nil {
 		return nil, fmt.Errorf("read idempotency keys: %w", err)
 	}
 	type existing struct {
-		e     *hooks.Entry
-		owner *int64
-		live  bool
+		e       *hooks.Entry
+		expires *time.Time
+		owner   *int64
+		live    bool
 	}
 	have := map[string]existing{}
 	for rows.Next() {
@@ -102,7 +103,7 @@ func (db *DB) reserve(w *wtx, sender hooks.Sender, keys []string, owner int64, l
 		var locked *time.Time
 		x.e = &hooks.Entry{Sender: sender}
 		if err := rows.Scan(&key, &x.e.State, &x.e.Response.Status, &x.e.Response.Body, &ref, &locked, &x.e.CreatedAt,
-			&x.owner, &x.live); err != nil {
+			&x.expires, &x.owner, &x.live); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read idempotency keys: %w", err)
 		}
@@ -124,12 +125,13 @@ func (db *DB) reserve(w *wtx, sender hooks.Sender, keys []string, owner int64, l
 	// The guarded statement: each key is inserted, or taken over when its
 	// lease has expired; a key that another transaction took meanwhile is
 	// neither.
-	rows, err = w.query(`INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
-		SELECT $1, k, 'pending', now() + $4 * interval '1 microsecond', $5, COALESCE($3::timestamptz, now())
+	rows, err = w.query(`INSERT INTO idempotency (sender, key, state, locked_until, lease_expires, owner, created_at)
+		SELECT $1, k, 'pending', $4, now() + $5 * interval '1 microsecond', $6, COALESCE($3::timestamptz, now())
 		FROM unnest($2::text[]) AS k
-		ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until, owner = excluded.owner
-		WHERE idempotency.state = 'pending' AND idempotency.locked_until <= now()
-		RETURNING key`, string(sender), keys, db.stamp(), micros(leaseUntil.Sub(db.clockNow())), owner)
+		ON CONFLICT (sender, key) DO UPDATE SET locked_until = excluded.locked_until,
+			lease_expires = excluded.lease_expires, owner = excluded.owner
+		WHERE idempotency.state = 'pending' AND idempotency.lease_expires <= now()
+		RETURNING key`, string(sender), keys, db.stamp(), leaseUntil, micros(leaseUntil.Sub(db.clockNow())), owner)
 	if err != nil {
 		return nil, fmt.Errorf("reserve idempotency keys: %w", err)
 	}
@@ -158,8 +160,8 @@ func (db *DB) reserve(w *wtx, sender hooks.Sender, keys []string, owner int64, l
 		if !ok {
 			_, err = w.exec(`DELETE FROM idempotency WHERE sender = $1 AND key = $2`, string(sender), k)
 		} else {
-			_, err = w.exec(`UPDATE idempotency SET locked_until = $3, owner = $4 WHERE sender = $1 AND key = $2`,
-				string(sender), k, nullTime(x.e.LockedUntil), x.owner)
+			_, err = w.exec(`UPDATE idempotency SET locked_until = $3, lease_expires = $4, owner = $5
+				WHERE sender = $1 AND key = $2`, string(sender), k, nullTime(x.e.LockedUntil), x.expires, x.owner)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("put back idempotency key: %w", err)
@@ -193,7 +195,8 @@ func (db *DB) FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64)
 		lost, takenOver = nil, false
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
 		for i, k := range keys {
-			tag, err := w.exec(`UPDATE idempotency SET state = 'done', status = $1, response = $2, locked_until = NULL, owner = NULL
+			tag, err := w.exec(`UPDATE idempotency SET state = 'done', status = $1, response = $2, locked_until = NULL,
+				lease_expires = NULL, owner = NULL
 				WHERE sender = $3 AND key = $4 AND state = 'pending' AND owner = $5`, req.Status, req.Response, string(req.Sender), k, owner)
 			if err != nil {
 				return fmt.Errorf("store answer under idempotency key: %w", err)

@@ -104,13 +104,17 @@ type DB struct {
 	// (ReserveKeys, ExtendLease) are read by; nil means the database's
 	// clock and the local one. Tests set it. Set it before the first write.
 	//
-	// Leases are never judged by it, nor by the now a method is passed:
-	// every lease (of a job, an idempotency key or a TryLead) ends at the
-	// database's now() plus its length, and is expired when the database's
-	// now() has passed that, so replicas with skewed clocks agree on who
-	// holds what. The now passed to ClaimJobs picks the jobs that are due
-	// (their times were set by callers' clocks too); RescueJobs' stamps the
-	// interrupted attempts and judges a job's age for the retry policy.
+	// Leases are never judged by it, nor by the now a method is passed. A
+	// lease (of a job, an idempotency key or a TryLead) is kept with two
+	// ends: the one its holder was given, on the holder's clock (the
+	// LockedUntil that methods return and finders show), and the same
+	// length counted from the database's now() (lease_expires), which alone
+	// decides whether the lease has expired. So replicas with skewed clocks
+	// agree on who holds what, and a holder that cuts its work off by its
+	// own clock stops before the database lets another take over. The now
+	// passed to ClaimJobs picks the jobs that are due (their times were set
+	// by callers' clocks too); RescueJobs' stamps the interrupted attempts
+	// and judges a job's age for the retry policy.
 	Now func() time.Time
 
 	// Logger receives background errors.
@@ -335,8 +339,8 @@ func (db *DB) stamp() *time.Time {
 }
 
 // clockNow is the clock callers read lease ends by: Now when set, else the
-// local clock. A lease end passed in is turned into a length by it, and
-// the database counts that length from its own now().
+// local clock. A lease end passed in is turned into a length by it, which
+// the database counts from its own now() for lease_expires.
 func (db *DB) clockNow() time.Time {
 	if db.Now != nil {
 		return db.Now()

@@ -266,8 +266,8 @@ func takeKey(w *wtx, req *hooks.Request, key string, stamp *time.Time) (bool, er
 	rows, err := w.query(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, created_at)
 		VALUES ($1, $2, 'done', $3, $4, $5, COALESCE($6::timestamptz, now()))
 		ON CONFLICT (sender, key) DO UPDATE SET state = 'done', status = excluded.status, response = excluded.response,
-			request_ref = excluded.request_ref, locked_until = NULL, owner = NULL
-		WHERE idempotency.state = 'pending' AND idempotency.locked_until <= now()
+			request_ref = excluded.request_ref, locked_until = NULL, lease_expires = NULL, owner = NULL
+		WHERE idempotency.state = 'pending' AND idempotency.lease_expires <= now()
 		RETURNING key`, string(req.Sender), key, req.Status, req.Response, req.ID, stamp)
 	if err != nil {
 		return false, fmt.Errorf("take over idempotency key: %w", err)

@@ -12,9 +12,10 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// leasedFor fails unless a lease end read back lies d after the database's
-// now() at the time it was taken: between start+d and the present+d, with
-// a second's grace for the two clocks (the same machine's, in the tests).
+// leasedFor fails unless a lease end by the database's clock lies d after
+// its now() at the time the lease was taken: between start+d and the
+// present+d, with a second's grace for the two clocks (the same machine's,
+// in the tests).
 func leasedFor(tb testing.TB, got, start time.Time, d time.Duration) {
 	tb.Helper()
 	if got.Before(start.Add(d-time.Second)) || got.After(time.Now().Add(d+time.Second)) {
@@ -223,7 +224,8 @@ func TestDB_SaveReceipt(t *testing.T) {
 		// SaveReceipt returns the pending entry and writes nothing, even
 		// when the caller's clock has run past the lease (the database's
 		// has not).
-		db := openDB(t)
+		s := newSchema(t)
+		db := s.open(t)
 		clk := useClock(db)
 		start := time.Now()
 		if e, err := db.ReserveKeys(ctx, hooks.SenderBubblehouse, []string{"req-1"}, testOwner, t0.Add(time.Minute)); err != nil || e != nil {
@@ -231,10 +233,10 @@ func TestDB_SaveReceipt(t *testing.T) {
 		}
 		clk.Add(time.Hour)
 		e := mustCommit(t, db, newReceipt(t0, "req-1", `{"n":2}`))
-		if e == nil || e.State != hooks.EntryPending || e.Key != "req-1" {
-			t.Fatalf("got entry %+v, want the pending one", e)
+		if e == nil || e.State != hooks.EntryPending || e.Key != "req-1" || !e.LockedUntil.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("got entry %+v, want the pending one, until %v", e, t0.Add(time.Minute))
 		}
-		leasedFor(t, e.LockedUntil, start, time.Minute)
+		leasedFor(t, s.leaseExpires(t, "idempotency", "key = $1", "req-1"), start, time.Minute)
 		if got, want := len(mustFindRequests(t, db, hooks.RequestFilter{})), 0; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
 		}
@@ -537,7 +539,8 @@ func TestDB_ReserveKeys(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		t.Parallel()
-		db := openDB(t)
+		s := newSchema(t)
+		db := s.open(t)
 		useClock(db)
 		keys := []string{"req-1", "bhid-1"}
 		start := time.Now()
@@ -546,10 +549,10 @@ func TestDB_ReserveKeys(t *testing.T) {
 		}
 		for _, k := range keys {
 			e := mustLookup(t, db, k)
-			if e.State != hooks.EntryPending || !e.CreatedAt.Equal(t0) {
-				t.Errorf("entry %q: got %+v, want pending, created at %v", k, e, t0)
+			if e.State != hooks.EntryPending || !e.CreatedAt.Equal(t0) || !e.LockedUntil.Equal(t0.Add(time.Minute)) {
+				t.Errorf("entry %q: got %+v, want pending until %v, created at %v", k, e, t0.Add(time.Minute), t0)
 			}
-			leasedFor(t, e.LockedUntil, start, time.Minute)
+			leasedFor(t, s.leaseExpires(t, "idempotency", "key = $1", k), start, time.Minute)
 		}
 		if got, want := len(mustFindRequests(t, db, hooks.RequestFilter{})), 0; got != want {
 			t.Errorf("requests: got %d, want %d", got, want)
@@ -619,10 +622,10 @@ func TestDB_ReserveKeys(t *testing.T) {
 		}
 		for _, k := range []string{"req-1", "bhid-1"} {
 			e := mustLookup(t, db, k)
-			if e.State != hooks.EntryPending {
-				t.Errorf("entry %q: got %+v, want pending", k, e)
+			if e.State != hooks.EntryPending || !e.LockedUntil.Equal(clk.Now().Add(time.Minute)) {
+				t.Errorf("entry %q: got %+v, want pending until %v", k, e, clk.Now().Add(time.Minute))
 			}
-			leasedFor(t, e.LockedUntil, start, time.Minute)
+			leasedFor(t, s.leaseExpires(t, "idempotency", "key = $1", k), start, time.Minute)
 		}
 		// The first owner lost it: it cannot release the new owner's keys.
 		if err := db.ReleaseKeys(ctx, sender, []string{"req-1"}, testOwner); err != nil {

@@ -279,8 +279,8 @@ func TestDB_ReserveKeysRace(t *testing.T) {
 	db := s.open(t)
 	useClock(db)
 	// An expired reservation of another owner on "expired".
-	s.exec(t, `INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
-		VALUES ('bubblehouse', 'expired', 'pending', now() - interval '1 hour', 5, now())`)
+	s.exec(t, `INSERT INTO idempotency (sender, key, state, locked_until, lease_expires, owner, created_at)
+		VALUES ('bubblehouse', 'expired', 'pending', now() - interval '1 hour', now() - interval '1 hour', 5, now())`)
 	// Another client inserts "contended", and commits only once the
 	// reservation waits for it.
 	conn := s.conn(t)
@@ -289,8 +289,8 @@ func TestDB_ReserveKeysRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO idempotency (sender, key, state, locked_until, owner, created_at)
-		VALUES ('bubblehouse', 'contended', 'pending', now() + interval '1 hour', 6, now())`); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO idempotency (sender, key, state, locked_until, lease_expires, owner, created_at)
+		VALUES ('bubblehouse', 'contended', 'pending', now() + interval '1 hour', now() + interval '1 hour', 6, now())`); err != nil {
 		t.Fatal(err)
 	}
 	type result struct {
@@ -316,7 +316,8 @@ func TestDB_ReserveKeysRace(t *testing.T) {
 	}
 	var owner int64
 	var expired bool
-	if err := conn.QueryRow(ctx, `SELECT owner, locked_until < now() FROM idempotency WHERE key = 'expired'`).Scan(&owner, &expired); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT owner, locked_until < now() AND lease_expires < now() FROM idempotency
+		WHERE key = 'expired'`).Scan(&owner, &expired); err != nil {
 		t.Fatal(err)
 	}
 	if owner != 5 || !expired {

@@ -1,6 +1,12 @@
 -- hookbay's store on PostgreSQL: the same tables as on SQLite, with
 -- PostgreSQL's types. Times are timestamptz (microseconds, as on SQLite).
 -- IDs are identities BY DEFAULT so that a copy from SQLite can keep them.
+--
+-- A lease has two ends. locked_until is the end as its holder counts it,
+-- on the holder's clock: what the holder was told, and what is shown.
+-- lease_expires is the same end on the database's clock (its now() when
+-- the lease was taken, plus the lease's length), and it alone decides
+-- whether the lease has expired, so that replicas with skewed clocks agree.
 
 -- Every request that reached a hook route, accepted or refused.
 CREATE TABLE requests (
@@ -33,6 +39,7 @@ CREATE TABLE idempotency (
 	response     bytea,
 	request_ref  bigint,
 	locked_until timestamptz,
+	lease_expires timestamptz,
 	owner        bigint,                        -- token of the pending request's reservation
 	created_at   timestamptz NOT NULL,
 	PRIMARY KEY (sender, key)
@@ -51,6 +58,7 @@ CREATE TABLE jobs (
 	attempts     integer     NOT NULL DEFAULT 0,
 	scheduled_at timestamptz NOT NULL,
 	locked_until timestamptz,
+	lease_expires timestamptz,
 	-- claimed_by is the store handle (one per process) whose claim holds a
 	-- running job: with attempts it guards the job's later updates, so that
 	-- a replica that lost its lease cannot finish another's run.
@@ -62,7 +70,7 @@ CREATE TABLE jobs (
 );
 -- Partial indexes: each job enters and leaves each one once.
 CREATE INDEX jobs_available ON jobs (priority, scheduled_at, id) WHERE state = 'available';
-CREATE INDEX jobs_running ON jobs (locked_until) WHERE state = 'running';
+CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
 CREATE INDEX jobs_dead ON jobs (finished_at) WHERE state = 'dead';
 CREATE INDEX jobs_request ON jobs (request_ref);
 
