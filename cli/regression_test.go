@@ -21,7 +21,7 @@ const notUTF8 = "caf\xc3 \xff" // a cut-off é and a byte that is never UTF-8
 // authenticated, and no answer echoes them: an unsigned Svix request, an
 // unauthenticated Bloomreach one, and an authenticated Bubblehouse hook
 // (refused, 400) each leave records that decode as sent.
-func TestNotUTF8_NothingPlanted(t *testing.T) {
+func TestRegression_NotUTF8NothingPlanted(t *testing.T) {
 	m := MustRunMain(t, func(c *config.Config) {
 		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
 		c.Bloomreach.Webhooks = map[string]config.WebhookConfig{"sms": {Auth: brBasic()}}
@@ -55,7 +55,7 @@ func TestNotUTF8_NothingPlanted(t *testing.T) {
 
 // What is accepted can be read back: a body nested past the one limit is
 // refused at intake, by every sender, in its own terms.
-func TestDeepBody_Refused(t *testing.T) {
+func TestRegression_DeepBodyRefused(t *testing.T) {
 	m := MustRunMain(t, func(c *config.Config) {
 		c.Server.MaxBodyBytes = 1 << 20
 		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
