@@ -214,6 +214,11 @@ func (db *DB) commit(batch []writeOp, piped bool) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.batchTimeout)
 	defer cancel()
 	tx, err := db.pool.Begin(ctx)
+	if err != nil && pgconn.SafeToRetry(err) {
+		// A pooled connection that the server dropped (a restart): the
+		// pool lets it go, and the next one is fresh.
+		tx, err = db.pool.Begin(ctx)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("begin: %w", translate(err))
 	}
