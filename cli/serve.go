@@ -184,6 +184,8 @@ type Main struct {
 	serveDone   chan error
 	stopPurge   context.CancelFunc
 	reloader    *certs.Reloader
+	acme        *certs.ACME        // server.tls.mode acme
+	stopACME    context.CancelFunc // ends the renewal watch and acmeHTTP
 	faults      *handlers.Faults
 	closeOnce   sync.Once
 	bg          sync.WaitGroup // background loops, stopped by stopPurge
@@ -207,7 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.loadSecrets(); err != nil {
 		return err
 	}
-	tlsConfig, err := m.tlsConfig()
+	tlsConfig, err := m.tlsConfig(ctx)
 	if err != nil {
 		return err
 	}
@@ -284,7 +286,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return br.SecretHeaders(), br.IDHeader(name)
 	}
-	handlers.RegisterHealth(e, m.DB, m.Logger)
+	handlers.RegisterHealth(e, m.Logger, handlers.Check{Name: "store", Ping: m.DB.Ping},
+		handlers.Check{Name: "certificate", Ping: m.acmeReady})
 	bh := &handlers.Bubblehouse{
 		Hooks: hookSet,
 		Auth: &hooks.BubblehouseAuth{
@@ -494,10 +497,13 @@ func (m *Main) close(ctx context.Context) error {
 		errs = append(errs, m.Queue.Stop(qctx))
 		cancel()
 	}
+	if m.stopACME != nil {
+		m.stopACME()
+	}
 	if m.stopPurge != nil {
 		m.stopPurge()
-		m.bg.Wait()
 	}
+	m.bg.Wait()
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,12 +12,14 @@ import (
 )
 
 // tlsConfig returns the server's TLS configuration, or nil for plain HTTP.
-func (m *Main) tlsConfig() (*tls.Config, error) {
+func (m *Main) tlsConfig(ctx context.Context) (*tls.Config, error) {
 	t := m.Config.Server.TLS
 	certFile, keyFile := t.CertFile, t.KeyFile
 	switch t.Mode {
 	case "off":
 		return nil, nil
+	case "acme":
+		return m.acmeTLSConfig(ctx)
 	case "dev":
 		var hosts []string // localhost, 127.0.0.1 and ::1
 		if h := m.Config.Server.PublicHost; h != "" {

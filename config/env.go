@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -31,7 +34,31 @@ func secretKey(path string) bool {
 	return false
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// envRef is a reference to an environment variable, ${NAME}, or to a file
+// whose content is the value, ${file:/run/secrets/name} (Docker and
+// Kubernetes secrets).
+var envRef = regexp.MustCompile(`\$\{(file:[^}]+|[A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// maxSecretFile bounds a ${file:…} reference: a secret, not a data file.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a ${file:…} reference's value: the file's content
+// without its final line break.
+func readSecretFile(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	buf, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(buf) > maxSecretFile {
+		return "", fmt.Errorf("larger than %d KiB: not a secret", maxSecretFile>>10)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r"), nil
+}
 
 // walk checks a YAML node against the Go type it will be decoded into:
 // unknown keys and values of the wrong kind are reported with their key
@@ -137,21 +164,33 @@ func expandAll(n *yaml.Node, path string, lookup func(path, name string) (string
 	return nil
 }
 
-// expand replaces ${NAME} in a scalar with the environment's value. A
-// missing variable is an error naming the key, so that a secret left unset
-// stops start-up instead of becoming an empty password.
+// expand replaces ${NAME} in a scalar with the environment's value, and
+// ${file:PATH} with the file's content. A missing variable or an unreadable
+// file is an error naming the key, so that a secret left unset stops
+// start-up instead of becoming an empty password.
 func expand(n *yaml.Node, path string, lookup func(path, name string) (string, bool)) error {
-	var missing string
+	var failed error
 	v := envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		name := envRef.FindStringSubmatch(ref)[1]
+		if file, ok := strings.CutPrefix(name, "file:"); ok {
+			val, err := readSecretFile(file)
+			if err != nil && failed == nil {
+				reason := err
+				if u := errors.Unwrap(err); u != nil {
+					reason = u // "permission denied", without the path again
+				}
+				failed = fmt.Errorf("%s: secret file %s: %v (line %d)", path, file, reason, n.Line)
+			}
+			return val
+		}
 		val, ok := lookup(path, name)
-		if !ok && missing == "" {
-			missing = name
+		if !ok && failed == nil {
+			failed = fmt.Errorf("%s: environment variable %s is not set (line %d)", path, name, n.Line)
 		}
 		return val
 	})
-	if missing != "" {
-		return fmt.Errorf("%s: environment variable %s is not set (line %d)", path, missing, n.Line)
+	if failed != nil {
+		return failed
 	}
 	if v != n.Value {
 		n.Value, n.Tag, n.Style = v, "", 0 // re-resolved on decode

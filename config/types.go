@@ -183,13 +183,42 @@ type ServerConfig struct {
 // TLSConfig selects how hookbay serves HTTPS.
 type TLSConfig struct {
 	// Mode is dev (a generated local CA and certificate), files (CertFile
-	// and KeyFile) or off (plain HTTP, for a TLS-terminating proxy or ngrok).
+	// and KeyFile), acme (certificates obtained and renewed automatically,
+	// ACME) or off (plain HTTP, for a TLS-terminating proxy or ngrok).
 	// Default: files when CertFile or KeyFile is set, dev otherwise.
 	Mode     string `yaml:"mode"`
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile verifies client certificates, for webhooks with mtls.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ACME obtains and renews the certificate (mode acme).
+	ACME ACMEConfig `yaml:"acme"`
+}
+
+// ACMEConfig is automatic certificates from an RFC 8555 CA (mode acme).
+type ACMEConfig struct {
+	// Hosts are the names the certificate is for; the CA must reach
+	// hookbay at each of them on port 443 (TLS-ALPN-01) or 80 (HTTP-01).
+	Hosts []string `yaml:"hosts"`
+	// Email is the contact address given to the CA (optional).
+	Email string `yaml:"email"`
+	// DirectoryURL is the CA's directory: default Let's Encrypt
+	// production; "staging" names Let's Encrypt's staging directory.
+	DirectoryURL string `yaml:"directory_url"`
+	// AcceptTOS states acceptance of the CA's terms of service; required.
+	AcceptTOS bool `yaml:"accept_tos"`
+	// HTTPListen is an optional listener (":80") that answers HTTP-01
+	// challenges and otherwise redirects to HTTPS.
+	HTTPListen string `yaml:"http_listen"`
+	// CacheDir keeps certificates and the account key (default
+	// <data_dir>/acme).
+	CacheDir string `yaml:"cache_dir"`
+	// CAFile holds the roots that verify a private CA's directory (a test
+	// CA such as Pebble); empty for a public CA.
+	CAFile string `yaml:"ca_file"`
+	// RenewBefore is how long before expiry a certificate is renewed
+	// (default 30 days, or a third of a shorter validity).
+	RenewBefore Duration `yaml:"renew_before"`
 }
 
 // TimeoutsConfig bounds every connection so that slow or stalled clients

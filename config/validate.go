@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -96,8 +97,12 @@ func (s ServerConfig) validate() error {
 		if s.TLS.CertFile == "" || s.TLS.KeyFile == "" {
 			return fmt.Errorf("server.tls.cert_file and server.tls.key_file are required when server.tls.mode is files")
 		}
+	case "acme":
+		if err := s.TLS.validateACME(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("server.tls.mode: %q is not one of dev, files, off", s.TLS.Mode)
+		return fmt.Errorf("server.tls.mode: %q is not one of dev, files, acme, off", s.TLS.Mode)
 	}
 	if _, err := s.TrustedPrefixes(); err != nil {
 		return err
@@ -248,4 +253,62 @@ func IsLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// validateACME checks server.tls.acme for mode acme.
+func (t TLSConfig) validateACME() error {
+	a := t.ACME
+	if t.CertFile != "" || t.KeyFile != "" {
+		return fmt.Errorf("server.tls.cert_file and server.tls.key_file: read only when server.tls.mode is files, but it is acme")
+	}
+	if len(a.Hosts) == 0 {
+		return fmt.Errorf("server.tls.acme.hosts: at least one host name is required with server.tls.mode acme")
+	}
+	for i, h := range a.Hosts {
+		if err := hooks.CheckHost(h); err != nil {
+			return fmt.Errorf("server.tls.acme.hosts[%d]: %w", i, err)
+		}
+	}
+	if !a.AcceptTOS {
+		return fmt.Errorf("server.tls.acme.accept_tos: set it to true to accept the CA's terms of service (Let's Encrypt's unless directory_url says otherwise)")
+	}
+	if a.Email != "" && !strings.Contains(a.Email, "@") {
+		return fmt.Errorf("server.tls.acme.email: %q is not an e-mail address", a.Email)
+	}
+	if a.DirectoryURL != "" && a.DirectoryURL != "staging" {
+		u, err := url.Parse(a.DirectoryURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("server.tls.acme.directory_url: %q is not an https URL (or staging)", a.DirectoryURL)
+		}
+	}
+	if a.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(a.HTTPListen); err != nil {
+			return fmt.Errorf("server.tls.acme.http_listen: %q is not host:port such as :80", a.HTTPListen)
+		}
+	}
+	if a.RenewBefore < 0 {
+		return fmt.Errorf("server.tls.acme.renew_before: must not be negative")
+	}
+	return nil
+}
+
+// Warnings lists what start-up should warn about without refusing it:
+// secrets weak enough to guess. Each names the key.
+func (c *Config) Warnings() []string {
+	var w []string
+	if n := len(c.Bubblehouse.JWTSecret); n > 0 && n < 32 {
+		w = append(w, fmt.Sprintf("bubblehouse.jwt_secret: %d bytes is short for an HS256 key; use at least 32 random bytes", n))
+	}
+	for name, wh := range c.Bloomreach.Webhooks {
+		if b := wh.Auth.Basic; b != nil && len(b.Password) < 12 {
+			w = append(w, fmt.Sprintf("bloomreach.webhooks.%s.auth.basic.password: %d characters is short; use at least 12 random ones", name, len(b.Password)))
+		}
+	}
+	for i, cl := range c.Bloomreach.OAuth2.Clients {
+		if len(cl.Secret) < 16 {
+			w = append(w, fmt.Sprintf("bloomreach.oauth2.clients[%d].secret: %d characters is short; use at least 16 random ones", i, len(cl.Secret)))
+		}
+	}
+	sort.Strings(w)
+	return w
 }

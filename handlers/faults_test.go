@@ -97,22 +97,32 @@ func TestFaults_UseFails(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		err    error
-		status int
+		name    string
+		err     error
+		certErr error
+		status  int
 	}{
-		{"Ready", nil, 200},
-		{"StoreDown", errors.New("open /var/lib/hookbay/hookbay.db: permission denied"), 503},
+		{"Ready", nil, nil, 200},
+		{"StoreDown", errors.New("open /var/lib/hookbay/hookbay.db: permission denied"), nil, 503},
+		{"NoCertificate", nil, errors.New("no valid certificate: rate limited"), 503},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEcho(&Guard{})
-			handlers.RegisterHealth(e, &Pinger{PingFn: func(context.Context) error { return tt.err }}, discard)
+			store := &Pinger{PingFn: func(context.Context) error { return tt.err }}
+			handlers.RegisterHealth(e, discard, handlers.Check{Name: "store", Ping: store.Ping},
+				handlers.Check{Name: "certificate", Ping: func(context.Context) error { return tt.certErr }})
 			if a := serve(e, httpGet("/healthz")); a.status != 200 {
 				t.Fatalf("healthz: %d %s", a.status, a.body)
 			}
 			a := serve(e, httpGet("/readyz"))
 			if a.status != tt.status || (tt.err != nil && (a.code(t) != hooks.EUNAVAILABLE || containsAny(string(a.body), "/var/lib", "permission"))) {
 				t.Fatalf("readyz: %d %s, want %d without the store's details", a.status, a.body, tt.status)
+			}
+			if tt.certErr != nil && !strings.Contains(string(a.body), "certificate: no valid certificate: rate limited") {
+				t.Fatalf("readyz: %s, want the certificate's reason", a.body)
+			}
+			if tt.status == 200 && !strings.Contains(string(a.body), `"certificate":"ok"`) {
+				t.Fatalf("readyz: %s, want each check listed", a.body)
 			}
 		})
 	}
