@@ -155,7 +155,7 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 	// Request IDs and item IDs live in separate key spaces of the webhook.
 	r := &hooks.Receipt{Request: rec, Scope: name + "/id:"}
 	if wh.BatchItems != "" {
-		if err := h.batch(wh, r, body, doc); err != nil {
+		if err := h.batch(wh, r, body, doc, isJSON); err != nil {
 			return err
 		}
 	} else if err := h.perCustomer(wh, r, body, doc, isJSON); err != nil {
@@ -253,12 +253,23 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 // result per item, in order. A customer whose data cannot be read fails on
 // its own; when the batch's own fields cannot be, every customer fails,
 // still in a 200: a 4xx would fail, or stop, the whole campaign.
-func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte, doc any) error {
+func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte, doc any, isJSON bool) error {
 	rec := r.Request
 	raw, ok := hooks.RawPointer(body, wh.BatchItems)
 	var items []json.RawMessage
 	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) || json.Unmarshal(raw, &items) != nil {
 		return hooks.Errorf(hooks.EINVALID, "batch.items %s does not point at an array of customers", wh.BatchItems)
+	}
+	if !isJSON {
+		// Declared as some other type, a batch is still read as JSON for
+		// its customers; the request schema applies to JSON requests only.
+		if err := hooks.CheckDepth(body); err != nil {
+			return err
+		}
+		var err error
+		if doc, err = jsonschema.UnmarshalJSON(bytes.NewReader(body)); err != nil {
+			return hooks.Errorf(hooks.EINVALID, "body is not valid JSON: %v", err)
+		}
 	}
 	if len(items) > wh.BatchMax {
 		return hooks.Errorf(hooks.EINVALID, "batch has %d customers; at most %d are accepted", len(items), wh.BatchMax)
@@ -279,7 +290,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 	// The batch's own fields, outside the customers: the same screening.
 	hooks.ReplacePointer(doc, wh.BatchItems, []any{})
 	root := unreadableRoot(wh, body, items, doc)
-	if root == nil && wh.Request != nil {
+	if root == nil && wh.Request != nil && isJSON {
 		hooks.ReplacePointer(doc, wh.BatchItems, clean)
 		if err := wh.Request.Validate(doc); err != nil {
 			return hooks.Errorf(hooks.EINVALID, "body fails the request schema: %s", schemaProblem(err))

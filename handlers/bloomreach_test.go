@@ -386,6 +386,14 @@ func TestBloomreach_Batch(t *testing.T) {
 			}
 		}
 	})
+	// A batch is JSON whatever its Content-Type says: its items are read;
+	// the request schema applies to JSON requests only.
+	t.Run("DeclaredText", func(t *testing.T) {
+		a := serve(e, brReq{name: "batch", id: "b-text", ctype: "text/plain", body: `{"messages":[{"id":"t1","phone":"+1"},{"id":"t2"}]}`}.request())
+		if r := a.brBatch(t); a.status != 200 || r.Accepted != 1 || r.Failed != 1 {
+			t.Fatalf("got %d %s, want 200 with one customer accepted", a.status, a.body)
+		}
+	})
 	t.Run("MaxExactly", func(t *testing.T) {
 		body := brBatchBody(10, func(i int) string { return fmt.Sprintf(`{"id":"s%d","phone":"+1"}`, i) })
 		if a := serve(e, brReq{name: "small", id: "b-small10", body: body}.request()); a.status != 200 || a.brBatch(t).Accepted != 10 {
