@@ -172,7 +172,7 @@ const rescuedError = "the process running this attempt stopped before it ended (
 //
 // The jobs returned, and the rows, say the lease ends at now+lease, by the
 // caller's clock, which is when the caller must be done; the database
-// judges it expired lease after its own now().
+// judges it expired once lease has passed since its own now() at the claim.
 func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
@@ -338,8 +338,8 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 // ReplayJobs queues new jobs for a recorded request, already leased to the
-// caller until now+lease (expiring lease after the database's now()) so
-// that the caller runs them now (a running server will
+// caller until now+lease (expiring, for the database, once lease has passed
+// since its now()) so that the caller runs them now (a running server will
 // not take them unless the lease expires): one for each thing the request
 // delivered (each customer of a batch, with its payload), or one for the
 // whole body. A request that was not accepted (no 2xx), or was a duplicate,

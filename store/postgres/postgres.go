@@ -168,10 +168,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "hookbay"
 	}
-	// The writers each hold a connection while they commit; readers need
-	// some left.
-	if min := int32(o.writers + 2); cfg.MaxConns < min {
-		cfg.MaxConns = min
+	// The writers each hold a connection while they commit; readers,
+	// purges and leases need some left. (Listeners have their own.)
+	if least := int32(o.writers + 4); cfg.MaxConns < least {
+		cfg.MaxConns = least
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

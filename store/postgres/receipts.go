@@ -193,7 +193,7 @@ func (res *receiptResult) scan(row pgx.Row) error { return row.Scan(&res.id, &re
 // whole reports whether receiptSQL saved r whole (it took every key), and
 // then sets r's IDs and what w announces. Otherwise r needs more statements.
 func (res *receiptResult) whole(r *hooks.Receipt, w *wtx) bool {
-	if len(res.got) < len(r.Keys) || len(r.Items) > 0 {
+	if len(res.got) < len(r.Keys) || len(r.Items) > 0 || (r.Job != nil && res.jobID == nil) {
 		return false
 	}
 	r.Request.ID = res.id

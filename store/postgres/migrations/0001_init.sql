@@ -42,7 +42,10 @@ CREATE TABLE idempotency (
 	lease_expires timestamptz,
 	owner        bigint,                        -- token of the pending request's reservation
 	created_at   timestamptz NOT NULL,
-	PRIMARY KEY (sender, key)
+	PRIMARY KEY (sender, key),
+	-- Only a pending key has a lease, and a pending key always has one:
+	-- without it, nothing could ever judge it expired.
+	CHECK ((state = 'pending') = (lease_expires IS NOT NULL))
 );
 CREATE INDEX idempotency_created_at ON idempotency (created_at);
 
@@ -66,7 +69,9 @@ CREATE TABLE jobs (
 	last_error   text        NOT NULL DEFAULT '',
 	created_at   timestamptz NOT NULL,
 	finished_at  timestamptz,
-	payload      bytea                          -- one customer of a batch; NULL: the request's body
+	payload      bytea,                         -- one customer of a batch; NULL: the request's body
+	-- Only a running job has a lease, and a running job always has one.
+	CHECK ((state = 'running') = (lease_expires IS NOT NULL))
 );
 -- Partial indexes: each job enters and leaves each one once.
 CREATE INDEX jobs_available ON jobs (priority, scheduled_at, id) WHERE state = 'available';
