@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hookbay/hookbay/hooks"
 )
@@ -47,6 +48,11 @@ func NormalizeKey(raw string) (string, error) {
 	}
 	if strings.IndexFunc(k, unicode.IsControl) >= 0 {
 		return "", hooks.Errorf(hooks.EINVALID, "request ID contains control characters")
+	}
+	if !utf8.ValidString(k) {
+		// Records, logs and the JSON the CLI and the inspector print hold
+		// text: an ID that is not UTF-8 is kept as its digest.
+		return "", hooks.Errorf(hooks.EINVALID, "request ID is not valid UTF-8")
 	}
 	return k, nil
 }

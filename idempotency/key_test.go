@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
@@ -49,6 +50,8 @@ func TestNormalizeKey(t *testing.T) {
 			{"DEL", "id\x7f1"},
 			{"C1", "id\u00851"},
 			{"Escape", "id\x1b[31m"},
+			{"NotUTF8", "id-\xff\xfe"},
+			{"TruncatedRune", "id-\xc3"},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				got, err := idempotency.NormalizeKey(tt.raw)
@@ -89,6 +92,9 @@ func FuzzNormalizeKey(f *testing.F) {
 		}
 		if i := strings.IndexFunc(k, unicode.IsControl); i >= 0 {
 			t.Errorf("NormalizeKey(%q): got %q with a control character at %d, want none", raw, k, i)
+		}
+		if !utf8.ValidString(k) {
+			t.Errorf("NormalizeKey(%q): got %q, which is not UTF-8", raw, k)
 		}
 		if got, want := k, strings.TrimSpace(raw); got != want {
 			t.Errorf("NormalizeKey(%q): got %q, want the trimmed input %q", raw, got, want)
