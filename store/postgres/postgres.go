@@ -65,6 +65,7 @@ type Option func(*options)
 
 type options struct {
 	schema       string
+	maxConns     int
 	writers      int
 	maxBatch     int
 	window       time.Duration
@@ -78,6 +79,11 @@ type options struct {
 // Notification channels are named after it, so that deployments in
 // different schemas do not wake each other.
 func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
+
+// WithMaxConns caps the connection pool at n (store.postgres.max_conns),
+// over the URL's pool_max_conns. The pool keeps at least the writers and
+// four more; each listener holds one connection besides.
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
 
 // WithWriters sets how many write transactions run at once (default 2).
 func WithWriters(n int) Option { return func(o *options) { o.writers = n } }
@@ -167,6 +173,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "hookbay"
+	}
+	if o.maxConns > 0 {
+		cfg.MaxConns = int32(o.maxConns)
 	}
 	// The writers each hold a connection while they commit; readers,
 	// purges and leases need some left. (Listeners have their own.)

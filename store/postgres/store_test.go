@@ -75,6 +75,53 @@ func TestOpen(t *testing.T) {
 		}
 	})
 
+	t.Run("MaxConns", func(t *testing.T) {
+		t.Parallel()
+		// Readers blocked behind a table lock hold every connection the
+		// pool may open: as many as allowed, and never so few that the
+		// writers would leave nothing to the readers (2 writers and 4).
+		for _, tt := range []struct{ max, want int }{{9, 9}, {1, 6}} {
+			t.Run(fmt.Sprint(tt.max), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				s := newSchema(t)
+				app := s.name
+				base := s.url
+				s.url += "&application_name=" + app
+				db := s.open(t, postgres.WithMaxConns(tt.max), postgres.WithWriters(2))
+				s.url = base
+				conn := s.conn(t)
+				defer conn.Close(ctx)
+				tx, err := conn.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tx.Exec(ctx, `LOCK TABLE idempotency IN ACCESS EXCLUSIVE MODE`); err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				for range 3 * tt.want {
+					wg.Add(1)
+					go func() { defer wg.Done(); db.LookupKey(ctx, hooks.SenderBubblehouse, "k") }()
+				}
+				q := fmt.Sprintf(`SELECT count(*) >= %d FROM pg_stat_activity WHERE application_name = '%s' AND wait_event_type = 'Lock'`, tt.want, app)
+				waitFor(t, s, q)
+				time.Sleep(100 * time.Millisecond) // room for more, were the pool to open them
+				var n int
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Rollback(ctx); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				if n != tt.want {
+					t.Fatalf("connections: got %d, want %d", n, tt.want)
+				}
+			})
+		}
+	})
+
 	t.Run("ErrBadURL", func(t *testing.T) {
 		t.Parallel()
 		if db, err := postgres.Open(context.Background(), "postgres://%zz"); err == nil {
