@@ -30,6 +30,8 @@ type Credentials struct {
 	SvixSecret               string `json:"svix_secret"`
 	BloomreachUser           string `json:"bloomreach_user"`
 	BloomreachPassword       string `json:"bloomreach_password"`
+	// AdminToken opens the inspector and the admin API (admin.token).
+	AdminToken string `json:"admin_token"`
 }
 
 // loadSecrets checks that every sender served can authenticate. In dev
@@ -63,6 +65,9 @@ func (m *Main) loadSecrets() error {
 	}
 	if needBH {
 		b.Authorization = m.credentials.BubblehouseAuthorization
+	}
+	if m.Config.Admin.Token == "" {
+		m.Config.Admin.Token = m.credentials.AdminToken
 	}
 	for _, name := range needSvix {
 		ep := m.Config.Svix.Endpoints[name]
@@ -103,6 +108,10 @@ func (m *Main) devCredentials() error {
 	}
 	if c.BloomreachPassword == "" {
 		c.BloomreachUser, c.BloomreachPassword = "bloomreach", base64.RawURLEncoding.EncodeToString(randomBytes(18))
+		changed = true
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = "hba_" + base64.RawURLEncoding.EncodeToString(randomBytes(24))
 		changed = true
 	}
 	if !changed {
@@ -166,6 +175,10 @@ func (m *Main) printBanner() {
 		if m.credentials.SvixSecret != "" {
 			fmt.Fprintf(&b, "  Svix signing secret:   %s\n", m.credentials.SvixSecret)
 		}
+	}
+	if u := m.AdminURL(); u != "" {
+		fmt.Fprintf(&b, "  Inspector:             %s (admin token %s)\n", u, m.Config.Admin.Token)
+		fmt.Fprintf(&b, "                         or log in at once: %slogin#token=%s\n", u, m.Config.Admin.Token)
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Try Hello1:\n  curl %s-H 'Authorization: %s' -H 'Content-Type: application/json' -H 'X-BH-Urgency: real-time' -H \"X-Request-ID: hello-$(date +%%s)\" -d '{\"magic\":\"xyzzy\"}' %s%s/Hello1\n\n",

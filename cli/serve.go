@@ -179,6 +179,7 @@ type Main struct {
 	// inspector's live stream add themselves before Run serves.
 	onRequest []func(*hooks.Request)
 	onAttempt []func(*hooks.Job, hooks.AttemptResult)
+	admin     *adminState // the admin listener (admin.go)
 
 	ln          net.Listener
 	serveDone   chan error
@@ -343,6 +344,9 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          certs.ServerErrorLog(m.Logger),
 	}
+	if err := m.startAdmin(ctx); err != nil {
+		return err
+	}
 	if m.ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
 	}
@@ -491,6 +495,7 @@ func (m *Main) close(ctx context.Context) error {
 	} else if m.ln != nil {
 		m.ln.Close()
 	}
+	errs = append(errs, m.stopAdmin(ctx))
 	if m.Queue != nil {
 		// Running jobs get a bound to finish; unfinished ones are released.
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -1,0 +1,145 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookbay/hookbay/hooks"
+)
+
+// Stream tuning.
+const (
+	// streamBuffer is how many events wait for one subscriber before it
+	// starts losing them.
+	streamBuffer = 512
+	// streamBatch is how many waiting events go out in one write.
+	streamBatch = 128
+	// heartbeat keeps idle streams open through proxies, and notices
+	// browsers that left.
+	heartbeat = 15 * time.Second
+	// writeWait bounds one write to a subscriber.
+	writeWait = 10 * time.Second
+)
+
+// PublishRequest puts a recorded request on the live stream. It costs
+// nothing when no inspector is open, and never blocks.
+func (s *Server) PublishRequest(r *hooks.Request) {
+	if !s.hub.Active() {
+		return
+	}
+	data, err := json.Marshal(summarize(r))
+	if err != nil {
+		return
+	}
+	s.hub.Publish(Event{Kind: "request", Data: data})
+}
+
+// PublishAttempt puts a job's attempt, and the state it left the job in,
+// on the live stream.
+func (s *Server) PublishAttempt(j *hooks.Job, res hooks.AttemptResult) {
+	if !s.hub.Active() {
+		return
+	}
+	ev := jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: stateAfter(res.Outcome),
+		Attempts: j.Attempts, Outcome: res.Outcome, DurationMS: float64(res.Duration.Microseconds()) / 1000}
+	if res.Err != nil {
+		ev.Error = res.Err.Error()
+	}
+	if !res.RetryAt.IsZero() {
+		t := res.RetryAt
+		ev.RetryAt = &t
+	}
+	s.publishJob(ev)
+}
+
+func (s *Server) publishJob(ev jobEvent) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	s.hub.Publish(Event{Kind: "job", Data: data})
+}
+
+// stream serves the live stream as Server-Sent Events: "request" events
+// (a request summary, as in the list), "job" events (a job's new state),
+// and "dropped" when this subscriber lost events because it read too
+// slowly; it should then read the list again. It ends when the client
+// leaves or the server shuts down.
+func (s *Server) stream(c echo.Context) error {
+	sub := s.hub.Subscribe(streamBuffer)
+	defer sub.Close()
+	w := c.Response()
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(write func() error) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
+		if write() != nil || rc.Flush() != nil {
+			return false
+		}
+		return true
+	}
+	if !send(func() error { _, err := fmt.Fprint(w, "retry: 2000\nevent: hello\ndata: {}\n\n"); return err }) {
+		return nil
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	ctx := c.Request().Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if !send(func() error {
+				if n := sub.Dropped(); n > 0 {
+					_, err := fmt.Fprintf(w, "event: dropped\ndata: {\"dropped\":%d}\n\n", n)
+					return err
+				}
+				_, err := fmt.Fprint(w, ": ping\n\n")
+				return err
+			}) {
+				return nil
+			}
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil // shutting down
+			}
+			batch := []Event{ev}
+		more:
+			for len(batch) < streamBatch {
+				select {
+				case ev, ok := <-sub.C:
+					if !ok {
+						break more
+					}
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+			ok = send(func() error {
+				if n := sub.Dropped(); n > 0 {
+					if _, err := fmt.Fprintf(w, "event: dropped\ndata: {\"dropped\":%d}\n\n", n); err != nil {
+						return err
+					}
+				}
+				for _, ev := range batch {
+					if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, ev.Data); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if !ok {
+				return nil
+			}
+		}
+	}
+}
