@@ -88,6 +88,10 @@ type Request struct {
 	// DuplicateOf is the ID of the original request when this one was answered
 	// from the idempotency record; 0 otherwise.
 	DuplicateOf int64
+	// DuplicateKey is the idempotency key the repeat was found under, set
+	// with DuplicateOf, so that metrics can tell a repeated request ID from
+	// a repeated content key. It is not stored.
+	DuplicateKey string
 	ReceivedAt  time.Time
 }
 
@@ -97,7 +101,7 @@ func (r *Request) Note(s string) { r.Notes = append(r.Notes, s) }
 // MarkDuplicate turns the record of a repeat into one answered from the
 // idempotency entry e: same status and body, no processing.
 func (r *Request) MarkDuplicate(e *Entry) {
-	r.DuplicateOf = e.RequestRef
+	r.DuplicateOf, r.DuplicateKey = e.RequestRef, e.Key
 	r.Status, r.Response = e.Response.Status, e.Response.Body
 	r.Note(fmt.Sprintf("duplicate of request %d (idempotency key %q): first answer replayed, not processed again", e.RequestRef, e.Key))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,7 +77,11 @@ type Queue struct {
 	feeder    sync.WaitGroup
 	completer sync.WaitGroup
 	stopOnce  sync.Once
+	busy      atomic.Int64 // workers running an attempt
 }
+
+// Busy is how many workers are running an attempt now, for metrics.
+func (q *Queue) Busy() int { return int(q.busy.Load()) }
 
 // leaseMargin is how long before its lease expires an attempt is cut off.
 const leaseMargin = 5 * time.Second
@@ -178,7 +183,10 @@ func (q *Queue) complete() {
 			}
 		}
 		if err := q.Store.CompleteJobs(context.Background(), batch, q.Now()); err != nil {
-			q.Logger.Error("complete jobs", "count", len(batch), "err", err)
+			// Delivered, but not marked done: they are delivered again once
+			// their lease ends.
+			q.Logger.Error("delivered jobs could not be marked done; they will be delivered again", "count", len(batch),
+				"jobs", jobIDs(batch), "err", err)
 		}
 	}
 }
@@ -253,8 +261,17 @@ func (q *Queue) rescue() {
 
 func (q *Queue) release(jobs []*Job) {
 	if err := q.Store.ReleaseJobs(context.Background(), jobs); err != nil {
-		q.Logger.Error("release jobs", "err", err)
+		q.Logger.Error("release jobs; they run again once their lease ends", "jobs", jobIDs(jobs), "err", err)
 	}
+}
+
+// jobIDs lists jobs' IDs for a log line, at most 20 of them.
+func jobIDs(jobs []*Job) []int64 {
+	ids := make([]int64, 0, min(len(jobs), 20))
+	for _, j := range jobs[:min(len(jobs), 20)] {
+		ids = append(ids, j.ID)
+	}
+	return ids
 }
 
 func (q *Queue) work(ctx context.Context) {
@@ -270,22 +287,31 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 	if q.ActionFor != nil {
 		action = q.ActionFor(j)
 	}
+	q.busy.Add(1)
 	res, err := q.exec.Run(ctx, action, j)
+	q.busy.Add(-1)
+	// The job, event (request record) and attempt IDs are what "hookbay
+	// events show EVENT" and "hookbay jobs retry JOB" take.
 	if err != nil {
-		q.Logger.Error("record attempt", "job", j.ID, "name", j.Name, "err", err)
+		q.Logger.Error("attempt could not be recorded", "job", j.ID, "event", j.RequestRef, "attempt", j.Attempts,
+			"sender", j.Sender, "name", j.Name, "outcome", res.Outcome, "err", err)
 	}
 	switch res.Outcome {
 	case OutcomeOK:
 		if res.Err != nil {
-			q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "name", j.Name, "err", res.Err)
+			q.Logger.Warn("job output over the limit, ignored", "job", j.ID, "event", j.RequestRef, "attempt", j.Attempts,
+				"sender", j.Sender, "name", j.Name, "err", res.Err)
 		}
-	case OutcomeFailed, OutcomeDead:
-		q.Logger.Warn("job failed", "job", j.ID, "name", j.Name, "attempt", j.Attempts,
-			"dead", res.Outcome == OutcomeDead, "err", res.Err)
-		if res.Outcome == OutcomeFailed && err == nil {
-			// Wake the pool when the retry is due rather than at the next poll.
-			time.AfterFunc(res.RetryAt.Sub(q.Now()), q.Notify)
-		}
+	case OutcomeFailed:
+		q.Logger.Warn("delivery attempt failed; retried", "job", j.ID, "event", j.RequestRef, "attempt", j.Attempts,
+			"sender", j.Sender, "name", j.Name, "retry_at", res.RetryAt, "duration", res.Duration, "err", res.Err)
+	case OutcomeDead:
+		q.Logger.Error("delivery attempt failed; the job is dead (hookbay jobs retry JOB queues it again)", "job", j.ID,
+			"event", j.RequestRef, "attempt", j.Attempts, "sender", j.Sender, "name", j.Name, "duration", res.Duration, "err", res.Err)
+	}
+	if res.Outcome == OutcomeFailed && err == nil {
+		// Wake the pool when the retry is due rather than at the next poll.
+		time.AfterFunc(res.RetryAt.Sub(q.Now()), q.Notify)
 	}
 }
 
