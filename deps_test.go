@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"admin":                   {"hooks"},
 	"metrics":                 {"hooks"},
 	"store/sqlite/sqlitetest": {"store/sqlite"},
+	"store/postgres/pgtest":   {"store/postgres"},
 	"cli":                     {"*"},
 	"tools/bareecho":          {},
 	"tools/floor":             {},
