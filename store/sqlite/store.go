@@ -109,6 +109,8 @@ type DB struct {
 	// walOver is set by the checkpointer when the WAL has outgrown
 	// maxWALFrames, for the writer to restart it.
 	walOver atomic.Bool
+	// commits is told of every group commit (ObserveCommits).
+	commits atomic.Pointer[func(writes int, took time.Duration, failed int)]
 }
 
 // Open opens (creating if needed) the SQLite database at path, migrates it

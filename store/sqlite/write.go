@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
+
+	"github.com/hookbay/hookbay/hooks"
 )
 
 // maxBatch bounds how many writes share one transaction.
@@ -102,18 +105,37 @@ func (db *DB) writer() {
 // transaction, not one per write. When BEGIN or COMMIT itself fails,
 // nothing was written, and every write gets that error.
 func (db *DB) commitAll(batch []writeOp) {
+	start, writes, failed := time.Now(), len(batch), 0
+	defer func() {
+		if f := db.commits.Load(); f != nil {
+			(*f)(writes, time.Since(start), failed)
+		}
+	}()
 	for len(batch) > 0 {
 		i, err := db.commit(batch)
 		if err == nil || i < 0 || len(batch) == 1 {
+			if storeFailure(err) {
+				failed += len(batch)
+			}
 			for _, op := range batch {
 				op.done <- err
 			}
 			return
 		}
 		_, alone := db.commit(batch[i : i+1])
+		if storeFailure(alone) {
+			failed++
+		}
 		batch[i].done <- alone
 		batch = append(batch[:i:i], batch[i+1:]...)
 	}
+}
+
+// storeFailure reports whether a write's error is the store's own, for
+// the commit observer: an application error a write returns on purpose
+// (a replay of a request that does not exist) is not one.
+func storeFailure(err error) bool {
+	return err != nil && hooks.ErrorCode(err) == hooks.EINTERNAL
 }
 
 // commit runs the batch's writes in one transaction. On failure it returns
