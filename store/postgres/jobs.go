@@ -247,6 +247,10 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 // FailJob records a failed attempt: the job is available again at retryAt,
 // or dead.
 func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time, dead bool, errText string) error {
+	// The error can hold any bytes (a downstream's answer, a cut in the
+	// middle of a character), and text refuses some: without this the
+	// failure would not be recorded, and the job would run again and again.
+	errText = cleanText(errText)
 	ids, attempts := claimArrays([]*hooks.Job{j})
 	err := db.write(ctx, func(w *wtx) error {
 		var q string

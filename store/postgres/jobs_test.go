@@ -385,6 +385,28 @@ func TestDB_FailJob(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrorNotUTF8", func(t *testing.T) {
+		t.Parallel()
+		// An action's error can carry any bytes (a downstream's answer, an
+		// exec's stderr, a cut in the middle of a character), which text
+		// refuses: the failure is still recorded, the bytes replaced.
+		db := openDB(t)
+		useClock(db)
+		mustQueue(t, db, "req-1", hooks.UrgencyRegular, t0)
+		j := mustClaim(t, db, t0, time.Minute, 1)[0]
+		j.AttemptStarted = t0
+		if err := db.FailJob(ctx, j, t0, t0.Add(time.Second), false, "HTTP 502: \xe2\x82 cut\x00off"); err != nil {
+			t.Fatalf("fail job with an error that is not UTF-8: %v", err)
+		}
+		want := "HTTP 502: \uFFFD cut\uFFFDoff"
+		if got := mustJob(t, db, j.ID); got.State != hooks.JobAvailable || got.LastError != want {
+			t.Fatalf("got %s %q, want available with %q", got.State, got.LastError, want)
+		}
+		if atts, _ := db.FindAttempts(ctx, j.ID); len(atts) != 1 || atts[0].Error != want {
+			t.Fatalf("attempts: got %+v, want one with %q", atts, want)
+		}
+	})
+
 	t.Run("StaleLease", func(t *testing.T) {
 		t.Parallel()
 		// A failing late after B took the job over must not reschedule it
