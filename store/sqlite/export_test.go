@@ -1,0 +1,20 @@
+package sqlite
+
+import "github.com/hookbay/hookbay/hooks"
+
+// SetSearchWindow makes text searches read at most n records, until the
+// returned function restores the window.
+func SetSearchWindow(n int64) (restore func()) {
+	old := searchWindow
+	searchWindow = n
+	return func() { searchWindow = old }
+}
+
+// RequestsQuery is the statement FindRequests runs for f, and its
+// arguments.
+func RequestsQuery(f hooks.RequestFilter) (string, []any) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	return requestsQuery(f)
+}
