@@ -66,6 +66,16 @@ func (db *DB) FindJobs(ctx context.Context, f hooks.JobFilter) ([]*hooks.Job, er
 	return out, nil
 }
 
+// searchWindow bounds a text search, as on SQLite: it reads at most this
+// many records (by id) below the page's start, and the next page, from
+// BeforeID = start - searchWindow, reads the records before. (A variable
+// only so that tests can make it small.)
+var searchWindow int64 = 100_000
+
+// SearchWindow is how many records, counted by id down from BeforeID (or
+// from the newest), one text search (RequestFilter.Search) reads.
+func (db *DB) SearchWindow() int64 { return searchWindow }
+
 // FindRequests returns request records, newest first.
 func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks.Request, error) {
 	if f.Limit <= 0 {
@@ -96,7 +106,13 @@ func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks
 	}
 	if f.Search != "" {
 		// The body is bytes, the headers JSON text: the same text is
-		// looked for in both.
+		// looked for in both, in at most searchWindow records below the
+		// page's start, as on SQLite.
+		if f.BeforeID != 0 {
+			arg("id >= ?::bigint - "+fmt.Sprint(searchWindow), f.BeforeID)
+		} else {
+			where = append(where, "id >= (SELECT COALESCE(max(id), 0) + 1 FROM requests) - "+fmt.Sprint(searchWindow))
+		}
 		arg("(position(convert_to(?::text, 'UTF8') IN COALESCE(body, '')) > 0 OR strpos(headers, ?::text) > 0)", f.Search)
 	}
 	if !f.Since.IsZero() {
