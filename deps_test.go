@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"":                        {"cli"},
 	"hooks":                   {},
 	"certs":                   {},
+	"certs/certstest":         {},
 	"config":                  {"hooks"},
 	"handlers":                {"hooks"},
 	"idempotency":             {"hooks"},

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/certs/certstest"
 )
 
 // testHost is the name certificates are issued for; the test DNS server
@@ -30,7 +31,7 @@ const testHost = "hookbay.test"
 
 // newTestACME returns a manager for testHost that talks to p and caches in
 // dir (a fresh temporary directory when empty); mod adjusts the options.
-func newTestACME(t *testing.T, p *pebbleCA, dir string, mod func(*certs.ACMEOptions)) *certs.ACME {
+func newTestACME(t *testing.T, p *certstest.Pebble, dir string, mod func(*certs.ACMEOptions)) *certs.ACME {
 	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "acme")
@@ -96,14 +97,6 @@ func listenLoopback(t *testing.T) (net.Listener, int) {
 	return ln, ln.Addr().(*net.TCPAddr).Port
 }
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, port := listenLoopback(t)
-	ln.Close()
-	return port
-}
-
 // serveOn runs an HTTP server on ln, over TLS when cfg is set, until the
 // test ends. The default handler answers with the request's protocol.
 func serveOn(t *testing.T, ln net.Listener, cfg *tls.Config, h http.Handler) {
@@ -144,7 +137,7 @@ func fetch(addr, host string, roots *x509.CertPool) (*tls.ConnectionState, strin
 
 // verifiedLeaf fetches from addr, trusting only p's root, checks the chain
 // ends there and returns the leaf.
-func verifiedLeaf(t *testing.T, addr string, p *pebbleCA) *x509.Certificate {
+func verifiedLeaf(t *testing.T, addr string, p *certstest.Pebble) *x509.Certificate {
 	t.Helper()
 	cs, body, err := fetch(addr, testHost, p.Roots)
 	if err != nil {
@@ -205,7 +198,7 @@ func ensure(t *testing.T, a *certs.ACME) time.Duration {
 func TestACME_TLSALPN01(t *testing.T) {
 	t.Parallel()
 	ln, port := listenLoopback(t)
-	p := startPebble(t, pebbleConfig{TLSPort: port, HTTPPort: closedPort(t), CommonName: true})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{TLSPort: port, HTTPPort: certstest.ClosedPort(t), CommonName: true})
 	dir := filepath.Join(t.TempDir(), "acme")
 	a := newTestACME(t, p, dir, nil)
 	serveOn(t, ln, a.TLSConfig(), nil)
@@ -273,7 +266,7 @@ func TestACME_HTTP01(t *testing.T) {
 	t.Parallel()
 	httpLn, httpPort := listenLoopback(t)
 	tlsLn, _ := listenLoopback(t)
-	p := startPebble(t, pebbleConfig{HTTPPort: httpPort, TLSPort: closedPort(t)})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{HTTPPort: httpPort, TLSPort: certstest.ClosedPort(t)})
 	a := newTestACME(t, p, "", nil)
 	var challenges atomic.Int32
 	h := a.HTTPHandler(nil)
@@ -362,7 +355,7 @@ func TestACME_Renewal(t *testing.T) {
 	ln, port := listenLoopback(t)
 	// 15 s certificates renewed 12 s ahead: renewal starts about 2 s after
 	// issuance.
-	p := startPebble(t, pebbleConfig{TLSPort: port, HTTPPort: closedPort(t), Validity: 15 * time.Second})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{TLSPort: port, HTTPPort: certstest.ClosedPort(t), Validity: 15 * time.Second})
 	a := newTestACME(t, p, "", func(o *certs.ACMEOptions) { o.RenewBefore = 12 * time.Second })
 	serveOn(t, ln, a.TLSConfig(), nil)
 	ensure(t, a)
@@ -396,7 +389,7 @@ func TestACME_RenewalFailure(t *testing.T) {
 	ln, port := listenLoopback(t)
 	// 20 s certificates renewed 14 s ahead: renewal starts about 5 s after
 	// issuance, time enough to make the CA refuse it first.
-	p := startPebble(t, pebbleConfig{TLSPort: port, HTTPPort: closedPort(t), Validity: 20 * time.Second})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{TLSPort: port, HTTPPort: certstest.ClosedPort(t), Validity: 20 * time.Second})
 	a := newTestACME(t, p, "", func(o *certs.ACMEOptions) { o.RenewBefore = 14 * time.Second })
 	serveOn(t, ln, a.TLSConfig(), nil)
 	ensure(t, a)
@@ -437,7 +430,7 @@ func TestACME_RenewalFailure(t *testing.T) {
 func TestACME_SecondManagerReusesCache(t *testing.T) {
 	t.Parallel()
 	ln1, port := listenLoopback(t)
-	p := startPebble(t, pebbleConfig{TLSPort: port, HTTPPort: closedPort(t)})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{TLSPort: port, HTTPPort: certstest.ClosedPort(t)})
 	dir := filepath.Join(t.TempDir(), "acme")
 	a1 := newTestACME(t, p, dir, nil)
 	serveOn(t, ln1, a1.TLSConfig(), nil)
@@ -466,7 +459,7 @@ func TestACME_SecondManagerReusesCache(t *testing.T) {
 func TestACME_EnsureFailure(t *testing.T) {
 	t.Parallel()
 	// Nothing listens where Pebble validates.
-	p := startPebble(t, pebbleConfig{TLSPort: closedPort(t), HTTPPort: closedPort(t)})
+	p := certstest.StartPebble(t, certstest.PebbleConfig{TLSPort: certstest.ClosedPort(t), HTTPPort: certstest.ClosedPort(t)})
 	a := newTestACME(t, p, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
