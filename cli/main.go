@@ -64,6 +64,7 @@ commands:
   faults add|list|remove|clear   inject answers (status, delay, drop) to test a sender's retries
   send SENDER                    send a request exactly as that sender would, and say what the answer means to it
   conform --sender S --url U     grade an endpoint against the sender's contract
+  store copy --from DIR --to URL copy an SQLite store into PostgreSQL, to run replicas
   version                        print the version
 
 "hookbay COMMAND -h" lists a command's flags.
@@ -112,6 +113,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return (&SendCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "conform":
 		return (&ConformCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "store":
+		return (&StoreCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "hookbay", Version())
 		return nil
