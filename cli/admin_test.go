@@ -1,8 +1,22 @@
 package cli
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/hooks"
 )
 
 // TestMain keeps every server this package's tests start off the fixed
@@ -12,4 +26,334 @@ import (
 func TestMain(m *testing.M) {
 	adminListenOverride = "127.0.0.1:0"
 	os.Exit(m.Run())
+}
+
+// adminGet reads the admin API of m, with the token when it is not "".
+func adminGet(t *testing.T, m *Main, path, token string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, m.AdminURL()+"api/v1/"+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("GET %s: %v in %s", path, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+// sseReader collects a stream's events.
+type sseReader struct {
+	mu     sync.Mutex
+	events []string // "kind data"
+}
+
+func (s *sseReader) find(kind, substr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if strings.HasPrefix(e, kind+" ") && strings.Contains(e, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// stream opens m's live stream until the test ends.
+func stream(t *testing.T, m *Main) *sseReader {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.AdminURL()+"api/v1/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sseReader{}
+	hello := make(chan struct{})
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var kind string
+		for sc.Scan() {
+			if k, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				kind = k
+			} else if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				if kind == "hello" {
+					close(hello)
+				}
+				s.mu.Lock()
+				s.events = append(s.events, kind+" "+d)
+				s.mu.Unlock()
+			}
+		}
+	}()
+	select {
+	case <-hello:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not open")
+	}
+	return s
+}
+
+// TestAdmin_Inspector runs hookbay with its admin listener on loopback
+// (open, as with no token configured): what senders send shows in the API
+// and on the live stream, fed by Main's request and attempt observers; a
+// replay runs through the queue's attempt executor; a dead job retried
+// from the API is delivered by the workers.
+func TestAdmin_Inspector(t *testing.T) {
+	d := newDownstream(t)
+	d.status = http.StatusInternalServerError
+	m := MustRunMain(t, func(c *config.Config) {
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL + "/discounts")}
+		c.Queue.MaxAttempts = 1
+	})
+	if m.AdminAddr() == "" || !strings.HasPrefix(m.AdminURL(), "http://127.0.0.1:") {
+		t.Fatalf("admin listener: %q", m.AdminURL())
+	}
+	live := stream(t, m)
+	if a := send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "insp-1"}); a.status != http.StatusAccepted && a.status != http.StatusOK {
+		t.Fatalf("hook: %d %s", a.status, a.body)
+	}
+	waitUntil(t, 5*time.Second, "the request on the stream", func() bool { return live.find("request", `"request_id":"insp-1"`) })
+	waitUntil(t, 5*time.Second, "the job's death on the stream", func() bool { return live.find("job", `"state":"dead"`) })
+
+	var page struct {
+		Requests []struct {
+			ID       int64
+			Verdict  struct{ Text string }
+			Delivery struct{ State string }
+		}
+	}
+	if st := adminGet(t, m, "requests?request_id=insp-1", "", &page); st != http.StatusOK || len(page.Requests) != 1 {
+		t.Fatalf("requests: %d %+v", st, page)
+	}
+	r := page.Requests[0]
+	if r.Verdict.Text != "Bubblehouse: delivered (202)" && r.Verdict.Text != "Bubblehouse: delivered (200)" || r.Delivery.State != "dead" {
+		t.Fatalf("record: got %+v, want delivered to Bubblehouse, dead downstream", r)
+	}
+
+	// Retry the dead job once the integrator is back: the workers deliver it.
+	d.mu.Lock()
+	d.status = http.StatusOK
+	d.mu.Unlock()
+	var jobs struct{ Jobs []struct{ ID int64 } }
+	adminGet(t, m, "jobs?state=dead", "", &jobs)
+	if len(jobs.Jobs) != 1 {
+		t.Fatalf("dead jobs: %+v", jobs)
+	}
+	resp, err := http.Post(m.AdminURL()+fmt.Sprintf("api/v1/jobs/%d/retry", jobs.Jobs[0].ID), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry: %d", resp.StatusCode)
+	}
+	waitUntil(t, 5*time.Second, "the retried job done", func() bool { return live.find("job", `"state":"done"`) })
+	if n := len(d.deliveries()); n != 2 {
+		t.Fatalf("deliveries: got %d, want 2 (the failed one and the retry)", n)
+	}
+
+	// Replay through the API: the configured action runs again, now.
+	resp, err = http.Post(m.AdminURL()+fmt.Sprintf("api/v1/requests/%d/replay", r.ID), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		OK   bool
+		Jobs []struct{ Outcome string }
+	}
+	json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if !rep.OK || len(rep.Jobs) != 1 || rep.Jobs[0].Outcome != hooks.OutcomeOK {
+		t.Fatalf("replay: %+v", rep)
+	}
+	if n := len(d.deliveries()); n != 3 {
+		t.Fatalf("deliveries after the replay: got %d, want 3", n)
+	}
+}
+
+// TestAdmin_Token: off loopback the admin listener needs a token, at
+// start-up and on every request; /metrics, mounted by HandleAdmin, sits
+// behind it too.
+func TestAdmin_Token(t *testing.T) {
+	const token = "adm-0123456789abcdef"
+	t.Run("RefusedWithoutToken", func(t *testing.T) {
+		cfg := config.Config{}
+		cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.TLS.Mode = "127.0.0.1:0", t.TempDir(), "off"
+		cfg.Bubblehouse.Authorization = testAuth
+		cfg.Bubblehouse.Hooks = map[string]config.HookConfig{"CreateDiscount4": {}}
+		cfg.Admin.Listen = "0.0.0.0:0"
+		if err := cfg.Finish(); err == nil || !strings.Contains(err.Error(), "admin.token") {
+			t.Fatalf("config: got %v, want admin.token required", err)
+		}
+		// Main refuses it too, should a config skip the checks.
+		m := NewMain(cfg)
+		m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		err := m.Run(context.Background())
+		m.Close(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "admin.token") {
+			t.Fatalf("Run: got %v, want admin.token required", err)
+		}
+	})
+	t.Run("Required", func(t *testing.T) {
+		cfg := config.Config{}
+		cfg.Server.Listen, cfg.Server.DataDir, cfg.Server.TLS.Mode = "127.0.0.1:0", t.TempDir(), "off"
+		cfg.Bubblehouse.Authorization = testAuth
+		cfg.Bubblehouse.Hooks = map[string]config.HookConfig{"CreateDiscount4": {}}
+		cfg.Admin.Listen, cfg.Admin.Token = "0.0.0.0:0", token
+		if err := cfg.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		m := NewMain(cfg)
+		m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		m.HandleAdmin("/metrics", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "up 1\n") }))
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close(context.Background())
+		if !strings.HasPrefix(m.AdminURL(), "http://localhost:") {
+			t.Fatalf("URL of a listener on every interface: %q", m.AdminURL())
+		}
+		if st := adminGet(t, m, "requests", "", nil); st != http.StatusUnauthorized {
+			t.Fatalf("without the token: %d, want 401", st)
+		}
+		if st := adminGet(t, m, "requests", token, nil); st != http.StatusOK {
+			t.Fatalf("with the token: %d, want 200", st)
+		}
+		get := func(auth string) int {
+			req, _ := http.NewRequest(http.MethodGet, m.AdminURL()+"metrics", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if get("") != http.StatusUnauthorized || get("Bearer "+token) != http.StatusOK {
+			t.Fatal("/metrics is not behind the token")
+		}
+		defer func() {
+			if recover() == nil {
+				t.Error("HandleAdmin after Run did not panic")
+			}
+		}()
+		m.HandleAdmin("/late", http.NotFoundHandler())
+	})
+	t.Run("Off", func(t *testing.T) {
+		m := MustRunMain(t, func(c *config.Config) { c.Admin.Listen = "off" })
+		if m.AdminAddr() != "" || m.AdminURL() != "" {
+			t.Fatalf("admin.listen off: listening on %q", m.AdminAddr())
+		}
+	})
+}
+
+// TestAdmin_DevBanner: dev mode generates an admin token, keeps it with
+// the other credentials, requires it, and prints the inspector's URL.
+func TestAdmin_DevBanner(t *testing.T) {
+	dir := t.TempDir()
+	out, stop := startServe(t, "--http", "--listen", "127.0.0.1:0", "--data", dir)
+	defer stop()
+	m := regexp.MustCompile(`Inspector:\s+(http://127\.0\.0\.1:\d+/) \(admin token (hba_\S+)\)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("banner lacks the inspector:\n%s", out)
+	}
+	if !strings.Contains(out.String(), m[1]+"login#token="+m[2]) {
+		t.Fatalf("banner lacks the login link:\n%s", out)
+	}
+	creds := readFile(t, dir+"/credentials.json")
+	if !strings.Contains(creds, `"admin_token": "`+m[2]+`"`) {
+		t.Fatalf("credentials.json lacks the admin token:\n%s", creds)
+	}
+	for token, want := range map[string]int{"": http.StatusUnauthorized, m[2]: http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, m[1]+"api/v1/requests", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %q: got %d, want %d", token, resp.StatusCode, want)
+		}
+	}
+}
+
+// TestEventsList_Follow: "events list --follow" prints the recent records,
+// then each new one as it is recorded, with what its answer means to the
+// sender, until its context ends.
+func TestEventsList_Follow(t *testing.T) {
+	old := followInterval
+	followInterval = 20 * time.Millisecond
+	defer func() { followInterval = old }()
+	m := MustRunMain(t, nil)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"A"}`, urgency: "urgent", id: "fol-1"})
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"events", "list", "--follow", "--sender", "bubblehouse", "--data", m.Config.Server.DataDir}, out, out)
+	}()
+	waitUntil(t, 5*time.Second, "the recent record", func() bool { return strings.Contains(out.String(), "fol-1") })
+	for i := 2; i <= 4; i++ {
+		send(t, m, call{hook: "CreateDiscount4", body: `{"code":"A"}`, urgency: "urgent", id: fmt.Sprintf("fol-%d", i)})
+	}
+	send(t, m, call{hook: "CreateDiscount4", body: `{}`, auth: "Bearer wrong", id: "fol-5"})
+	waitUntil(t, 5*time.Second, "the new records", func() bool { return strings.Contains(out.String(), "fol-5") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("follow ended with %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follow did not end with its context")
+	}
+	text := out.String()
+	last := -1
+	for i := 1; i <= 5; i++ {
+		at := strings.Index(text, fmt.Sprintf("fol-%d ", i))
+		if at < last {
+			t.Fatalf("fol-%d out of order (oldest first):\n%s", i, text)
+		}
+		last = at
+	}
+	if strings.Count(text, "fol-4 ") != 1 {
+		t.Fatalf("a record printed twice:\n%s", text)
+	}
+	if !strings.Contains(text, "Bubblehouse retries (401)") || !strings.Contains(text, "Bubblehouse: delivered (") {
+		t.Fatalf("follow lacks the verdicts:\n%s", text)
+	}
+
+	// With --json: one object a line.
+	out = &syncBuffer{}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		done <- Run(ctx, []string{"events", "list", "--follow", "--json", "--limit", "2", "--data", m.Config.Server.DataDir}, out, out)
+	}()
+	waitUntil(t, 5*time.Second, "two JSON lines", func() bool { return strings.Count(out.String(), "\n") >= 2 })
+	cancel()
+	<-done
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var v struct {
+			RequestID string        `json:"request_id"`
+			Verdict   hooks.Verdict `json:"verdict"`
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil || v.Verdict.Kind == "" {
+			t.Fatalf("line %q: %v", line, err)
+		}
+	}
 }

@@ -46,11 +46,15 @@ func (cmd *EventsCommand) Run(ctx context.Context, args []string) error {
 }
 
 func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
-	fs, sf := storeFlagSet("events list", "[flags]", "The recorded requests, newest first: every request, accepted or refused, with the answer it got.")
+	fs, sf := storeFlagSet("events list", "[flags]", `The recorded requests, newest first: every request, accepted or refused, with
+the answer it got. With --follow, the last ones oldest first, then each new
+one as it is recorded, with what its answer means to the sender, until
+Ctrl-C (with --json: one JSON object a line).`)
 	sender := fs.String("sender", "", "only this sender: "+sendersText)
 	name := fs.String("name", "", "only this hook, webhook or event name")
 	since := fs.String("since", "", "only since this time (RFC 3339) or this long ago (2h)")
 	limit := fs.Int("limit", 50, "at most this many, newest first")
+	follow := fs.Bool("follow", false, "keep printing new requests as they are recorded, until Ctrl-C")
 	if err := parseOnlyFlags(fs, args, cmd.Stdout, cmd.Stderr); err != nil {
 		return err
 	}
@@ -67,9 +71,13 @@ func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reqs, err := db.FindRequests(ctx, hooks.RequestFilter{Sender: s, Name: *name, Since: t, Limit: *limit})
+	f := hooks.RequestFilter{Sender: s, Name: *name, Since: t, Limit: *limit}
+	reqs, err := db.FindRequests(ctx, f)
 	if err != nil {
 		return err
+	}
+	if *follow {
+		return cmd.follow(ctx, db, f, reqs, *sf.json)
 	}
 	if *sf.json {
 		return printJSON(cmd.Stdout, eventViews(reqs))
@@ -85,6 +93,111 @@ func (cmd *EventsCommand) list(ctx context.Context, args []string) error {
 			r.RequestID, r.Urgency, r.Status, note)
 	}
 	return tw.Flush()
+}
+
+// followInterval is how often "events list --follow" looks for new
+// records.
+var followInterval = 500 * time.Millisecond
+
+// followPage is how many new records one look reads at a time.
+const followPage = 500
+
+// follow prints recent (newest first, as read) oldest first, then every
+// record newer than the last printed, every followInterval, until ctx
+// ends (Ctrl-C), which is not an error. It reads the store by id, so that
+// it works whichever process records, and costs the writers nothing.
+func (cmd *EventsCommand) follow(ctx context.Context, db Store, f hooks.RequestFilter, recent []*hooks.Request, asJSON bool) error {
+	show := func(reqs []*hooks.Request) error {
+		for i := len(reqs) - 1; i >= 0; i-- { // oldest first
+			r := reqs[i]
+			if asJSON {
+				v := followView{eventView: eventViews([]*hooks.Request{r})[0], Verdict: hooks.Judge(r.Sender, r.Name, r.Status, r.Response)}
+				buf, err := json.Marshal(v)
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(cmd.Stdout, "%s\n", buf); err != nil {
+					return err
+				}
+				continue
+			}
+			_, err := fmt.Fprintf(cmd.Stdout, "%-7d %s  %-11s %-22s %-26s %-9s %3d  %s\n", r.ID, r.ReceivedAt.Format("15:04:05.000"),
+				r.Sender, printable([]byte(r.Name)), printable([]byte(r.RequestID)), r.Urgency, r.Status,
+				hooks.Judge(r.Sender, r.Name, r.Status, r.Response).Text)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !asJSON {
+		fmt.Fprintf(cmd.Stdout, "%-7s %-12s  %-11s %-22s %-26s %-9s %3s  %s\n", "ID", "RECEIVED", "SENDER", "NAME", "REQUEST ID", "URGENCY", "ST.", "WHAT THE ANSWER MEANS TO THE SENDER")
+	}
+	if err := show(recent); err != nil {
+		return err
+	}
+	var cursor int64
+	if len(recent) > 0 {
+		cursor = recent[0].ID
+	} else {
+		// Nothing matched: start after the newest record of all.
+		newest, err := db.FindRequests(ctx, hooks.RequestFilter{Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(newest) > 0 {
+			cursor = newest[0].ID
+		}
+	}
+	f.Since = time.Time{} // the cursor bounds what is new
+	tick := time.NewTicker(followInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		// Newest first, page after page, down to the cursor.
+		var fresh []*hooks.Request
+		page := f
+		page.Limit, page.BeforeID = followPage, 0
+		for {
+			reqs, err := db.FindRequests(ctx, page)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			done := len(reqs) < followPage
+			for _, r := range reqs {
+				if r.ID <= cursor {
+					done = true
+					break
+				}
+				fresh = append(fresh, r)
+			}
+			if done {
+				break
+			}
+			page.BeforeID = reqs[len(reqs)-1].ID
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		cursor = fresh[0].ID
+		if err := show(fresh); err != nil {
+			return err
+		}
+	}
+}
+
+// followView is a followed record with --json: the event, and what its
+// answer means to the sender.
+type followView struct {
+	eventView
+	Verdict hooks.Verdict `json:"verdict"`
 }
 
 var eventsShowAbout = fmt.Sprintf(`One recorded request: its headers (secrets redacted), body, answer, notes,
