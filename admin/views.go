@@ -130,17 +130,14 @@ func judgeAuth(r *hooks.Request) authVerdict {
 	case ea.Code == hooks.ENOTFOUND || ea.Code == hooks.EMETHOD:
 		return authVerdict{"unchecked", "not checked: " + ea.Error}
 	}
-	switch r.Sender {
-	case hooks.SenderSvix:
+	if r.Sender == hooks.SenderSvix {
 		return authVerdict{"accepted", "Svix signature verified (" + headerList(r.Header, "Svix-Id", "Webhook-Id") + ")"}
-	case hooks.SenderBubblehouse:
-		how := "credentials accepted"
-		if a := r.Header.Get("Authorization"); a != "" {
-			how += " (Authorization: " + a + ")"
-		}
-		return authVerdict{"accepted", how}
 	}
-	return authVerdict{"accepted", "credentials accepted"}
+	how := "credentials accepted"
+	if a := r.Header.Get("Authorization"); a != "" {
+		how += " (Authorization: " + a + ")" // redacted when stored
+	}
+	return authVerdict{"accepted", how}
 }
 
 func headerList(h http.Header, names ...string) string {

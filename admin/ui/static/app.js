@@ -16,6 +16,9 @@ function h(tag, attrs) {
       var v = attrs[k];
       if (v === undefined || v === null || v === false) return;
       if (k === "class") el.className = v;
+      // Through the CSSOM: the page's Content-Security-Policy refuses
+      // inline style attributes.
+      else if (k === "style") el.style.cssText = v;
       else if (k === "text") el.textContent = v;
       else if (k.slice(0, 2) === "on") el.addEventListener(k.slice(2), v);
       else if (k === "dataset") Object.keys(v).forEach(function (d) { el.dataset[d] = v[d]; });
