@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -270,4 +272,147 @@ func TestStoreCopy_Refusals(t *testing.T) {
 			t.Errorf("store %v: got %v, want an error containing %q", tt.args, err, tt.want)
 		}
 	}
+}
+
+// replicaMain is the part of a Main that a shared store's loops work
+// with: the store and a queue of one worker, polling every poll, whose
+// action tells delivered of each job.
+func replicaMain(t *testing.T, db Store, poll time.Duration, delivered chan<- int64) *Main {
+	t.Helper()
+	m := NewMain(config.Config{})
+	m.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m.PurgeInterval = 0
+	m.DB = db
+	m.Queue = &hooks.Queue{Store: db, Workers: 1, PollInterval: poll, Logger: m.Logger,
+		ActionFor: func(j *hooks.Job) hooks.Action {
+			return hooks.ActionFunc(func(context.Context, *hooks.Job) ([]byte, error) {
+				if delivered != nil {
+					delivered <- j.ID
+				}
+				return nil, nil
+			})
+		}}
+	return m
+}
+
+// start starts m's store loops, then its queue, as Run does, and stops
+// them when the test ends.
+func (m *Main) startForTest(t *testing.T) {
+	t.Helper()
+	if err := m.startStoreLoops(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.Queue.Start()
+	t.Cleanup(func() { m.stopForTest(t) })
+}
+
+// stopForTest stops m's queue, then its store loops, as Close does.
+func (m *Main) stopForTest(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Queue.Stop(ctx); err != nil {
+		t.Error(err)
+	}
+	if err := m.stopStoreLoops(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+// On a shared store, one replica at a time holds the maintenance lease:
+// only its queue rescues expired jobs, it purges, and when it shuts down
+// it gives the lease up, so that another takes it at its next renewal
+// rather than after the lease's whole length.
+func TestReplicas_MaintenanceLease(t *testing.T) {
+	schema := pgtest.New(t)
+	ctx := context.Background()
+	a, b := replicaMain(t, schema.Open(t), time.Hour, nil), replicaMain(t, schema.Open(t), time.Hour, nil)
+	// Old idempotency answers, which the leader's purge deletes.
+	old := schema.Open(t)
+	old.Now = func() time.Time { return time.Now().Add(-48 * time.Hour) }
+	if _, err := old.SaveReceipt(ctx, storeReceipt("old-answer")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Main{a, b} {
+		m.PurgeInterval = 50 * time.Millisecond
+		m.Config.Idempotency.Retention = config.Duration(time.Hour)
+	}
+	a.startForTest(t)
+	b.startForTest(t)
+	waitUntil(t, 5*time.Second, "a replica leading", func() bool { return a.Leading() || b.Leading() })
+	time.Sleep(100 * time.Millisecond)
+	if a.Leading() == b.Leading() {
+		t.Fatalf("leading: a %v, b %v; want exactly one", a.Leading(), b.Leading())
+	}
+	leader, follower := a, b
+	if b.Leading() {
+		leader, follower = b, a
+	}
+	waitUntil(t, 5*time.Second, "the leader's purge", func() bool {
+		_, err := old.LookupKey(ctx, hooks.SenderBubblehouse, "old-answer")
+		return hooks.ErrorCode(err) == hooks.ENOTFOUND
+	})
+
+	// A job whose lease ran out: the follower leaves it, the leader takes
+	// it back.
+	// (Due in an hour, so that the replicas' own queues leave it alone.)
+	other := schema.Open(t)
+	stuck := storeReceipt("stuck")
+	stuck.Job.ScheduledAt = time.Now().Add(time.Hour)
+	if _, err := other.SaveReceipt(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.ClaimJobs(ctx, time.Now().Add(time.Hour), time.Millisecond, 1); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v, %v", got, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n, err := follower.Queue.Store.RescueJobs(ctx, time.Now(), hooks.RetryPolicy{}); err != nil || n != 0 {
+		t.Fatalf("the follower rescued %d jobs (%v), want 0: rescues are the leader's", n, err)
+	}
+	if n, err := leader.Queue.Store.RescueJobs(ctx, time.Now(), hooks.RetryPolicy{}); err != nil || n != 1 {
+		t.Fatalf("the leader rescued %d jobs (%v), want 1", n, err)
+	}
+
+	// The leader shuts down: the follower leads within one renewal, well
+	// before the lease would have run out.
+	start := time.Now()
+	leader.stopForTest(t)
+	waitUntil(t, leadEvery+2*time.Second, "the follower to take the lease over", follower.Leading)
+	t.Logf("the follower led %v after the leader resigned (lease %v, renewed every %v)", time.Since(start).Round(time.Millisecond), leadTTL, leadEvery)
+}
+
+// New jobs wake an idle replica at once, whichever replica queued them:
+// here the queue polls only every hour, so the job queued through another
+// handle is delivered within seconds only through LISTEN.
+func TestReplicas_ListenWakes(t *testing.T) {
+	schema := pgtest.New(t)
+	ctx := context.Background()
+	delivered := make(chan int64, 10)
+	m := replicaMain(t, schema.Open(t), time.Hour, delivered)
+	m.startForTest(t)
+	time.Sleep(200 * time.Millisecond) // the queue's first claim, which finds nothing
+	other := schema.Open(t)
+	for i := range 3 {
+		r := storeReceipt(fmt.Sprintf("wake-%d", i))
+		if _, err := other.SaveReceipt(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-delivered:
+			if id != r.Job.ID {
+				t.Fatalf("delivered job %d, want %d", id, r.Job.ID)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("job %d queued by another replica was not delivered within 5s: the idle replica was not woken", r.Job.ID)
+		}
+	}
+}
+
+// storeReceipt is a receipt of a Bubblehouse request that queues a job,
+// under the key id.
+func storeReceipt(id string) *hooks.Receipt {
+	now := time.Now()
+	req := &hooks.Request{Sender: hooks.SenderBubblehouse, Name: "CreateDiscount4", RequestID: id, Urgency: hooks.UrgencyUrgent,
+		Method: "POST", Path: "/bubblehouse/CreateDiscount4", Body: []byte(`{}`), Status: 202, Response: []byte(`{}`), ReceivedAt: now}
+	return &hooks.Receipt{Request: req, Keys: []string{id}, Job: hooks.NewJob(req, now)}
 }
