@@ -64,6 +64,7 @@ commands:
   faults add|list|remove|clear   inject answers (status, delay, drop) to test a sender's retries
   send SENDER                    send a request exactly as that sender would, and say what the answer means to it
   conform --sender S --url U     grade an endpoint against the sender's contract
+  healthcheck                    ask a running server's /readyz over loopback (a container's health check)
   store copy --from DIR --to URL copy an SQLite store into PostgreSQL, to run replicas
   version                        print the version
 
@@ -115,6 +116,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return (&ConformCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "store":
 		return (&StoreCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "healthcheck":
+		return (&HealthcheckCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "hookbay", Version())
 		return nil
