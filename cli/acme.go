@@ -2,12 +2,21 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookbay/hookbay/certs"
@@ -51,6 +60,9 @@ func (m *Main) acmeTLSConfig(ctx context.Context) (*tls.Config, error) {
 	}
 	m.acme = acme
 	cfg := acme.TLSConfig()
+	if cfg.GetCertificate, err = withPlaceholder(cfg.GetCertificate, acme.Hosts()); err != nil {
+		return nil, err
+	}
 	if t.ClientCAFile != "" {
 		// Client certificates are verified as in the other modes.
 		base, err := certs.ReadPool(t.ClientCAFile)
@@ -76,9 +88,14 @@ func (m *Main) acmeTLSConfig(ctx context.Context) (*tls.Config, error) {
 	}
 	// The first certificate: from the cache, or from the CA. A CA that is
 	// down does not stop start-up; /readyz says why until it is there.
+	stopChallenges, err := startChallengeListener(m.Config.Server.Listen, acme)
+	if err != nil {
+		return nil, err
+	}
 	start, cancel := context.WithTimeout(ctx, acmeStartTimeout)
 	err = acme.Ensure(start)
 	cancel()
+	stopChallenges()
 	if err != nil {
 		m.Logger.Error("no certificate yet; serving, not ready, and retrying", "hosts", a.Hosts, "err", err)
 	} else {
@@ -121,4 +138,111 @@ func (m *Main) acmeReady(context.Context) error {
 		reason = "not obtained yet"
 	}
 	return fmt.Errorf("no valid certificate: %s", reason)
+}
+
+// alpnACME is the TLS-ALPN-01 challenge's protocol (RFC 8737): a
+// handshake offering only it is the CA validating a host.
+const alpnACME = "acme-tls/1"
+
+// isChallenge reports whether hello is a TLS-ALPN-01 validation.
+func isChallenge(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == alpnACME
+}
+
+// startChallengeListener listens on the HTTPS address while the first
+// certificate is obtained, answering TLS-ALPN-01 challenges only: Run
+// opens the HTTPS listener after the TLS configuration is built, and a CA
+// validating on that port would otherwise find nothing there and fail the
+// order. Every other handshake is refused. stop closes the listener, and
+// waits for the handshakes under way, so that Run can listen on the
+// address again. With port 0 (a test's address, which no CA could be told
+// of) there is nothing to answer, and no listener.
+func startChallengeListener(addr string, acme *certs.ACME) (stop func(), err error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s to answer the CA's TLS-ALPN-01 challenges: %w", addr, err)
+	}
+	cfg := acme.TLSConfig()
+	answer := cfg.GetCertificate
+	cfg.NextProtos = []string{alpnACME}
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if !isChallenge(hello) {
+			return nil, errors.New("starting: only ACME challenges are answered until the first certificate is there")
+		}
+		return answer(hello)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return // closed by stop
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				tls.Server(conn, cfg).Handshake() // the CA checks the certificate; nothing follows
+			})
+		}
+	})
+	return func() {
+		ln.Close()
+		wg.Wait()
+	}, nil
+}
+
+// withPlaceholder wraps the ACME certificate source: while a configured
+// host has no valid certificate (none obtained yet, or expired and not
+// renewed), handshakes for it, or without a server name, get a
+// self-signed placeholder instead of failing. Clients cannot trust it, so
+// no webhook is delivered over it, but /readyz can be read and says why
+// (hookbay healthcheck reads it so), and a sender's error names an
+// untrusted certificate rather than a failed handshake. Challenges and
+// other host names are answered as before.
+func withPlaceholder(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), hosts []string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+	placeholder, err := placeholderCertificate(hosts, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		c, err := get(hello)
+		if err == nil || isChallenge(hello) {
+			return c, err
+		}
+		name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+		if name != "" && !slices.Contains(hosts, name) {
+			return c, err
+		}
+		return placeholder, nil
+	}, nil
+}
+
+// placeholderCertificate is a self-signed certificate for hosts, which
+// says in its subject that it stands in for the CA's.
+func placeholderCertificate(hosts []string, now time.Time) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("placeholder certificate: generate key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "hookbay placeholder: no certificate from the CA yet", Organization: []string{"hookbay"}},
+		DNSNames:     hosts,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("placeholder certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("placeholder certificate: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
