@@ -26,6 +26,7 @@ import (
 	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
+	"github.com/hookbay/hookbay/metrics"
 )
 
 // ServeCommand is "hookbay serve".
@@ -45,6 +46,8 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.data, "data", "", "data directory (overrides server.data_dir)")
 	fs.StringVar(&o.listen, "listen", "", "listen address (overrides server.listen; dev mode: "+DevListen+", loopback only)")
 	fs.BoolVar(&o.plain, "http", false, "serve plain HTTP (server.tls.mode: off), for ngrok or a TLS-terminating proxy")
+	fs.StringVar(&o.logFormat, "log-format", "", "log format, text or json (overrides log.format; default json with a config file, text in dev mode)")
+	fs.StringVar(&o.logLevel, "log-level", "", "log level, debug, info, warn or error (overrides log.level; default info)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,7 +63,7 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	m.Dev = path == ""
 	m.ConfigFile = path
 	m.Stdout = cmd.Stdout
-	m.Logger = slog.New(slog.NewTextHandler(cmd.Stderr, nil))
+	m.Logger = NewLogger(cmd.Stderr, cfg.Log)
 	if path != "" && o.config == "" {
 		m.Logger.Info("config: " + path + " (found in the working directory; --config FILE reads another)")
 	}
@@ -91,6 +94,7 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 type serveOptions struct {
 	config, data, listen string
 	plain                bool
+	logFormat, logLevel  string
 }
 
 // load returns the configuration serve runs with, and the config file it
@@ -127,6 +131,15 @@ func (o serveOptions) load() (config.Config, string, error) {
 	}
 	if o.listen != "" {
 		cfg.Server.Listen = o.listen
+	}
+	if path == "" && cfg.Log.Format == "" {
+		cfg.Log.Format = "text" // dev mode: read by a person
+	}
+	if o.logFormat != "" {
+		cfg.Log.Format = o.logFormat
+	}
+	if o.logLevel != "" {
+		cfg.Log.Level = o.logLevel
 	}
 	if err := cfg.Finish(); err != nil {
 		return cfg, "", inFile(path, implicit, err)
@@ -166,6 +179,13 @@ type Main struct {
 	CertPollInterval time.Duration
 	// FaultPollInterval is how often injected faults are reloaded.
 	FaultPollInterval time.Duration
+	// JobStatsEvery is how long the metrics reuse a count of the queue's
+	// jobs; 0 means metrics.DefaultJobStatsEvery.
+	JobStatsEvery time.Duration
+	// Metrics are hookbay's Prometheus metrics, on a registry of their
+	// own, served at /metrics on the admin listener; nil when admin.listen
+	// is off. Set by Run.
+	Metrics *metrics.Metrics
 
 	DB       Store
 	Dispatch *hooks.Dispatch
@@ -180,6 +200,8 @@ type Main struct {
 	onRequest []func(*hooks.Request)
 	onAttempt []func(*hooks.Job, hooks.AttemptResult)
 	admin     *adminState // the admin listener (admin.go)
+	// requestLog logs each answered request (handlers.RequestLog).
+	requestLog func(*handlers.Exchange)
 
 	ln          net.Listener
 	serveDone   chan error
@@ -238,7 +260,12 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 		},
 	}
-	m.Guard = &idempotency.Guard{Store: m.DB, Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
+	m.observe()
+	if h := m.MetricsHandler(); h != nil {
+		m.HandleAdmin("/metrics", h)
+	}
+	m.Guard = &idempotency.Guard{Store: m.guardStore(), Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
+	guard := m.handlerGuard()
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -259,9 +286,10 @@ func (m *Main) Run(ctx context.Context) error {
 	e.HTTPErrorHandler = handlers.ErrorHandler(m.Logger, func(c echo.Context, req *hooks.Request) error {
 		return m.Guard.Record(c.Request().Context(), req)
 	})
+	// Outermost, so that a request whose handler panicked is logged and
+	// counted with the answer Recover gave it.
+	e.Use(m.observeRequests())
 	e.Use(middleware.Recover())
-	e.Use(handlers.AccessLog(m.Logger))
-	e.Use(m.observeRequests)
 	// A sender is served only when the config asks for it: the routes of
 	// the others are not registered, and answer 404.
 	served := map[hooks.Sender]string{}
@@ -295,7 +323,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Authorization: cfg.Bubblehouse.Authorization,
 			JWTSecret:     []byte(cfg.Bubblehouse.JWTSecret),
 		},
-		Guard:        m.Guard,
+		Guard:        guard,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		HasAction: func(name string) bool {
 			return m.Dispatch.For(&hooks.Job{Sender: hooks.SenderBubblehouse, Name: name, Source: name}) != nil
@@ -310,7 +338,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if _, ok := served[hooks.SenderBubblehouse]; ok {
 		bh.Register(e, cfg.Bubblehouse.Path)
 	}
-	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: m.Guard, MaxBodyBytes: cfg.Server.MaxBodyBytes,
+	sv := &handlers.Svix{Endpoints: map[string]*handlers.SvixEndpoint{}, Guard: guard, MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		HasAction: func(j *hooks.Job) bool { return m.Dispatch.For(j) != nil }}
 	for name, ep := range cfg.Svix.Endpoints {
 		v, err := hooks.NewSvixVerifier(ep.Secrets)
@@ -327,7 +355,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		br = &handlers.Bloomreach{Webhooks: webhooks, Guard: m.Guard, Tokens: m.DB, Clients: clients,
+		br = &handlers.Bloomreach{Webhooks: webhooks, Guard: guard, Tokens: m.DB, Clients: clients,
 			TokenTTL: time.Duration(cfg.Bloomreach.OAuth2.TokenTTL), MaxBodyBytes: cfg.Server.MaxBodyBytes}
 		br.Register(e, cfg.Bloomreach.Path, cfg.Bloomreach.OAuth2.TokenPath)
 	}
@@ -342,7 +370,7 @@ func (m *Main) Run(ctx context.Context) error {
 		WriteTimeout:      time.Duration(t.Write),
 		IdleTimeout:       time.Duration(t.Idle),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          certs.ServerErrorLog(m.Logger),
+		ErrorLog:          m.serverErrorLog(),
 	}
 	if err := m.startAdmin(ctx); err != nil {
 		return err
@@ -398,21 +426,11 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
-// observeRequests tells onRequest of each recorded request once it has
-// been answered (errors included: the error handler has run by then).
-func (m *Main) observeRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		if rec := handlers.RecordOf(c); rec != nil {
-			for _, f := range m.onRequest {
-				f(rec)
-			}
-		}
-		return nil
-	}
+// observeRequests logs and counts each request once it has been answered
+// (errors included: the error handler has run by then), and tells
+// onRequest of its record (handlers.RecordOf) when it has one.
+func (m *Main) observeRequests() echo.MiddlewareFunc {
+	return handlers.Observe(m.requestStarted, m.requestDone)
 }
 
 // checkDataDir makes sure the data directory exists and hookbay can write
@@ -459,7 +477,11 @@ func (m *Main) purgeRecords(ctx context.Context) {
 	t := time.NewTicker(m.PurgeInterval)
 	defer t.Stop()
 	for {
-		if n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+		n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep))
+		if m.Metrics != nil {
+			m.Metrics.Purged(metrics.PurgedRecords, n) // a purge that failed midway deleted some
+		}
+		if err != nil && ctx.Err() == nil {
 			m.Logger.Error("purge request records", "err", err)
 		} else if n > 0 {
 			m.Logger.Info("purged request records", "count", n, "older_than", keep)

@@ -423,7 +423,9 @@ type hookbayProcess struct {
 	addr string
 }
 
-var listeningRE = regexp.MustCompile(`hookbay listening"? addr=(\S+)`)
+// listeningRE finds the address in the start-up line, in text (dev mode)
+// or JSON (the default with a config file).
+var listeningRE = regexp.MustCompile(`hookbay listening"?(?: addr=|,"addr":")([^"\s]+)`)
 
 // startBinary runs the binary with args until it listens; it is killed
 // when the test ends if it is still running.
@@ -638,7 +640,7 @@ func status(t *testing.T, addr, path, body string, header map[string]string) int
 func TestServe_SingleSender(t *testing.T) {
 	t.Run("SvixOnly", func(t *testing.T) {
 		addr, out := serveFile(t, "svix: {endpoints: {bloom: {secrets: ['"+svixSecret+"']}}}\n")
-		if !strings.Contains(out.String(), "senders=svix ") {
+		if !strings.Contains(out.String(), `"senders":"svix"`) { // JSON: a config file's default
 			t.Fatalf("the log does not say which senders are served:\n%s", out)
 		}
 		ev := `{"type":"user.created"}`
@@ -682,7 +684,7 @@ func TestServe_ConfigInWorkingDirectory(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitUntil(t, 10*time.Second, "the server to listen", func() bool { return listeningRE.MatchString(out.String()) })
 	log := out.String()
-	if !strings.Contains(log, "config: hookbay.yaml") || !strings.Contains(log, "config=hookbay.yaml") || strings.Contains(log, "dev mode") {
+	if !strings.Contains(log, "config: hookbay.yaml") || !strings.Contains(log, `"config":"hookbay.yaml"`) || strings.Contains(log, "dev mode") {
 		t.Fatalf("the log does not say hookbay.yaml was read, or dev mode started:\n%s", log)
 	}
 	addr := listeningRE.FindStringSubmatch(log)[1]

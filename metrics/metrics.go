@@ -234,9 +234,10 @@ var verdictsOf = map[hooks.Sender][]hooks.VerdictKind{
 	hooks.SenderSvix:        {hooks.VerdictDelivered, hooks.VerdictRetry},
 }
 
-// initSeries creates, at zero, the series that alerts watch, so that the
-// first stop_campaign or hold_queue answer is an increase from 0 and not
-// a series that appears already at 1 (which increase() does not see).
+// initSeries creates, at zero, the series that alerts and dashboards
+// watch, so that the first stop_campaign or hold_queue answer is an
+// increase from 0 and not a series that appears already at 1 (which
+// increase() does not see).
 func (m *Metrics) initSeries() {
 	for s, names := range m.names {
 		for n := range names {
@@ -247,6 +248,9 @@ func (m *Metrics) initSeries() {
 	}
 	for _, op := range []string{StoreWrite, StoreRead} {
 		m.storeErrors.WithLabelValues(op)
+	}
+	for _, what := range []string{PurgedRecords, PurgedIdempotency} {
+		m.purged.WithLabelValues(what)
 	}
 	for _, p := range m.throttles {
 		m.throttled.WithLabelValues(p)
