@@ -1,9 +1,14 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookbay/hookbay/hooks"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -232,4 +237,169 @@ func mustHookSet(t *testing.T, c Config) interface{ Names() []string } {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// ${file:PATH} reads a secret from a file (Docker and Kubernetes secrets):
+// the content without its final line break, in any key; a file that
+// cannot be read stops the config naming the key and the file.
+func TestDecode_FileSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	jwt := write("bh_jwt", "0123456789abcdef0123456789abcdef\n")
+	auth := write("bh_auth", "Bearer from-a-file\r\n")
+	pw := write("br_pw", "no-newline-at-all")
+	twoLines := write("two_lines", "first\nsecond\n\n")
+
+	t.Run("OK", func(t *testing.T) {
+		c, err := Parse([]byte(fmt.Sprintf(`
+bubblehouse:
+  authorization: ${file:%s}
+  jwt_secret: "${file:%s}"
+  hooks: {CreateDiscount4: {}}
+bloomreach:
+  webhooks:
+    sms: {auth: {basic: {username: u, password: "${file:%s}"}}}
+`, auth, jwt, pw)), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.Bubblehouse.JWTSecret, "0123456789abcdef0123456789abcdef"; got != want {
+			t.Errorf("jwt_secret %q, want %q (the final newline dropped)", got, want)
+		}
+		if got, want := c.Bubblehouse.Authorization, "Bearer from-a-file"; got != want {
+			t.Errorf("authorization %q, want %q (the final CRLF dropped)", got, want)
+		}
+		if got, want := c.Bloomreach.Webhooks["sms"].Auth.Basic.Password, "no-newline-at-all"; got != want {
+			t.Errorf("password %q, want %q", got, want)
+		}
+	})
+	t.Run("OnlyTheFinalLineBreak", func(t *testing.T) {
+		c, err := Decode([]byte(fmt.Sprintf("bubblehouse: {authorization: '${file:%s}'}", twoLines)), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.Bubblehouse.Authorization, "first\nsecond\n"; got != want {
+			t.Errorf("value %q, want %q", got, want)
+		}
+	})
+	for _, tc := range []struct {
+		name, file, says string
+	}{
+		{"ErrMissing", filepath.Join(dir, "missing"), "no such file or directory"},
+		{"ErrDirectory", dir, "is a directory"},
+		{"ErrTooLarge", write("huge", strings.Repeat("x", 65<<10)), "larger than 64 KiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(fmt.Sprintf("bubblehouse:\n  hooks: {CreateDiscount4: {}}\n  jwt_secret: ${file:%s}\n", tc.file)), env(nil))
+			want := "bubblehouse.jwt_secret: secret file " + tc.file + ": "
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.says) || !strings.Contains(err.Error(), "(line 3)") {
+				t.Fatalf("err=%v, want one starting %q and saying %q at line 3", err, want, tc.says)
+			}
+		})
+	}
+	t.Run("ErrUnreadable", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root reads a file whatever its mode")
+		}
+		locked := write("locked", "secret\n")
+		if err := os.Chmod(locked, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Decode([]byte(fmt.Sprintf("admin: {token: '${file:%s}'}", locked)), env(nil))
+		if err == nil || !strings.Contains(err.Error(), "admin.token: secret file "+locked+": permission denied") {
+			t.Fatalf("err=%v, want admin.token named with permission denied", err)
+		}
+	})
+}
+
+// An exec command does not inherit the environment variables the config's
+// secrets came from; a secret read from a file is in no variable, so
+// nothing is hidden for it, and a variable used only outside secret keys
+// stays visible.
+func TestDecode_SecretEnvScrubbed(t *testing.T) {
+	jwt := filepath.Join(t.TempDir(), "bh_jwt")
+	if err := os.WriteFile(jwt, []byte(strings.Repeat("k", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte(fmt.Sprintf(`
+bubblehouse:
+  authorization: ${BH_AUTH}
+  jwt_secret: ${file:%s}
+  hooks:
+    CreateDiscount4: {action: {exec: {command: ["${TOOL}", "--from", "hookbay"]}}}
+`, jwt)), env(map[string]string{"BH_AUTH": "Bearer env-secret", "TOOL": "/usr/bin/true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.secretEnv, ","); got != "BH_AUTH" {
+		t.Errorf("hidden variables %q, want BH_AUTH only (not the file, not TOOL)", got)
+	}
+	d, err := c.Dispatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := d.For(&hooks.Job{Sender: hooks.SenderBubblehouse, Name: "CreateDiscount4", Source: "CreateDiscount4"})
+	x, ok := act.(*hooks.Exec)
+	if !ok {
+		t.Fatalf("action %T, want *hooks.Exec", act)
+	}
+	if got := strings.Join(x.HideEnv, ","); got != "BH_AUTH" {
+		t.Errorf("exec hides %q, want BH_AUTH", got)
+	}
+}
+
+// Warnings names each weak secret's key and length, never the secret,
+// sorted; strong ones give none.
+func TestConfig_Warnings(t *testing.T) {
+	c, err := Parse([]byte(`
+bubblehouse:
+  jwt_secret: short-jwt-secret
+  hooks: {CreateDiscount4: {}}
+bloomreach:
+  webhooks:
+    sms: {auth: {basic: {username: u, password: pw-7char}}}
+    crm: {auth: {oauth2: {}}}
+  oauth2: {clients: [{id: exponea, secret: s3cr3t}, {id: other, secret: 0123456789abcdef}]}
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Warnings()
+	want := []string{
+		"bloomreach.oauth2.clients[0].secret: 6 characters is short; use at least 16 random ones",
+		"bloomreach.webhooks.sms.auth.basic.password: 8 characters is short; use at least 12 random ones",
+		"bubblehouse.jwt_secret: 16 bytes is short for an HS256 key; use at least 32 random bytes",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, w := range got {
+		for _, secret := range []string{"short-jwt-secret", "pw-7char", "s3cr3t"} {
+			if strings.Contains(w, secret) {
+				t.Errorf("warning %q shows the secret", w)
+			}
+		}
+	}
+
+	strong, err := Parse([]byte(`
+bubblehouse:
+  authorization: Bearer x
+  jwt_secret: 0123456789abcdef0123456789abcdef
+  hooks: {CreateDiscount4: {}}
+bloomreach:
+  webhooks: {sms: {auth: {basic: {username: u, password: 0123456789ab}}}}
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strong.Warnings(); len(w) != 0 {
+		t.Errorf("strong secrets warned about: %v", w)
+	}
 }
