@@ -9,7 +9,31 @@ import (
 // and its JSON. Events are shared by every subscriber and never changed.
 type Event struct {
 	Kind string
+	// Data is the event's JSON; for an event made by lazyEvent it is
+	// made on first use, by the first subscriber to send it.
 	Data []byte
+	lazy *lazyData
+}
+
+// lazyData is JSON made once, when first needed: an event that every
+// subscriber drops (all too slow) costs its publisher no encoding.
+type lazyData struct {
+	once sync.Once
+	make func() []byte
+	data []byte
+}
+
+func lazyEvent(kind string, make func() []byte) Event {
+	return Event{Kind: kind, lazy: &lazyData{make: make}}
+}
+
+// JSON returns the event's data.
+func (e Event) JSON() []byte {
+	if e.lazy == nil {
+		return e.Data
+	}
+	e.lazy.once.Do(func() { e.lazy.data = e.lazy.make() })
+	return e.lazy.data
 }
 
 // Hub fans events out to the live stream's subscribers. Publishing never

@@ -26,16 +26,24 @@ const (
 )
 
 // PublishRequest puts a recorded request on the live stream. It costs
-// nothing when no inspector is open, and never blocks.
+// nothing when no inspector is open, and never blocks; the event's JSON
+// (and the verdict in it) is made by the stream that sends it, off the
+// request's path.
 func (s *Server) PublishRequest(r *hooks.Request) {
 	if !s.hub.Active() {
 		return
 	}
-	data, err := json.Marshal(summarize(r))
-	if err != nil {
-		return
-	}
-	s.hub.Publish(Event{Kind: "request", Data: data})
+	// A copy of what the summary needs, without the body, so that buffered
+	// events hold no request's bytes.
+	c := *r
+	c.Body, c.Header, c.Notes = nil, nil, nil
+	size := len(r.Body)
+	s.hub.Publish(lazyEvent("request", func() []byte {
+		v := summarize(&c)
+		v.Size = size
+		data, _ := json.Marshal(v)
+		return data
+	}))
 }
 
 // PublishAttempt puts a job's attempt, and the state it left the job in,
@@ -57,11 +65,10 @@ func (s *Server) PublishAttempt(j *hooks.Job, res hooks.AttemptResult) {
 }
 
 func (s *Server) publishJob(ev jobEvent) {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return
-	}
-	s.hub.Publish(Event{Kind: "job", Data: data})
+	s.hub.Publish(lazyEvent("job", func() []byte {
+		data, _ := json.Marshal(ev)
+		return data
+	}))
 }
 
 // stream serves the live stream as Server-Sent Events: "request" events
@@ -131,7 +138,7 @@ func (s *Server) stream(c echo.Context) error {
 					}
 				}
 				for _, ev := range batch {
-					if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, ev.Data); err != nil {
+					if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, ev.JSON()); err != nil {
 						return err
 					}
 				}

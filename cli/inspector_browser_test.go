@@ -81,7 +81,7 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 func until(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
-		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText.slice(0, 2000) : "")`))
 		t.Fatalf("%s: %v\npage:\n%s", what, err, page)
 	}
 }
@@ -182,6 +182,29 @@ func TestInspector_Browser(t *testing.T) {
 	until(t, ctx, "a request opened with Enter", `location.pathname.startsWith("/requests/") && document.getElementById("verdict") !== null`)
 	do(t, ctx, "escape", chromedp.KeyEvent("\x1b"))
 	until(t, ctx, "back to the list", `location.pathname === "/" && document.getElementById("rows") !== null`)
+
+	// Paused, the list keeps still and counts what arrives; resumed, it
+	// shows it.
+	do(t, ctx, "pause", chromedp.KeyEvent("p"))
+	until(t, ctx, "paused", `document.getElementById("live").textContent.startsWith("paused")`)
+	send(t, m, call{hook: "SendEvent1", body: `{"event":"later","bhid":"ev-2"}`, id: "bh-paused"})
+	until(t, ctx, "the count while paused", `document.getElementById("pending").textContent.startsWith("1 new while paused")`)
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#rows td.rid[title="bh-paused"]').length`)); n != 0 {
+		t.Fatal("a paused list took a new row")
+	}
+	do(t, ctx, "resume", chromedp.KeyEvent("p"))
+	until(t, ctx, "the row after resuming", `document.querySelector('#rows td.rid[title="bh-paused"]') !== null`)
+
+	// Search: "/" focuses the box; the body's text finds its request.
+	do(t, ctx, "focus the search", chromedp.KeyEvent("/"))
+	until(t, ctx, "the search box focused", `document.activeElement.id === "search"`)
+	// (The protocol's key events type the "/" into the box the keydown
+	// focused, which a browser's own keyboard does not; start it empty.)
+	do(t, ctx, "search", chromedp.Evaluate[chromedp.Void](`document.getElementById("search").value = ""`),
+		chromedp.SendKeys(chromedp.ID("search"), "ada@example.com\r"))
+	until(t, ctx, "the search's one result", `location.search === "?q=ada%40example.com" && document.querySelectorAll("#rows tr[data-id]").length === 1 && document.querySelector('#rows td.rid[title="br-live-1"]') !== null`)
+	do(t, ctx, "clear the search", chromedp.Click(chromedp.CSS(`#filters button[type=button]`)))
+	until(t, ctx, "the whole list again", `location.search === "" && document.querySelectorAll("#rows tr[data-id]").length === 8`)
 
 	// Open the Bloomreach request: its contract verdict and auth verdict.
 	br := requests(t, m, hooks.RequestFilter{RequestID: "br-live-1"})[0]

@@ -196,7 +196,26 @@ function updateLive() {
 // ---------------------------------------------------------------- list
 
 var filterKeys = ["sender", "name", "status", "request_id", "q", "since", "until"];
-var list = { rows: [], paused: false, pending: [], missed: 0, dirty: false, next: 0, sel: -1, filters: {}, older: false };
+var list = { rows: [], paused: false, pending: [], incoming: [], flush: null, missed: 0, dirty: false, next: 0, sel: -1, filters: {}, older: false };
+var maxRows = 500, flushMax = 50;
+
+function flushIncoming() {
+  list.flush = null;
+  var rs = list.incoming;
+  list.incoming = [];
+  if (rs.length > flushMax) { rs = rs.slice(rs.length - flushMax); list.dirty = true; }
+  insertRows(rs);
+  trimRows();
+}
+
+// trimRows keeps the live list to maxRows rows, unless older pages were
+// asked for.
+function trimRows() {
+  if (list.older) return;
+  var trs = rowsEls();
+  for (var i = maxRows; i < trs.length; i++) trs[i].remove();
+  if (list.rows.length > maxRows) list.rows.length = maxRows;
+}
 
 function readFilters() {
   var u = new URLSearchParams(location.search), f = {};
@@ -258,8 +277,16 @@ function showList() {
   var off = onLive(function (kind, d) {
     if (kind === "request") {
       if (!matches(d, list.filters)) { if (!list.filters.before) list.dirty = true; return; }
-      if (list.paused) { list.pending.push(d); updatePending(); return; }
-      insertRows([d]);
+      if (list.paused) {
+        if (list.pending.length < maxRows) list.pending.push(d); else list.missed++;
+        updatePending();
+        return;
+      }
+      // Under a burst, rows go in a few times a second, at most flushMax
+      // at a time: a browser that cannot keep up reads the list again
+      // instead of falling behind.
+      list.incoming.push(d);
+      if (!list.flush) list.flush = setTimeout(flushIncoming, 150);
     } else if (kind === "job") {
       var row = list.tbody.querySelector('tr[data-id="' + d.event + '"]');
       if (row) list.dirty = true;
@@ -273,7 +300,7 @@ function showList() {
   var timer = setInterval(function () {
     if (list.dirty && !list.paused && !list.filters.before) { list.dirty = false; refresh(); }
   }, 2000);
-  route.cleanup = function () { off(); clearInterval(timer); };
+  route.cleanup = function () { off(); clearInterval(timer); clearTimeout(list.flush); list.flush = null; list.incoming = []; };
 }
 
 function load(before, olderPage) {
@@ -355,7 +382,7 @@ function togglePause() {
   var b = document.getElementById("pause");
   if (b) b.textContent = list.paused ? "Resume (p)" : "Pause (p)";
   if (!list.paused) {
-    if (list.pending.length) insertRows(list.pending);
+    if (list.pending.length) { insertRows(list.pending); trimRows(); }
     list.pending = [];
     if (list.missed) { list.missed = 0; list.dirty = true; }
   }
