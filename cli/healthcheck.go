@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +213,10 @@ func (h *healthTarget) get(ctx context.Context, tc *tls.Config) (int, string, er
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the method and URL, which the caller names
+		}
 		return 0, "", err
 	}
 	defer resp.Body.Close()
