@@ -264,6 +264,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if h := m.MetricsHandler(); h != nil {
 		m.HandleAdmin("/metrics", h)
 	}
+	if err := m.startStoreLoops(ctx); err != nil { // PostgreSQL: LISTEN, and the maintenance lease (store.go)
+		return err
+	}
 	m.Guard = &idempotency.Guard{Store: m.guardStore(), Notify: m.Queue.Notify, Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
 	guard := m.handlerGuard()
 
@@ -391,7 +394,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.reloader != nil && m.Config.Server.TLS.Mode == "files" {
 		m.background(func() { m.reloader.Watch(purgeCtx, m.CertPollInterval, m.Logger) })
 	}
-	if m.PurgeInterval > 0 {
+	if m.PurgeInterval > 0 && m.replicaLoops() == nil { // on a shared store, the leading replica purges (store.go)
 		m.background(func() { m.Guard.Purge(purgeCtx, m.PurgeInterval) })
 		m.background(func() { m.purgeRecords(purgeCtx) })
 	}
@@ -531,6 +534,7 @@ func (m *Main) close(ctx context.Context) error {
 		m.stopPurge()
 	}
 	m.bg.Wait()
+	errs = append(errs, m.stopStoreLoops(ctx))
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
 	}
