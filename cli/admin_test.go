@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store/postgres/pgtest"
 )
 
 // TestMain keeps every server this package's tests start off the fixed
@@ -355,5 +356,32 @@ func TestEventsList_Follow(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &v); err != nil || v.Verdict.Kind == "" {
 			t.Fatalf("line %q: %v", line, err)
 		}
+	}
+}
+
+// TestAdmin_StreamAcrossReplicas: with PostgreSQL, the inspector of one
+// replica shows the requests every replica records, fed by the store's
+// notifications, each once.
+func TestAdmin_StreamAcrossReplicas(t *testing.T) {
+	schema := pgtest.New(t)
+	pg := func(c *config.Config) { c.Store.Postgres = &config.PostgresConfig{URL: schema.URL()} }
+	a, b := MustRunMain(t, pg), MustRunMain(t, pg)
+	live := stream(t, a)
+	send(t, b, call{hook: "CreateDiscount4", body: `{"code":"B"}`, urgency: "urgent", id: "replica-b"})
+	send(t, a, call{hook: "CreateDiscount4", body: `{"code":"A"}`, urgency: "urgent", id: "replica-a"})
+	waitUntil(t, 10*time.Second, "both replicas' requests on A's stream", func() bool {
+		return live.find("request", `"request_id":"replica-b"`) && live.find("request", `"request_id":"replica-a"`)
+	})
+	time.Sleep(200 * time.Millisecond)
+	live.mu.Lock()
+	defer live.mu.Unlock()
+	n := 0
+	for _, e := range live.events {
+		if strings.Contains(e, `"request_id":"replica-a"`) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("A's own request on its stream %d times, want once", n)
 	}
 }
