@@ -17,6 +17,7 @@ import (
 	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
+	"github.com/hookbay/hookbay/metrics"
 	"github.com/hookbay/hookbay/store/postgres"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
@@ -168,7 +169,8 @@ func (r *replicaLoops) wake() {
 // polling stays the fallback for a lost notification), and the background
 // maintenance (rescues of expired jobs, idempotency and record purges)
 // runs on whichever replica holds the maintenance lease. Run calls it once
-// the queue is built and before it starts; with SQLite it does nothing.
+// the queue and the metrics are built and before the queue starts; with
+// SQLite it does nothing.
 func (m *Main) startStoreLoops(ctx context.Context) error {
 	shared, ok := m.DB.(sharedStore)
 	if !ok || m.Queue == nil {
@@ -278,7 +280,7 @@ func (m *Main) purgeOnce(ctx context.Context) {
 	if keep <= 0 {
 		keep = idempotency.DefaultRetention
 	}
-	n, err := m.DB.PurgeIdempotency(ctx, time.Now().Add(-keep))
+	n, err := m.guardStore().PurgeIdempotency(ctx, time.Now().Add(-keep)) // counted in the metrics
 	if err != nil && ctx.Err() == nil {
 		m.Logger.Error("purge idempotency records", "err", err)
 	} else if n > 0 {
@@ -289,6 +291,9 @@ func (m *Main) purgeOnce(ctx context.Context) {
 		return
 	}
 	n, err = m.DB.PurgeRecords(ctx, time.Now().Add(-keep))
+	if m.Metrics != nil {
+		m.Metrics.Purged(metrics.PurgedRecords, n) // a purge that failed midway deleted some
+	}
 	if err != nil && ctx.Err() == nil {
 		m.Logger.Error("purge request records", "err", err)
 	} else if n > 0 {
