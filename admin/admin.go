@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/hookbay/hookbay/hooks"
 )
@@ -99,6 +100,7 @@ func New(o Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.Recover())
 	e.Use(s.secure)
 	s.routes(e)
 	s.e = e

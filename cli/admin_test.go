@@ -180,6 +180,13 @@ func TestAdmin_Inspector(t *testing.T) {
 	if n := len(d.deliveries()); n != 3 {
 		t.Fatalf("deliveries after the replay: got %d, want 3", n)
 	}
+
+	// An open stream does not hold shutdown up: it ends with the server.
+	start := time.Now()
+	stopMain(t, m)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close with a stream open took %s", took)
+	}
 }
 
 // TestAdmin_Token: off loopback the admin listener needs a token, at
