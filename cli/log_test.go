@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,4 +212,57 @@ func TestServe_DevLogText(t *testing.T) {
 	if !strings.Contains(out.String(), `level=INFO msg="hookbay listening" addr=`) {
 		t.Fatalf("dev mode does not log text:\n%s", out)
 	}
+}
+
+// writeCounter counts the writes that reach it.
+type writeCounter struct {
+	mu     sync.Mutex
+	writes int
+	b      strings.Builder
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	return w.b.Write(p)
+}
+
+func (w *writeCounter) read() (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, w.b.String()
+}
+
+// serve's log writes request lines in batches; a warning goes out at
+// once, with the lines before it, in order; a line waits at most
+// logFlushEvery; Flush writes what waits.
+func TestLog_Buffered(t *testing.T) {
+	w := &writeCounter{}
+	logger, flush := newBufferedLogger(w, config.LogConfig{Format: "json", Level: "info"})
+	for i := range 100 {
+		logger.Info("request", "n", i)
+	}
+	logger.Warn("held queue")
+	writes, out := w.read()
+	if writes > 2 || strings.Count(out, "\n") != 101 || !strings.HasSuffix(out, "\"msg\":\"held queue\"}\n") {
+		t.Fatalf("100 lines and a warning took %d writes, or are not all out in order:\n%s", writes, out)
+	}
+	logger.Info("later")
+	waitUntil(t, 2*time.Second, "the line to be written within logFlushEvery", func() bool {
+		_, out := w.read()
+		return strings.Contains(out, "later")
+	})
+	for range 2000 { // over logBufferSize: written without waiting
+		logger.Info("request", "pad", strings.Repeat("x", 40))
+	}
+	if _, out := w.read(); strings.Count(out, "\n") < 102+1000 {
+		t.Fatalf("a full buffer was not written: %d lines out", strings.Count(out, "\n"))
+	}
+	flush()
+	_, out = w.read()
+	if strings.Count(out, "\n") != 102+2000 {
+		t.Fatalf("Flush left lines behind: %d lines out", strings.Count(out, "\n"))
+	}
+	logLines(t, out) // every line is whole JSON
 }

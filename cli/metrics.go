@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hookbay/hookbay/certs"
@@ -20,11 +21,97 @@ import (
 // NewLogger returns the logger the log config asks for: text or JSON
 // lines on w, at its level.
 func NewLogger(w io.Writer, c config.LogConfig) *slog.Logger {
+	return slog.New(logHandler(w, c))
+}
+
+func logHandler(w io.Writer, c config.LogConfig) slog.Handler {
 	opts := &slog.HandlerOptions{Level: logLevel(c.Level)}
 	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.NewJSONHandler(w, opts)
+}
+
+// newBufferedLogger is serve's logger: NewLogger's, writing through a
+// logBuffer, so that a busy receiver's request lines reach w a batch per
+// write rather than one write each. Lines at WARN and above are written
+// at once, with whatever waits before them; the others wait at most
+// logFlushEvery. Flush writes what waits (at exit).
+func newBufferedLogger(w io.Writer, c config.LogConfig) (logger *slog.Logger, flush func()) {
+	b := &logBuffer{w: w}
+	return slog.New(flushingHandler{Handler: logHandler(b, c), buf: b}), b.Flush
+}
+
+// logFlushEvery bounds how long a log line waits in a logBuffer.
+const logFlushEvery = 100 * time.Millisecond
+
+// logBufferSize is how much a logBuffer holds before it writes anyway.
+const logBufferSize = 64 << 10
+
+// logBuffer gathers log lines and writes them in batches.
+type logBuffer struct {
+	mu      sync.Mutex
+	w       io.Writer
+	buf     []byte
+	pending *time.Timer // the flush due within logFlushEvery; nil when nothing waits
+}
+
+// Write keeps p for the next flush: at logBufferSize, or logFlushEvery
+// after the first line that waits.
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) >= logBufferSize {
+		return len(p), b.flushLocked()
+	}
+	if b.pending == nil {
+		b.pending = time.AfterFunc(logFlushEvery, b.Flush)
+	}
+	return len(p), nil
+}
+
+// Flush writes the lines that wait.
+func (b *logBuffer) Flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked() //nolint:errcheck // nowhere left to report a log that cannot be written
+}
+
+func (b *logBuffer) flushLocked() error {
+	if b.pending != nil {
+		b.pending.Stop()
+		b.pending = nil
+	}
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// flushingHandler flushes its buffer after a line at WARN or above, so
+// that warnings and errors, and what led to them, are never held back.
+type flushingHandler struct {
+	slog.Handler
+	buf *logBuffer
+}
+
+func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	if r.Level >= slog.LevelWarn {
+		h.buf.Flush()
+	}
+	return err
+}
+
+func (h flushingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithAttrs(attrs), buf: h.buf}
+}
+
+func (h flushingHandler) WithGroup(name string) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithGroup(name), buf: h.buf}
 }
 
 // logLevel reads a checked log.level.

@@ -31,7 +31,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/metrics"
 )
 
 // promScrape is one scrape of /metrics, parsed.
@@ -651,4 +653,34 @@ func unmarshalYAMLFile(path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// BenchmarkObservation is what observing one answered request costs: its
+// verdict, its JSON log line written to a file as serve writes it, and its
+// metrics. Compare with hookbay's CPU time per request (scripts/bench.sh
+// OBSERVE=1).
+func BenchmarkObservation(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	cfg := config.Config{}
+	cfg.Bubblehouse.Authorization = testAuth
+	cfg.Bubblehouse.Hooks = map[string]config.HookConfig{"CreateDiscount4": {}}
+	logger, flush := newBufferedLogger(f, config.LogConfig{Format: "json", Level: "info"}) // as serve logs
+	defer flush()
+	m := &Main{Config: cfg, Logger: logger}
+	m.requestLog = handlers.RequestLog(m.Logger, true)
+	m.Metrics = metrics.New(metricsOptions(&m.Config))
+	rec := &hooks.Request{ID: 12345, Sender: hooks.SenderBubblehouse, Name: "CreateDiscount4", RequestID: "0f6b3c1e-bench",
+		Urgency: hooks.UrgencyUrgent, Status: 202, Response: []byte(`{"ok":true,"code":"BENCH-SPRING-10OFF"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		x := &handlers.Exchange{Record: rec, Method: "POST", Path: "/bubblehouse/CreateDiscount4", RemoteAddr: "127.0.0.1",
+			Status: 202, Duration: 1500 * time.Microsecond, BodyBytes: 600}
+		x.Verdict = hooks.Judge(rec.Sender, rec.Name, x.Status, rec.Response)
+		m.requestStarted()
+		m.requestDone(x)
+	}
 }

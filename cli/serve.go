@@ -63,7 +63,9 @@ func (cmd *ServeCommand) Run(ctx context.Context, args []string) error {
 	m.Dev = path == ""
 	m.ConfigFile = path
 	m.Stdout = cmd.Stdout
-	m.Logger = NewLogger(cmd.Stderr, cfg.Log)
+	var flushLog func()
+	m.Logger, flushLog = newBufferedLogger(cmd.Stderr, cfg.Log)
+	defer flushLog()
 	if path != "" && o.config == "" {
 		m.Logger.Info("config: " + path + " (found in the working directory; --config FILE reads another)")
 	}
