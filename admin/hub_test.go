@@ -62,3 +62,23 @@ func TestHub_SlowSubscriber(t *testing.T) {
 		t.Fatal("a closed hub is active")
 	}
 }
+
+// TestNewest: a flush keeps the newest events of each kind, in order, and
+// counts the others.
+func TestNewest(t *testing.T) {
+	var batch []Event
+	for i, k := range []string{"request", "job", "request", "request", "job", "request"} {
+		batch = append(batch, Event{Kind: k, Data: []byte{byte('0' + i)}})
+	}
+	got, skipped := newest(batch, 2)
+	var s string
+	for _, ev := range got {
+		s += ev.Kind[:1] + string(ev.Data)
+	}
+	if s != "j1r3j4r5" || skipped != 2 {
+		t.Fatalf("got %s, %d skipped; want j1r3j4r5, 2 skipped", s, skipped)
+	}
+	if got, skipped := newest(batch, 10); len(got) != 6 || skipped != 0 {
+		t.Fatalf("under the cap: got %d events, %d skipped", len(got), skipped)
+	}
+}

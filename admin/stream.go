@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,8 +17,10 @@ const (
 	// streamBuffer is how many events wait for one subscriber before it
 	// starts losing them.
 	streamBuffer = 512
-	// streamBatch is how many waiting events go out in one write.
-	streamBatch = 128
+	// flushEvery is how long the stream gathers events before it writes
+	// them, and flushMax how many of each kind one write sends at most.
+	flushEvery = 150 * time.Millisecond
+	flushMax   = 40
 	// heartbeat keeps idle streams open through proxies, and notices
 	// browsers that left.
 	heartbeat = 15 * time.Second
@@ -118,21 +121,14 @@ func (s *Server) stream(c echo.Context) error {
 			if !ok {
 				return nil // shutting down
 			}
-			batch := []Event{ev}
-		more:
-			for len(batch) < streamBatch {
-				select {
-				case ev, ok := <-sub.C:
-					if !ok {
-						break more
-					}
-					batch = append(batch, ev)
-				default:
-					break more
-				}
-			}
+			// Gather what arrives for a moment, and send at most
+			// flushMax events of each kind, the newest: at a thousand
+			// requests a second a browser gets a few dozen rows a
+			// flush, and reads the list again for the rest.
+			batch, open := gather(ctx, sub, ev)
+			batch, skipped := newest(batch, flushMax)
 			ok = send(func() error {
-				if n := sub.Dropped(); n > 0 {
+				if n := sub.Dropped() + int64(skipped); n > 0 {
 					if _, err := fmt.Fprintf(w, "event: dropped\ndata: {\"dropped\":%d}\n\n", n); err != nil {
 						return err
 					}
@@ -144,9 +140,50 @@ func (s *Server) stream(c echo.Context) error {
 				}
 				return nil
 			})
-			if !ok {
+			if !ok || !open {
 				return nil
 			}
 		}
 	}
+}
+
+// gather returns first and what else sub receives within flushEvery, and
+// whether the subscription is still open.
+func gather(ctx context.Context, sub *Subscription, first Event) ([]Event, bool) {
+	batch := []Event{first}
+	t := time.NewTimer(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return batch, true
+		case <-t.C:
+			return batch, true
+		case ev, ok := <-sub.C:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, ev)
+		}
+	}
+}
+
+// newest keeps the last max events of each kind, in order, and says how
+// many it left out. Events left out are never encoded.
+func newest(batch []Event, max int) ([]Event, int) {
+	count := map[string]int{}
+	for _, ev := range batch {
+		count[ev.Kind]++
+	}
+	out := batch[:0:0]
+	skipped := 0
+	for _, ev := range batch {
+		if count[ev.Kind] > max {
+			count[ev.Kind]--
+			skipped++
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out, skipped
 }

@@ -414,7 +414,7 @@ function showDetail(id) {
   load();
   var pending = null;
   var off = onLive(function (kind, d) {
-    if (kind === "job" && d.event === id && !pending) {
+    if (((kind === "job" && d.event === id) || kind === "dropped") && !pending) {
       pending = setTimeout(function () { pending = null; load(); }, 300);
     }
   });
