@@ -18,8 +18,13 @@
 # and the one-row floor without fsync (-sync off, not durable), the ceiling
 # of the stack itself when the disk costs nothing.
 #
+# OBSERVE=1 adds, after the Bubblehouse run, the cost of metrics and
+# request logging: hookbay with both on and with both off, side by side
+# under the same load; targets: throughput on >= 0.95x off, CPU time per
+# request on <= 1.05x off.
+#
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s) FLOOR (0); BENCH_STRICT=1 exits non-zero when a target is missed.
+# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3); BENCH_STRICT=1 exits non-zero when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -152,6 +157,84 @@ check "throughput ratio $ratio >= 0.6" "$ratio >= 0.6"
 check "p99 $p99 ms <= 50 ms" "$p99 <= 50"
 check "non-2xx $non2xx + socket errors $sockerr == 0" "$non2xx + $sockerr == 0"
 check "peak RSS $rss MB < 150 MB" "$rss < 150"
+
+# --- OBSERVE=1: what metrics and request logging cost, in the same run:
+# two hookbay instances side by side, one with both on (the admin listener
+# serving /metrics, scraped every second, and a JSON log line per request
+# written to a file) and one with both off (admin.listen off,
+# log.requests false), each loaded at the same time by its own wrk at
+# CONNECTIONS/2, so that whatever else the machine does weighs on both
+# alike; OBSERVE_ROUNDS rounds (3). Two figures: throughput on/off, and
+# hookbay's CPU time per request (user + system, from /proc) on/off.
+# Targets: throughput on >= 0.95x off; CPU per request on <= 1.05x off. ---
+if [[ ${OBSERVE:-0} == 1 ]]; then
+	OBS_ON=127.0.0.1:18084 OBS_OFF=127.0.0.1:18085 OBS_ADMIN=127.0.0.1:18086
+	cat >"$tmp/hookbay-obs-on.yaml" <<YAML
+server: {listen: "$OBS_ON", data_dir: "$tmp/data-obs-on", tls: {mode: "off"}}
+admin: {listen: "$OBS_ADMIN"}
+log: {format: json, requests: true}
+bubblehouse:
+  authorization: "Bearer bench-secret"
+  hooks: {CreateDiscount4: {}}
+YAML
+	cat >"$tmp/hookbay-obs-off.yaml" <<YAML
+server: {listen: "$OBS_OFF", data_dir: "$tmp/data-obs-off", tls: {mode: "off"}}
+admin: {listen: "off"}
+log: {format: json, requests: false}
+bubblehouse:
+  authorization: "Bearer bench-secret"
+  hooks: {CreateDiscount4: {}}
+YAML
+	for mode in on off; do
+		"$tmp/hookbay" serve --config "$tmp/hookbay-obs-$mode.yaml" >"$tmp/hookbay-obs-$mode.log" 2>&1 &
+		pids+=("$!")
+		if [[ $mode == on ]]; then on_pid=$!; else off_pid=$!; fi
+	done
+	wait_up "http://$OBS_ON/healthz" "$on_pid" "$tmp/hookbay-obs-on.log" -fsS
+	wait_up "http://$OBS_OFF/healthz" "$off_pid" "$tmp/hookbay-obs-off.log" -fsS
+	while kill -0 "$on_pid" 2>/dev/null; do curl -fsS -o /dev/null "http://$OBS_ADMIN/metrics" 2>/dev/null || true; sleep 1; done &
+	scraper=$!
+	pids+=("$scraper")
+	# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
+	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+	# obs_wrk NAME ADDR DURATION: one instance's share of the load.
+	obs_wrk() {
+		BENCH_AUTH="Bearer bench-secret" BENCH_RUN="$RUN_ID-$1" \
+			wrk -t1 -c"$((CONNECTIONS / 2))" -d"$3" --latency -s scripts/bench.lua "http://$2$URL_PATH" >"$tmp/$1.wrk"
+	}
+	echo "metrics and request log on and off, side by side: wrk -t1 -c$((CONNECTIONS / 2)) -d$DURATION each, ${OBSERVE_ROUNDS:-3} rounds (warm-up $WARMUP)..."
+	obs_wrk obs-on-warm "$OBS_ON" "$WARMUP" & w1=$!
+	obs_wrk obs-off-warm "$OBS_OFF" "$WARMUP" & w2=$!
+	wait "$w1" "$w2"
+	hz=$(getconf CLK_TCK)
+	on_n=0 off_n=0 on_cpu=0 off_cpu=0 on_rps=0 off_rps=0
+	for round in $(seq "${OBSERVE_ROUNDS:-3}"); do
+		a0=$(cpu_ticks "$on_pid") b0=$(cpu_ticks "$off_pid")
+		obs_wrk "obs-on-$round" "$OBS_ON" "$DURATION" & w1=$!
+		obs_wrk "obs-off-$round" "$OBS_OFF" "$DURATION" & w2=$!
+		wait "$w1" "$w2"
+		a1=$(cpu_ticks "$on_pid") b1=$(cpu_ticks "$off_pid")
+		parse "obs-on-$round"; r_on=$rps p_on=$p99 x_on=$((non2xx + sockerr))
+		parse "obs-off-$round"; r_off=$rps p_off=$p99 x_off=$((non2xx + sockerr))
+		n_on=$(awk '/ requests in / {print $1}' "$tmp/obs-on-$round.wrk")
+		n_off=$(awk '/ requests in / {print $1}' "$tmp/obs-off-$round.wrk")
+		printf '  round %s: on %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors | off %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors\n' "$round" \
+			"$r_on" "$p_on" "$(awk -v c=$((a1 - a0)) -v n="$n_on" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_on" \
+			"$r_off" "$p_off" "$(awk -v c=$((b1 - b0)) -v n="$n_off" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_off"
+		on_n=$((on_n + n_on)) off_n=$((off_n + n_off)) on_cpu=$((on_cpu + a1 - a0)) off_cpu=$((off_cpu + b1 - b0))
+		on_rps=$(awk -v a="$on_rps" -v b="$r_on" 'BEGIN {print a + b}') off_rps=$(awk -v a="$off_rps" -v b="$r_off" 'BEGIN {print a + b}')
+	done
+	curl -fsS -o "$tmp/obs.metrics" "http://$OBS_ADMIN/metrics"
+	kill "$on_pid" "$off_pid" "$scraper" 2>/dev/null || true
+	wait "$on_pid" "$off_pid" "$scraper" 2>/dev/null || true
+	grep -q '^hookbay_requests_total{.*status="202"' "$tmp/obs.metrics" || { echo "bench: /metrics did not count the requests" >&2; exit 1; }
+	lines=$(grep -c '"msg":"request"' "$tmp/hookbay-obs-on.log" || true)
+	obs_ratio=$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
+	obs_cpu=$(awk -v a="$on_cpu" -v na="$on_n" -v b="$off_cpu" -v nb="$off_n" 'BEGIN {printf "%.3f", (b > 0 && na > 0) ? (a / na) / (b / nb) : 0}')
+	echo "metrics and request log on/off: throughput $obs_ratio, CPU per request $obs_cpu ($lines request lines logged)"
+	check "metrics and request log: throughput on/off $obs_ratio >= 0.95" "$obs_ratio >= 0.95"
+	check "metrics and request log: CPU per request on/off $obs_cpu <= 1.05" "$obs_cpu <= 1.05"
+fi
 
 if [[ ${FLOOR:-0} == 1 ]]; then
 	hb_figures=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
