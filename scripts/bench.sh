@@ -18,13 +18,21 @@
 # and the one-row floor without fsync (-sync off, not durable), the ceiling
 # of the stack itself when the disk costs nothing.
 #
+# PG=1 adds PostgreSQL to the Bubblehouse run, then stops (no Svix or
+# Bloomreach runs): hookbay with store.postgres on PG_URL (default
+# $HOOKBAY_TEST_DATABASE_URL; a role that may create schemas, each run in a
+# fresh schema dropped afterwards), one replica and then two replicas on
+# one database, each of the two loaded by its own wrk at CONNECTIONS/2;
+# targets: one replica >= 0.5x hookbay on SQLite, p99 <= 50 ms, no non-2xx.
+#
 # OBSERVE=1 adds, after the Bubblehouse run, the cost of metrics and
 # request logging: hookbay with both on and with both off, side by side
 # under the same load; targets: throughput on >= 0.95x off, CPU time per
 # request on <= 1.05x off.
 #
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3); BENCH_STRICT=1 exits non-zero when a target is missed.
+# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3) PG (0) PG_URL; BENCH_STRICT=1 exits non-zero when a
+# target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,11 +53,23 @@ URL_PATH=/bubblehouse/CreateDiscount4
 RUN_ID="$$-$(date +%s)"
 
 command -v wrk >/dev/null || { echo "bench: wrk not found (apt-get install -y wrk)" >&2; exit 2; }
+PG=${PG:-0}
+PG_SCHEMA=""
+if [[ $PG == 1 ]]; then
+	PG_URL=${PG_URL:-${HOOKBAY_TEST_DATABASE_URL:-}}
+	[[ -n $PG_URL ]] || { echo "bench: PG=1 needs PG_URL (or HOOKBAY_TEST_DATABASE_URL): a PostgreSQL URL" >&2; exit 2; }
+	command -v psql >/dev/null || { echo "bench: PG=1 needs psql (apt-get install -y postgresql-client)" >&2; exit 2; }
+	PG_SCHEMA="hookbay_bench_$$"
+	psql -qX -v ON_ERROR_STOP=1 "$PG_URL" -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null
+	# libpq's options parameter sets the search_path, for hookbay and psql alike.
+	case $PG_URL in *\?*) HB_PG_URL="$PG_URL&options=-csearch_path%3D$PG_SCHEMA" ;; *) HB_PG_URL="$PG_URL?options=-csearch_path%3D$PG_SCHEMA" ;; esac
+fi
 tmp=$(mktemp -d)
 pids=()
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	if [[ -n $PG_SCHEMA ]]; then psql -qX "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true; fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -84,12 +104,13 @@ start_bare() {
 	wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/$1.log"
 }
 
-# start_hookbay NAME: serves $tmp/hookbay-NAME.yaml (written by the caller),
-# logging to $tmp/hookbay-NAME.log, and waits until it answers; sets hb_pid.
+# start_hookbay NAME [ADDR]: serves $tmp/hookbay-NAME.yaml (written by the
+# caller), logging to $tmp/hookbay-NAME.log, and waits until it answers on
+# ADDR (default HOOKBAY_ADDR); sets hb_pid.
 start_hookbay() {
 	"$tmp/hookbay" serve --config "$tmp/hookbay-$1.yaml" >"$tmp/hookbay-$1.log" 2>&1 &
 	hb_pid=$!; pids+=("$hb_pid")
-	wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay-$1.log" -fsS
+	wait_up "http://${2:-$HOOKBAY_ADDR}/healthz" "$hb_pid" "$tmp/hookbay-$1.log" -fsS
 }
 
 # peak_rss PID: the process's peak RSS in MB.
@@ -265,6 +286,74 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay;"
 	echo " floor1-nosync: floor1 without fsync, not durable: the stack's CPU ceiling; ratio to bare Echo)"
 	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
+fi
+
+# --- PostgreSQL (PG=1): the same load on hookbay with store.postgres, one
+# replica, then two replicas on the one database. ---
+if [[ $PG == 1 ]]; then
+	HOOKBAY_ADDR2=127.0.0.1:18082
+	# pg_yaml NAME ADDR: a replica's config, with a data directory of its own.
+	pg_yaml() {
+		cat >"$tmp/hookbay-$1.yaml" <<YAML
+server: {listen: "$2", data_dir: "$tmp/data-$1", tls: {mode: "off"}}
+admin: {listen: "off"}
+store: {postgres: {url: "$HB_PG_URL"}}
+bubblehouse:
+  authorization: "Bearer bench-secret"
+  hooks: {CreateDiscount4: {}}
+YAML
+	}
+	echo
+	echo "hookbay on PostgreSQL, one replica: wrk -t$THREADS -c$CONNECTIONS -d$DURATION (warm-up $WARMUP)..."
+	pg_yaml pg1 "$HOOKBAY_ADDR"
+	start_hookbay pg1
+	load pg1 "$HOOKBAY_ADDR" "Bearer bench-secret"
+	pg1_rss=$(peak_rss "$hb_pid")
+	kill "$hb_pid"; wait "$hb_pid" 2>/dev/null || true
+	hb_figures=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
+	parse pg1
+	g1_rps=$rps g1_p50=$p50 g1_p99=$p99 g1_non2xx=$non2xx g1_sock=$sockerr
+
+	half=$((CONNECTIONS / 2))
+	echo "hookbay on PostgreSQL, two replicas: a wrk -t1 -c$half each, -d$DURATION (warm-up $WARMUP)..."
+	pg_yaml pg2a "$HOOKBAY_ADDR"
+	pg_yaml pg2b "$HOOKBAY_ADDR2"
+	start_hookbay pg2a; pg2a_pid=$hb_pid
+	start_hookbay pg2b "$HOOKBAY_ADDR2"; pg2b_pid=$hb_pid
+	# Both replicas at once: two wrk processes, each on its own replica.
+	(THREADS=1 CONNECTIONS=$half load pg2a "$HOOKBAY_ADDR" "Bearer bench-secret") &
+	w1=$!
+	(THREADS=1 CONNECTIONS=$half load pg2b "$HOOKBAY_ADDR2" "Bearer bench-secret") &
+	w2=$!
+	wait "$w1"; wait "$w2"
+	pg2_rss="$(peak_rss "$pg2a_pid")+$(peak_rss "$pg2b_pid")"
+	kill "$pg2a_pid" "$pg2b_pid"; wait "$pg2a_pid" 2>/dev/null || true; wait "$pg2b_pid" 2>/dev/null || true
+	parse pg2a
+	a_rps=$rps a_p50=$p50 a_p99=$p99 a_non2xx=$non2xx a_sock=$sockerr
+	parse pg2b
+	g2_rps=$(awk -v a="$a_rps" -v b="$rps" 'BEGIN {printf "%.2f", a + b}')
+	g2_p50=$(awk -v a="$a_p50" -v b="$p50" 'BEGIN {printf "%.2f", (a > b) ? a : b}')
+	g2_p99=$(awk -v a="$a_p99" -v b="$p99" 'BEGIN {printf "%.2f", (a > b) ? a : b}')
+	g2_non2xx=$((a_non2xx + non2xx)) g2_sock=$((a_sock + sockerr))
+	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
+
+	echo
+	echo "urgent Bubblehouse, $CONNECTIONS connections, one run (p50/p99 of two replicas: the higher of the two)"
+	printf '%-22s %10s %8s %8s %8s %9s %10s %7s\n' server req/s "p50 ms" "p99 ms" non-2xx sock-err "RSS MB" "/sqlite"
+	printf '%-22s %10s %8s %8s %8s %9s %10s %7s\n' bare-echo "$b_rps" "$b_p50" "$b_p99" "$b_non2xx" "$b_sock" - -
+	printf '%-22s %10s %8s %8s %8s %9s %10s %7s\n' "hookbay sqlite" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$rss" 1.00
+	printf '%-22s %10s %8s %8s %8s %9s %10s %7s\n' "hookbay postgres x1" "$g1_rps" "$g1_p50" "$g1_p99" "$g1_non2xx" "$g1_sock" "$pg1_rss" \
+		"$(awk -v a="$g1_rps" -v b="$rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
+	printf '%-22s %10s %8s %8s %8s %9s %10s %7s\n' "hookbay postgres x2" "$g2_rps" "$g2_p50" "$g2_p99" "$g2_non2xx" "$g2_sock" "$pg2_rss" \
+		"$(awk -v a="$g2_rps" -v b="$rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
+	pg_ratio=$(awk -v a="$g1_rps" -v b="$rps" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+	check "postgres x1 throughput $pg_ratio x hookbay on SQLite >= 0.5" "$pg_ratio >= 0.5"
+	check "postgres x1 p99 $g1_p99 ms <= 50 ms" "$g1_p99 <= 50"
+	check "postgres x1 non-2xx $g1_non2xx + socket errors $g1_sock == 0" "$g1_non2xx + $g1_sock == 0"
+	check "postgres x2 p99 $g2_p99 ms <= 50 ms" "$g2_p99 <= 50"
+	check "postgres x2 non-2xx $g2_non2xx + socket errors $g2_sock == 0" "$g2_non2xx + $g2_sock == 0"
+	if [[ ${BENCH_STRICT:-0} == 1 && $fails -gt 0 ]]; then exit 1; fi
+	exit 0
 fi
 
 # --- Signed events: svixload against bare Echo (unsigned) and hookbay's
