@@ -92,7 +92,7 @@ type Request struct {
 	// with DuplicateOf, so that metrics can tell a repeated request ID from
 	// a repeated content key. It is not stored.
 	DuplicateKey string
-	ReceivedAt  time.Time
+	ReceivedAt   time.Time
 }
 
 // Note appends a note to the request record.
