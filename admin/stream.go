@@ -19,8 +19,8 @@ const (
 	streamBuffer = 512
 	// flushEvery is how long the stream gathers events before it writes
 	// them, and flushMax how many of each kind one write sends at most.
-	flushEvery = 150 * time.Millisecond
-	flushMax   = 40
+	flushEvery = 500 * time.Millisecond
+	flushMax   = 10
 	// heartbeat keeps idle streams open through proxies, and notices
 	// browsers that left.
 	heartbeat = 15 * time.Second
@@ -122,9 +122,10 @@ func (s *Server) stream(c echo.Context) error {
 				return nil // shutting down
 			}
 			// Gather what arrives for a moment, and send at most
-			// flushMax events of each kind, the newest: at a thousand
-			// requests a second a browser gets a few dozen rows a
-			// flush, and reads the list again for the rest.
+			// flushMax events of each kind, the newest: at ten
+			// thousand requests a second a browser gets 20 rows a
+			// second, as many as a reader follows, and reads the list
+			// again for the rest.
 			batch, open := gather(ctx, sub, ev)
 			batch, skipped := newest(batch, flushMax)
 			ok = send(func() error {

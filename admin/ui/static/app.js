@@ -196,8 +196,8 @@ function updateLive() {
 // ---------------------------------------------------------------- list
 
 var filterKeys = ["sender", "name", "status", "request_id", "q", "since", "until"];
-var list = { rows: [], paused: false, pending: [], incoming: [], flush: null, missed: 0, dirty: false, next: 0, sel: -1, filters: {}, older: false };
-var maxRows = 500, flushMax = 50;
+var list = { rows: [], byId: new Map(), refreshing: false, paused: false, pending: [], incoming: [], flush: null, missed: 0, dirty: false, next: 0, sel: -1, filters: {}, older: false };
+var maxRows = 500, flushMax = 25;
 
 function flushIncoming() {
   list.flush = null;
@@ -211,9 +211,9 @@ function flushIncoming() {
 // trimRows keeps the live list to maxRows rows, unless older pages were
 // asked for.
 function trimRows() {
-  if (list.older) return;
+  if (list.older || list.byId.size <= maxRows) return;
   var trs = rowsEls();
-  for (var i = maxRows; i < trs.length; i++) trs[i].remove();
+  for (var i = maxRows; i < trs.length; i++) { list.byId.delete(Number(trs[i].dataset.id)); trs[i].remove(); }
   if (list.rows.length > maxRows) list.rows.length = maxRows;
 }
 
@@ -286,27 +286,26 @@ function showList() {
       // at a time: a browser that cannot keep up reads the list again
       // instead of falling behind.
       list.incoming.push(d);
-      if (!list.flush) list.flush = setTimeout(flushIncoming, 150);
+      if (!list.flush) list.flush = setTimeout(flushIncoming, 300);
     } else if (kind === "job") {
-      var row = list.tbody.querySelector('tr[data-id="' + d.event + '"]');
-      if (row) list.dirty = true;
+      if (list.byId.has(d.event)) list.dirty = true;
     } else if (kind === "dropped") {
       list.missed += d.dropped; list.dirty = true; updatePending();
     }
   });
-  // Stream events show at once; a read of the first page every two
+  // Stream events show at once; a read of the first page every three
   // seconds, when something changed, brings the delivery states, search
   // matches and anything a slow connection lost.
   var timer = setInterval(function () {
-    if (list.dirty && !list.paused && !list.filters.before) { list.dirty = false; refresh(); }
-  }, 2000);
+    if (list.dirty && !list.paused && !list.filters.before && !list.refreshing) { list.dirty = false; refresh(); }
+  }, 3000);
   route.cleanup = function () { off(); clearInterval(timer); clearTimeout(list.flush); list.flush = null; list.incoming = []; };
 }
 
 function load(before, olderPage) {
   var f = Object.assign({}, list.filters, { before: before, limit: 100 });
   return api("requests" + qs(f)).then(function (page) {
-    if (!olderPage) { clear(list.tbody); list.rows = []; }
+    if (!olderPage) { clear(list.tbody); list.rows = []; list.byId = new Map(); }
     page.requests.forEach(function (r) { list.tbody.appendChild(row(r)); list.rows.push(r); });
     list.next = page.next_before || 0;
     clear(list.more);
@@ -318,24 +317,29 @@ function load(before, olderPage) {
   }).catch(fail);
 }
 
-// refresh reads the first page again and merges it: new rows in, states
-// updated, the scroll position kept.
+// refresh reads the first page again and merges it: new rows in, the
+// rows whose delivery changed redrawn, the scroll position kept.
 function refresh() {
   var f = Object.assign({}, list.filters, { limit: 100 });
+  list.refreshing = true;
   api("requests" + qs(f)).then(function (page) {
+    list.refreshing = false;
     var fresh = [];
     page.requests.forEach(function (r) {
-      var tr = list.tbody.querySelector('tr[data-id="' + r.id + '"]');
-      if (tr) tr.replaceWith(row(r, tr.classList.contains("selected")));
-      else if (!list.rows.length || r.id > list.rows[0].id) fresh.push(r);
+      var tr = list.byId.get(r.id);
+      if (tr) {
+        if (tr.dataset.delivery !== deliveryKey(r.delivery)) tr.replaceWith(row(r, tr.classList.contains("selected")));
+      } else if (!list.rows.length || r.id > list.rows[0].id) fresh.push(r);
     });
-    if (fresh.length) insertRows(fresh, true);
+    if (fresh.length) { insertRows(fresh, true); trimRows(); }
     if (list.missed) { list.missed = 0; updatePending(); }
-  }).catch(function () {});
+  }).catch(function () { list.refreshing = false; });
 }
 
+function deliveryKey(d) { return d ? JSON.stringify(d) : ""; }
+
 function row(r, selected) {
-  var tr = h("tr", { "data-id": r.id, tabindex: "-1", class: selected ? "selected" : "", onclick: function () { go("/requests/" + r.id); } },
+  var tr = h("tr", { "data-id": r.id, "data-delivery": deliveryKey(r.delivery), tabindex: "-1", class: selected ? "selected" : "", onclick: function () { go("/requests/" + r.id); } },
     h("td", { class: "num mono" }, h("a", { href: "/requests/" + r.id, "data-nav": true, text: r.id })),
     h("td", { class: "mono", title: r.received_at, text: time(r.received_at) }),
     h("td", null, h("span", { class: "sender " + r.sender, text: r.sender })),
@@ -345,6 +349,7 @@ function row(r, selected) {
     h("td", { class: "num mono", text: ms(r.latency_ms) }),
     h("td", { class: "delivery" }, deliveryCell(r.delivery)),
     h("td", { class: "verdict v-" + r.verdict.kind, text: r.verdict.text }));
+  list.byId.set(r.id, tr);
   return tr;
 }
 
@@ -356,10 +361,11 @@ function insertRows(rs, merged) {
   var first = list.tbody.firstChild;
   var empty = document.getElementById("empty");
   if (empty) empty.remove();
+  var highlight = rs.length <= 5; // a burst is not animated
   rs.forEach(function (r) {
-    if (list.tbody.querySelector('tr[data-id="' + r.id + '"]')) return;
+    if (list.byId.has(r.id)) return;
     var tr = row(r);
-    tr.classList.add("fresh");
+    if (highlight) tr.classList.add("fresh");
     list.tbody.insertBefore(tr, first);
     list.rows.unshift(r);
   });
@@ -414,8 +420,10 @@ function showDetail(id) {
   load();
   var pending = null;
   var off = onLive(function (kind, d) {
+    // Its own job's change soon; after lost events (a burst), at a
+    // calmer pace, in case one of them was its.
     if (((kind === "job" && d.event === id) || kind === "dropped") && !pending) {
-      pending = setTimeout(function () { pending = null; load(); }, 300);
+      pending = setTimeout(function () { pending = null; load(); }, kind === "job" ? 300 : 3000);
     }
   });
   route.cleanup = function () { off(); clearTimeout(pending); };
