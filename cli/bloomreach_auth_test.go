@@ -38,7 +38,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // Custom header values are secrets: whatever the request (accepted,
@@ -61,7 +60,7 @@ func TestBloomreachAuth_HeadersNotStored(t *testing.T) {
 			t.Fatalf("%s: got %d %s, want %d", r.req.name, a.status, a.body, r.want)
 		}
 	}
-	if recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 100}); len(recs) != 4 {
+	if recs := requests(t, m, hooks.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 100}); len(recs) != 4 {
 		t.Fatalf("records=%d, want every request recorded", len(recs))
 	}
 	for _, suffix := range []string{"", "-wal"} {
@@ -407,7 +406,7 @@ func TestBloomreachAuth_MTLS(t *testing.T) {
 			t.Fatalf("auth-test with the certificate: %v %d %s", err, a.status, a.body)
 		}
 	})
-	if recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Name: "mtls"}); len(recs) != 4 {
+	if recs := requests(t, m, hooks.RequestFilter{Sender: hooks.SenderBloomreach, Name: "mtls"}); len(recs) != 4 {
 		t.Fatalf("records=%d, want the 4 requests that passed the handshake", len(recs))
 	}
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -185,7 +184,7 @@ func brBatchBody(n int, item func(i int) string) (string, []string) {
 func brRecord(t *testing.T, m *Main, id string) *hooks.Request {
 	t.Helper()
 	var out []*hooks.Request
-	for _, r := range requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, RequestID: id}) {
+	for _, r := range requests(t, m, hooks.RequestFilter{Sender: hooks.SenderBloomreach, RequestID: id}) {
 		if r.DuplicateOf == 0 {
 			out = append(out, r)
 		}
@@ -199,7 +198,7 @@ func brRecord(t *testing.T, m *Main, id string) *hooks.Request {
 // brLatest returns the newest record of a webhook (or webhook/auth-test).
 func brLatest(t *testing.T, m *Main, name string) *hooks.Request {
 	t.Helper()
-	recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Name: name, Limit: 1})
+	recs := requests(t, m, hooks.RequestFilter{Sender: hooks.SenderBloomreach, Name: name, Limit: 1})
 	if len(recs) != 1 {
 		t.Fatalf("no record of %s", name)
 	}
@@ -209,7 +208,7 @@ func brLatest(t *testing.T, m *Main, name string) *hooks.Request {
 // brJobs counts the jobs a request record queued.
 func brJobs(t *testing.T, m *Main, ref int64) int {
 	t.Helper()
-	return len(jobs(t, m, sqlite.JobFilter{RequestRef: ref, Limit: 5000}))
+	return len(jobs(t, m, hooks.JobFilter{RequestRef: ref, Limit: 5000}))
 }
 
 func brPhoneSchema() map[string]any {
@@ -297,7 +296,7 @@ func TestBloomreach_BatchRetry(t *testing.T) {
 	if first.status != 200 || first.brBatch(t).Accepted != 10 {
 		t.Fatalf("got %d %s", first.status, first.body)
 	}
-	total := func() int { return len(jobs(t, m, sqlite.JobFilter{Name: "batch", Limit: 5000})) }
+	total := func() int { return len(jobs(t, m, hooks.JobFilter{Name: "batch", Limit: 5000})) }
 	if n := total(); n != 10 {
 		t.Fatalf("jobs=%d, want 10", n)
 	}
@@ -309,7 +308,7 @@ func TestBloomreach_BatchRetry(t *testing.T) {
 		if n := total(); n != 10 {
 			t.Fatalf("jobs=%d after a retry, want still 10", n)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "rt-1"})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "rt-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("retry not recorded as a duplicate: %d records", len(recs))
 		}
@@ -342,7 +341,7 @@ func TestBloomreach_BatchRequestIDNotItemKey(t *testing.T) {
 	if err := json.Unmarshal(a.body, &r); a.status != 200 || err != nil || r.Accepted != 1 || len(r.Results) != 1 {
 		t.Fatalf("request ID %q answered %d %q, want a fresh 200 batch reply accepting item 6", "item:5", a.status, a.body)
 	}
-	if n := len(jobs(t, m, sqlite.JobFilter{Name: "batch"})); n != 2 {
+	if n := len(jobs(t, m, hooks.JobFilter{Name: "batch"})); n != 2 {
 		t.Fatalf("jobs=%d, want 2: item 6 must be queued", n)
 	}
 }
@@ -360,7 +359,7 @@ func TestBloomreach_Idempotency(t *testing.T) {
 		if first.status != 200 || again.status != 200 || !bytes.Equal(first.body, again.body) {
 			t.Fatalf("repeat answered %d %s, first %d %s", again.status, again.body, first.status, first.body)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "idem-1"})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "idem-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate", len(recs))
 		}
@@ -378,7 +377,7 @@ func TestBloomreach_Idempotency(t *testing.T) {
 		if other.status != 200 || bytes.Equal(other.body, first.body) {
 			t.Fatalf("another request_id answered %d %s like the first", other.status, other.body)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "p-1"})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "p-1"})
 		if len(recs) != 2 || countJobs(t, m, recs) != 1 {
 			t.Fatalf("records=%d jobs=%d, want 2 records and 1 job", len(recs), countJobs(t, m, recs))
 		}
@@ -433,7 +432,7 @@ func TestBloomreach_Concurrency(t *testing.T) {
 	if slowest >= time.Second {
 		t.Fatalf("slowest answer took %s, want under 1 s", slowest)
 	}
-	if got := len(requests(t, m, sqlite.RequestFilter{Name: "sms", Limit: 1000})); got != n {
+	if got := len(requests(t, m, hooks.RequestFilter{Name: "sms", Limit: 1000})); got != n {
 		t.Fatalf("records=%d, want %d", got, n)
 	}
 }
@@ -482,15 +481,15 @@ func TestBloomreach_Inline(t *testing.T) {
 	// queued: an inline webhook is done when answered (its job is recorded
 	// done, for events show and replay).
 	for _, id := range []string{"in-1", "in-2"} {
-		for _, r := range requests(t, m, sqlite.RequestFilter{RequestID: id}) {
-			for _, j := range jobs(t, m, sqlite.JobFilter{RequestRef: r.ID}) {
+		for _, r := range requests(t, m, hooks.RequestFilter{RequestID: id}) {
+			for _, j := range jobs(t, m, hooks.JobFilter{RequestRef: r.ID}) {
 				if j.State != hooks.JobDone {
 					t.Fatalf("%s has job %d %s, want only done jobs", id, j.ID, j.State)
 				}
 			}
 		}
 	}
-	if recs := requests(t, m, sqlite.RequestFilter{RequestID: "in-2"}); len(recs) != 3 || recs[2].Status != 503 || recs[1].Status != 200 || recs[0].DuplicateOf != recs[1].ID {
+	if recs := requests(t, m, hooks.RequestFilter{RequestID: "in-2"}); len(recs) != 3 || recs[2].Status != 503 || recs[1].Status != 200 || recs[0].DuplicateOf != recs[1].ID {
 		t.Fatalf("records of in-2: %d, want the 503, the retry's 200 and a duplicate", len(recs))
 	}
 	// Delivered, with an answer over the output cap: the reply leaves the

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // The CLI tests run the commands through Run against the SQLite file of a
@@ -113,7 +112,7 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 // eventOf returns the ID of the request record with the given request ID.
 func eventOf(t *testing.T, m *Main, requestID string) int64 {
 	t.Helper()
-	recs := requests(t, m, sqlite.RequestFilter{RequestID: requestID})
+	recs := requests(t, m, hooks.RequestFilter{RequestID: requestID})
 	if len(recs) != 1 {
 		t.Fatalf("records for %s=%d, want 1", requestID, len(recs))
 	}
@@ -125,7 +124,7 @@ func jobOf(t *testing.T, m *Main, event int64, s hooks.JobState) *hooks.Job {
 	t.Helper()
 	var j *hooks.Job
 	waitUntil(t, 5*time.Second, fmt.Sprintf("job of event %d %s", event, s), func() bool {
-		js := jobs(t, m, sqlite.JobFilter{RequestRef: event})
+		js := jobs(t, m, hooks.JobFilter{RequestRef: event})
 		if len(js) == 1 && js[0].State == s {
 			j = js[0]
 		}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // downstream is the integrator's code as a real HTTP server: it records
@@ -117,8 +116,8 @@ func TestDelivery_Forward(t *testing.T) {
 			t.Errorf("header %s=%q, want %q", k, got, want)
 		}
 	}
-	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
-	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})[0]
+	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, hooks.JobFilter{State: hooks.JobDone})) == 1 })
+	j := jobs(t, m, hooks.JobFilter{State: hooks.JobDone})[0]
 	atts, err := m.DB.FindAttempts(context.Background(), j.ID)
 	if err != nil || len(atts) != 1 || atts[0].Outcome != "ok" {
 		t.Fatalf("attempts=%+v %v, want one ok", atts, err)
@@ -142,7 +141,7 @@ func TestDelivery_UrgentFirst(t *testing.T) {
 	})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"first"}`, urgency: "regular", id: "blocker"})
 	// The one worker is now held by "blocker"; build the backlog.
-	waitUntil(t, 5*time.Second, "worker busy", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobRunning})) == 1 })
+	waitUntil(t, 5*time.Second, "worker busy", func() bool { return len(jobs(t, m, hooks.JobFilter{State: hooks.JobRunning})) == 1 })
 	for i := range 5 {
 		send(t, m, call{hook: "CreateDiscount4", body: fmt.Sprintf(`{"code":"r%d"}`, i), urgency: "regular", id: fmt.Sprintf("reg-%d", i)})
 	}
@@ -171,8 +170,8 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
 	})
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"X"}`, urgency: "urgent", id: "retry-1"})
-	waitUntil(t, 10*time.Second, "job dead", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDead})) == 1 })
-	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDead})[0]
+	waitUntil(t, 10*time.Second, "job dead", func() bool { return len(jobs(t, m, hooks.JobFilter{State: hooks.JobDead})) == 1 })
+	j := jobs(t, m, hooks.JobFilter{State: hooks.JobDead})[0]
 	if j.Attempts != 4 || !strings.Contains(j.LastError, "status 500") {
 		t.Fatalf("dead job attempts=%d last_error=%q", j.Attempts, j.LastError)
 	}
@@ -207,7 +206,7 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 		t.Fatalf("jobs retry: %v %s", err, out.String())
 	}
 	m.Queue.Notify()
-	waitUntil(t, 5*time.Second, "retried job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
+	waitUntil(t, 5*time.Second, "retried job done", func() bool { return len(jobs(t, m, hooks.JobFilter{State: hooks.JobDone})) == 1 })
 }
 
 // A queued SendEvent1 was answered "sent" when it was queued; the
@@ -226,8 +225,8 @@ func TestDelivery_QueuedOutcomeFailure(t *testing.T) {
 	}
 	waitUntil(t, 5*time.Second, "two deliveries", func() bool { return len(d.deliveries()) >= 2 })
 	d.set(func(d *downstream) { d.answer = `{"outcome":"sent"}` })
-	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) == 1 })
-	j := jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})[0]
+	waitUntil(t, 5*time.Second, "job done", func() bool { return len(jobs(t, m, hooks.JobFilter{State: hooks.JobDone})) == 1 })
+	j := jobs(t, m, hooks.JobFilter{State: hooks.JobDone})[0]
 	atts, err := m.DB.FindAttempts(context.Background(), j.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -318,7 +317,7 @@ func TestDelivery_Inline(t *testing.T) {
 	if n := calls(); n != 4 {
 		t.Fatalf("action ran %d times, want 4: once more, then settled by request ID and bhid", n)
 	}
-	recs := requests(t, m, sqlite.RequestFilter{RequestID: "inline-ev-1"})
+	recs := requests(t, m, hooks.RequestFilter{RequestID: "inline-ev-1"})
 	if len(recs) != 2 || recs[0].Status != 200 || !strings.Contains(strings.Join(recs[0].Notes, ";"), "not settled") {
 		t.Fatalf("records of inline-ev-1: %+v, want 2 answered 200 with a note", recs)
 	}

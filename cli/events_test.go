@@ -17,7 +17,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 	"github.com/hookbay/hookbay/store/sqlite/sqlitetest"
 )
 
@@ -231,7 +230,7 @@ func TestEventsCommand_Replay(t *testing.T) {
 			t.Errorf("replay header %s=%q, want %q", k, v, want)
 		}
 	}
-	js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
+	js := jobs(t, m, hooks.JobFilter{RequestRef: id})
 	if len(js) != 2 || js[1].ID != res.Job || js[1].State != hooks.JobDone || js[0].State != hooks.JobDone {
 		t.Fatalf("jobs of event %d: %+v, want the first and the replay, done", id, js)
 	}
@@ -264,7 +263,7 @@ func TestEventsCommand_Replay(t *testing.T) {
 			t.Fatalf("result=%+v, want a failure with status 500", res)
 		}
 		// The job stays queued for the server to retry.
-		js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
+		js := jobs(t, m, hooks.JobFilter{RequestRef: id})
 		j := js[len(js)-1]
 		if j.ID != res.Job || j.State == hooks.JobDone || j.State == hooks.JobDead || !strings.Contains(j.LastError, "status 500") {
 			t.Fatalf("replayed job=%+v, want it queued again with its error", j)

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/config"
-	"github.com/hookbay/hookbay/store/sqlite"
+	"github.com/hookbay/hookbay/hooks"
 )
 
 func runCmd(t *testing.T, args ...string) string {
@@ -46,7 +46,7 @@ func TestFaults(t *testing.T) {
 	if statuses[0] != 503 || statuses[1] != 202 {
 		t.Fatalf("statuses after the first injected answer: %v, want [503 202] (count 2)", statuses)
 	}
-	recs := requests(t, m, sqlite.RequestFilter{RequestID: "f-a"})
+	recs := requests(t, m, hooks.RequestFilter{RequestID: "f-a"})
 	if len(recs) != 1 || recs[0].Status != 503 || !strings.Contains(strings.Join(recs[0].Notes, ";"), "fault injected") {
 		t.Fatalf("injected answer record: %+v", recs)
 	}
@@ -66,7 +66,7 @@ func TestFaults(t *testing.T) {
 	if a := send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "delayed"}); a.status != 202 || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("delay: %d after %s", a.status, time.Since(start))
 	}
-	if recs := requests(t, m, sqlite.RequestFilter{RequestID: "delayed"}); !strings.Contains(strings.Join(recs[0].Notes, ";"), "delay 300ms") {
+	if recs := requests(t, m, hooks.RequestFilter{RequestID: "delayed"}); !strings.Contains(strings.Join(recs[0].Notes, ";"), "delay 300ms") {
 		t.Fatalf("delayed record notes: %v", recs[0].Notes)
 	}
 

@@ -20,7 +20,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // logLines decodes a JSON log: every line must be one JSON object.
@@ -76,7 +75,7 @@ func TestLog_JSON(t *testing.T) {
 
 	lines := logLines(t, out.String())
 	record := func(sender hooks.Sender, id string) int64 {
-		recs := requests(t, m, sqlite.RequestFilter{Sender: sender, RequestID: id})
+		recs := requests(t, m, hooks.RequestFilter{Sender: sender, RequestID: id})
 		if len(recs) != 1 {
 			t.Fatalf("%d records of %s", len(recs), id)
 		}
@@ -116,7 +115,7 @@ func TestLog_JSON(t *testing.T) {
 	if dead == nil {
 		t.Fatalf("no ERROR line for the dead job:\n%s", out)
 	}
-	js := jobs(t, m, sqlite.JobFilter{State: "dead"})
+	js := jobs(t, m, hooks.JobFilter{State: "dead"})
 	if len(js) != 1 {
 		t.Fatalf("%d dead jobs", len(js))
 	}

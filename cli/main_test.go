@@ -22,7 +22,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -135,7 +134,7 @@ func send(t testing.TB, m *Main, c call) answer {
 	return answer{resp.StatusCode, resp.Header, body}
 }
 
-func requests(t testing.TB, m *Main, f sqlite.RequestFilter) []*hooks.Request {
+func requests(t testing.TB, m *Main, f hooks.RequestFilter) []*hooks.Request {
 	t.Helper()
 	reqs, err := m.DB.FindRequests(context.Background(), f)
 	if err != nil {
@@ -144,7 +143,7 @@ func requests(t testing.TB, m *Main, f sqlite.RequestFilter) []*hooks.Request {
 	return reqs
 }
 
-func jobs(t testing.TB, m *Main, f sqlite.JobFilter) []*hooks.Job {
+func jobs(t testing.TB, m *Main, f hooks.JobFilter) []*hooks.Job {
 	t.Helper()
 	js, err := m.DB.FindJobs(context.Background(), f)
 	if err != nil {
@@ -218,7 +217,7 @@ func TestBubblehouse_NotFound(t *testing.T) {
 		})
 	}
 	// Refused requests are recorded too: QA reads what the sender did.
-	if got := requests(t, m, sqlite.RequestFilter{Name: "Hello2"}); len(got) != 1 || got[0].Status != 404 {
+	if got := requests(t, m, hooks.RequestFilter{Name: "Hello2"}); len(got) != 1 || got[0].Status != 404 {
 		t.Fatalf("Hello2 records=%v, want one 404", got)
 	}
 }
@@ -273,7 +272,7 @@ func TestBubblehouse_Auth(t *testing.T) {
 	}
 	// The secret never reaches the stored request: the header is redacted,
 	// and no byte of the database holds it.
-	recs := requests(t, m, sqlite.RequestFilter{RequestID: "auth-FixedValue"})
+	recs := requests(t, m, hooks.RequestFilter{RequestID: "auth-FixedValue"})
 	if len(recs) != 1 || recs[0].Header.Get("Authorization") != "Bearer [redacted]" {
 		t.Fatalf("stored Authorization=%q, want Bearer [redacted]", recs[0].Header.Get("Authorization"))
 	}
@@ -313,14 +312,14 @@ func TestBubblehouse_Urgency(t *testing.T) {
 			if got := a.json(t)["code"]; got != "C-1" {
 				t.Fatalf("answer %s does not keep the discount code", a.body)
 			}
-			rec := requests(t, m, sqlite.RequestFilter{RequestID: id})
+			rec := requests(t, m, hooks.RequestFilter{RequestID: id})
 			if len(rec) != 1 {
 				t.Fatalf("records=%d, want 1", len(rec))
 			}
 			if tt.noteWant != "" && !contains(rec[0].Notes, tt.noteWant) {
 				t.Fatalf("notes=%q, want %q", rec[0].Notes, tt.noteWant)
 			}
-			js := jobs(t, m, sqlite.JobFilter{})
+			js := jobs(t, m, hooks.JobFilter{})
 			found := false
 			for _, j := range js {
 				if j.RequestRef == rec[0].ID {
@@ -372,7 +371,7 @@ func TestBubblehouse_BadBodies(t *testing.T) {
 			}
 		})
 	}
-	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, hooks.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want none for refused bodies", len(js))
 	}
 }
@@ -387,7 +386,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if first.status != again.status || !bytes.Equal(first.body, again.body) {
 			t.Fatalf("repeat answered %d %s, first %d %s", again.status, again.body, first.status, first.body)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "rep-1"})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "rep-1"})
 		if len(recs) != 2 || recs[0].DuplicateOf != recs[1].ID {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate", len(recs))
 		}
@@ -418,7 +417,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 					t.Fatalf("answers differ: %d %s vs %d %s", a.status, a.body, answers[0].status, answers[0].body)
 				}
 			}
-			recs := requests(t, m, sqlite.RequestFilter{RequestID: id})
+			recs := requests(t, m, hooks.RequestFilter{RequestID: id})
 			originals := 0
 			for _, r := range recs {
 				if r.DuplicateOf == 0 {
@@ -439,7 +438,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if a.status != 202 || b.status != 202 {
 			t.Fatalf("status=%d,%d, want 202", a.status, b.status)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{Name: "CreateDiscount4", RequestID: ""})
+		recs := requests(t, m, hooks.RequestFilter{Name: "CreateDiscount4", RequestID: ""})
 		n := 0
 		for _, r := range recs {
 			if r.RequestID == "" && contains(r.Notes, "no X-Request-ID header: processed without de-duplication on the request ID") {
@@ -458,7 +457,7 @@ func TestBubblehouse_Idempotency(t *testing.T) {
 		if a.status != 202 || b.status != 202 {
 			t.Fatalf("status=%d,%d, want 202", a.status, b.status)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "sha256:" + sha256hex(strings.Repeat("x", 300))})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "sha256:" + sha256hex(strings.Repeat("x", 300))})
 		if len(recs) != 2 || recs[0].DuplicateOf == 0 {
 			t.Fatalf("records=%d, want the repeat recorded as a duplicate under the digest", len(recs))
 		}
@@ -476,7 +475,7 @@ func countJobs(t testing.TB, m *Main, recs []*hooks.Request) int {
 		ids[r.ID] = true
 	}
 	n := 0
-	for _, j := range jobs(t, m, sqlite.JobFilter{Limit: 10000}) {
+	for _, j := range jobs(t, m, hooks.JobFilter{Limit: 10000}) {
 		if ids[j.RequestRef] {
 			n++
 		}
@@ -513,7 +512,7 @@ func TestBubblehouse_SendEvent1(t *testing.T) {
 				t.Fatalf("got %d %s, want 2xx outcome sent", x.status, x.body)
 			}
 		}
-		recs := requests(t, m, sqlite.RequestFilter{Name: "SendEvent1"})
+		recs := requests(t, m, hooks.RequestFilter{Name: "SendEvent1"})
 		if n := countJobs(t, m, recs); n != 1 {
 			t.Fatalf("jobs=%d, want 1 for one bhid", n)
 		}
@@ -538,7 +537,7 @@ func TestBubblehouse_InlineHooks(t *testing.T) {
 			t.Fatalf("answer %s lacks delivered", a.body)
 		}
 	}
-	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, hooks.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want none: inline hooks are done when answered", len(js))
 	}
 }
@@ -554,14 +553,14 @@ func TestBubblehouse_DurableThenDelivered(t *testing.T) {
 		if a.status != 202 {
 			t.Fatalf("status=%d", a.status)
 		}
-		if recs := requests(t, m, sqlite.RequestFilter{RequestID: id}); len(recs) != 1 || countJobs(t, m, recs) != 1 {
+		if recs := requests(t, m, hooks.RequestFilter{RequestID: id}); len(recs) != 1 || countJobs(t, m, recs) != 1 {
 			t.Fatalf("request %s not durable when acknowledged", id)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})) != 20 {
+	for len(jobs(t, m, hooks.JobFilter{State: hooks.JobDone})) != 20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("done jobs=%d, want 20", len(jobs(t, m, sqlite.JobFilter{State: hooks.JobDone})))
+			t.Fatalf("done jobs=%d, want 20", len(jobs(t, m, hooks.JobFilter{State: hooks.JobDone})))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

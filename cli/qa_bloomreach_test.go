@@ -24,7 +24,6 @@ import (
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -93,7 +92,7 @@ func TestQABloomreach_ConformHookbay(t *testing.T) {
 	}
 	// Every probe carried a unique request ID: none was answered as a
 	// duplicate.
-	for _, r := range requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 5000}) {
+	for _, r := range requests(t, m, hooks.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 5000}) {
 		if r.DuplicateOf != 0 {
 			t.Fatalf("request %q was a duplicate: request IDs are not unique", r.RequestID)
 		}

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // bubblehouseConform runs "hookbay conform --sender bubblehouse" with
@@ -208,7 +208,7 @@ func TestSendBubblehouse(t *testing.T) {
 				t.Fatalf("err=%v\n%s", err, out)
 			}
 		}
-		if recs := requests(t, m, sqlite.RequestFilter{RequestID: "send-rep"}); len(recs) != 2 || recs[0].DuplicateOf == 0 && recs[1].DuplicateOf == 0 {
+		if recs := requests(t, m, hooks.RequestFilter{RequestID: "send-rep"}); len(recs) != 2 || recs[0].DuplicateOf == 0 && recs[1].DuplicateOf == 0 {
 			t.Fatalf("records=%d, want the second recorded as a duplicate", len(recs))
 		}
 	})

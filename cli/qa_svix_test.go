@@ -20,7 +20,6 @@ import (
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // qaSvixMain runs hookbay with one Svix endpoint, bloom, that stores
@@ -67,7 +66,7 @@ func TestConformSvix_Hookbay(t *testing.T) {
 	}
 	// hookbay recorded the refusals with their reasons, and the redelivery
 	// as a duplicate of the first delivery.
-	recs := requests(t, m, sqlite.RequestFilter{Sender: hooks.SenderSvix, Limit: 100})
+	recs := requests(t, m, hooks.RequestFilter{Sender: hooks.SenderSvix, Limit: 100})
 	if len(recs) != 10 {
 		t.Fatalf("records=%d, want 10 probes", len(recs))
 	}
@@ -202,7 +201,7 @@ func TestSendSvix(t *testing.T) {
 				t.Fatalf("output lacks %q:\n%s", want, out)
 			}
 		}
-		if recs := requests(t, m, sqlite.RequestFilter{RequestID: "msg_send_ok"}); len(recs) != 1 || recs[0].Status != 200 {
+		if recs := requests(t, m, hooks.RequestFilter{RequestID: "msg_send_ok"}); len(recs) != 1 || recs[0].Status != 200 {
 			t.Fatalf("records %+v", recs)
 		}
 	})
@@ -215,7 +214,7 @@ func TestSendSvix(t *testing.T) {
 		if err != nil || !strings.Contains(out, "Webhook-Id: msg_send_file") || !strings.Contains(out, "meaning: delivered") {
 			t.Fatalf("send: %v\n%s", err, out)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: "msg_send_file"})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: "msg_send_file"})
 		if len(recs) != 1 || string(recs[0].Body) != body {
 			t.Fatalf("stored %+v, want the file's exact bytes", recs)
 		}

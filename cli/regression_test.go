@@ -12,7 +12,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const notUTF8 = "caf\xc3 \xff" // a cut-off é and a byte that is never UTF-8
@@ -43,12 +42,12 @@ func TestRegression_NotUTF8NothingPlanted(t *testing.T) {
 		t.Fatalf("Bubblehouse: got %d %q, want 400 with a JSON answer", a.status, a.body)
 	}
 	for _, id := range []string{"msg_plant", "br-plant"} {
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: id})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: id})
 		if len(recs) != 1 || recs[0].Status != 401 || !utf8.Valid(recs[0].Body) || len(recs[0].Body) != 0 {
 			t.Fatalf("%s: records %d, body %q: want one 401 record keeping no body", id, len(recs), recs[0].Body)
 		}
 	}
-	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, hooks.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want nothing queued", len(js))
 	}
 }
@@ -76,10 +75,10 @@ func TestRegression_DeepBodyRefused(t *testing.T) {
 	}
 	// Nothing was accepted: no job; SendEvent1's invalid_data is a refusal
 	// in a 200.
-	if js := jobs(t, m, sqlite.JobFilter{}); len(js) != 0 {
+	if js := jobs(t, m, hooks.JobFilter{}); len(js) != 0 {
 		t.Fatalf("jobs=%d, want none", len(js))
 	}
-	for _, r := range requests(t, m, sqlite.RequestFilter{Limit: 100}) {
+	for _, r := range requests(t, m, hooks.RequestFilter{Limit: 100}) {
 		if r.Status < 300 && !bytes.Contains(r.Response, []byte("invalid_data")) {
 			t.Fatalf("record %d (%s): a deep body was accepted (%d)", r.ID, r.Name, r.Status)
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 // Replaying a batch re-delivers each customer's own bytes, not the whole
@@ -43,7 +42,7 @@ func TestEventsReplay_BatchAndRefused(t *testing.T) {
 		t.Fatalf("batch: %d", s)
 	}
 	waitUntil(t, 5*time.Second, "3 deliveries", func() bool { return len(d.deliveries()) == 3 })
-	ev := requests(t, m, sqlite.RequestFilter{RequestID: "batch-1"})[0].ID
+	ev := requests(t, m, hooks.RequestFilter{RequestID: "batch-1"})[0].ID
 	cfg := writeConfigFor(t, m, d.URL)
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(ev)}, &out, &out); err != nil {
@@ -60,7 +59,7 @@ func TestEventsReplay_BatchAndRefused(t *testing.T) {
 	}
 	// A refused request is not replayed without --force.
 	post("refused", "wrong", `{"messages":[{"id":"9","phone":"z"}]}`)
-	refused := requests(t, m, sqlite.RequestFilter{RequestID: "refused"})[0].ID
+	refused := requests(t, m, hooks.RequestFilter{RequestID: "refused"})[0].ID
 	out.Reset()
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfg, fmt.Sprint(refused)}, &out, &out); err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("replay of a 401: err=%v, want a refusal naming --force", err)
@@ -122,7 +121,7 @@ func TestEventsReplay_SendEventFailure(t *testing.T) {
   authorization: "x"
   hooks: {SendEvent1: {action: {forward: {url: %q}}}}
 `, d.URL))
-	ev := requests(t, m, sqlite.RequestFilter{RequestID: "replay-ev"})[0].ID
+	ev := requests(t, m, hooks.RequestFilter{RequestID: "replay-ev"})[0].ID
 	var out bytes.Buffer
 	err := Run(context.Background(), []string{"events", "replay", "--config", path, fmt.Sprint(ev)}, &out, &out)
 	if !strings.Contains(out.String(), "failed: the action answered outcome failure") || len(d.deliveries()) != 2 {
@@ -192,7 +191,7 @@ func TestEventsReplay_PanickingAction(t *testing.T) {
 	if !strings.Contains(out.String(), "failed: ") || !strings.Contains(out.String(), "action panicked: integrator bug") {
 		t.Fatalf("replay printed %q (err %v), want a failed attempt naming the panic", out.String(), err)
 	}
-	js := jobs(t, m, sqlite.JobFilter{RequestRef: id})
+	js := jobs(t, m, hooks.JobFilter{RequestRef: id})
 	if len(js) != 2 {
 		t.Fatalf("jobs of event %d: %d, want the first and the replay", id, len(js))
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
 
@@ -308,7 +309,7 @@ func TestServe_SlowBody(t *testing.T) {
 			}
 		})
 	}
-	jobs, err := m.DB.FindJobs(context.Background(), sqlite.JobFilter{Limit: 100})
+	jobs, err := m.DB.FindJobs(context.Background(), hooks.JobFilter{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +498,7 @@ func TestServe_SIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	recs, err := db.FindRequests(context.Background(), sqlite.RequestFilter{RequestID: "before-sigterm"})
+	recs, err := db.FindRequests(context.Background(), hooks.RequestFilter{RequestID: "before-sigterm"})
 	if err != nil || len(recs) != 1 || recs[0].Status != 202 {
 		t.Fatalf("acknowledged request after restart: %v %v", recs, err)
 	}
@@ -570,7 +571,7 @@ func TestServe_SIGKILL(t *testing.T) {
 	}
 	defer db.Close()
 	for _, id := range acked {
-		recs, err := db.FindRequests(context.Background(), sqlite.RequestFilter{RequestID: id})
+		recs, err := db.FindRequests(context.Background(), hooks.RequestFilter{RequestID: id})
 		if err != nil || len(recs) != 1 {
 			t.Fatalf("request %s was acknowledged but is not in the store after SIGKILL (%v)", id, err)
 		}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/sqlite"
 )
 
 const (
@@ -114,7 +113,7 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 	if a := sendSvix(t, m, "other", signed{id: "msg_1", body: body, secret: svixOldSecret}); a.status != 200 {
 		t.Fatalf("same id, other endpoint: %d %s", a.status, a.body)
 	}
-	if recs := requests(t, m, sqlite.RequestFilter{Name: "other", RequestID: "msg_1"}); len(recs) != 1 || recs[0].DuplicateOf != 0 {
+	if recs := requests(t, m, hooks.RequestFilter{Name: "other", RequestID: "msg_1"}); len(recs) != 1 || recs[0].DuplicateOf != 0 {
 		t.Fatalf("same id on another endpoint recorded as %+v, want an original", recs)
 	}
 	// A type the route sends to store, and an unknown type: accepted, stored, noted.
@@ -127,11 +126,11 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 		if a.status != 200 {
 			t.Fatalf("%s: %d %s", tt.id, a.status, a.body)
 		}
-		recs := requests(t, m, sqlite.RequestFilter{RequestID: tt.id})
+		recs := requests(t, m, hooks.RequestFilter{RequestID: tt.id})
 		if len(recs) != 1 || (tt.note != "" && !contains(recs[0].Notes, tt.note)) {
 			t.Fatalf("%s notes=%v, want %q", tt.id, recs[0].Notes, tt.note)
 		}
-		js := jobs(t, m, sqlite.JobFilter{RequestRef: recs[0].ID})
+		js := jobs(t, m, hooks.JobFilter{RequestRef: recs[0].ID})
 		if len(js) != 1 || js[0].State != hooks.JobDone {
 			t.Fatalf("%s: jobs=%+v, want one done (store)", tt.id, js)
 		}
@@ -141,7 +140,7 @@ func TestSvix_DedupAndRoutes(t *testing.T) {
 	}
 	// Replaying a stored event does not re-check its old timestamp.
 	var out bytes.Buffer
-	id := requests(t, m, sqlite.RequestFilter{RequestID: "msg_1", Limit: 10})
+	id := requests(t, m, hooks.RequestFilter{RequestID: "msg_1", Limit: 10})
 	orig := id[len(id)-1].ID
 	cfgFile := writeSvixConfig(t, m, d.URL)
 	if err := Run(context.Background(), []string{"events", "replay", "--config", cfgFile, fmt.Sprint(orig)}, &out, &out); err != nil {

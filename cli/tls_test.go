@@ -19,7 +19,7 @@ import (
 
 	"github.com/hookbay/hookbay/certs"
 	"github.com/hookbay/hookbay/config"
-	"github.com/hookbay/hookbay/store/sqlite"
+	"github.com/hookbay/hookbay/hooks"
 )
 
 // twoPairs makes two certificate pairs for localhost from two CAs, and a
@@ -276,7 +276,7 @@ func TestTLS_TrustedProxies(t *testing.T) {
 				}
 			})
 			send(t, m, call{hook: "CreateDiscount4", body: `{}`, urgency: "urgent", id: "xff", header: map[string]string{"X-Forwarded-For": "203.0.113.9"}})
-			recs := requests(t, m, sqlite.RequestFilter{RequestID: "xff"})
+			recs := requests(t, m, hooks.RequestFilter{RequestID: "xff"})
 			if len(recs) != 1 || recs[0].RemoteAddr != tt.want {
 				t.Fatalf("recorded address %q, want %q", recs[0].RemoteAddr, tt.want)
 			}

@@ -47,7 +47,7 @@ func mustEnqueue(tb testing.TB, db *sqlite.DB, name string, u hooks.Urgency, now
 		ReceivedAt: now,
 	}
 	r := &hooks.Receipt{Request: req, Job: hooks.NewJob(req, now)}
-	if e, err := db.Commit(context.Background(), r); err != nil {
+	if e, err := db.SaveReceipt(context.Background(), r); err != nil {
 		tb.Fatalf("commit %s: %v", name, err)
 	} else if e != nil {
 		tb.Fatalf("commit %s: got entry %+v, want nil", name, e)
@@ -61,7 +61,7 @@ func mustEnqueue(tb testing.TB, db *sqlite.DB, name string, u hooks.Urgency, now
 // mustFindJob returns the stored state of job id.
 func mustFindJob(tb testing.TB, db *sqlite.DB, id int64) *hooks.Job {
 	tb.Helper()
-	jobs, err := db.FindJobs(context.Background(), sqlite.JobFilter{Limit: 10000})
+	jobs, err := db.FindJobs(context.Background(), hooks.JobFilter{Limit: 10000})
 	if err != nil {
 		tb.Fatalf("find jobs: %v", err)
 	}
@@ -77,7 +77,7 @@ func mustFindJob(tb testing.TB, db *sqlite.DB, id int64) *hooks.Job {
 // mustFindJobsIn returns the jobs in state s.
 func mustFindJobsIn(tb testing.TB, db *sqlite.DB, s hooks.JobState) []*hooks.Job {
 	tb.Helper()
-	jobs, err := db.FindJobs(context.Background(), sqlite.JobFilter{State: s, Limit: 10000})
+	jobs, err := db.FindJobs(context.Background(), hooks.JobFilter{State: s, Limit: 10000})
 	if err != nil {
 		tb.Fatalf("find %s jobs: %v", s, err)
 	}

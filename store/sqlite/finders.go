@@ -12,10 +12,6 @@ import (
 	"github.com/hookbay/hookbay/hooks"
 )
 
-// RequestFilter is the domain's request filter, kept under this name for
-// the callers that still spell it here.
-type RequestFilter = hooks.RequestFilter
-
 // searchWindow bounds a text search: it reads at most this many records
 // (by id) below the page's start, so that a search costs the same on a
 // store of a million records as on one of a hundred thousand. A page that
@@ -134,10 +130,6 @@ func requestsQuery(f hooks.RequestFilter) (string, []any) {
 	args = append(args, f.Limit)
 	return q, args
 }
-
-// JobFilter is the domain's job filter, kept under this name for the
-// callers that still spell it here.
-type JobFilter = hooks.JobFilter
 
 // FindJobs returns jobs, oldest first, filtered by every field of f that
 // is set; AfterID pages forwards.

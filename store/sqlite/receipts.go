@@ -73,14 +73,6 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 	return found, nil
 }
 
-// Commit is SaveReceipt under its former name, which read like a
-// transaction commit.
-//
-// Deprecated: use SaveReceipt.
-func (db *DB) Commit(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, error) {
-	return db.SaveReceipt(ctx, r)
-}
-
 // takeOverEntry answers key with req's answer if it is pending under a
 // lease that expired by now, and reports whether it did.
 func (db *DB) takeOverEntry(tx *sql.Tx, req *hooks.Request, key string, now time.Time) (bool, error) {
