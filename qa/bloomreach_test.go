@@ -195,10 +195,13 @@ type brFake struct {
 	throttleStatus    int
 	bigReply          bool // pad successful replies past 64 KB
 	noAuthTest        bool
-	authTestNoCreds   bool // the auth-test route does not check credentials
-	authTestEmpty     bool // the auth-test route answers 200 with no body, as Test settings allow
-	batchOverStatus   int  // status for a batch over 1000 customers; 0: 400
-	wrongCredsStatus  int  // 0: 401
+	authTestNoCreds   bool  // the auth-test route does not check credentials
+	authTestEmpty     bool  // the auth-test route answers 200 with no body, as Test settings allow
+	batchOverStatus   int   // status for a batch over 1000 customers; 0: 400
+	wrongCredsStatus  int   // 0: 401
+	overlap           int32 // answers wait until this many are in flight, or overlapWait
+	overlapOnce       sync.Once
+	overlapped        chan struct{}
 	inflight, maxSeen atomic.Int32
 	total             atomic.Int32
 	mu                sync.Mutex
@@ -255,8 +258,19 @@ func (f *brFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Each answer takes a while, as a real one does, so that the
-	// probes' requests overlap.
+	// probes' requests overlap; with overlap set it waits until that many
+	// are in flight, so that a slow machine still shows the overlap, and a
+	// probe that sends one at a time waits overlapWait each.
 	time.Sleep(50 * time.Millisecond)
+	if f.overlap > 0 {
+		if n >= f.overlap {
+			f.overlapOnce.Do(func() { close(f.overlapped) })
+		}
+		select {
+		case <-f.overlapped:
+		case <-time.After(overlapWait):
+		}
+	}
 	if f.slowOver > 0 && n > f.slowOver {
 		time.Sleep(f.slow)
 	}
@@ -344,8 +358,11 @@ func brWant(t *testing.T, checks map[string]Check, want map[string]Status) {
 	}
 }
 
+// overlapWait bounds how long brFake holds an answer waiting for overlap.
+const overlapWait = 300 * time.Millisecond
+
 func TestConformBloomreach_Good(t *testing.T) {
-	f := &brFake{}
+	f := &brFake{overlap: 100, overlapped: make(chan struct{})}
 	checks := brConform(t, f, nil)
 	brWant(t, checks, nil)
 	if got := f.maxSeen.Load(); got < 100 {
