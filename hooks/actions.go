@@ -98,9 +98,24 @@ func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
 }
 
 // NoRedirectClient is the forward action's default client: a 3xx is the
-// downstream's answer, which fails the attempt, not a place to go.
+// downstream's answer, which fails the attempt, not a place to go. Its
+// transport keeps up to ForwardIdleConns connections open to each
+// downstream: Go's default keeps 2, so with more workers than that most
+// deliveries would pay for a new TCP (and TLS) connection.
 var NoRedirectClient = &http.Client{
+	Transport:     forwardTransport(),
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// ForwardIdleConns is how many idle connections the forward action keeps
+// to each downstream host: more than any sensible worker count.
+const ForwardIdleConns = 256
+
+func forwardTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * ForwardIdleConns
+	t.MaxIdleConnsPerHost = ForwardIdleConns
+	return t
 }
 
 // OutputTooLargeError is an action whose work succeeded but whose answer is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,6 +400,41 @@ func TestForward_NoRedirect(t *testing.T) {
 	case r := <-hit:
 		t.Fatalf("the redirect was followed: the target got %q", r.body)
 	default:
+	}
+}
+
+// Workers delivering at once to one downstream keep their connections: a
+// round of concurrent deliveries after the first opens none (Go's default
+// transport keeps only 2 idle connections per host, so it would open most
+// of them again).
+func TestForward_ReusesConnections(t *testing.T) {
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte(`{}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	const workers, rounds = 8, 10
+	f := &hooks.Forward{URL: srv.URL}
+	for range rounds {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				if _, err := f.Run(context.Background(), actionJob()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > workers {
+		t.Fatalf("%d deliveries in rounds of %d opened %d connections, want at most %d", workers*rounds, workers, n, workers)
 	}
 }
 
