@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"cli":                     {"*"},
 	"tools/bareecho":          {},
 	"tools/floor":             {},
+	"tools/pace":              {},
 	"tools/svixload":          {},
 }
 
