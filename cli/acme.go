@@ -19,7 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/acme/autocert"
+
 	"github.com/hookbay/hookbay/certs"
+	"github.com/hookbay/hookbay/hooks"
+	"github.com/hookbay/hookbay/store/postgres"
 )
 
 // acmeStartTimeout bounds the first certificate at start-up; past it
@@ -29,17 +33,18 @@ const acmeStartTimeout = 3 * time.Minute
 // acmeTLSConfig builds automatic certificates (server.tls.mode acme): the
 // HTTPS listener's TLS configuration, answering TLS-ALPN-01 challenges, an
 // optional HTTP-01 listener, and the watch that renews.
-func (m *Main) acmeTLSConfig(ctx context.Context) (*tls.Config, error) {
+func (m *Main) acmeTLSConfig(ctx context.Context) (_ *tls.Config, err error) {
 	t := m.Config.Server.TLS
 	a := t.ACME
-	dir := a.CacheDir
-	if dir == "" {
-		dir = filepath.Join(m.Config.Server.DataDir, "acme")
-	}
-	cache, err := certs.NewDirCache(dir)
+	cache, closeCache, err := m.acmeCache(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("server.tls.acme.cache_dir: %w", err)
+		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			closeCache()
+		}
+	}()
 	opts := certs.ACMEOptions{Hosts: a.Hosts, Email: a.Email, DirectoryURL: a.DirectoryURL, AcceptTOS: a.AcceptTOS,
 		Cache: cache, RenewBefore: time.Duration(a.RenewBefore), Logger: m.Logger}
 	if a.DirectoryURL == "staging" {
@@ -101,9 +106,56 @@ func (m *Main) acmeTLSConfig(ctx context.Context) (*tls.Config, error) {
 	} else {
 		m.Logger.Info("certificate ready", "hosts", a.Hosts, "not_after", acme.Status().NotAfter)
 	}
-	m.background(func() { acme.Watch(acmeCtx, time.Minute) })
+	m.background(func() {
+		acme.Watch(acmeCtx, time.Minute)
+		closeCache()
+	})
 	m.warnBloomreachCN(acme)
 	return cfg, nil
+}
+
+// acmeCache picks where the ACME account key and certificates are kept,
+// says so in the log, and returns the cache with what closes it:
+//
+//   - with store.postgres and no cache_dir, the store's acme_cache table:
+//     replicas on one database serve one certificate, and a replica that
+//     starts or renews after another finds its certificate instead of
+//     ordering one (replicas starting together may each order once);
+//   - otherwise the directory cache_dir, by default <data_dir>/acme. A
+//     cache_dir set with store.postgres is kept, with a warning: it is
+//     what the config says (a volume every replica mounts, say), and
+//     ignoring a setting would be worse than warning about it.
+func (m *Main) acmeCache(ctx context.Context) (autocert.Cache, func(), error) {
+	a := m.Config.Server.TLS.ACME
+	pg := m.Config.Store.Postgres
+	if pg != nil && a.CacheDir == "" {
+		// Run builds the TLS configuration before it opens the store, so
+		// the cache has a handle of its own on the same database: its
+		// writer stays idle, and its pool holds a connection or two, busy
+		// only at start-up and when a certificate is renewed.
+		db, err := postgres.Open(ctx, pg.URL, postgres.WithWriters(1), postgres.WithLogger(m.Logger))
+		if err != nil {
+			return nil, nil, fmt.Errorf("server.tls.acme: open the PostgreSQL store %s for the ACME cache: %w", redactURL(pg.URL), err)
+		}
+		m.Logger.Info("ACME cache in the PostgreSQL store, shared by the replicas", "store", describeStore(&m.Config))
+		notFound := func(err error) bool { return hooks.ErrorCode(err) == hooks.ENOTFOUND }
+		return certs.NewStoreCache(db, notFound), func() { db.Close() }, nil
+	}
+	dir := a.CacheDir
+	if dir == "" {
+		dir = filepath.Join(m.Config.Server.DataDir, "acme")
+	}
+	cache, err := certs.NewDirCache(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server.tls.acme.cache_dir: %w", err)
+	}
+	if pg != nil {
+		m.Logger.Warn("ACME cache in server.tls.acme.cache_dir, not in the PostgreSQL store: replicas share it only if they share the directory, else each orders its own certificate; remove cache_dir to share it through the store",
+			"dir", dir)
+	} else {
+		m.Logger.Info("ACME cache in a directory", "dir", dir)
+	}
+	return cache, func() {}, nil
 }
 
 // warnBloomreachCN warns when Bloomreach webhooks are served and the
