@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"container/heap"
 	"context"
 	"log/slog"
 	"sync"
@@ -48,11 +49,30 @@ func (f ActionFunc) Run(ctx context.Context, j *Job) ([]byte, error) { return f(
 var StoreAction Action = ActionFunc(func(context.Context, *Job) ([]byte, error) { return nil, nil })
 
 // Queue is the worker pool that drains jobs, urgent before regular.
+//
+// A feeder claims jobs in batches ahead of the workers, into a line in
+// memory kept in queue order, so that a worker that finishes a delivery
+// takes the next one at once instead of waiting for a claim, and claims
+// and completions each cost one transaction for many jobs. The line holds
+// at most Prefetch jobs and is topped up once Workers places are free in
+// it: a claim always takes the most pressing jobs first, so an urgent job
+// queued behind a line of regular ones waits at most until Workers
+// deliveries end, about one delivery's time, before it heads the line.
+// Jobs in the line are leased ("running" in the store) but not started; a
+// job that waited there for half its lease goes back to the queue instead
+// of running on what is left of it.
+//
+// When a worker is idle and the line is empty, Offer lets the request
+// being accepted lease its job in its own transaction and hand it over in
+// memory once committed: at a low rate a delivery then costs no claim.
 type Queue struct {
 	Store JobStore
 	// ActionFor picks the action for a job; nil means StoreAction for all.
 	ActionFor func(*Job) Action
 	Workers   int
+	// Prefetch bounds how many claimed jobs wait in memory for a worker;
+	// 0 means twice Workers.
+	Prefetch int
 	// Lease is how long a claimed job is held before another process may
 	// take it; it must exceed the longest action timeout.
 	Lease time.Duration
@@ -67,9 +87,8 @@ type Queue struct {
 	Observe func(*Job, AttemptResult)
 
 	exec      *Executor
-	wake      chan struct{}
-	jobs      chan *Job
-	idle      chan struct{}      // one token per worker busy or about to be
+	wake      chan struct{}      // a job was queued
+	freed     chan struct{}      // a worker took a job from the line
 	completed chan *Job          // jobs whose action succeeded
 	cancel    context.CancelFunc // cancels running actions
 	stop      chan struct{}
@@ -78,6 +97,13 @@ type Queue struct {
 	completer sync.WaitGroup
 	stopOnce  sync.Once
 	busy      atomic.Int64 // workers running an attempt
+
+	mu       sync.Mutex
+	ready    jobLine    // claimed, not started, most pressing first
+	waiting  int        // workers waiting for a job
+	offered  int        // jobs offered to waiting workers, not yet handed over
+	stopping bool       // Stop was called: no job is started any more
+	hasJob   *sync.Cond // signalled when ready grows or stopping is set
 }
 
 // Busy is how many workers are running an attempt now, for metrics.
@@ -86,10 +112,14 @@ func (q *Queue) Busy() int { return int(q.busy.Load()) }
 // leaseMargin is how long before its lease expires an attempt is cut off.
 const leaseMargin = 5 * time.Second
 
-// claimBatch bounds how many jobs one claim leases: enough that claiming
-// costs little per job, few enough that an urgent job arriving just after a
-// claim waits behind at most this many.
-const claimBatch = 32
+// completeBatch bounds how many succeeded jobs one statement marks done,
+// and completeLinger how long the first of them waits for others: at a low
+// rate completions share a transaction instead of each paying for its own
+// commit. A crash in that time costs a second delivery, never a lost one.
+const (
+	completeBatch  = 256
+	completeLinger = 50 * time.Millisecond
+)
 
 // Notify tells the pool that a job was queued. It never blocks.
 func (q *Queue) Notify() {
@@ -103,6 +133,9 @@ func (q *Queue) Notify() {
 func (q *Queue) Start() {
 	if q.Workers <= 0 {
 		q.Workers = 8
+	}
+	if q.Prefetch <= 0 {
+		q.Prefetch = 2 * q.Workers
 	}
 	if q.Lease <= 0 {
 		q.Lease = 5 * time.Minute
@@ -118,9 +151,9 @@ func (q *Queue) Start() {
 	}
 	q.Policy = q.Policy.withDefaults()
 	q.wake = make(chan struct{}, 1)
-	q.jobs = make(chan *Job)
-	q.idle = make(chan struct{}, q.Workers)
-	q.completed = make(chan *Job, 4*claimBatch)
+	q.freed = make(chan struct{}, 1)
+	q.hasJob = sync.NewCond(&q.mu)
+	q.completed = make(chan *Job, completeBatch)
 	q.stop = make(chan struct{})
 	q.exec = &Executor{Store: q.Store, Policy: q.Policy, Lease: q.Lease, Now: q.Now,
 		Complete: func(j *Job) { q.completed <- j }, Observe: q.Observe}
@@ -137,7 +170,8 @@ func (q *Queue) Start() {
 }
 
 // Stop stops claiming jobs, lets running actions finish until ctx is done,
-// then cancels them; jobs left unfinished return to the queue.
+// then cancels them; jobs left unfinished, and those claimed but not
+// started, return to the queue.
 func (q *Queue) Stop(ctx context.Context) error {
 	if q.stop == nil {
 		return nil
@@ -149,7 +183,12 @@ func (q *Queue) Stop(ctx context.Context) error {
 func (q *Queue) stopAll(ctx context.Context) {
 	close(q.stop)
 	q.feeder.Wait()
-	close(q.jobs)
+	q.mu.Lock()
+	q.stopping = true
+	left := q.ready.take()
+	q.hasJob.Broadcast()
+	q.mu.Unlock()
+	q.release(left)
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {
@@ -163,25 +202,95 @@ func (q *Queue) stopAll(ctx context.Context) {
 	q.completer.Wait()
 }
 
+// Offer reserves a waiting worker for j, a job about to be written with
+// the request that queues it, when a worker is waiting and no claimed job
+// is: j is then marked leased to this pool (running, its attempt counted,
+// locked until now+Lease), so that the store writes it claimed, and Offer
+// returns the function to call once the write's outcome is known. With
+// true the job goes to the worker at once, without a claim; with false
+// (nothing was written, or j was not: a duplicate) j is made available
+// again, as it was. Offer returns nil, and leaves j alone, when no worker
+// is free or j is not available now.
+func (q *Queue) Offer(j *Job) (hand func(written bool)) {
+	if j == nil || j.State != JobAvailable || q.hasJob == nil {
+		return nil
+	}
+	now := q.Now()
+	if j.ScheduledAt.After(now) {
+		return nil
+	}
+	q.mu.Lock()
+	free := !q.stopping && q.ready.Len() == 0 && q.waiting > q.offered
+	if free {
+		q.offered++
+	}
+	q.mu.Unlock()
+	if !free {
+		return nil
+	}
+	j.State, j.Attempts, j.LockedUntil = JobRunning, j.Attempts+1, now.Add(q.Lease)
+	var once sync.Once
+	return func(written bool) {
+		once.Do(func() { q.hand(j, written) })
+	}
+}
+
+// hand ends an offer: a written job joins the line; one not written is
+// made available again.
+func (q *Queue) hand(j *Job, written bool) {
+	q.mu.Lock()
+	q.offered--
+	stopping := q.stopping
+	if written && !stopping {
+		q.ready.push(j)
+		q.hasJob.Signal()
+	}
+	q.mu.Unlock()
+	switch {
+	case !written:
+		j.State, j.Attempts, j.LockedUntil = JobAvailable, j.Attempts-1, time.Time{}
+	case stopping:
+		q.release([]*Job{j})
+	}
+}
+
 // complete marks succeeded jobs done, many per statement. A crash before
 // that costs a second delivery of those jobs, never a lost one.
 func (q *Queue) complete() {
 	defer q.completer.Done()
-	batch := make([]*Job, 0, cap(q.completed))
+	batch := make([]*Job, 0, completeBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for j := range q.completed {
 		batch = append(batch[:0], j)
-	drain:
-		for len(batch) < cap(batch) {
+		linger.Reset(completeLinger)
+	fill:
+		for len(batch) < completeBatch {
 			select {
 			case j, ok := <-q.completed:
 				if !ok {
-					break drain
+					break fill
 				}
 				batch = append(batch, j)
-			default:
-				break drain
+			case <-linger.C:
+				break fill
+			case <-q.stop:
+				// Stopping: take what is there now, do not linger.
+				for len(batch) < completeBatch {
+					select {
+					case j, ok := <-q.completed:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, j)
+					default:
+						break fill
+					}
+				}
+				break fill
 			}
 		}
+		linger.Stop()
 		if err := q.Store.CompleteJobs(context.Background(), batch, q.Now()); err != nil {
 			// Delivered, but not marked done: they are delivered again once
 			// their lease ends.
@@ -191,60 +300,68 @@ func (q *Queue) complete() {
 	}
 }
 
-// feed claims jobs in batches and hands them to idle workers. Claiming a
-// batch in one statement keeps the queue's write cost per job low.
+// room is how many more jobs the line can take now.
+func (q *Queue) room() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.Prefetch - q.ready.Len() - q.offered
+}
+
+// feed claims jobs in batches into the line, once at least Workers places
+// (or, with a smaller Prefetch, half of them) are free in it, and rescues
+// jobs whose lease expired.
 func (q *Queue) feed() {
 	defer q.feeder.Done()
 	ticker := time.NewTicker(q.PollInterval)
 	defer ticker.Stop()
 	q.rescue()
 	lastRescue := time.Now()
+	threshold := max(1, min(q.Workers, (q.Prefetch+1)/2))
+	// more is whether the last claim filled the room it had: more jobs
+	// may be waiting, so a place freed in the line is worth a claim. Once
+	// a claim came back short, only a newly queued job (or the poll) is.
+	more := true
 	for {
-		// Claim only as many jobs as there are idle workers, so that an
-		// urgent job queued a moment later is not stuck behind regular
-		// ones this pool already holds.
-		select {
-		case q.idle <- struct{}{}:
-		case <-q.stop:
-			return
-		}
-		free := 1
-	more:
-		for free < min(q.Workers, claimBatch) {
-			select {
-			case q.idle <- struct{}{}:
-				free++
-			default:
-				break more
+		if room := q.room(); room >= threshold {
+			batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
+			if err != nil {
+				q.Logger.Error("claim jobs", "err", err)
 			}
-		}
-		batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, free)
-		if err != nil {
-			q.Logger.Error("claim jobs", "err", err)
-		}
-		for range free - len(batch) {
-			<-q.idle
-		}
-		for i, j := range batch {
-			select {
-			case q.jobs <- j:
-			case <-q.stop:
-				q.release(batch[i:])
-				return
+			if len(batch) > 0 {
+				q.mu.Lock()
+				stopping := q.stopping
+				if !stopping {
+					for _, j := range batch {
+						q.ready.push(j)
+					}
+					q.hasJob.Broadcast()
+				}
+				q.mu.Unlock()
+				if stopping {
+					q.release(batch)
+					return
+				}
 			}
-		}
-		if len(batch) > 0 {
 			if time.Since(lastRescue) > q.PollInterval {
 				q.rescue()
 				lastRescue = time.Now()
 			}
-			continue // more may be waiting
+			if more = len(batch) == room; more && err == nil {
+				continue
+			}
+		}
+		freed := q.freed
+		if !more {
+			freed = nil
 		}
 		select {
 		case <-q.stop:
 			return
 		case <-q.wake:
+			more = true
+		case <-freed:
 		case <-ticker.C:
+			more = true // scheduled retries come due, leases expire
 			q.rescue()
 			lastRescue = time.Now()
 		}
@@ -260,6 +377,9 @@ func (q *Queue) rescue() {
 }
 
 func (q *Queue) release(jobs []*Job) {
+	if len(jobs) == 0 {
+		return
+	}
 	if err := q.Store.ReleaseJobs(context.Background(), jobs); err != nil {
 		q.Logger.Error("release jobs; they run again once their lease ends", "jobs", jobIDs(jobs), "err", err)
 	}
@@ -274,11 +394,41 @@ func jobIDs(jobs []*Job) []int64 {
 	return ids
 }
 
+// next waits for the most pressing job in the line; nil once stopping.
+func (q *Queue) next() *Job {
+	q.mu.Lock()
+	q.waiting++
+	for q.ready.Len() == 0 && !q.stopping {
+		q.hasJob.Wait()
+	}
+	q.waiting--
+	var j *Job
+	if !q.stopping {
+		j = q.ready.pop()
+	}
+	q.mu.Unlock()
+	select { // a place is free in the line
+	case q.freed <- struct{}{}:
+	default:
+	}
+	return j
+}
+
 func (q *Queue) work(ctx context.Context) {
 	defer q.wg.Done()
-	for j := range q.jobs {
+	for {
+		j := q.next()
+		if j == nil {
+			return
+		}
+		if j.LockedUntil.Sub(q.Now()) < q.Lease/2 {
+			// It waited in the line for half its lease (the workers were
+			// held up by slow actions): back to the queue, to be claimed
+			// again with a whole lease.
+			q.release([]*Job{j})
+			continue
+		}
 		q.run(ctx, j)
-		<-q.idle
 	}
 }
 
@@ -323,4 +473,39 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// jobLine is the line of claimed jobs, a heap in queue order: priority,
+// then scheduled time, then ID.
+type jobLine []*Job
+
+func (l jobLine) Len() int { return len(l) }
+func (l jobLine) Less(a, b int) bool {
+	ja, jb := l[a], l[b]
+	if ja.Priority != jb.Priority {
+		return ja.Priority < jb.Priority
+	}
+	if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
+		return ja.ScheduledAt.Before(jb.ScheduledAt)
+	}
+	return ja.ID < jb.ID
+}
+func (l jobLine) Swap(a, b int) { l[a], l[b] = l[b], l[a] }
+func (l *jobLine) Push(x any)   { *l = append(*l, x.(*Job)) }
+func (l *jobLine) Pop() any {
+	old := *l
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*l = old[:len(old)-1]
+	return j
+}
+
+func (l *jobLine) push(j *Job) { heap.Push(l, j) }
+func (l *jobLine) pop() *Job   { return heap.Pop(l).(*Job) }
+
+// take empties the line and returns what was in it.
+func (l *jobLine) take() []*Job {
+	jobs := []*Job(*l)
+	*l = nil
+	return jobs
 }

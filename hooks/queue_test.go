@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -677,5 +679,137 @@ func TestQueue_Observe(t *testing.T) {
 	defer mu.Unlock()
 	if got, want := strings.Join(outcomes, ","), fmt.Sprintf("%d:failed,%d:ok", j.ID, j.ID); got != want {
 		t.Fatalf("observed %s, want %s", got, want)
+	}
+}
+
+// countingStore is the real store, counting the claims and releases the
+// pool makes.
+type countingStore struct {
+	*sqlite.DB
+	claims, releases atomic.Int32
+}
+
+func (s *countingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+	s.claims.Add(1)
+	return s.DB.ClaimJobs(ctx, now, lease, limit)
+}
+
+func (s *countingStore) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
+	s.releases.Add(1)
+	return s.DB.ReleaseJobs(ctx, jobs)
+}
+
+func TestQueue_Prefetch(t *testing.T) {
+	t.Run("UrgentOvertakesLine", func(t *testing.T) {
+		// Regular jobs already claimed into the line delay an urgent job
+		// queued after them by about one delivery, not by the whole line:
+		// the line is topped up once Workers places are free in it, and a
+		// claim takes the most pressing jobs first.
+		db := mustOpenStore(t)
+		const workers = 2
+		for range 30 {
+			mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		}
+		var log runLog
+		q := newQueue(db, workers)
+		q.Prefetch = 8
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			log.add(j)
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		})
+		startQueue(t, q)
+		waitFor(t, 5*time.Second, "the line to fill", func() bool { return log.distinct() >= 4 })
+		urgent := mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, time.Now())
+		q.Notify()
+		before := log.distinct()
+		waitFor(t, 10*time.Second, "all 31 jobs run", func() bool { return log.distinct() == 31 })
+		at := slices.IndexFunc(log.all(), func(j *hooks.Job) bool { return j.ID == urgent.ID })
+		// Running when it arrived: up to workers; then at most workers
+		// more leave the line before the claim that takes it.
+		if limit := before + 2*workers; at > limit {
+			t.Fatalf("the urgent job ran %dth, %d runs after it was queued; want at most %d (the line holds %d)",
+				at+1, at-before, 2*workers, q.Prefetch)
+		}
+	})
+
+	t.Run("StaleInLineReleased", func(t *testing.T) {
+		// A job that waited in the line for half its lease goes back to
+		// the queue and runs later under a whole lease, its attempt
+		// counted once.
+		db := &countingStore{DB: mustOpenStore(t)}
+		first := mustEnqueue(t, db.DB, "SendEvent1", hooks.UrgencyUrgent, time.Now())
+		second := mustEnqueue(t, db.DB, "SendEvent1", hooks.UrgencyRegular, time.Now())
+		var log runLog
+		q := newQueue(db.DB, 1)
+		q.Store = db
+		q.Prefetch, q.Lease = 2, 2*time.Second
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			log.add(j)
+			if j.ID == first.ID {
+				time.Sleep(1200 * time.Millisecond) // the second waits more than Lease/2
+			}
+			return nil
+		})
+		startQueue(t, q)
+		got := waitJobState(t, db.DB, second.ID, hooks.JobDone)
+		if got.Attempts != 1 || log.count(second.ID) != 1 {
+			t.Fatalf("second job: %d attempts, %d runs; want 1 and 1", got.Attempts, log.count(second.ID))
+		}
+		if db.releases.Load() == 0 {
+			t.Fatal("the stale job was run, not released")
+		}
+	})
+}
+
+func TestQueue_Offer(t *testing.T) {
+	// A worker waiting with nothing in the line takes the job of a request
+	// being accepted: the job is written leased to it and handed over
+	// after the commit, without a claim.
+	db := &countingStore{DB: mustOpenStore(t)}
+	var log runLog
+	q := newQueue(db.DB, 1)
+	q.Store = db
+	q.PollInterval = time.Hour
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error { log.add(j); return nil })
+	startQueue(t, q)
+	// The claim at start finds nothing; none is made after it.
+	waitFor(t, 5*time.Second, "the first claim", func() bool { return db.claims.Load() == 1 })
+
+	receipt := func() *hooks.Receipt {
+		now := time.Now()
+		req := &hooks.Request{Sender: hooks.SenderBubblehouse, Name: "SendEvent1", RequestID: "req-1", Urgency: hooks.UrgencyRegular,
+			Header: http.Header{"X-Bh-Urgency": {"regular"}}, Body: []byte(`{"n":1}`), Status: 200, ReceivedAt: now}
+		return &hooks.Receipt{Request: req, Job: hooks.NewJob(req, now)}
+	}
+	var hand func(bool)
+	r := receipt()
+	waitFor(t, 5*time.Second, "a waiting worker", func() bool { hand = q.Offer(r.Job); return hand != nil })
+	if r.Job.State != hooks.JobRunning || r.Job.Attempts != 1 {
+		t.Fatalf("offered job: %s after %d attempts, want running, 1", r.Job.State, r.Job.Attempts)
+	}
+	if again := q.Offer(receipt().Job); again != nil {
+		t.Fatal("a second offer to the one waiting worker was taken")
+	}
+	// An offer whose job was not written gives the worker back.
+	hand(false)
+	if r.Job.State != hooks.JobAvailable || r.Job.Attempts != 0 || !r.Job.LockedUntil.IsZero() {
+		t.Fatalf("job not written: %+v, want available as it was", r.Job)
+	}
+	r = receipt()
+	if hand = q.Offer(r.Job); hand == nil {
+		t.Fatal("the worker given back was not offered again")
+	}
+	if e, err := db.SaveReceipt(t.Context(), r); err != nil || e != nil {
+		t.Fatalf("save: %+v, %v", e, err)
+	}
+	r.Job.RequestID, r.Job.Body = r.Request.RequestID, r.Request.Body
+	hand(true)
+	got := waitJobState(t, db.DB, r.Job.ID, hooks.JobDone)
+	if got.Attempts != 1 || log.count(r.Job.ID) != 1 {
+		t.Fatalf("handed job: %d attempts, %d runs; want 1 and 1", got.Attempts, log.count(r.Job.ID))
+	}
+	if n := db.claims.Load() - 1; n != 0 {
+		t.Fatalf("%d claims for a handed-over job, want none", n)
 	}
 }
