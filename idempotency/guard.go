@@ -62,6 +62,11 @@ type Guard struct {
 	Store Store
 	// Notify is called after a job was committed, to wake the workers.
 	Notify func()
+	// Offer, when set, is asked before a receipt's job is written whether
+	// a worker waits for it (hooks.Queue.Offer): if one does, the job is
+	// written leased to it and handed over in memory after the commit,
+	// without a claim.
+	Offer func(*hooks.Job) (hand func(written bool))
 	// Now is the clock.
 	Now func() time.Time
 	// PollInterval is how often a waiting repeat checks for the answer.
@@ -108,7 +113,19 @@ func (g *Guard) Commit(ctx context.Context, r *hooks.Receipt, header string) (ho
 	}
 	for {
 		r.Request.Latency = g.now().Sub(r.Request.ReceivedAt)
+		var hand func(bool)
+		if g.Offer != nil && r.Job != nil {
+			hand = g.Offer(r.Job)
+		}
 		e, err := g.Store.SaveReceipt(ctx, r)
+		if hand != nil {
+			if err == nil && e == nil {
+				handOver(r)
+			}
+			// A job written leased whose commit failed after all is
+			// rescued when its lease ends.
+			hand(err == nil && e == nil)
+		}
 		if err != nil {
 			return hooks.Response{}, err
 		}
@@ -186,6 +203,15 @@ func (g *Guard) Run(ctx context.Context, r *hooks.Receipt, header string, fn fun
 	}
 	g.notify(r)
 	return resp, nil
+}
+
+// handOver gives r's job what a claim reads from the request record.
+func handOver(r *hooks.Receipt) {
+	j, req := r.Job, r.Request
+	j.RequestID, j.Source, j.Header, j.Body = req.RequestID, req.Name, req.Header, req.Body
+	if j.Payload != nil {
+		j.Body = j.Payload
+	}
 }
 
 // notify wakes the workers when the receipt queued a job for them.

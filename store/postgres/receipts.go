@@ -76,15 +76,32 @@ func jobArgs(j *hooks.Job) []any {
 	if j.State == "" {
 		j.State = hooks.JobAvailable
 	}
+	var locked *time.Time
+	if j.State == hooks.JobRunning {
+		locked = &j.LockedUntil // leased at once to a waiting worker (hooks.Queue.Offer)
+	}
 	return []any{string(j.Sender), j.Name, string(j.Urgency), j.Priority, string(j.State), j.ScheduledAt, j.CreatedAt,
-		nullTime(j.FinishedAt), j.Payload}
+		nullTime(j.FinishedAt), j.Payload, j.Attempts, locked}
+}
+
+// jobLeaseSQL are the values of a new job's claim columns, from its state
+// and jobArgs' attempts ($a) and locked_until ($l): a job written leased
+// (running) holds the lease for this store handle ($h), its end by the
+// database's clock as long after now() as locked_until is after created_at
+// ($c).
+func jobLeaseSQL(a, l, c, h string) string {
+	return a + `, ` + l + `::timestamptz, CASE WHEN ` + l + `::timestamptz IS NULL THEN NULL ELSE now() + (` + l +
+		`::timestamptz - ` + c + `::timestamptz) END, CASE WHEN ` + l + `::timestamptz IS NULL THEN NULL ELSE ` + h + `::bigint END`
 }
 
 // insertJob queues j for request requestRef and sets its ID.
 func (db *DB) insertJob(w *wtx, j *hooks.Job, requestRef int64) error {
 	args := append([]any{requestRef}, jobArgs(j)...)
+	args = append(args, db.id)
 	if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at,
-			finished_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`, args...).Scan(&j.ID); err != nil {
+			finished_at, payload, attempts, locked_until, lease_expires, claimed_by)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, `+jobLeaseSQL("$11", "$12", "$8", "$13")+`) RETURNING id`,
+		args...).Scan(&j.ID); err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
 	j.RequestRef = requestRef
@@ -143,7 +160,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 
 // receiptSQL writes a request, every one of its keys that is free and, if
 // all were, its job: the whole of a new request, in one statement.
-const receiptSQL = `WITH req AS (
+var receiptSQL = `WITH req AS (
 			INSERT INTO requests (sender, name, request_id, urgency, method, path, remote_addr, headers, body, status,
 				response, latency_us, notes, received_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -155,8 +172,9 @@ const receiptSQL = `WITH req AS (
 			ON CONFLICT (sender, key) DO NOTHING
 			RETURNING key),
 		job AS (
-			INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload)
-			SELECT (SELECT id FROM req), $18, $19, $20, $21, $22, $23, $24, $25, $26
+			INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload,
+				attempts, locked_until, lease_expires, claimed_by)
+			SELECT (SELECT id FROM req), $18, $19, $20, $21, $22, $23, $24, $25, $26, ` + jobLeaseSQL("$27", "$28", "$24", "$29") + `
 			WHERE $17::boolean AND (SELECT count(*) FROM taken) = cardinality($16::text[])
 			RETURNING id)
 		SELECT (SELECT id FROM req), ARRAY(SELECT key FROM taken), (SELECT id FROM job)`
@@ -177,7 +195,7 @@ func (db *DB) receiptArgs(r *hooks.Receipt, enc encoded) []any {
 	args := []any{string(req.Sender), req.Name, req.RequestID, string(req.Urgency), req.Method, req.Path, req.RemoteAddr,
 		enc.headers, req.Body, req.Status, req.Response, req.Latency.Microseconds(), enc.notes, req.ReceivedAt,
 		db.stamp(), keys, hasJob}
-	return append(args, jobArg...)
+	return append(append(args, jobArg...), db.id)
 }
 
 // receiptResult is what receiptSQL returns: the request's ID, the keys it

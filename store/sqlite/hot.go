@@ -72,8 +72,9 @@ func (db *DB) hotStmts() (*hotStatements, error) {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&h.insertEntry, `INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`},
-		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload,
+			attempts, locked_until)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	} {
 		ds, err := db.raw.Prepare(st.q)
 		if err != nil {
@@ -154,12 +155,15 @@ func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
 	if err != nil {
 		return err
 	}
-	var finished driver.Value
+	var finished, locked driver.Value
 	if !j.FinishedAt.IsZero() {
 		finished = j.FinishedAt.UnixMicro()
 	}
+	if j.State == hooks.JobRunning {
+		locked = j.LockedUntil.UnixMicro() // leased at once to a waiting worker (hooks.Queue.Offer)
+	}
 	res, err := hot.exec(hot.insertJob, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
-		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload)
+		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload, int64(j.Attempts), locked)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}

@@ -792,3 +792,51 @@ func testFindAttempts(t *testing.T, b Backend) {
 		t.Errorf("attempts of an unknown job: got %+v, %v; want none", atts, err)
 	}
 }
+
+// testSaveLeased: a receipt's job written already leased to a waiting
+// worker (hooks.Queue.Offer) is running under that lease, is not claimed
+// again, completes like a claimed job, and is rescued when its lease runs
+// out like one.
+func testSaveLeased(t *testing.T, b Backend) {
+	leased := func(e *env, rid string, lease time.Duration) *hooks.Job {
+		r := e.receipt(rid, `{}`)
+		r.Job.State, r.Job.Attempts, r.Job.LockedUntil = hooks.JobRunning, 1, e.now().Add(lease)
+		if found := e.save(r); found != nil {
+			t.Fatalf("save %s: got entry %+v, want nil", rid, found)
+		}
+		return r.Job
+	}
+	t.Run("Complete", func(t *testing.T) {
+		e := newEnv(t, b)
+		j := leased(e, "req-1", time.Hour)
+		stored := e.job(j.ID)
+		if stored.State != hooks.JobRunning || stored.Attempts != 1 || !lockedWithin(stored.LockedUntil, e.now(), time.Hour) {
+			t.Fatalf("saved leased: got %+v, want running, attempt 1, locked for an hour", stored)
+		}
+		if got := e.claim(time.Hour, 10); len(got) != 0 {
+			t.Fatalf("claim: got %v, want none: the job is leased", jobIDs(got))
+		}
+		j.AttemptStarted = e.now()
+		if err := e.s.CompleteJobs(t.Context(), []*hooks.Job{j}, e.now()); err != nil {
+			t.Fatal(err)
+		}
+		if stored := e.job(j.ID); stored.State != hooks.JobDone || stored.Attempts != 1 {
+			t.Fatalf("completed: got %+v, want done after 1 attempt", stored)
+		}
+		if got, want := e.attempts(j.ID), hooks.OutcomeOK; got != want {
+			t.Fatalf("attempts: got %q, want %q", got, want)
+		}
+	})
+	t.Run("Rescued", func(t *testing.T) {
+		e := newEnv(t, b)
+		j := leased(e, "req-1", shortLease)
+		e.wait(expire)
+		if got, want := e.rescue(hooks.RetryPolicy{}), int64(1); got != want {
+			t.Fatalf("rescued: got %d, want %d", got, want)
+		}
+		got := e.claim(time.Hour, 10)
+		if len(got) != 1 || got[0].ID != j.ID || got[0].Attempts != 2 {
+			t.Fatalf("claim after rescue: got %+v, want job %d, attempt 2", got, j.ID)
+		}
+	})
+}

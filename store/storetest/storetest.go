@@ -99,6 +99,7 @@ func Run(t *testing.T, b Backend) {
 		{"PurgeIdempotency", testPurgeIdempotency},
 		{"ClaimJobs", testClaimJobs},
 		{"RescueJobs", testRescueJobs},
+		{"SaveLeased", testSaveLeased},
 		{"CompleteJobs", testCompleteJobs},
 		{"FailJob", testFailJob},
 		{"ReleaseJobs", testReleaseJobs},
