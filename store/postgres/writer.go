@@ -160,6 +160,7 @@ func (db *DB) fill(batch []writeOp) []writeOp {
 // may or may not have been applied, and the callers answer "retry", which
 // the idempotency records make safe.
 func (db *DB) commitAll(batch []writeOp) {
+	start, writes, failed := time.Now(), len(batch), 0
 	piped := true
 	for len(batch) > 0 {
 		i, err := db.commit(batch, piped)
@@ -171,12 +172,22 @@ func (db *DB) commitAll(batch []writeOp) {
 			if err != nil && len(batch) == 1 && i >= 0 {
 				err = db.retryAlone(batch[0], err)
 			}
+			if storeFailure(err) {
+				failed += len(batch)
+			}
+			// Before the writes return, so that a write seen done is
+			// counted.
+			db.observeCommit(writes, time.Since(start), failed)
 			for _, op := range batch {
 				op.done <- err
 			}
 			return
 		}
-		batch[i].done <- db.retryAlone(batch[i], nil)
+		alone := db.retryAlone(batch[i], nil)
+		if storeFailure(alone) {
+			failed++
+		}
+		batch[i].done <- alone
 		batch = append(batch[:i:i], batch[i+1:]...)
 	}
 }
