@@ -137,6 +137,12 @@ type jobStatser interface {
 	JobStats(ctx context.Context, now time.Time) (hooks.JobStats, error)
 }
 
+// poolStatser is a store with a connection pool (PostgreSQL) that
+// reports its state for metrics.
+type poolStatser interface {
+	PoolStats() hooks.PoolStats
+}
+
 // observe sets up the request log and, unless the admin listener is off
 // (no one could scrape them), the metrics: it is called by Run once the
 // store and the queue exist, before the handlers are built, and adds
@@ -157,6 +163,13 @@ func (m *Main) observe() {
 		mt.WatchJobs(db.JobStats, m.JobStatsEvery)
 	} else {
 		m.Logger.Info("this store does not count its jobs: hookbay_jobs and hookbay_queue_oldest_waiting_seconds are not served")
+	}
+	if db, ok := m.DB.(poolStatser); ok {
+		mt.WatchPool(db.PoolStats)
+	}
+	if _, ok := m.DB.(sharedStore); ok {
+		// Read at each scrape: the lease loop starts after observe.
+		mt.WatchLeader(m.Leading)
 	}
 	mt.WatchWorkers(m.Queue.Workers, m.Queue.Busy)
 	if cfg.Server.TLS.Mode != "off" {
