@@ -347,7 +347,9 @@ func (g countingGuard) count(r *hooks.Receipt) {
 		g.m.Duplicate(req.Sender, kind, 1)
 		return
 	}
-	if r.Job != nil && r.Job.State == hooks.JobAvailable {
+	// A queued job is available, or running when a waiting worker took
+	// it with the request (hooks.Queue.Offer); an inline hook's is done.
+	if r.Job != nil && (r.Job.State == hooks.JobAvailable || r.Job.State == hooks.JobRunning) {
 		g.m.Enqueued(req.Sender, r.Job.Source, r.Job.Urgency, 1)
 	}
 	if req.Sender != hooks.SenderBloomreach || !g.batches[req.Name] {
