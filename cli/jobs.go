@@ -23,7 +23,7 @@ type JobsCommand struct {
 var jobStates = []hooks.JobState{hooks.JobAvailable, hooks.JobRunning, hooks.JobDone, hooks.JobDead}
 
 // jobStatesText says what each state means, for usage and errors.
-const jobStatesText = "available (waiting for a worker: new, or due for a retry), running, done or dead"
+const jobStatesText = "available (waiting for a worker: new, or due for a retry), running (leased by a worker pool: being delivered, or claimed and next in its line), done or dead"
 
 // Run dispatches list and retry.
 func (cmd *JobsCommand) Run(ctx context.Context, args []string) error {

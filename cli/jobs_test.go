@@ -21,7 +21,7 @@ func TestJobsCommand_List(t *testing.T) {
 	})
 	dir := m.Config.Server.DataDir
 
-	// done, dead, running (held by the downstream), available (no free worker)
+	// done, dead, running (held by the downstream, or next in line), available (no room)
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"A"}`, urgency: "urgent", id: "jl-a"})
 	a := jobOf(t, m, eventOf(t, m, "jl-a"), hooks.JobDone)
 	d.set(func(d *downstream) { d.statuses = []int{500} })
@@ -32,26 +32,33 @@ func TestJobsCommand_List(t *testing.T) {
 	t.Cleanup(func() { close(gate) }) // before the server and the downstream close
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"C"}`, urgency: "urgent", id: "jl-c"})
 	c := jobOf(t, m, eventOf(t, m, "jl-c"), hooks.JobRunning)
+	// D and E are claimed into the worker's line (twice the workers),
+	// next after C: leased, so running, as --state's help says; F finds
+	// the line full and waits, available.
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"D"}`, urgency: "urgent", id: "jl-d"})
-	p := jobOf(t, m, eventOf(t, m, "jl-d"), hooks.JobAvailable)
+	ld := jobOf(t, m, eventOf(t, m, "jl-d"), hooks.JobRunning)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"E"}`, urgency: "urgent", id: "jl-e"})
+	le := jobOf(t, m, eventOf(t, m, "jl-e"), hooks.JobRunning)
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"F"}`, urgency: "urgent", id: "jl-f"})
+	p := jobOf(t, m, eventOf(t, m, "jl-f"), hooks.JobAvailable)
 
 	var all []cliJob
 	cliJSON(t, &all, "jobs", "list", "--data", dir, "--json")
-	if got, want := jobIDs(all), []int64{a.ID, b.ID, c.ID, p.ID}; !reflect.DeepEqual(got, want) {
+	if got, want := jobIDs(all), []int64{a.ID, b.ID, c.ID, ld.ID, le.ID, p.ID}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("jobs=%v, want %v (oldest first)", got, want)
 	}
 	var states []string
 	for _, j := range all {
 		states = append(states, j.State)
 	}
-	if got := strings.Join(states, ","); got != "done,dead,running,available" {
+	if got := strings.Join(states, ","); got != "done,dead,running,running,running,available" {
 		t.Fatalf("states=%s", got)
 	}
 	if j := all[1]; j.Event != eventOf(t, m, "jl-b") || j.Name != "CreateDiscount4" || j.Urgency != "urgent" || j.Attempts != 1 || !strings.Contains(j.LastError, "status 500") {
 		t.Fatalf("dead job=%+v", j)
 	}
 	// The sender and its request ID match a job to what the sender sent.
-	for i, rid := range []string{"jl-a", "jl-b", "jl-c", "jl-d"} {
+	for i, rid := range []string{"jl-a", "jl-b", "jl-c", "jl-d", "jl-e", "jl-f"} {
 		if j := all[i]; j.Sender != "bubblehouse" || j.RequestID != rid {
 			t.Errorf("job %d: sender %q, request ID %q; want bubblehouse, %q", j.ID, j.Sender, j.RequestID, rid)
 		}
@@ -66,7 +73,7 @@ func TestJobsCommand_List(t *testing.T) {
 		want []int64
 	}{
 		{"Available", []string{"--state", "available"}, []int64{p.ID}},
-		{"Running", []string{"--state", "running"}, []int64{c.ID}},
+		{"Running", []string{"--state", "running"}, []int64{c.ID, ld.ID, le.ID}},
 		{"Done", []string{"--state", "done"}, []int64{a.ID}},
 		{"Dead", []string{"--state", "dead"}, []int64{b.ID}},
 		{"NameAndLimit", []string{"--name", "CreateDiscount4", "--limit", "2"}, []int64{a.ID, b.ID}},
@@ -97,7 +104,7 @@ func TestJobsCommand_List(t *testing.T) {
 	for _, state := range []string{"stuck", "pending"} {
 		t.Run("ErrState/"+state, func(t *testing.T) {
 			_, err := runCLI(t, "jobs", "list", "--data", dir, "--state", state)
-			if want := fmt.Sprintf(`--state %q: want available (waiting for a worker: new, or due for a retry), running, done or dead`, state); exitStatus(t, err) != 2 || err.Error() != want {
+			if want := fmt.Sprintf(`--state %q: want available (waiting for a worker: new, or due for a retry), running (leased by a worker pool: being delivered, or claimed and next in its line), done or dead`, state); exitStatus(t, err) != 2 || err.Error() != want {
 				t.Fatalf("err=%v, want %q", err, want)
 			}
 		})

@@ -269,7 +269,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startStoreLoops(ctx); err != nil { // PostgreSQL: LISTEN, and the maintenance lease (store.go)
 		return err
 	}
-	m.Guard = &idempotency.Guard{Store: m.guardStore(), Notify: m.Queue.Notify, Offer: m.Queue.Offer,
+	m.Guard = &idempotency.Guard{Store: m.guardStore(), Notify: m.Queue.Queued, Offer: m.Queue.Offer,
 		Retention: time.Duration(cfg.Idempotency.Retention), Logger: m.Logger}
 	guard := m.handlerGuard()
 

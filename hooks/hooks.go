@@ -52,6 +52,10 @@ func ParseUrgency(s string) (u Urgency, ok bool) {
 	return UrgencyRegular, false
 }
 
+// NoPriority is above every job's priority (0 to 9): ClaimPressing with
+// it claims any job.
+const NoPriority = 10
+
 // Priority orders queued jobs: lower runs first.
 func (u Urgency) Priority() int {
 	switch u {

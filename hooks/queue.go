@@ -14,6 +14,9 @@ type JobStore interface {
 	// ClaimJobs leases up to limit available jobs whose time has come until
 	// now+lease, most pressing first.
 	ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Job, error)
+	// ClaimPressing is ClaimJobs for jobs more pressing than priority
+	// below only.
+	ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*Job, error)
 	// RescueJobs takes back running jobs whose lease expired: available
 	// again, or dead under the policy, the interrupted attempt recorded.
 	RescueJobs(ctx context.Context, now time.Time, policy RetryPolicy) (int64, error)
@@ -97,6 +100,7 @@ type Queue struct {
 	completer sync.WaitGroup
 	stopOnce  sync.Once
 	busy      atomic.Int64 // workers running an attempt
+	pressing  atomic.Int64 // the most pressing priority queued since the feeder last looked
 
 	mu       sync.Mutex
 	ready    jobLine    // claimed, not started, most pressing first
@@ -129,6 +133,21 @@ func (q *Queue) Notify() {
 	}
 }
 
+// Queued tells the pool that a job of the given priority was queued: it
+// wakes the pool like Notify, and when the line holds jobs less pressing
+// than it, the pool claims it ahead of them and gives back the least
+// pressing of those beyond Prefetch, so that a regular job in the line
+// never delays an urgent one queued after it.
+func (q *Queue) Queued(priority int) {
+	for {
+		p := q.pressing.Load()
+		if int64(priority) >= p || q.pressing.CompareAndSwap(p, int64(priority)) {
+			break
+		}
+	}
+	q.Notify()
+}
+
 // Start launches the workers. Call Stop to drain them.
 func (q *Queue) Start() {
 	if q.Workers <= 0 {
@@ -150,6 +169,7 @@ func (q *Queue) Start() {
 		q.Logger = slog.Default()
 	}
 	q.Policy = q.Policy.withDefaults()
+	q.pressing.Store(NoPriority)
 	q.wake = make(chan struct{}, 1)
 	q.freed = make(chan struct{}, 1)
 	q.hasJob = sync.NewCond(&q.mu)
@@ -322,6 +342,9 @@ func (q *Queue) feed() {
 	// a claim came back short, only a newly queued job (or the poll) is.
 	more := true
 	for {
+		if p := q.pressing.Swap(NoPriority); p < NoPriority {
+			q.claimPressing(int(p), threshold)
+		}
 		if room := q.room(); room >= threshold {
 			batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
 			if err != nil {
@@ -366,6 +389,41 @@ func (q *Queue) feed() {
 			lastRescue = time.Now()
 		}
 	}
+}
+
+// claimPressing claims, ahead of the line, up to limit jobs more pressing
+// than its least pressing one, when a job of priority p may be such a
+// job; the line's least pressing jobs beyond Prefetch go back to the
+// queue.
+func (q *Queue) claimPressing(p, limit int) {
+	q.mu.Lock()
+	worst := q.ready.worst()
+	q.mu.Unlock()
+	if worst <= p {
+		return // the line is empty, or holds nothing less pressing
+	}
+	batch, err := q.Store.ClaimPressing(context.Background(), q.Now(), q.Lease, limit, worst)
+	if err != nil {
+		q.Logger.Error("claim jobs", "err", err)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	var back []*Job
+	q.mu.Lock()
+	if q.stopping {
+		back = batch
+	} else {
+		for _, j := range batch {
+			q.ready.push(j)
+		}
+		for q.ready.Len() > 0 && q.ready.Len()+q.offered > q.Prefetch {
+			back = append(back, q.ready.removeWorst())
+		}
+		q.hasJob.Broadcast()
+	}
+	q.mu.Unlock()
+	q.release(back)
 }
 
 func (q *Queue) rescue() {
@@ -502,6 +560,28 @@ func (l *jobLine) Pop() any {
 
 func (l *jobLine) push(j *Job) { heap.Push(l, j) }
 func (l *jobLine) pop() *Job   { return heap.Pop(l).(*Job) }
+
+// worst is the least pressing job's priority; -1 for an empty line, which
+// holds nothing less pressing than any job.
+func (l jobLine) worst() int {
+	w := -1
+	for _, j := range l {
+		w = max(w, j.Priority)
+	}
+	return w
+}
+
+// removeWorst takes the least pressing job (the last in queue order) out
+// of the line, which must not be empty.
+func (l *jobLine) removeWorst() *Job {
+	w := 0
+	for i := range *l {
+		if l.Less(w, i) {
+			w = i
+		}
+	}
+	return heap.Remove(l, w).(*Job)
+}
 
 // take empties the line and returns what was in it.
 func (l *jobLine) take() []*Job {

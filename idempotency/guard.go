@@ -60,8 +60,10 @@ func NormalizeKey(raw string) (string, error) {
 // Guard runs requests through the idempotency records.
 type Guard struct {
 	Store Store
-	// Notify is called after a job was committed, to wake the workers.
-	Notify func()
+	// Notify is called after a job was committed, to wake the workers,
+	// with the priority of the most pressing job queued
+	// (hooks.Queue.Queued).
+	Notify func(priority int)
 	// Offer, when set, is asked before a receipt's job is written whether
 	// a worker waits for it (hooks.Queue.Offer): if one does, the job is
 	// written leased to it and handed over in memory after the commit,
@@ -219,12 +221,17 @@ func (g *Guard) notify(r *hooks.Receipt) {
 	if g.Notify == nil {
 		return
 	}
-	queued := r.Job != nil && r.Job.State == hooks.JobAvailable
-	for _, it := range r.Items {
-		queued = queued || (!it.Duplicate && it.Job != nil && it.Job.State == hooks.JobAvailable)
+	pressing := hooks.NoPriority
+	if j := r.Job; j != nil && j.State == hooks.JobAvailable {
+		pressing = j.Priority
 	}
-	if queued {
-		g.Notify()
+	for _, it := range r.Items {
+		if j := it.Job; !it.Duplicate && j != nil && j.State == hooks.JobAvailable {
+			pressing = min(pressing, j.Priority)
+		}
+	}
+	if pressing < hooks.NoPriority {
+		g.Notify(pressing)
 	}
 }
 

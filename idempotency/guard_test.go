@@ -44,7 +44,7 @@ func newFixture(t *testing.T, clock *storetest.Clock) *fixture {
 	f := &fixture{db: sqlitetest.Open(t)}
 	f.g = &idempotency.Guard{
 		Store:        f.db,
-		Notify:       func() { f.notifies.Add(1) },
+		Notify:       func(int) { f.notifies.Add(1) },
 		PollInterval: 5 * time.Millisecond,
 		Now:          time.Now,
 	}

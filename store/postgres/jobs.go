@@ -174,11 +174,21 @@ const rescuedError = "the process running this attempt stopped before it ended (
 // caller's clock, which is when the caller must be done; the database
 // judges it expired once lease has passed since its own now() at the claim.
 func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, hooks.NoPriority)
+}
+
+// ClaimPressing is ClaimJobs for the jobs whose priority is below below
+// (more pressing) only.
+func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, below)
+}
+
+func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
 		rows, err := w.query(`WITH c AS (
-				SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= $1
+				SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= $1 AND priority < $5
 				ORDER BY priority, scheduled_at, id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, claimed_by = $3,
@@ -189,7 +199,7 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
 				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
 				COALESCE(jobs.payload, r.body), jobs.payload IS NOT NULL`,
-			now, limit, db.id, micros(lease))
+			now, limit, db.id, micros(lease), below)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
 		}

@@ -15,6 +15,7 @@ import (
 // database/sql, for the writes off the hot path.
 type statements struct {
 	getEntry *sql.Stmt
+	claim    *sql.Stmt
 }
 
 func (s *statements) prepare(db *sql.DB) error {
@@ -24,12 +25,23 @@ func (s *statements) prepare(db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("prepare idempotency lookup: %w", err)
 	}
+	// One statement per claim, parsed once: the claimed jobs' request
+	// columns are read by primary key in the same statement.
+	s.claim, err = db.Prepare(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
+		WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2 AND priority < ?4
+			ORDER BY priority, scheduled_at, id LIMIT ?3)
+		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload`)
+	if err != nil {
+		return fmt.Errorf("prepare claim: %w", err)
+	}
 	return nil
 }
 
 func (s *statements) close() {
-	if s.getEntry != nil {
-		s.getEntry.Close()
+	for _, st := range []*sql.Stmt{s.getEntry, s.claim} {
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -78,18 +79,20 @@ const rescuedError = "the process running this attempt stopped before it ended (
 // ClaimJobs leases up to limit available jobs until now+lease, in queue
 // order (priority, then scheduled time, then ID): urgent before regular.
 func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, hooks.NoPriority)
+}
+
+// ClaimPressing is ClaimJobs for the jobs whose priority is below below
+// (more pressing) only.
+func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, below)
+}
+
+func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
-		rows, err := tx.Query(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
-			WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2
-				ORDER BY priority, scheduled_at, id LIMIT ?3)
-			RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error,
-				(SELECT request_id FROM requests WHERE requests.id = jobs.request_ref),
-				(SELECT name FROM requests WHERE requests.id = jobs.request_ref),
-				(SELECT headers FROM requests WHERE requests.id = jobs.request_ref),
-				COALESCE(payload, (SELECT body FROM requests WHERE requests.id = jobs.request_ref)), payload IS NOT NULL`,
-			now.Add(lease).UnixMicro(), now.UnixMicro(), limit)
+		rows, err := tx.Stmt(db.stmts.claim).Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
 		}
@@ -97,24 +100,18 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 		for rows.Next() {
 			j := &hooks.Job{State: hooks.JobRunning, LockedUntil: now.Add(lease)}
 			var scheduled, created int64
-			var rid sql.NullString
-			var headers []byte
-			var item bool
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&scheduled, &created, &j.LastError, &rid, &j.Source, &headers, &j.Body, &item); err != nil {
+				&scheduled, &created, &j.LastError, &j.Payload); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
-			}
-			if item {
-				j.Payload = j.Body // one customer of a batch
-			}
-			j.RequestID = rid.String
-			if err := json.Unmarshal(headers, &j.Header); err != nil {
-				return fmt.Errorf("decode headers of job %d: %w", j.ID, err)
 			}
 			j.ScheduledAt, j.CreatedAt = time.UnixMicro(scheduled), time.UnixMicro(created)
 			jobs = append(jobs, j)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim jobs: %w", err)
+		}
+		rows.Close()
+		return db.readClaimed(tx, jobs)
 	})
 	if err != nil {
 		return nil, err
@@ -130,6 +127,49 @@ func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration,
 		return ja.ID < jb.ID
 	})
 	return jobs, nil
+}
+
+// readClaimed reads what claimed jobs deliver from their request records:
+// the request ID, the name in the URL, the headers and, unless the job has
+// a payload of its own, the body.
+func (db *DB) readClaimed(tx *sql.Tx, jobs []*hooks.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	byRef := make(map[int64][]*hooks.Job, len(jobs))
+	args := make([]any, 0, len(jobs))
+	for _, j := range jobs {
+		if byRef[j.RequestRef] == nil {
+			args = append(args, j.RequestRef)
+		}
+		byRef[j.RequestRef] = append(byRef[j.RequestRef], j)
+	}
+	rows, err := tx.Query(`SELECT id, request_id, name, headers, body FROM requests WHERE id IN (?`+
+		strings.Repeat(", ?", len(args)-1)+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("read claimed jobs' requests: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var rid sql.NullString
+		var name string
+		var headers, body []byte
+		if err := rows.Scan(&id, &rid, &name, &headers, &body); err != nil {
+			return fmt.Errorf("read claimed jobs' requests: %w", err)
+		}
+		var h http.Header
+		if err := json.Unmarshal(headers, &h); err != nil {
+			return fmt.Errorf("decode headers of request %d: %w", id, err)
+		}
+		for _, j := range byRef[id] {
+			j.RequestID, j.Source, j.Header, j.Body = rid.String, name, h, body
+			if j.Payload != nil {
+				j.Body = j.Payload // one customer of a batch
+			}
+		}
+	}
+	return rows.Err()
 }
 
 // CompleteJobs marks running jobs done, in one statement. Each update

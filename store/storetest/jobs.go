@@ -95,6 +95,40 @@ func testClaimJobs(t *testing.T, b Backend) {
 		}
 	})
 
+	t.Run("Pressing", func(t *testing.T) {
+		// ClaimPressing takes only jobs more pressing than its bound, in
+		// queue order, and leaves the others available.
+		e := newEnv(t, b)
+		r := e.queue("regular", hooks.UrgencyRegular, e.now())
+		u1 := e.queue("urgent-1", hooks.UrgencyUrgent, e.now())
+		rt := e.queue("realtime", hooks.UrgencyRealtime, e.now())
+		u2 := e.queue("urgent-2", hooks.UrgencyUrgent, e.now())
+		claim := func(limit, below int) string {
+			got, err := e.s.ClaimPressing(t.Context(), e.now(), time.Hour, limit, below)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range got {
+				if len(j.Body) == 0 || j.State != hooks.JobRunning || j.Attempts != 1 {
+					t.Errorf("claimed job %d: %+v, want running, attempt 1, with its body", j.ID, j)
+				}
+			}
+			return fmt.Sprint(jobIDs(got))
+		}
+		if got := claim(10, 0); got != "[]" {
+			t.Fatalf("below 0: got %s, want none", got)
+		}
+		if got, want := claim(1, 2), fmt.Sprint([]int64{rt.ID}); got != want {
+			t.Fatalf("below 2, limit 1: got %s, want %s", got, want)
+		}
+		if got, want := claim(10, 2), fmt.Sprint([]int64{u1.ID, u2.ID}); got != want {
+			t.Fatalf("below 2: got %s, want %s", got, want)
+		}
+		if got, want := fmt.Sprint(jobIDs(e.claim(time.Hour, 10))), fmt.Sprint([]int64{r.ID}); got != want {
+			t.Fatalf("left available: got %s, want %s", got, want)
+		}
+	})
+
 	t.Run("Limit", func(t *testing.T) {
 		e := newEnv(t, b)
 		var want []int64
