@@ -32,6 +32,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -145,6 +146,9 @@ type DB struct {
 	listeners    sync.WaitGroup
 	listenersMu  sync.Mutex
 	listenClosed bool
+
+	// commits is told of every group commit (ObserveCommits).
+	commits atomic.Pointer[func(writes int, took time.Duration, failed int)]
 }
 
 // Open connects to the PostgreSQL database at url (a libpq URL or DSN;

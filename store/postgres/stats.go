@@ -3,19 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
 )
-
-// commitObservers holds the function each store (by DB.id) tells of its
-// group commits (ObserveCommits). It sits beside DB rather than in it; an
-// entry goes when ObserveCommits(nil) is called or once its store is
-// garbage, so that it never keeps a closed store's observer (and the
-// metrics it holds) alive.
-var commitObservers sync.Map // int64 → *func(writes int, took time.Duration, failed int)
 
 // ObserveCommits sets the function told of every group commit once each of
 // its writes has its outcome, for metrics: how many writes the batch held,
@@ -26,19 +17,17 @@ var commitObservers sync.Map // int64 → *func(writes int, took time.Duration, 
 // telling. It may be called while the store is in use.
 func (db *DB) ObserveCommits(f func(writes int, took time.Duration, failed int)) {
 	if f == nil {
-		commitObservers.Delete(db.id)
+		db.commits.Store(nil)
 		return
 	}
-	if _, had := commitObservers.Swap(db.id, &f); !had {
-		runtime.AddCleanup(db, func(id int64) { commitObservers.Delete(id) }, db.id)
-	}
+	db.commits.Store(&f)
 }
 
 // observeCommit tells the commit observer, if there is one, of a group
 // commit (commitAll).
 func (db *DB) observeCommit(writes int, took time.Duration, failed int) {
-	if f, ok := commitObservers.Load(db.id); ok {
-		(*f.(*func(int, time.Duration, int)))(writes, took, failed)
+	if f := db.commits.Load(); f != nil {
+		(*f)(writes, took, failed)
 	}
 }
 
