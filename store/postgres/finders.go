@@ -76,61 +76,18 @@ var searchWindow int64 = 100_000
 // from the newest), one text search (RequestFilter.Search) reads.
 func (db *DB) SearchWindow() int64 { return searchWindow }
 
-// FindRequests returns request records, newest first.
+// FindRequests returns request records, newest first, filtered by every
+// field of f that is set. The indexes of 0003_inspector.sql serve the
+// filters by sender, name and error status; id order is arrival order, so
+// that a page is an index range read backwards, never a sort. The request
+// ID, the time range and a text search filter the records those read,
+// newest first until the page is full; a text search reads at most
+// SearchWindow records.
 func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks.Request, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	var where []string
-	var args []any
-	arg := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
-	}
-	if f.ID != 0 {
-		arg("id = ?", f.ID)
-	}
-	if f.Sender != "" {
-		arg("sender = ?", string(f.Sender))
-	}
-	if f.Name != "" {
-		arg("name = ?", f.Name)
-	}
-	if f.RequestID != "" {
-		arg("request_id = ?", f.RequestID)
-	}
-	if f.Status != 0 {
-		arg("status = ?", f.Status)
-	} else if f.StatusClass != 0 {
-		arg("status / 100 = ?", f.StatusClass)
-	}
-	if f.Search != "" {
-		// The body is bytes, the headers JSON text: the same text is
-		// looked for in both, in at most searchWindow records below the
-		// page's start, as on SQLite.
-		if f.BeforeID != 0 {
-			arg("id >= ?::bigint - "+fmt.Sprint(searchWindow), f.BeforeID)
-		} else {
-			where = append(where, "id >= (SELECT COALESCE(max(id), 0) + 1 FROM requests) - "+fmt.Sprint(searchWindow))
-		}
-		arg("(position(convert_to(?::text, 'UTF8') IN COALESCE(body, '')) > 0 OR strpos(headers, ?::text) > 0)", f.Search)
-	}
-	if !f.Since.IsZero() {
-		arg("received_at >= ?", f.Since)
-	}
-	if !f.Until.IsZero() {
-		arg("received_at < ?", f.Until)
-	}
-	if f.BeforeID != 0 {
-		arg("id < ?", f.BeforeID)
-	}
-	q := `SELECT id, sender, name, request_id, urgency, method, path, remote_addr, headers, body, status, response,
-		latency_us, notes, duplicate_of, received_at FROM requests`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, f.Limit)
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	q, args := requestsQuery(f)
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find requests: %w", translate(err))
@@ -163,4 +120,71 @@ func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks
 		return nil, fmt.Errorf("find requests: %w", translate(err))
 	}
 	return out, nil
+}
+
+// requestsQuery is FindRequests' statement for f, whose Limit is set, and
+// its arguments.
+func requestsQuery(f hooks.RequestFilter) (string, []any) {
+	var where []string
+	var args []any
+	arg := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.ID != 0 {
+		arg("id = ?", f.ID)
+	}
+	if f.Sender != "" {
+		arg("sender = ?", string(f.Sender))
+	}
+	if f.Name != "" {
+		arg("name = ?", f.Name)
+	}
+	if f.RequestID != "" {
+		arg("request_id = ?", f.RequestID)
+	}
+	switch {
+	case f.Status != 0:
+		arg("status = ?", f.Status)
+	case f.StatusClass != 0:
+		// A range, not status / 100: an index on status can serve a range.
+		arg("status >= ?", f.StatusClass*100)
+		arg("status < ?", f.StatusClass*100+100)
+	}
+	if f.Status >= 300 || (f.Status == 0 && f.StatusClass >= 3) {
+		// Spelled out: the partial index on error statuses
+		// (requests_error_status) serves a statement only when its WHERE
+		// clause implies the index's status >= 300, and a bound parameter
+		// implies nothing in a generic plan, the one a statement the pool
+		// has prepared ends up with.
+		where = append(where, "status >= 300")
+	}
+	if f.Search != "" {
+		// The body is bytes, the headers JSON text: the same text is
+		// looked for in both, in at most searchWindow records below the
+		// page's start, as on SQLite.
+		if f.BeforeID != 0 {
+			arg("id >= ?::bigint - "+fmt.Sprint(searchWindow), f.BeforeID)
+		} else {
+			where = append(where, "id >= (SELECT COALESCE(max(id), 0) + 1 FROM requests) - "+fmt.Sprint(searchWindow))
+		}
+		arg("(position(convert_to(?::text, 'UTF8') IN COALESCE(body, '')) > 0 OR strpos(headers, ?::text) > 0)", f.Search)
+	}
+	if !f.Since.IsZero() {
+		arg("received_at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		arg("received_at < ?", f.Until)
+	}
+	if f.BeforeID != 0 {
+		arg("id < ?", f.BeforeID)
+	}
+	q := `SELECT id, sender, name, request_id, urgency, method, path, remote_addr, headers, body, status, response,
+		latency_us, notes, duplicate_of, received_at FROM requests`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit)
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	return q, args
 }
