@@ -15,6 +15,7 @@ func TestJobsCommand_List(t *testing.T) {
 	d := newDownstream(t)
 	m := MustRunMain(t, func(c *config.Config) {
 		c.Queue.Workers = 1 // a held delivery keeps the next job pending
+		c.Queue.Prefetch = 2
 		c.Queue.MaxAttempts = 1
 		c.Queue.Backoff = config.BackoffConfig{Initial: config.Duration(10 * time.Millisecond), Max: config.Duration(50 * time.Millisecond)}
 		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL)}
@@ -32,7 +33,7 @@ func TestJobsCommand_List(t *testing.T) {
 	t.Cleanup(func() { close(gate) }) // before the server and the downstream close
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"C"}`, urgency: "urgent", id: "jl-c"})
 	c := jobOf(t, m, eventOf(t, m, "jl-c"), hooks.JobRunning)
-	// D and E are claimed into the worker's line (twice the workers),
+	// D and E are claimed into the worker's line (queue.prefetch: 2),
 	// next after C: leased, so running, as --state's help says; F finds
 	// the line full and waits, available.
 	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"D"}`, urgency: "urgent", id: "jl-d"})

@@ -253,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Store:     m.DB,
 		ActionFor: m.Dispatch.Queued,
 		Workers:   cfg.Queue.Workers,
+		Prefetch:  cfg.Queue.Prefetch * cfg.Queue.Workers,
 		Lease:     time.Duration(cfg.Queue.Lease),
 		Policy:    cfg.Queue.Policy(),
 		Logger:    m.Logger,

@@ -105,7 +105,7 @@ func redactURL(s string) string {
 // announces the jobs any of them queue, and hands background work to one
 // of them at a time through a lease.
 type sharedStore interface {
-	Listen(ctx context.Context, onJobs func()) error
+	Listen(ctx context.Context, onJobs func(priority int)) error
 	TryLead(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	Resign(ctx context.Context, name, holder string) error
 }
@@ -156,10 +156,11 @@ func (r *replicaLoops) RescueJobs(ctx context.Context, now time.Time, policy hoo
 	return r.JobStore.RescueJobs(ctx, now, policy)
 }
 
-// wake wakes the queue's idle workers, once the queue has started.
-func (r *replicaLoops) wake() {
+// wake tells the queue, once it has started, that a replica queued jobs
+// of the given priority (hooks.Queue.Queued).
+func (r *replicaLoops) wake(priority int) {
 	if r.claimed.Load() {
-		r.m.Queue.Notify()
+		r.m.Queue.Queued(priority)
 	}
 }
 

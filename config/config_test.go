@@ -72,6 +72,7 @@ bubblehouse:
 		{"ErrFilesWithoutCert", "server: {tls: {mode: files}}", "server.tls.cert_file"},
 		{"ErrWorkers", "queue: {workers: many}", "queue.workers"},
 		{"ErrWorkersRange", "queue: {workers: -1}", "queue.workers: -1 is not between 1 and 1024"},
+		{"ErrPrefetchRange", "queue: {prefetch: 65}", "queue.prefetch: 65 is not between 1 and 64"},
 		{"ErrRetention", "idempotency: {retention: 3 days}", "idempotency.retention"},
 		{"ErrRetentionShort", "idempotency: {retention: 10m}", "idempotency.retention"},
 		{"ErrRetentionUnderBubblehouseWindow", "idempotency: {retention: 24h}", "shorter than Bubblehouse's 48 h retry window"},

@@ -84,6 +84,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Queue.Workers == 0 {
 		c.Queue.Workers = 8
 	}
+	if c.Queue.Prefetch == 0 {
+		c.Queue.Prefetch = hooks.DefaultPrefetch
+	}
 	if c.Queue.MaxAttempts == 0 {
 		c.Queue.MaxAttempts = hooks.DefaultRetryPolicy.MaxAttempts
 	}

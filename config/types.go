@@ -238,6 +238,10 @@ type IdempotencyConfig struct {
 // QueueConfig sizes the worker pool and sets its retry policy.
 type QueueConfig struct {
 	Workers int `yaml:"workers"`
+	// Prefetch is how many jobs per worker are claimed ahead of the
+	// workers, in a line in memory, so that claims and their transactions
+	// take many jobs at once (default 8; 1 holds one job per worker).
+	Prefetch int `yaml:"prefetch"`
 	// Lease is how long a claimed job is held before it is considered
 	// abandoned (its process died) and run again: it must exceed every
 	// action's timeout. Default: the longest timeout plus 30 s.

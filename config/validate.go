@@ -30,6 +30,9 @@ func (c *Config) Validate() error {
 	if r := time.Duration(c.Server.RecordRetention); r > 0 && r < time.Duration(c.Idempotency.Retention) {
 		return fmt.Errorf("server.record_retention: %s is shorter than idempotency.retention (%s): repeats would lose their original", r, time.Duration(c.Idempotency.Retention))
 	}
+	if c.Queue.Prefetch < 1 || c.Queue.Prefetch > 64 {
+		return fmt.Errorf("queue.prefetch: %d is not between 1 and 64 (jobs per worker)", c.Queue.Prefetch)
+	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 1024 {
 		return fmt.Errorf("queue.workers: %d is not between 1 and 1024", c.Queue.Workers)
 	}

@@ -57,13 +57,15 @@ var StoreAction Action = ActionFunc(func(context.Context, *Job) ([]byte, error) 
 // memory kept in queue order, so that a worker that finishes a delivery
 // takes the next one at once instead of waiting for a claim, and claims
 // and completions each cost one transaction for many jobs. The line holds
-// at most Prefetch jobs and is topped up once Workers places are free in
-// it: a claim always takes the most pressing jobs first, so an urgent job
-// queued behind a line of regular ones waits at most until Workers
-// deliveries end, about one delivery's time, before it heads the line.
-// Jobs in the line are leased ("running" in the store) but not started; a
-// job that waited there for half its lease goes back to the queue instead
-// of running on what is left of it.
+// at most Prefetch jobs and is topped up once half of it is free. An urgent
+// job queued while the line holds regular ones (Queued, or a replica's
+// announcement) is claimed ahead of them at once, and the least pressing
+// beyond Prefetch go back: urgent stays first. Jobs in the line are leased
+// ("running" in the store) but not started; a job that waited there for
+// half its lease goes back to the queue instead of running on what is left
+// of it, and the line is shortened (to Workers at the least) so that slow
+// deliveries do not keep leases idle; it grows back, Workers at a time,
+// when workers find it empty.
 //
 // When a worker is idle and the line is empty, Offer lets the request
 // being accepted lease its job in its own transaction and hand it over in
@@ -74,7 +76,7 @@ type Queue struct {
 	ActionFor func(*Job) Action
 	Workers   int
 	// Prefetch bounds how many claimed jobs wait in memory for a worker;
-	// 0 means twice Workers.
+	// 0 means DefaultPrefetch per worker.
 	Prefetch int
 	// Lease is how long a claimed job is held before another process may
 	// take it; it must exceed the longest action timeout.
@@ -108,7 +110,14 @@ type Queue struct {
 	offered  int        // jobs offered to waiting workers, not yet handed over
 	stopping bool       // Stop was called: no job is started any more
 	hasJob   *sync.Cond // signalled when ready grows or stopping is set
+	lineMax  int        // the line's length now: Prefetch, less after stale jobs
+	claiming int        // the priority a pressing claim is fetching; NoPriority
+	pressMu  sync.Mutex // one pressing claim at a time
 }
+
+// DefaultPrefetch is how many claimed jobs per worker the line holds by
+// default: claims and their transactions of 4 jobs per worker or more.
+const DefaultPrefetch = 8
 
 // Busy is how many workers are running an attempt now, for metrics.
 func (q *Queue) Busy() int { return int(q.busy.Load()) }
@@ -154,8 +163,10 @@ func (q *Queue) Start() {
 		q.Workers = 8
 	}
 	if q.Prefetch <= 0 {
-		q.Prefetch = 2 * q.Workers
+		q.Prefetch = DefaultPrefetch * q.Workers
 	}
+	q.lineMax = q.Prefetch
+	q.claiming = NoPriority
 	if q.Lease <= 0 {
 		q.Lease = 5 * time.Minute
 	}
@@ -324,26 +335,32 @@ func (q *Queue) complete() {
 func (q *Queue) room() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.Prefetch - q.ready.Len() - q.offered
+	return q.lineMax - q.ready.Len() - q.offered
 }
 
-// feed claims jobs in batches into the line, once at least Workers places
-// (or, with a smaller Prefetch, half of them) are free in it, and rescues
-// jobs whose lease expired.
+// threshold is how many places must be free in the line for a claim.
+func (q *Queue) threshold() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return max(1, (q.lineMax+1)/2)
+}
+
+// feed claims jobs in batches into the line, once half of it is free, and
+// rescues jobs whose lease expired.
 func (q *Queue) feed() {
 	defer q.feeder.Done()
 	ticker := time.NewTicker(q.PollInterval)
 	defer ticker.Stop()
 	q.rescue()
 	lastRescue := time.Now()
-	threshold := max(1, min(q.Workers, (q.Prefetch+1)/2))
 	// more is whether the last claim filled the room it had: more jobs
 	// may be waiting, so a place freed in the line is worth a claim. Once
 	// a claim came back short, only a newly queued job (or the poll) is.
 	more := true
 	for {
+		threshold := q.threshold()
 		if p := q.pressing.Swap(NoPriority); p < NoPriority {
-			q.claimPressing(int(p), threshold)
+			q.claimPressing(int(p))
 		}
 		if room := q.room(); room >= threshold {
 			batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
@@ -354,6 +371,10 @@ func (q *Queue) feed() {
 				q.mu.Lock()
 				stopping := q.stopping
 				if !stopping {
+					if q.ready.Len() == 0 && q.waiting > 0 {
+						// Workers waited for this claim: a longer line.
+						q.lineMax = min(q.Prefetch, q.lineMax+q.Workers)
+					}
 					for _, j := range batch {
 						q.ready.push(j)
 					}
@@ -391,23 +412,40 @@ func (q *Queue) feed() {
 	}
 }
 
-// claimPressing claims, ahead of the line, up to limit jobs more pressing
-// than its least pressing one, when a job of priority p may be such a
-// job; the line's least pressing jobs beyond Prefetch go back to the
-// queue.
-func (q *Queue) claimPressing(p, limit int) {
+// claimPressing claims, ahead of the line, up to a line's length of jobs
+// more pressing than its least pressing one, when a job of priority p may
+// be such a job; the line's least pressing jobs beyond its length go back
+// to the queue.
+func (q *Queue) claimPressing(p int) {
+	if p >= NoPriority {
+		return
+	}
+	q.pressMu.Lock()
+	defer q.pressMu.Unlock()
 	q.mu.Lock()
-	worst := q.ready.worst()
-	q.mu.Unlock()
+	worst, limit := q.ready.worst(), q.lineMax
 	if worst <= p {
+		q.mu.Unlock()
 		return // the line is empty, or holds nothing less pressing
 	}
+	// Workers take nothing less pressing than p until the claim is in.
+	q.claiming = p
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.claiming = NoPriority
+		q.hasJob.Broadcast()
+		q.mu.Unlock()
+	}()
 	batch, err := q.Store.ClaimPressing(context.Background(), q.Now(), q.Lease, limit, worst)
 	if err != nil {
 		q.Logger.Error("claim jobs", "err", err)
 	}
 	if len(batch) == 0 {
 		return
+	}
+	if len(batch) == limit {
+		q.Queued(p) // there may be more
 	}
 	var back []*Job
 	q.mu.Lock()
@@ -417,7 +455,7 @@ func (q *Queue) claimPressing(p, limit int) {
 		for _, j := range batch {
 			q.ready.push(j)
 		}
-		for q.ready.Len() > 0 && q.ready.Len()+q.offered > q.Prefetch {
+		for q.ready.Len() > 0 && q.ready.Len()+q.offered > q.lineMax {
 			back = append(back, q.ready.removeWorst())
 		}
 		q.hasJob.Broadcast()
@@ -455,15 +493,27 @@ func jobIDs(jobs []*Job) []int64 {
 // next waits for the most pressing job in the line; nil once stopping.
 func (q *Queue) next() *Job {
 	q.mu.Lock()
-	q.waiting++
-	for q.ready.Len() == 0 && !q.stopping {
-		q.hasJob.Wait()
+	for {
+		q.waiting++
+		for !q.stopping && (q.ready.Len() == 0 || q.ready[0].Priority > q.claiming) {
+			q.hasJob.Wait()
+		}
+		q.waiting--
+		if q.stopping {
+			q.mu.Unlock()
+			return nil
+		}
+		// A more pressing job was queued and the feeder has not claimed
+		// it yet: claim it now, before taking a less pressing one.
+		if p := int(q.pressing.Load()); p < q.ready[0].Priority {
+			q.mu.Unlock()
+			q.claimPressing(int(q.pressing.Swap(NoPriority)))
+			q.mu.Lock()
+			continue
+		}
+		break
 	}
-	q.waiting--
-	var j *Job
-	if !q.stopping {
-		j = q.ready.pop()
-	}
+	j := q.ready.pop()
 	q.mu.Unlock()
 	select { // a place is free in the line
 	case q.freed <- struct{}{}:
@@ -482,7 +532,10 @@ func (q *Queue) work(ctx context.Context) {
 		if j.LockedUntil.Sub(q.Now()) < q.Lease/2 {
 			// It waited in the line for half its lease (the workers were
 			// held up by slow actions): back to the queue, to be claimed
-			// again with a whole lease.
+			// again with a whole lease, and a shorter line.
+			q.mu.Lock()
+			q.lineMax = max(min(q.Workers, q.Prefetch), q.lineMax/2)
+			q.mu.Unlock()
 			q.release([]*Job{j})
 			continue
 		}

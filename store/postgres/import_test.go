@@ -73,7 +73,7 @@ func TestDB_Import(t *testing.T) {
 		s := pgtest.New(t)
 		db := s.Open(t)
 		woken := make(chan struct{}, 10)
-		if err := db.Listen(ctx, func() { woken <- struct{}{} }); err != nil {
+		if err := db.Listen(ctx, func(int) { woken <- struct{}{} }); err != nil {
 			t.Fatal(err)
 		}
 		now := time.Now()

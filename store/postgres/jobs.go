@@ -150,8 +150,10 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			atts = append(atts, attempt{j, outcome, rescuedError})
 		}
 		n = int64(len(atts))
-		if len(atts) > 0 {
-			w.jobs = true
+		for _, a := range atts {
+			if a.outcome == hooks.OutcomeInterrupted {
+				w.queued(0) // available again: of any priority
+			}
 		}
 		return insertAttempts(w, atts)
 	})
@@ -306,7 +308,9 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 		if err != nil {
 			return err
 		}
-		w.jobs = w.jobs || len(owned) > 0
+		if len(owned) > 0 {
+			w.queued(0) // released: of any priority
+		}
 		return insertAttempts(w, attemptsOf(jobs, owned, hooks.OutcomeInterrupted, ""))
 	})
 	if err != nil {
@@ -342,7 +346,9 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 	err := db.write(ctx, func(w *wtx) error {
 		tag, err := w.exec(q, args...)
 		n = tag.RowsAffected()
-		w.jobs = n > 0
+		if n > 0 {
+			w.queued(0) // queued again: of any priority
+		}
 		return err
 	})
 	if err != nil {

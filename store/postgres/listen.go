@@ -12,8 +12,10 @@ import (
 
 // Listen calls onJobs whenever jobs become available (queued, released,
 // rescued or retried), by this process or another replica on the database,
-// until ctx ends or the store closes: a queue calls its Notify from it, to
-// wake idle workers at once. It returns once it is listening.
+// with the most pressing priority among them (0 when it is not known),
+// until ctx ends or the store closes: a queue calls its Queued from it, to
+// wake idle workers at once and let an urgent job pass regular ones it
+// holds. It returns once it is listening.
 //
 // A notification is a hint, never the only way to find work: one sent
 // while the connection was down is lost (onJobs is called after every
@@ -22,8 +24,14 @@ import (
 // queue's polling stays the fallback, so a lost notification delays a job
 // by at most one poll interval and never strands it. onJobs runs on the
 // listener's goroutine and must not block.
-func (db *DB) Listen(ctx context.Context, onJobs func()) error {
-	return db.listen(ctx, db.jobsChannel, func(string) { onJobs() }, onJobs)
+func (db *DB) Listen(ctx context.Context, onJobs func(priority int)) error {
+	return db.listen(ctx, db.jobsChannel, func(payload string) {
+		p, err := strconv.Atoi(payload)
+		if err != nil {
+			p = 0 // not said: take it for the most pressing
+		}
+		onJobs(p)
+	}, func() { onJobs(0) })
 }
 
 // ListenRequests calls onRequest with the ID of every request record

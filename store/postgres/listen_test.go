@@ -16,8 +16,8 @@ func TestDB_Listen(t *testing.T) {
 	defer cancel()
 	s := newSchema(t)
 	a, b := s.open(t), s.open(t)
-	woken := make(chan struct{}, 100)
-	if err := b.Listen(ctx, func() { woken <- struct{}{} }); err != nil {
+	woken := make(chan int, 100)
+	if err := b.Listen(ctx, func(p int) { woken <- p }); err != nil {
 		t.Fatal(err)
 	}
 	recorded := make(chan int64, 100)
@@ -28,17 +28,30 @@ func TestDB_Listen(t *testing.T) {
 	other := openDB(t)
 	mustQueue(t, other, "elsewhere", hooks.UrgencyRegular, t0)
 
-	wait := func(what string) {
+	wait := func(what string) int {
 		t.Helper()
 		select {
-		case <-woken:
+		case p := <-woken:
+			return p
 		case <-time.After(10 * time.Second):
 			t.Fatalf("no wake-up after %s", what)
 		}
+		return 0
 	}
 	r := newReceipt(t0, "req-1", `{}`)
 	mustCommit(t, a, r)
-	wait("a job was queued")
+	// The wake-up says how pressing the job is, so that an urgent job
+	// passes regular ones a replica already holds.
+	if got, want := wait("a job was queued"), r.Job.Priority; got != want {
+		t.Fatalf("priority announced: got %d, want %d", got, want)
+	}
+	u := newReceipt(t0, "req-urgent", `{}`)
+	u.Request.Urgency = hooks.UrgencyUrgent
+	u.Job = hooks.NewJob(u.Request, t0)
+	mustCommit(t, a, u)
+	if got, want := wait("an urgent job was queued"), hooks.UrgencyUrgent.Priority(); got != want {
+		t.Fatalf("priority announced: got %d, want %d", got, want)
+	}
 	select {
 	case id := <-recorded:
 		if id != r.Request.ID {
@@ -47,6 +60,7 @@ func TestDB_Listen(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request was not announced")
 	}
+	<-recorded // the urgent one's
 	select {
 	case <-woken:
 		t.Fatal("woken twice for one job, or by another schema's")

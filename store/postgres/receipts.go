@@ -105,7 +105,9 @@ func (db *DB) insertJob(w *wtx, j *hooks.Job, requestRef int64) error {
 		return fmt.Errorf("insert job: %w", err)
 	}
 	j.RequestRef = requestRef
-	w.jobs = w.jobs || j.State == hooks.JobAvailable
+	if j.State == hooks.JobAvailable {
+		w.queued(j.Priority)
+	}
 	return nil
 }
 
@@ -218,7 +220,9 @@ func (res *receiptResult) whole(r *hooks.Receipt, w *wtx) bool {
 	w.requests = append(w.requests, res.id)
 	if r.Job != nil {
 		r.Job.ID, r.Job.RequestRef = *res.jobID, res.id
-		w.jobs = w.jobs || r.Job.State == hooks.JobAvailable
+		if r.Job.State == hooks.JobAvailable {
+			w.queued(r.Job.Priority)
+		}
 	}
 	return true
 }
@@ -267,7 +271,9 @@ func (db *DB) saveReceipt(w *wtx, r *hooks.Receipt, enc encoded) (*hooks.Entry, 
 	if r.Job != nil {
 		if jobID != nil {
 			r.Job.ID, r.Job.RequestRef = *jobID, req.ID
-			w.jobs = w.jobs || r.Job.State == hooks.JobAvailable
+			if r.Job.State == hooks.JobAvailable {
+				w.queued(r.Job.Priority)
+			}
 		} else if err := db.insertJob(w, r.Job, req.ID); err != nil {
 			return nil, err
 		}
@@ -435,7 +441,9 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 	slices.Sort(ids)
 	for i, j := range queued {
 		j.ID, j.RequestRef = ids[i], req.ID
-		w.jobs = w.jobs || j.State == hooks.JobAvailable
+		if j.State == hooks.JobAvailable {
+			w.queued(j.Priority)
+		}
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ func TestDB_Reconnect(t *testing.T) {
 	db := s.open(t)
 	s.url = base
 	woken := make(chan struct{}, 100)
-	if err := db.Listen(ctx, func() { woken <- struct{}{} }); err != nil {
+	if err := db.Listen(ctx, func(int) { woken <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
 	mustCommit(t, db, newReceipt(time.Now(), "before", `{}`))

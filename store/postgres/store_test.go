@@ -204,7 +204,7 @@ func TestDB_Close(t *testing.T) {
 			},
 			"PurgeRecords": func() error { _, err := db.PurgeRecords(ctx, t0.Add(time.Hour)); return err },
 			"TryLead":      func() error { _, err := db.TryLead(ctx, "purge", "a", time.Minute); return err },
-			"Listen":       func() error { return db.Listen(ctx, func() {}) },
+			"Listen":       func() error { return db.Listen(ctx, func(int) {}) },
 		}
 		for name, fn := range writes {
 			for i := 0; i < 20; i++ {

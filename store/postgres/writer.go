@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -40,11 +42,15 @@ var errOneByOne = errors.New("a piped write needs more than its statement")
 type wtx struct {
 	ctx context.Context
 	tx  pgx.Tx
-	// jobs is set by a write that queued a job; requests lists the requests
-	// it recorded.
-	jobs     bool
+	// pressing is the priority of the most pressing job the writes queued
+	// (hooks.NoPriority: none), announced to listeners; requests lists the
+	// requests they recorded.
+	pressing int
 	requests []int64
 }
+
+// queued notes that a write queued a job of the given priority.
+func (w *wtx) queued(priority int) { w.pressing = min(w.pressing, priority) }
 
 func (w *wtx) exec(sql string, args ...any) (pgconn.CommandTag, error) {
 	return w.tx.Exec(w.ctx, sql, args...)
@@ -234,7 +240,7 @@ func (db *DB) commit(batch []writeOp, piped bool) (int, error) {
 		return -1, fmt.Errorf("begin: %w", translate(err))
 	}
 	defer tx.Rollback(ctx) // after Commit, a no-op
-	w := &wtx{ctx: ctx, tx: tx}
+	w := &wtx{ctx: ctx, tx: tx, pressing: hooks.NoPriority}
 	if piped {
 		if i, err := pipeline(w, batch); err != nil {
 			return i, err
@@ -248,11 +254,12 @@ func (db *DB) commit(batch []writeOp, piped bool) (int, error) {
 			return i, translate(err)
 		}
 	}
-	jobs, requests := w.jobs, w.requests
-	// Listeners hear of the batch when, and only if, it commits.
+	pressing, requests := w.pressing, w.requests
+	// Listeners hear of the batch when, and only if, it commits; the
+	// payload is the most pressing priority queued (hooks.Queue.Queued).
 	var notes pgx.Batch
-	if jobs {
-		notes.Queue(`SELECT pg_notify($1, '')`, db.jobsChannel)
+	if pressing < hooks.NoPriority {
+		notes.Queue(`SELECT pg_notify($1, $2)`, db.jobsChannel, strconv.Itoa(pressing))
 	}
 	for _, payload := range idPayloads(requests) {
 		notes.Queue(`SELECT pg_notify($1, $2)`, db.requestsChannel, payload)
