@@ -403,10 +403,10 @@ func TestForward_NoRedirect(t *testing.T) {
 	}
 }
 
-// Workers delivering at once to one downstream keep their connections: a
-// round of concurrent deliveries after the first opens none (Go's default
-// transport keeps only 2 idle connections per host, so it would open most
-// of them again).
+// Workers delivering at once to one downstream keep their connections:
+// rounds of concurrent deliveries after the first open next to none (Go's
+// default transport keeps only 2 idle connections per host, so it would
+// open most of them again).
 func TestForward_ReusesConnections(t *testing.T) {
 	var opened atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -433,8 +433,11 @@ func TestForward_ReusesConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := opened.Load(); n > workers {
-		t.Fatalf("%d deliveries in rounds of %d opened %d connections, want at most %d", workers*rounds, workers, n, workers)
+	// A round may dial before a connection of the last one is back in the
+	// pool, so a few more than workers are allowed; 2 kept per host open
+	// about 6 a round, 60 in all.
+	if n := opened.Load(); n > 2*workers {
+		t.Fatalf("%d deliveries in rounds of %d opened %d connections, want at most %d", workers*rounds, workers, n, 2*workers)
 	}
 }
 
