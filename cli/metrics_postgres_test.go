@@ -10,15 +10,7 @@ import (
 
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
-	"github.com/hookbay/hookbay/store/postgres"
 	"github.com/hookbay/hookbay/store/postgres/pgtest"
-)
-
-// The PostgreSQL store has what observe asks of a store for the metrics.
-var (
-	_ commitObserver = (*postgres.DB)(nil)
-	_ jobStatser     = (*postgres.DB)(nil)
-	_ poolStatser    = (*postgres.DB)(nil)
 )
 
 // On PostgreSQL, /metrics serves what it serves on SQLite from the store

@@ -52,6 +52,12 @@ var (
 	_ sharedStore       = (*postgres.DB)(nil)
 	_ handlers.Guard    = (*idempotency.Guard)(nil)
 	_ idempotency.Store = Store(nil)
+	// What observe asks of a store for the metrics.
+	_ commitObserver = (*sqlite.DB)(nil)
+	_ commitObserver = (*postgres.DB)(nil)
+	_ jobStatser     = (*sqlite.DB)(nil)
+	_ jobStatser     = (*postgres.DB)(nil)
+	_ poolStatser    = (*postgres.DB)(nil)
 )
 
 // openStore opens the store the configuration names: SQLite in the data
