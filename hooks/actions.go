@@ -69,6 +69,12 @@ func (f *Forward) Run(ctx context.Context, j *Job) ([]byte, error) {
 	if key := j.IdempotencyKey(); key != "" {
 		req.Header.Set(HeaderIdempotencyKey, key)
 	}
+	if tp, ts := j.Trace(); tp != "" {
+		req.Header.Set(HeaderTraceparent, tp)
+		if ts != "" {
+			req.Header.Set(HeaderTracestate, ts)
+		}
+	}
 	client := f.Client
 	if client == nil {
 		client = NoRedirectClient
@@ -225,6 +231,13 @@ func (e *Exec) Run(ctx context.Context, j *Job) ([]byte, error) {
 		"HOOKBAY_REQUEST_ID="+j.RequestID,
 		"HOOKBAY_IDEMPOTENCY_KEY="+j.IdempotencyKey(),
 	)
+	if tp, ts := j.Trace(); tp != "" {
+		// The names OpenTelemetry's environment carrier reads.
+		cmd.Env = append(cmd.Env, "TRACEPARENT="+tp)
+		if ts != "" {
+			cmd.Env = append(cmd.Env, "TRACESTATE="+ts)
+		}
+	}
 	max := e.MaxOutput
 	if max <= 0 {
 		max = DefaultMaxOutput

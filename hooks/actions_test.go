@@ -511,3 +511,44 @@ func TestExec_NoSlot(t *testing.T) {
 		t.Fatalf("err=%v, want ErrNotStarted", err)
 	}
 }
+
+// W3C Trace Context: a sender's well-formed traceparent (and tracestate)
+// goes on with the delivery, as headers to forward and as TRACEPARENT and
+// TRACESTATE to exec, so that the integrator's traces join the sender's; a
+// malformed one is not passed on.
+func TestActions_Traceparent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	job := func(traceparent string) *hooks.Job {
+		j := actionJob()
+		j.Header.Set("Traceparent", traceparent)
+		j.Header.Set("Tracestate", "vendor=opaque")
+		return j
+	}
+	t.Run("Forward", func(t *testing.T) {
+		srv, hit := newDownstream(t, answerWith(200, `{}`))
+		for _, tt := range []struct{ sent, want, state string }{
+			{tp, tp, "vendor=opaque"},
+			{"00-00000000000000000000000000000000-00f067aa0ba902b7-01", "", ""},
+			{"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "", ""},
+			{"not a trace", "", ""},
+		} {
+			if _, err := (&hooks.Forward{URL: srv.URL}).Run(context.Background(), job(tt.sent)); err != nil {
+				t.Fatal(err)
+			}
+			got := <-hit
+			if g, s := got.header.Get("Traceparent"), got.header.Get("Tracestate"); g != tt.want || s != tt.state {
+				t.Errorf("sent %q: passed on traceparent %q, tracestate %q; want %q, %q", tt.sent, g, s, tt.want, tt.state)
+			}
+		}
+	})
+	t.Run("Exec", func(t *testing.T) {
+		env := writeScript(t, t.TempDir(), "env.sh", `printf '%s|%s' "$TRACEPARENT" "$TRACESTATE"`+"\n")
+		out, err := hooks.NewExec([]string{env}, 5*time.Second, 1).Run(context.Background(), job(tp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(out), tp+"|vendor=opaque"; got != want {
+			t.Fatalf("environment: %q, want %q", got, want)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -94,6 +95,51 @@ type Attempt struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Outcome   string        `json:"outcome"`
 	Error     string        `json:"error,omitempty"`
+}
+
+// HeaderTraceparent and HeaderTracestate are W3C Trace Context's headers:
+// a sender's are passed on with each delivery, so that the integrator's
+// traces join the sender's.
+const (
+	HeaderTraceparent = "Traceparent"
+	HeaderTracestate  = "Tracestate"
+)
+
+// Trace returns the W3C traceparent the request came with, when it is well
+// formed (version, trace id, parent id and flags in lowercase hex), and its
+// tracestate; "" and "" otherwise.
+func (j *Job) Trace() (traceparent, tracestate string) {
+	tp := strings.TrimSpace(j.Header.Get(HeaderTraceparent))
+	if !validTraceparent(tp) {
+		return "", ""
+	}
+	ts := strings.TrimSpace(j.Header.Get(HeaderTracestate))
+	if len(ts) > 512 || strings.ContainsAny(ts, "\r\n") {
+		ts = ""
+	}
+	return tp, ts
+}
+
+// validTraceparent checks the version-00 form 2-32-16-2 hex digits (later
+// versions may append fields after a dash), and that neither id is all
+// zeros, as the W3C recommendation asks of a receiver.
+func validTraceparent(s string) bool {
+	if len(s) < 55 || (len(s) > 55 && s[55] != '-') || s[:2] == "ff" {
+		return false
+	}
+	for i, c := range s[:55] {
+		switch i {
+		case 2, 35, 52:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
 }
 
 // NewJob returns an available job for a request about to be recorded.
