@@ -118,49 +118,64 @@ func pointerTokens(ptr string) ([]string, bool) {
 }
 
 // RawPointer resolves an RFC 6901 JSON pointer in raw JSON and returns the
-// raw bytes it points at, unchanged, so that a batch item is delivered as
-// Bloomreach rendered it.
+// raw bytes it points at, unchanged, so that a value is read as the sender
+// rendered it. It checks that doc is valid JSON, then finds the value
+// without decoding anything else.
 func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
-	cur := json.RawMessage(doc)
 	toks, ok := pointerTokens(ptr)
 	if !ok {
 		return nil, false
 	}
-	for _, tok := range toks {
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(cur, &obj) == nil {
-			next, ok := obj[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = next
-			continue
-		}
-		var arr []json.RawMessage
-		if json.Unmarshal(cur, &arr) != nil {
-			return nil, false
-		}
-		i, err := strconv.Atoi(tok)
-		if err != nil || i < 0 || i >= len(arr) {
-			return nil, false
-		}
-		cur = arr[i]
+	if len(toks) == 0 {
+		return doc, true
 	}
-	return cur, true
+	if !json.Valid(doc) {
+		return nil, false
+	}
+	return rawPointer(doc, toks)
+}
+
+// RawItems resolves an RFC 6901 JSON pointer in doc and returns the raw
+// bytes of each element of the array there, in order and unchanged, so
+// that a batch's customers are delivered byte for byte as Bloomreach
+// rendered them. ok is false when the pointer does not resolve or the
+// value there is not an array.
+//
+// doc must already be known to be valid JSON (decoded or checked by the
+// caller): RawItems only scans it, so that a batch is parsed once. The
+// items share doc's memory.
+func RawItems(doc []byte, ptr string) ([]json.RawMessage, bool) {
+	toks, ok := pointerTokens(ptr)
+	if !ok {
+		return nil, false
+	}
+	raw, ok := rawPointer(doc, toks)
+	if !ok {
+		return nil, false
+	}
+	return arrayElements(raw)
 }
 
 // PointerValue resolves an RFC 6901 JSON pointer in an already parsed
 // document (maps, slices and json.Number, as jsonschema.UnmarshalJSON
 // gives them).
 func PointerValue(doc any, ptr string) (any, bool) {
-	toks, ok := pointerTokens(ptr)
-	if !ok {
+	if ptr == "" {
+		return doc, true
+	}
+	if !strings.HasPrefix(ptr, "/") {
 		return nil, false
 	}
-	cur := doc
-	for _, tok := range toks {
+	// Token by token, without splitting the pointer into a slice: a batch
+	// reads each customer's item_id through here.
+	cur, rest := doc, ptr[1:]
+	for more := true; more; {
+		var tok string
+		tok, rest, more = strings.Cut(rest, "/")
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
 		switch v := cur.(type) {
 		case map[string]any:
+			var ok bool
 			if cur, ok = v[tok]; !ok {
 				return nil, false
 			}

@@ -55,6 +55,100 @@ func objectMember(body []byte, key string) []byte {
 	}
 }
 
+// rawPointer resolves JSON pointer tokens in raw JSON that is known to be
+// valid (decoded or checked by the caller) and returns the bytes of the
+// value there, as sent, with no space around them; on other bytes it
+// never reads out of bounds, but its answer means nothing. An object's
+// member is its last one when the name repeats, as encoding/json decodes
+// a map; an array's index is read with strconv.Atoi, as PointerValue
+// reads it.
+func rawPointer(doc []byte, toks []string) ([]byte, bool) {
+	cur := doc
+	for _, tok := range toks {
+		i := skipSpace(cur, 0)
+		if i >= len(cur) {
+			return nil, false
+		}
+		switch cur[i] {
+		case '{':
+			if cur = objectMember(cur, tok); cur == nil {
+				return nil, false
+			}
+		case '[':
+			n, err := strconv.Atoi(tok)
+			if err != nil || n < 0 {
+				return nil, false
+			}
+			if cur = arrayElement(cur, n); cur == nil {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// arrayElement returns the raw n-th element of the JSON array b (after
+// any space), or nil when there is none or b is not a well-formed array.
+func arrayElement(b []byte, n int) []byte {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil
+	}
+	for k := 0; ; k++ {
+		end := valueEnd(b, i)
+		if end < 0 {
+			return nil
+		}
+		if k == n {
+			return b[i:end]
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ',' {
+			return nil
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// arrayElements returns the raw bytes of every element of the JSON array b
+// (after any space), in order and as sent, or false when b is not a
+// well-formed array. The elements share b's memory, each capped at its own
+// end, so that appending to one copies it rather than writing over the
+// next.
+func arrayElements(b []byte) ([]json.RawMessage, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	out := []json.RawMessage{}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return out, true
+	}
+	for {
+		end := valueEnd(b, i)
+		if end < 0 {
+			return nil, false
+		}
+		out = append(out, b[i:end:end])
+		i = skipSpace(b, end)
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == ']':
+			return out, true
+		default:
+			return nil, false
+		}
+	}
+}
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
 		i++

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -188,4 +189,120 @@ func TestPointerValueAndReplace(t *testing.T) {
 	if _, ok := ReplacePointer(doc, "", 1); ok {
 		t.Fatal("ReplacePointer of the root succeeded")
 	}
+}
+
+// decodedPointer resolves a pointer by decoding, level by level, into maps
+// and slices of json.RawMessage: the reading RawPointer and RawItems must
+// agree with.
+func decodedPointer(doc []byte, ptr string) (json.RawMessage, bool) {
+	toks, ok := pointerTokens(ptr)
+	if !ok {
+		return nil, false
+	}
+	cur := json.RawMessage(doc)
+	for _, tok := range toks {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(cur, &obj) == nil {
+			next, ok := obj[tok]
+			if !ok {
+				return nil, false
+			}
+			cur = next
+			continue
+		}
+		var arr []json.RawMessage
+		if json.Unmarshal(cur, &arr) != nil {
+			return nil, false
+		}
+		i, err := strconv.Atoi(tok)
+		if err != nil || i < 0 || i >= len(arr) {
+			return nil, false
+		}
+		cur = arr[i]
+	}
+	return cur, true
+}
+
+// decodedItems splits the array a pointer points at by decoding.
+func decodedItems(doc []byte, ptr string) ([]json.RawMessage, bool) {
+	raw, ok := decodedPointer(doc, ptr)
+	var items []json.RawMessage
+	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) || json.Unmarshal(raw, &items) != nil {
+		return nil, false
+	}
+	return items, true
+}
+
+func TestRawItems(t *testing.T) {
+	for _, tt := range []struct {
+		body, ptr string
+		want      []string // nil: not found or not an array
+	}{
+		{`{"messages":[{"id":1}, "x" ,2,null,[],{"a":"]"}]}`, "/messages", []string{`{"id":1}`, `"x"`, `2`, `null`, `[]`, `{"a":"]"}`}},
+		{` { "m" : [ ] } `, "/m", []string{}},
+		{`{"m":[1],"m":[2,3]}`, "/m", []string{`2`, `3`}},
+		{`{"a":{"b/c":[{"m":["x","y"]}]}}`, "/a/b~1c/0/m", []string{`"x"`, `"y"`}},
+		{`{"a":[[1],[2,[3]]]}`, "/a/1", []string{`2`, `[3]`}},
+		{`{"a":[[1],[2]]}`, "/a/+1", []string{`2`}},
+		{`{"a":[[1],[2]]}`, "/a/2", nil},
+		{`{"a":[[1],[2]]}`, "/a/-1", nil},
+		{`{"m":{"0":1}}`, "/m", nil},
+		{`{"m":"[1]"}`, "/m", nil},
+		{`{"m":null}`, "/m", nil},
+		{`{"x":[1]}`, "/m", nil},
+		{`[[1]]`, "/m", nil},
+		{`{"\u006d":[1]}`, "/m", []string{`1`}},
+		{`{"m":[1]}`, "m", nil},
+	} {
+		got, ok := RawItems([]byte(tt.body), tt.ptr)
+		if ok != (tt.want != nil) || len(got) != len(tt.want) {
+			t.Errorf("RawItems(%s, %q) = %q, %v; want %q", tt.body, tt.ptr, got, ok, tt.want)
+			continue
+		}
+		for i := range got {
+			if string(got[i]) != tt.want[i] {
+				t.Errorf("RawItems(%s, %q)[%d] = %q, want %q", tt.body, tt.ptr, i, got[i], tt.want[i])
+			}
+		}
+	}
+	// The items share the body; appending to one must not write over the next.
+	body := []byte(`{"m":[1,2]}`)
+	items, _ := RawItems(body, "/m")
+	_ = append(items[0], 'x')
+	if string(body) != `{"m":[1,2]}` || string(items[1]) != `2` {
+		t.Fatalf("append to an item wrote into the body: %s", body)
+	}
+}
+
+// FuzzRawItems checks the scanning RawItems and RawPointer against
+// decoding: on valid JSON they find the same bytes; RawPointer refuses
+// what is not valid JSON; neither panics on any input.
+func FuzzRawItems(f *testing.F) {
+	for _, s := range []string{
+		`{"messages":[{"id":1,"phone":"+1"},"x",2,null]}`, `{"m":[1],"m":[2]}`, `{"a":{"b/c":[[1,2]]}}`,
+		`{"m":[ "\"]" , {"a":[]} ]}`, "{\"\xff\":[1]}", `{"m":[1,]}`, `{"m":[`, `[]`, ` {"m" : [] } `,
+	} {
+		f.Add([]byte(s), "/m")
+	}
+	f.Add([]byte(`{"a":{"b/c":[[1,2]]}}`), "/a/b~1c/0")
+	f.Fuzz(func(t *testing.T, body []byte, ptr string) {
+		got, gotOK := RawPointer(body, ptr)
+		want, wantOK := decodedPointer(body, ptr)
+		if gotOK != wantOK || !bytes.Equal(got, want) {
+			t.Fatalf("RawPointer(%q, %q) = %q, %v; decoding finds %q, %v", body, ptr, got, gotOK, want, wantOK)
+		}
+		items, ok := RawItems(body, ptr)
+		if !json.Valid(body) {
+			return
+		}
+		wantItems, wantOK := decodedItems(body, ptr)
+		if ok != wantOK || len(items) != len(wantItems) {
+			t.Fatalf("RawItems(%q, %q) = %q, %v; decoding finds %q, %v", body, ptr, items, ok, wantItems, wantOK)
+		}
+		for i := range items {
+			if !bytes.Equal(items[i], wantItems[i]) {
+				t.Fatalf("RawItems(%q, %q)[%d] = %q; decoding finds %q", body, ptr, i, items[i], wantItems[i])
+			}
+		}
+	})
 }
