@@ -255,10 +255,17 @@ func (h *Bloomreach) runInline(ctx context.Context, wh *BloomreachWebhook, r *ho
 // still in a 200: a 4xx would fail, or stop, the whole campaign.
 func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte, doc any, isJSON bool) error {
 	rec := r.Request
-	raw, ok := hooks.RawPointer(body, wh.BatchItems)
-	var items []json.RawMessage
-	if !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) || json.Unmarshal(raw, &items) != nil {
+	notArray := func() error {
 		return hooks.Errorf(hooks.EINVALID, "batch.items %s does not point at an array of customers", wh.BatchItems)
+	}
+	// A JSON body was decoded into doc already; another is checked here,
+	// so that its customers can be found by scanning the bytes, once.
+	if !isJSON && !json.Valid(body) {
+		return notArray()
+	}
+	items, ok := hooks.RawItems(body, wh.BatchItems)
+	if !ok {
+		return notArray()
 	}
 	if !isJSON {
 		// Declared as some other type, a batch is still read as JSON for
@@ -280,16 +287,24 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 		// Both read the same bytes; only a bug gets here.
 		return fmt.Errorf("batch items: %d raw, %d parsed", len(items), len(docItems))
 	}
+	// Bytes that are not UTF-8 are looked for once in the whole body; only
+	// when there are some are the customers looked at one by one.
+	bad := invalidBytes(body)
 	refused := make([]*hooks.BRError, len(items))
-	var clean []any // the customers that can be read, for the request schema
+	clean := make([]any, 0, len(items)) // the customers that can be read, for the request schema
 	for i, item := range items {
-		if refused[i] = unreadable(wh, item, docItems[i]); refused[i] == nil {
+		if bad > 0 {
+			refused[i] = unreadable(wh, item, docItems[i])
+		} else {
+			refused[i] = unreadableNumbers(wh, docItems[i])
+		}
+		if refused[i] == nil {
 			clean = append(clean, docItems[i])
 		}
 	}
 	// The batch's own fields, outside the customers: the same screening.
 	hooks.ReplacePointer(doc, wh.BatchItems, []any{})
-	root := unreadableRoot(wh, body, items, doc)
+	root := unreadableRoot(wh, bad, items, doc)
 	if root == nil && wh.Request != nil && isJSON {
 		hooks.ReplacePointer(doc, wh.BatchItems, clean)
 		if err := wh.Request.Validate(doc); err != nil {
@@ -299,6 +314,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 	hooks.ReplacePointer(doc, wh.BatchItems, docItems)
 
 	reply := hooks.BRBatchReply{Results: make([]hooks.BRItemResult, len(items))}
+	receiptItems := make([]hooks.ReceiptItem, len(items)) // one allocation, not one per customer
 	now := h.now()
 	budget := time.Now().Add(h.validateBudget())
 	late := 0
@@ -331,7 +347,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 				continue
 			}
 		}
-		it := &hooks.ReceiptItem{}
+		it := &receiptItems[i]
 		if wh.ItemID != "" {
 			id, ok := hooks.PointerID(itemDoc, wh.ItemID)
 			if !ok {
@@ -341,6 +357,9 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 			res.ItemID, it.Key = id, wh.Name+"/item:"+id
 		}
 		res.Success = true
+		if r.Items == nil {
+			r.Items = make([]*hooks.ReceiptItem, 0, len(items))
+		}
 		it.Job = hooks.NewJob(rec, now)
 		it.Job.Payload = item
 		if !wh.HasAction {
@@ -383,6 +402,12 @@ func unreadable(wh *BloomreachWebhook, raw []byte, doc any) *hooks.BRError {
 	if err := hooks.CheckText(raw); err != nil {
 		return &hooks.BRError{Code: hooks.BRCodeText, Description: "customer data: " + hooks.ErrorMessage(err)}
 	}
+	return unreadableNumbers(wh, doc)
+}
+
+// unreadableNumbers is unreadable for a customer whose data is known to be
+// UTF-8.
+func unreadableNumbers(wh *BloomreachWebhook, doc any) *hooks.BRError {
 	if wh.Request != nil || wh.Item != nil {
 		if err := hooks.CheckNumbers(doc); err != nil {
 			return &hooks.BRError{Code: hooks.BRCodeNumber, Description: "customer data: " + hooks.ErrorMessage(err)}
@@ -392,13 +417,15 @@ func unreadable(wh *BloomreachWebhook, raw []byte, doc any) *hooks.BRError {
 }
 
 // unreadableRoot is unreadable for a batch's own fields: rootDoc is the
-// parsed body with the customers taken out; the raw body still holds them,
-// so its bytes that are not UTF-8 are the root's when the customers do not
-// account for them all.
-func unreadableRoot(wh *BloomreachWebhook, body []byte, items []json.RawMessage, rootDoc any) *hooks.BRError {
-	bad := invalidBytes(body)
-	for _, it := range items {
-		bad -= invalidBytes(it)
+// parsed body with the customers taken out; bad counts the raw body's
+// bytes that are not UTF-8, and the body still holds the customers, so
+// those bytes are the root's when the customers do not account for them
+// all.
+func unreadableRoot(wh *BloomreachWebhook, bad int, items []json.RawMessage, rootDoc any) *hooks.BRError {
+	if bad > 0 {
+		for _, it := range items {
+			bad -= invalidBytes(it)
+		}
 	}
 	if bad > 0 {
 		return &hooks.BRError{Code: hooks.BRCodeText, Description: "the batch's own fields are not valid UTF-8: JSON text must be UTF-8 (RFC 8259, section 8.1)"}
