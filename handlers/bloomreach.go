@@ -119,7 +119,7 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 		release, wait, ok := wh.Throttle.Acquire(h.now())
 		if !ok {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
-			rec.Note("throttled")
+			rec.Note(throttledNote)
 			if wh.Throttle.Status == http.StatusServiceUnavailable {
 				return hooks.Errorf(hooks.EUNAVAILABLE, "webhook %s is over its throughput policy; retry later", name)
 			}
