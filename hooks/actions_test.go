@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -201,14 +202,18 @@ func TestForward_Run(t *testing.T) {
 	})
 }
 
-// writeScript writes an executable /bin/sh script into dir. Tests write
-// every script before running any: writing an executable while another
-// goroutine forks can fail the exec with ETXTBSY.
+// writeScript writes an executable /bin/sh script into dir. The file is
+// written by a child process, not by this one: while this process holds an
+// executable open for writing, a fork by any other goroutine (a parallel
+// test's command) inherits the descriptor until its exec, and running the
+// script in that window fails with ETXTBSY ("text file busy").
 func writeScript(t *testing.T, dir, name, body string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body), 0o755); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command("/bin/sh", "-c", `cat > "$1" && chmod 755 "$1"`, "sh", path)
+	cmd.Stdin = strings.NewReader("#!/bin/sh\n" + body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("write %s: %v: %s", path, err, out)
 	}
 	return path
 }

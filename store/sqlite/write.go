@@ -106,11 +106,13 @@ func (db *DB) writer() {
 // nothing was written, and every write gets that error.
 func (db *DB) commitAll(batch []writeOp) {
 	start, writes, failed := time.Now(), len(batch), 0
-	defer func() {
-		if f := db.commits.Load(); f != nil {
-			(*f)(writes, time.Since(start), failed)
-		}
-	}()
+	// Outcomes are told after the observer, so that a caller who has its
+	// answer can count on the commit having been observed.
+	type outcome struct {
+		op  writeOp
+		err error
+	}
+	told := make([]outcome, 0, len(batch))
 	for len(batch) > 0 {
 		i, err := db.commit(batch)
 		if err == nil || i < 0 || len(batch) == 1 {
@@ -118,16 +120,22 @@ func (db *DB) commitAll(batch []writeOp) {
 				failed += len(batch)
 			}
 			for _, op := range batch {
-				op.done <- err
+				told = append(told, outcome{op, err})
 			}
-			return
+			break
 		}
 		_, alone := db.commit(batch[i : i+1])
 		if storeFailure(alone) {
 			failed++
 		}
-		batch[i].done <- alone
+		told = append(told, outcome{batch[i], alone})
 		batch = append(batch[:i:i], batch[i+1:]...)
+	}
+	if f := db.commits.Load(); f != nil {
+		(*f)(writes, time.Since(start), failed)
+	}
+	for _, o := range told {
+		o.op.done <- o.err
 	}
 }
 
