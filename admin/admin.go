@@ -61,6 +61,11 @@ type Options struct {
 	Report func(ctx context.Context, sender hooks.Sender, since time.Time) (any, error)
 	// Notify wakes the queue after jobs are queued again.
 	Notify func()
+	// JobsAnnounced says that the store announces job changes to every
+	// replica (store/postgres), and that those announcements feed the
+	// stream (PublishStoredJob): the server then puts none of its own
+	// retries on it, which would show twice.
+	JobsAnnounced bool
 	// Senders are the senders served, for the UI's filters.
 	Senders []hooks.Sender
 	// BaseURL says where senders reach hookbay (scheme://host:port), for

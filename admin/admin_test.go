@@ -722,6 +722,22 @@ func TestServer_Stream(t *testing.T) {
 	if ev[0] != "job" || !strings.Contains(ev[1], `"state":"dead"`) || !strings.Contains(ev[1], `"error":"HTTP 500"`) {
 		t.Fatalf("job event: got %v", ev)
 	}
+	// A job as stored, with its last attempt: what another replica's
+	// announcement puts on the stream.
+	dead := e.kill()
+	if err := e.srv.PublishStoredJob(context.Background(), dead[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	ev = next()
+	if ev[0] != "job" || !strings.Contains(ev[1], fmt.Sprintf(`"id":%d,`, dead[0].ID)) || !strings.Contains(ev[1], `"state":"dead"`) ||
+		!strings.Contains(ev[1], `"error":"HTTP 500 from the integrator"`) || !strings.Contains(ev[1], `"duration_ms":20`) {
+		t.Fatalf("stored job event: got %v", ev)
+	}
+	// Retrying every dead job says that jobs changed, without listing them.
+	e.api(http.MethodPost, "jobs/retry", map[string]any{"dead": true}, http.StatusOK, nil)
+	if ev = next(); ev[0] != "jobs" {
+		t.Fatalf("after retrying all dead jobs: got %v, want a jobs event", ev)
+	}
 	// Shutdown ends the stream.
 	e.srv.Hub().Close()
 	for range events {

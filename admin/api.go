@@ -455,7 +455,7 @@ func (s *Server) retried(ctx context.Context, ids []int64) {
 	if s.opts.Notify != nil {
 		s.opts.Notify()
 	}
-	if !s.hub.Active() {
+	if !s.hub.Active() || s.opts.JobsAnnounced {
 		return
 	}
 	for _, id := range ids {
@@ -521,6 +521,9 @@ func (s *Server) retryJobs(c echo.Context) error {
 		}
 		if s.opts.Notify != nil {
 			s.opts.Notify()
+		}
+		if n > 0 && !s.opts.JobsAnnounced {
+			s.publishJobsChanged()
 		}
 		return c.JSON(http.StatusOK, map[string]any{"retried": n, "not_retried": missed})
 	}

@@ -67,6 +67,45 @@ func (s *Server) PublishAttempt(j *hooks.Job, res hooks.AttemptResult) {
 	s.publishJob(ev)
 }
 
+// PublishStoredJob puts a job's state, as stored, and its latest attempt on
+// the live stream: for a change another replica announced. ID 0 says that
+// jobs changed without being listed, and tells the inspector to read what
+// it shows again.
+func (s *Server) PublishStoredJob(ctx context.Context, id int64) error {
+	if !s.hub.Active() {
+		return nil
+	}
+	if id == 0 {
+		s.publishJobsChanged()
+		return nil
+	}
+	j, err := s.job(ctx, id)
+	if err != nil || j == nil {
+		return err
+	}
+	ev := jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: j.State, Attempts: j.Attempts}
+	atts, err := s.opts.Store.FindAttempts(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(atts) > 0 {
+		a := atts[len(atts)-1]
+		ev.Outcome, ev.Error, ev.DurationMS = a.Outcome, a.Error, float64(a.Duration.Microseconds())/1000
+	}
+	if j.State == hooks.JobAvailable && j.Attempts > 0 {
+		t := j.ScheduledAt
+		ev.RetryAt = &t
+	}
+	s.publishJob(ev)
+	return nil
+}
+
+// publishJobsChanged tells the stream that jobs changed in numbers not
+// worth listing (a retry of every dead job).
+func (s *Server) publishJobsChanged() {
+	s.hub.Publish(Event{Kind: "jobs", Data: []byte(`{}`)})
+}
+
 func (s *Server) publishJob(ev jobEvent) {
 	s.hub.Publish(lazyEvent("job", func() []byte {
 		data, _ := json.Marshal(ev)
@@ -76,7 +115,8 @@ func (s *Server) publishJob(ev jobEvent) {
 
 // stream serves the live stream as Server-Sent Events: "request" events
 // (a request summary, as in the list), "job" events (a job's new state),
-// and "dropped" when this subscriber lost events because it read too
+// "jobs" when jobs changed without being listed (read them again), and
+// "dropped" when this subscriber lost events because it read too
 // slowly; it should then read the list again. It ends when the client
 // leaves or the server shuts down.
 func (s *Server) stream(c echo.Context) error {

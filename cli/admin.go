@@ -119,6 +119,7 @@ func (m *Main) startAdmin(ctx context.Context) error {
 	}
 	var life context.Context
 	life, a.stopCtx = context.WithCancel(context.WithoutCancel(ctx))
+	_, announced := m.DB.(storeAnnouncer)
 	exec := &hooks.Executor{Store: m.DB, Policy: cfg.Queue.Policy(), Lease: time.Duration(cfg.Queue.Lease), Observe: m.Queue.Observe}
 	srv := admin.New(admin.Options{
 		Store:   m.DB,
@@ -128,6 +129,8 @@ func (m *Main) startAdmin(ctx context.Context) error {
 		Logger:  m.Logger,
 		Version: Version(),
 		Notify:  m.Queue.Notify,
+		// The announcements feed the stream: see followAnnouncements.
+		JobsAnnounced: announced,
 		// A replay outlives the browser that asked for it (its attempt is
 		// recorded either way), but not the server.
 		Replay: func(_ context.Context, id int64, force bool) ([]hooks.ReplayedJob, error) {
@@ -148,18 +151,18 @@ func (m *Main) startAdmin(ctx context.Context) error {
 	a.srv = srv
 	a.mu.Unlock()
 
-	// With a store that announces every replica's requests (PostgreSQL),
-	// those announcements feed the stream, this replica's included;
-	// otherwise this process's own records do.
-	if l, ok := m.DB.(requestAnnouncer); ok {
+	// With a store that announces every replica's requests and job changes
+	// (PostgreSQL), those announcements feed the stream, this replica's
+	// included; otherwise this process's own records and attempts do.
+	if l, ok := m.DB.(storeAnnouncer); ok {
 		if err := m.followAnnouncements(life, l, srv); err != nil {
 			a.stopCtx()
 			return err
 		}
 	} else {
 		m.onRequest = append(m.onRequest, srv.PublishRequest)
+		m.onAttempt = append(m.onAttempt, srv.PublishAttempt)
 	}
-	m.onAttempt = append(m.onAttempt, srv.PublishAttempt)
 
 	a.server = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: nil}
@@ -235,48 +238,64 @@ func (m *Main) senderBaseURL() string {
 	return scheme + "://" + net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
-// requestAnnouncer is a store that announces every request committed, by
-// any replica (store/postgres).
-type requestAnnouncer interface {
+// storeAnnouncer is a store that announces every request committed and
+// every job changed, by any replica (store/postgres).
+type storeAnnouncer interface {
 	ListenRequests(ctx context.Context, onRequest func(id int64)) error
+	ListenJobChanges(ctx context.Context, onJob func(id int64)) error
 }
 
-// followAnnouncements reads each announced request and puts it on the
-// stream, while anyone watches. Announcements that arrive faster than
+// announced is one announcement to follow: a request or a job.
+type announced struct {
+	id  int64
+	job bool
+}
+
+// followAnnouncements reads each announced request and job and puts it on
+// the stream, while anyone watches. Announcements that arrive faster than
 // they can be read are dropped, and the stream says so.
-func (m *Main) followAnnouncements(ctx context.Context, l requestAnnouncer, srv *admin.Server) error {
-	ids := make(chan int64, 1024)
-	err := l.ListenRequests(ctx, func(id int64) {
-		if !srv.Hub().Active() {
-			return
+func (m *Main) followAnnouncements(ctx context.Context, l storeAnnouncer, srv *admin.Server) error {
+	queue := make(chan announced, 1024)
+	follow := func(job bool) func(int64) {
+		return func(id int64) {
+			if !srv.Hub().Active() {
+				return
+			}
+			select {
+			case queue <- announced{id, job}:
+			default:
+				srv.Hub().Publish(admin.Event{Kind: "dropped", Data: []byte(`{"dropped":1}`)})
+			}
 		}
-		select {
-		case ids <- id:
-		default:
-			srv.Hub().Publish(admin.Event{Kind: "dropped", Data: []byte(`{"dropped":1}`)})
-		}
-	})
-	if err != nil {
+	}
+	if err := l.ListenRequests(ctx, follow(false)); err != nil {
 		return fmt.Errorf("inspector: follow the store's request announcements: %w", err)
+	}
+	if err := l.ListenJobChanges(ctx, follow(true)); err != nil {
+		return fmt.Errorf("inspector: follow the store's job announcements: %w", err)
 	}
 	m.admin.bg.Add(1)
 	go func() {
 		defer m.admin.bg.Done()
 		for {
+			var a announced
 			select {
 			case <-ctx.Done():
 				return
-			case id := <-ids:
-				reqs, err := m.DB.FindRequests(ctx, hooks.RequestFilter{ID: id, Limit: 1})
-				if err != nil {
-					if ctx.Err() == nil {
-						m.Logger.Warn("inspector: read an announced request", "id", id, "err", err)
-					}
-					continue
-				}
+			case a = <-queue:
+			}
+			var err error
+			if a.job {
+				err = srv.PublishStoredJob(ctx, a.id)
+			} else {
+				var reqs []*hooks.Request
+				reqs, err = m.DB.FindRequests(ctx, hooks.RequestFilter{ID: a.id, Limit: 1})
 				for _, r := range reqs {
 					srv.PublishRequest(r)
 				}
+			}
+			if err != nil && ctx.Err() == nil {
+				m.Logger.Warn("inspector: read an announced change", "id", a.id, "job", a.job, "err", err)
 			}
 		}
 	}()

@@ -370,8 +370,17 @@ func TestEventsList_Follow(t *testing.T) {
 // replica shows the requests every replica records, fed by the store's
 // notifications, each once.
 func TestAdmin_StreamAcrossReplicas(t *testing.T) {
+	// Two replicas on one PostgreSQL: A's stream shows both replicas'
+	// requests and the jobs either replica ran, once each, and a retry
+	// asked of B's API.
 	schema := pgtest.New(t)
-	pg := func(c *config.Config) { c.Store.Postgres = &config.PostgresConfig{URL: schema.URL()} }
+	d := newDownstream(t)
+	d.status = http.StatusInternalServerError
+	pg := func(c *config.Config) {
+		c.Store.Postgres = &config.PostgresConfig{URL: schema.URL()}
+		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL + "/discounts")}
+		c.Queue.MaxAttempts = 1
+	}
 	a, b := MustRunMain(t, pg), MustRunMain(t, pg)
 	live := stream(t, a)
 	send(t, b, call{hook: "CreateDiscount4", body: `{"code":"B"}`, urgency: "urgent", id: "replica-b"})
@@ -379,16 +388,43 @@ func TestAdmin_StreamAcrossReplicas(t *testing.T) {
 	waitUntil(t, 10*time.Second, "both replicas' requests on A's stream", func() bool {
 		return live.find("request", `"request_id":"replica-b"`) && live.find("request", `"request_id":"replica-a"`)
 	})
+	var page struct{ Requests []struct{ ID int64 } }
+	if st := adminGet(t, b, "requests?request_id=replica-b", "", &page); st != http.StatusOK || len(page.Requests) != 1 {
+		t.Fatalf("B's request: %d %+v", st, page)
+	}
+	ref := fmt.Sprintf(`"event":%d,`, page.Requests[0].ID)
+	waitUntil(t, 10*time.Second, "B's request's job dead on A's stream", func() bool {
+		return live.find("job", ref) && live.find("job", `"state":"dead"`)
+	})
 	time.Sleep(200 * time.Millisecond)
-	live.mu.Lock()
-	defer live.mu.Unlock()
-	n := 0
-	for _, e := range live.events {
-		if strings.Contains(e, `"request_id":"replica-a"`) {
+	count := func(kind string, substr ...string) int {
+		live.mu.Lock()
+		defer live.mu.Unlock()
+		n := 0
+	events:
+		for _, e := range live.events {
+			if !strings.HasPrefix(e, kind+" ") {
+				continue
+			}
+			for _, s := range substr {
+				if !strings.Contains(e, s) {
+					continue events
+				}
+			}
 			n++
 		}
+		return n
 	}
-	if n != 1 {
-		t.Fatalf("A's own request on its stream %d times, want once", n)
+	if requests, jobs := count("request", `"request_id":"replica-a"`), count("job", ref); requests != 1 || jobs != 1 {
+		t.Fatalf("on A's stream: A's own request %d times and B's request's job %d times, want once each", requests, jobs)
 	}
+	resp, err := http.Post(b.AdminURL()+"api/v1/jobs/retry", "application/json", strings.NewReader(`{"dead":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry all dead on B: %d", resp.StatusCode)
+	}
+	waitUntil(t, 10*time.Second, "B's retry on A's stream", func() bool { return count("jobs") > 0 })
 }

@@ -134,8 +134,9 @@ func TestInspector_Browser(t *testing.T) {
 	d.status = http.StatusInternalServerError
 	const token = "inspector-token-0123456789"
 	m := MustRunMain(t, func(c *config.Config) {
-		// A configured token forces the login, on loopback as off it.
-		c.Admin.Listen, c.Admin.Token = "127.0.0.1:0", token
+		// Bound off loopback, as on a shared QA host: the token is
+		// required, and the login asks for it.
+		c.Admin.Listen, c.Admin.Token = "0.0.0.0:0", token
 		c.Bubblehouse.Hooks["CreateDiscount4"] = config.HookConfig{Action: forwardTo(d.URL + "/discounts")}
 		c.Queue.MaxAttempts = 1
 		c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}

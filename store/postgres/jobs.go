@@ -49,6 +49,7 @@ func insertAttempts(w *wtx, atts []attempt) error {
 			continue
 		}
 		ids, nums = append(ids, a.job.ID), append(nums, int32(a.job.Attempts))
+		w.jobs = append(w.jobs, a.job.ID)
 		started, durations = append(started, a.job.AttemptStarted), append(durations, a.job.AttemptDuration.Microseconds())
 		outcomes, errs = append(outcomes, a.outcome), append(errs, a.err)
 	}
@@ -348,6 +349,7 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 		n = tag.RowsAffected()
 		if n > 0 {
 			w.queued(0) // queued again: of any priority
+			w.manyJobs = true
 		}
 		return err
 	})

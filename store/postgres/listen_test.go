@@ -128,3 +128,58 @@ func TestDB_TryLead(t *testing.T) {
 		t.Fatalf("a after b resigned: got %v, %v; want true", ok, err)
 	}
 }
+
+func TestDB_ListenJobChanges(t *testing.T) {
+	t.Parallel()
+	// Each attempt recorded on one replica is announced to another with
+	// its job's id; a retry, which may touch any number of jobs, says only
+	// that jobs changed (0).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSchema(t)
+	a, b := s.open(t), s.open(t)
+	changed := make(chan int64, 100)
+	if err := b.ListenJobChanges(ctx, func(id int64) { changed <- id }); err != nil {
+		t.Fatal(err)
+	}
+	next := func(what string) int64 {
+		t.Helper()
+		select {
+		case id := <-changed:
+			return id
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no job change announced after %s", what)
+		}
+		return -1
+	}
+	mustCommit(t, a, newReceipt(t0, "req-1", `{}`))
+	mustCommit(t, a, newReceipt(t0, "req-2", `{}`))
+	select {
+	case id := <-changed:
+		t.Fatalf("job %d announced as changed when it was only queued", id)
+	case <-time.After(200 * time.Millisecond):
+	}
+	now := time.Now()
+	jobs := mustClaim(t, a, now, time.Minute, 2)
+	for _, j := range jobs {
+		j.AttemptStarted, j.AttemptDuration = now, time.Millisecond
+	}
+	if err := a.CompleteJobs(ctx, jobs[:1], now); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := next("a completion"), jobs[0].ID; got != want {
+		t.Fatalf("completion announced: got job %d, want %d", got, want)
+	}
+	if err := a.FailJob(ctx, jobs[1], now, now, true, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := next("a failure"), jobs[1].ID; got != want {
+		t.Fatalf("failure announced: got job %d, want %d", got, want)
+	}
+	if n, err := a.RetryDead(ctx, now.Add(-time.Hour), now); err != nil || n != 1 {
+		t.Fatalf("RetryDead: got %d, %v; want 1", n, err)
+	}
+	if got := next("a retry"); got != 0 {
+		t.Fatalf("retry announced: got job %d, want 0 (jobs changed)", got)
+	}
+}

@@ -131,8 +131,9 @@ type DB struct {
 	opts options
 	// id names this handle in the claims it makes (jobs.claimed_by).
 	id int64
-	// jobsChannel and requestsChannel are the NOTIFY channels.
-	jobsChannel, requestsChannel string
+	// jobsChannel, requestsChannel and jobChangesChannel are the NOTIFY
+	// channels: jobs to take, requests recorded, attempts recorded.
+	jobsChannel, requestsChannel, jobChangesChannel string
 
 	ops        chan writeOp
 	quit       chan struct{}
@@ -205,6 +206,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	db.jobsChannel, db.requestsChannel = channelName("hookbay_jobs", schema), channelName("hookbay_requests", schema)
+	db.jobChangesChannel = channelName("hookbay_job_changes", schema)
 	db.listenCtx, db.stopListen = context.WithCancel(context.Background())
 	for range o.writers {
 		db.writers.Add(1)

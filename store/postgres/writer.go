@@ -44,10 +44,18 @@ type wtx struct {
 	tx  pgx.Tx
 	// pressing is the priority of the most pressing job the writes queued
 	// (hooks.NoPriority: none), announced to listeners; requests lists the
-	// requests they recorded.
+	// requests they recorded, jobs the jobs whose attempts they recorded,
+	// and manyJobs says that jobs changed in numbers not worth listing (a
+	// retry of every dead job).
 	pressing int
 	requests []int64
+	jobs     []int64
+	manyJobs bool
 }
+
+// maxJobChanges is how many changed jobs one commit announces by id; above
+// it, the commit says only that jobs changed.
+const maxJobChanges = 1000
 
 // queued notes that a write queued a job of the given priority.
 func (w *wtx) queued(priority int) { w.pressing = min(w.pressing, priority) }
@@ -254,15 +262,23 @@ func (db *DB) commit(batch []writeOp, piped bool) (int, error) {
 			return i, translate(err)
 		}
 	}
-	pressing, requests := w.pressing, w.requests
-	// Listeners hear of the batch when, and only if, it commits; the
-	// payload is the most pressing priority queued (hooks.Queue.Queued).
+	// Listeners hear of the batch when, and only if, it commits: the most
+	// pressing priority queued (hooks.Queue.Queued), the requests recorded
+	// and the jobs that changed.
 	var notes pgx.Batch
+	pressing, requests, jobs := w.pressing, w.requests, w.jobs
+	if w.manyJobs || len(jobs) > maxJobChanges {
+		jobs = nil
+		notes.Queue(`SELECT pg_notify($1, '*')`, db.jobChangesChannel)
+	}
 	if pressing < hooks.NoPriority {
 		notes.Queue(`SELECT pg_notify($1, $2)`, db.jobsChannel, strconv.Itoa(pressing))
 	}
 	for _, payload := range idPayloads(requests) {
 		notes.Queue(`SELECT pg_notify($1, $2)`, db.requestsChannel, payload)
+	}
+	for _, payload := range idPayloads(jobs) {
+		notes.Queue(`SELECT pg_notify($1, $2)`, db.jobChangesChannel, payload)
 	}
 	if notes.Len() > 0 {
 		if err := tx.SendBatch(ctx, &notes).Close(); err != nil {

@@ -170,6 +170,7 @@ function connect() {
   es.addEventListener("hello", function () { live.connected = true; updateLive(); });
   es.addEventListener("request", function (e) { dispatch("request", JSON.parse(e.data)); });
   es.addEventListener("job", function (e) { dispatch("job", JSON.parse(e.data)); });
+  es.addEventListener("jobs", function (e) { dispatch("jobs", JSON.parse(e.data)); });
   es.addEventListener("dropped", function (e) { dispatch("dropped", JSON.parse(e.data)); });
   es.onerror = function () { live.connected = false; updateLive(); };
 }
@@ -223,19 +224,20 @@ function readFilters() {
   return f;
 }
 
-// matches reports whether a live request passes the filters the stream can
-// check by itself; a text search is left to the next read of the list.
+// matches says whether a live request belongs in the list under the
+// filters: "yes", "no", or "maybe" when only the server can tell (a text
+// search), so that the list is read again.
 function matches(r, f) {
-  if (f.before || f.q) return false;
-  if (f.sender && r.sender !== f.sender) return false;
-  if (f.name && r.name !== f.name) return false;
-  if (f.request_id && r.request_id !== f.request_id) return false;
+  if (f.until) return "no"; // a bound in the past: nothing new belongs
+  if (f.sender && r.sender !== f.sender) return "no";
+  if (f.name && r.name !== f.name) return "no";
+  if (f.request_id && r.request_id !== f.request_id) return "no";
   if (f.status) {
     var s = f.status.toLowerCase();
-    if (/^[1-5]xx$/.test(s) ? String(r.status).charAt(0) !== s.charAt(0) : String(r.status) !== s) return false;
+    if (/^[1-5]xx$/.test(s) ? String(r.status).charAt(0) !== s.charAt(0) : String(r.status) !== s) return "no";
   }
-  if (f.until) return false; // a bound in the past: nothing new belongs
-  return true;
+  if (f.q) return "maybe";
+  return "yes";
 }
 
 function showList() {
@@ -276,7 +278,9 @@ function showList() {
 
   var off = onLive(function (kind, d) {
     if (kind === "request") {
-      if (!matches(d, list.filters)) { if (!list.filters.before) list.dirty = true; return; }
+      if (list.filters.before) return; // an older page: new requests are not on it
+      var m = matches(d, list.filters);
+      if (m !== "yes") { if (m === "maybe") list.dirty = true; return; }
       if (list.paused) {
         if (list.pending.length < maxRows) list.pending.push(d); else list.missed++;
         updatePending();
@@ -289,6 +293,8 @@ function showList() {
       if (!list.flush) list.flush = setTimeout(flushIncoming, 300);
     } else if (kind === "job") {
       if (list.byId.has(d.event)) list.dirty = true;
+    } else if (kind === "jobs") {
+      list.dirty = true;
     } else if (kind === "dropped") {
       list.missed += d.dropped; list.dirty = true; updatePending();
     }
@@ -422,8 +428,8 @@ function showDetail(id) {
   var off = onLive(function (kind, d) {
     // Its own job's change soon; after lost events (a burst), at a
     // calmer pace, in case one of them was its.
-    if (((kind === "job" && d.event === id) || kind === "dropped") && !pending) {
-      pending = setTimeout(function () { pending = null; load(); }, kind === "job" ? 300 : 3000);
+    if (((kind === "job" && d.event === id) || kind === "jobs" || kind === "dropped") && !pending) {
+      pending = setTimeout(function () { pending = null; load(); }, kind === "dropped" ? 3000 : 300);
     }
   });
   route.cleanup = function () { off(); clearTimeout(pending); };
