@@ -340,6 +340,11 @@ func TestServer_ListRequests(t *testing.T) {
 	if p.Searched == nil || p.Searched.To != d.ID || p.Searched.Window != 100000 {
 		t.Errorf("search: got %+v, want the records up to %d searched", p.Searched, d.ID)
 	}
+	// So does a lookup by request ID, which no index serves either.
+	e.api(http.MethodGet, "requests?request_id=bh-1&before="+fmt.Sprint(c.ID), nil, http.StatusOK, &p)
+	if p.Searched == nil || p.Searched.To != c.ID-1 || p.Searched.From != 1 || p.ids() != fmt.Sprint(a.ID) {
+		t.Errorf("request ID: got %+v, want %d found in the records up to %d", p, a.ID, c.ID-1)
+	}
 	for _, bad := range []string{"sender=github", "status=6xx", "status=abc", "before=-1", "limit=x", "since=yesterday", "colour=red"} {
 		rec := e.do(http.MethodGet, "/api/v1/requests?"+bad, nil, "Authorization", "Bearer "+testToken)
 		var body map[string]string

@@ -175,38 +175,47 @@ type page struct {
 	Searched   *searched        `json:"searched,omitempty"`
 }
 
-// findPage reads one page of records. A text search on a store that bounds
-// it says where it stopped: the next page goes on from there even when this
-// one came out short.
+// findPage reads one page of records. A text search or a request-ID
+// lookup, which no index serves, reads at most the store's search window
+// of records below the page's start, and says where it stopped: the next
+// page goes on from there even when this one came out short.
 func (s *Server) findPage(ctx context.Context, f hooks.RequestFilter) ([]*hooks.Request, int64, *searched, error) {
-	reqs, err := s.opts.Store.FindRequests(ctx, f)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	var next int64
-	if len(reqs) == f.Limit {
-		next = reqs[len(reqs)-1].ID
-	}
 	w, ok := s.opts.Store.(searchWindowed)
-	if f.Search == "" || !ok || f.ID != 0 {
-		return reqs, next, nil, nil
+	if (f.Search == "" && f.RequestID == "") || !ok || f.ID != 0 {
+		reqs, err := s.opts.Store.FindRequests(ctx, f)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return reqs, nextBefore(reqs, f.Limit), nil, nil
 	}
 	top := f.BeforeID
 	if top == 0 {
 		newest, err := s.opts.Store.FindRequests(ctx, hooks.RequestFilter{Limit: 1})
-		if err != nil {
+		if err != nil || len(newest) == 0 {
 			return nil, 0, nil, err
-		}
-		if len(newest) == 0 {
-			return reqs, next, nil, nil
 		}
 		top = newest[0].ID + 1
 	}
 	sr := &searched{From: max(1, top-w.SearchWindow()), To: top - 1, Window: w.SearchWindow()}
+	// The store bounds a text search itself; a request ID is bounded here.
+	f.BeforeID, f.AfterID = top, max(f.AfterID, sr.From-1)
+	reqs, err := s.opts.Store.FindRequests(ctx, f)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	next := nextBefore(reqs, f.Limit)
 	if next == 0 && sr.From > 1 {
 		next = sr.From
 	}
 	return reqs, next, sr, nil
+}
+
+// nextBefore is where the page after reqs starts: 0 when reqs is not full.
+func nextBefore(reqs []*hooks.Request, limit int) int64 {
+	if len(reqs) == limit {
+		return reqs[len(reqs)-1].ID
+	}
+	return 0
 }
 
 func (s *Server) listRequests(c echo.Context) error {
@@ -290,7 +299,11 @@ func (s *Server) detail(ctx context.Context, r *hooks.Request) (*requestDetail, 
 		d.Jobs = append(d.Jobs, jd)
 	}
 	if r.RequestID != "" {
-		same, err := s.opts.Store.FindRequests(ctx, hooks.RequestFilter{Sender: r.Sender, RequestID: r.RequestID, Limit: 50})
+		// Related requests are looked for among the records near this
+		// one: a sender retries within hours or days, not a million
+		// records later, and no index serves a request ID.
+		same, err := s.opts.Store.FindRequests(ctx, hooks.RequestFilter{Sender: r.Sender, RequestID: r.RequestID,
+			AfterID: max(0, r.ID-relatedWindow), BeforeID: r.ID + relatedWindow, Limit: 50})
 		if err != nil {
 			return nil, err
 		}
@@ -339,6 +352,10 @@ func (s *Server) curl(c echo.Context) error {
 	}
 	return c.String(http.StatusOK, curlCommand(r, s.opts.BaseURL()))
 }
+
+// relatedWindow is how many records on either side of a request its page
+// looks through for the sender's other requests with the same request ID.
+const relatedWindow = 50_000
 
 // replayResult is one replayed job's outcome.
 type replayResult struct {

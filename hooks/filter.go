@@ -21,8 +21,11 @@ type RequestFilter struct {
 	Search string
 	// Since and Until bound the time received: Since <= t < Until.
 	Since, Until time.Time
-	// BeforeID pages backwards: only records older than that id.
+	// BeforeID pages backwards: only records older than that id. AfterID
+	// keeps only records newer than that id: with BeforeID, it bounds how
+	// many records a filter that no index serves (a request ID) reads.
 	BeforeID int64
+	AfterID  int64
 	// Limit caps the records returned (a store picks a default when 0).
 	Limit int
 }

@@ -179,6 +179,9 @@ func requestsQuery(f hooks.RequestFilter) (string, []any) {
 	if f.BeforeID != 0 {
 		arg("id < ?", f.BeforeID)
 	}
+	if f.AfterID != 0 {
+		arg("id > ?", f.AfterID)
+	}
 	q := `SELECT id, sender, name, request_id, urgency, method, path, remote_addr, headers, body, status, response,
 		latency_us, notes, duplicate_of, received_at FROM requests`
 	if len(where) > 0 {

@@ -876,6 +876,7 @@ func TestDB_FindRequests(t *testing.T) {
 		{"SearchBoth", hooks.RequestFilter{Search: "needle"}, []int64{svix.Request.ID, ids[1]}},
 		{"SinceUntil", hooks.RequestFilter{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)}, []int64{ids[2], ids[1]}},
 		{"BeforeID", hooks.RequestFilter{BeforeID: ids[2], Limit: 1}, []int64{ids[1]}},
+		{"AfterID", hooks.RequestFilter{AfterID: ids[0], BeforeID: ids[2]}, []int64{ids[1]}},
 		{"Limit", hooks.RequestFilter{Limit: 2}, []int64{svix.Request.ID, ids[2]}},
 		{"None", hooks.RequestFilter{Sender: hooks.SenderBloomreach}, nil},
 	} {

@@ -110,6 +110,9 @@ func requestsQuery(f hooks.RequestFilter) (string, []any) {
 	if f.BeforeID != 0 {
 		cond("id < ?", f.BeforeID)
 	}
+	if f.AfterID != 0 {
+		cond("id > ?", f.AfterID)
+	}
 	if f.Search != "" {
 		// instr on a BLOB compares bytes: the body as stored, whatever it
 		// is; the headers are JSON text.

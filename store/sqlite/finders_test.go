@@ -73,6 +73,8 @@ func TestDB_FindRequests_Inspector(t *testing.T) {
 		{"SinceUntil", hooks.RequestFilter{Since: base.Add(time.Minute), Until: base.Add(3 * time.Minute)}, []int64{id[2], id[1]}},
 		{"BeforeID", hooks.RequestFilter{BeforeID: id[3], Limit: 2}, []int64{id[2], id[1]}},
 		{"BeforeIDSearch", hooks.RequestFilter{BeforeID: id[3], Search: "alice"}, []int64{id[2], id[0]}},
+		{"AfterID", hooks.RequestFilter{AfterID: id[2]}, []int64{id[4], id[3]}},
+		{"AfterBeforeID", hooks.RequestFilter{AfterID: id[0], BeforeID: id[3]}, []int64{id[2], id[1]}},
 		{"Combined", hooks.RequestFilter{Sender: hooks.SenderBubblehouse, StatusClass: 5, Search: "dave"}, []int64{id[4]}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +176,9 @@ func TestDB_FindRequests_Plans(t *testing.T) {
 		{hooks.RequestFilter{StatusClass: 5}, "requests_error_status", true},
 		{hooks.RequestFilter{Sender: hooks.SenderSvix, BeforeID: 1000}, "requests_sender", false},
 		{hooks.RequestFilter{BeforeID: 1000}, "INTEGER PRIMARY KEY", false},
+		// The inspector's lookup of a request ID near a record: a range of
+		// the table, however many records there are.
+		{hooks.RequestFilter{RequestID: "req-1", AfterID: 1000, BeforeID: 2000}, "INTEGER PRIMARY KEY (rowid>? AND rowid<?)", false},
 	} {
 		q, args := sqlite.RequestsQuery(tt.f)
 		plan := queryPlan(t, raw, q, args...)
@@ -233,6 +238,7 @@ func BenchmarkFindRequests_Million(b *testing.B) {
 		{"rare_sender_1pct", hooks.RequestFilter{Sender: hooks.SenderBloomreach, Limit: 50}},
 		{"rare_name_0.1pct", hooks.RequestFilter{Name: "Hello1", Limit: 50}},
 		{"request_id", hooks.RequestFilter{RequestID: "req-123456"}},
+		{"request_id_one_window", hooks.RequestFilter{RequestID: "req-123456", AfterID: n/2 - 50_000, BeforeID: n/2 + 50_000}},
 		{"status_class_5xx_0.5pct", hooks.RequestFilter{StatusClass: 5, Limit: 50}},
 		{"status_200", hooks.RequestFilter{Status: 200, Limit: 50}},
 		{"search_common_word", hooks.RequestFilter{Search: "order.paid", Limit: 50}},
