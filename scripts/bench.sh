@@ -30,8 +30,13 @@
 # under the same load; targets: throughput on >= 0.95x off, CPU time per
 # request on <= 1.05x off.
 #
+# INSPECT=1 adds the cost of an open inspector: hookbay with a client on
+# its live stream and without one, side by side under the same load;
+# target: throughput with the stream >= 0.95x without.
+#
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3) PG (0) PG_URL; BENCH_STRICT=1 exits non-zero when a
+# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3) INSPECT (0)
+# INSPECT_ROUNDS (3) PG (0) PG_URL; BENCH_STRICT=1 exits non-zero when a
 # target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -179,6 +184,51 @@ check "p99 $p99 ms <= 50 ms" "$p99 <= 50"
 check "non-2xx $non2xx + socket errors $sockerr == 0" "$non2xx + $sockerr == 0"
 check "peak RSS $rss MB < 150 MB" "$rss < 150"
 
+# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# half_wrk NAME ADDR DURATION: one of two instances' share of the load.
+half_wrk() {
+	BENCH_AUTH="Bearer bench-secret" BENCH_RUN="$RUN_ID-$1" \
+		wrk -t1 -c"$((CONNECTIONS / 2))" -d"$3" --latency -s scripts/bench.lua "http://$2$URL_PATH" >"$tmp/$1.wrk"
+}
+
+# side_by_side A A_ADDR A_PID B B_ADDR B_PID ROUNDS: loads two running
+# hookbay instances at the same time, each with its own wrk at
+# CONNECTIONS/2, after a warm-up, for ROUNDS rounds, so that whatever else
+# the machine does weighs on both alike. Prints each round; sets pair_rps
+# (A's throughput over B's, summed over the rounds) and pair_cpu (A's CPU
+# time per request over B's).
+side_by_side() {
+	local a=$1 a_addr=$2 a_pid=$3 b=$4 b_addr=$5 b_pid=$6 rounds=$7
+	local hz round a0 a1 b0 b1 w1 w2 r_a r_b p_a p_b x_a x_b n_a n_b
+	local a_n=0 b_n=0 a_cpu=0 b_cpu=0 a_rps=0 b_rps=0
+	local saved=("$rps" "$p50" "$p99" "$non2xx" "$sockerr") # parse overwrites them
+	half_wrk "$a-warm" "$a_addr" "$WARMUP" & w1=$!
+	half_wrk "$b-warm" "$b_addr" "$WARMUP" & w2=$!
+	wait "$w1" "$w2"
+	hz=$(getconf CLK_TCK)
+	for round in $(seq "$rounds"); do
+		a0=$(cpu_ticks "$a_pid") b0=$(cpu_ticks "$b_pid")
+		half_wrk "$a-$round" "$a_addr" "$DURATION" & w1=$!
+		half_wrk "$b-$round" "$b_addr" "$DURATION" & w2=$!
+		wait "$w1" "$w2"
+		a1=$(cpu_ticks "$a_pid") b1=$(cpu_ticks "$b_pid")
+		parse "$a-$round"; r_a=$rps p_a=$p99 x_a=$((non2xx + sockerr))
+		parse "$b-$round"; r_b=$rps p_b=$p99 x_b=$((non2xx + sockerr))
+		n_a=$(awk '/ requests in / {print $1}' "$tmp/$a-$round.wrk")
+		n_b=$(awk '/ requests in / {print $1}' "$tmp/$b-$round.wrk")
+		printf '  round %s: %s %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors | %s %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors\n' "$round" \
+			"$a" "$r_a" "$p_a" "$(awk -v c=$((a1 - a0)) -v n="$n_a" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_a" \
+			"$b" "$r_b" "$p_b" "$(awk -v c=$((b1 - b0)) -v n="$n_b" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_b"
+		a_n=$((a_n + n_a)) b_n=$((b_n + n_b)) a_cpu=$((a_cpu + a1 - a0)) b_cpu=$((b_cpu + b1 - b0))
+		a_rps=$(awk -v x="$a_rps" -v y="$r_a" 'BEGIN {print x + y}') b_rps=$(awk -v x="$b_rps" -v y="$r_b" 'BEGIN {print x + y}')
+	done
+	pair_rps=$(awk -v x="$a_rps" -v y="$b_rps" 'BEGIN {printf "%.3f", (y > 0) ? x / y : 0}')
+	pair_cpu=$(awk -v x="$a_cpu" -v nx="$a_n" -v y="$b_cpu" -v ny="$b_n" 'BEGIN {printf "%.3f", (y > 0 && nx > 0) ? (x / nx) / (y / ny) : 0}')
+	rps=${saved[0]} p50=${saved[1]} p99=${saved[2]} non2xx=${saved[3]} sockerr=${saved[4]}
+}
+
 # --- OBSERVE=1: what metrics and request logging cost, in the same run:
 # two hookbay instances side by side, one with both on (the admin listener
 # serving /metrics, scraped every second, and a JSON log line per request
@@ -216,45 +266,52 @@ YAML
 	while kill -0 "$on_pid" 2>/dev/null; do curl -fsS -o /dev/null "http://$OBS_ADMIN/metrics" 2>/dev/null || true; sleep 1; done &
 	scraper=$!
 	pids+=("$scraper")
-	# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
-	cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-	# obs_wrk NAME ADDR DURATION: one instance's share of the load.
-	obs_wrk() {
-		BENCH_AUTH="Bearer bench-secret" BENCH_RUN="$RUN_ID-$1" \
-			wrk -t1 -c"$((CONNECTIONS / 2))" -d"$3" --latency -s scripts/bench.lua "http://$2$URL_PATH" >"$tmp/$1.wrk"
-	}
 	echo "metrics and request log on and off, side by side: wrk -t1 -c$((CONNECTIONS / 2)) -d$DURATION each, ${OBSERVE_ROUNDS:-3} rounds (warm-up $WARMUP)..."
-	obs_wrk obs-on-warm "$OBS_ON" "$WARMUP" & w1=$!
-	obs_wrk obs-off-warm "$OBS_OFF" "$WARMUP" & w2=$!
-	wait "$w1" "$w2"
-	hz=$(getconf CLK_TCK)
-	on_n=0 off_n=0 on_cpu=0 off_cpu=0 on_rps=0 off_rps=0
-	for round in $(seq "${OBSERVE_ROUNDS:-3}"); do
-		a0=$(cpu_ticks "$on_pid") b0=$(cpu_ticks "$off_pid")
-		obs_wrk "obs-on-$round" "$OBS_ON" "$DURATION" & w1=$!
-		obs_wrk "obs-off-$round" "$OBS_OFF" "$DURATION" & w2=$!
-		wait "$w1" "$w2"
-		a1=$(cpu_ticks "$on_pid") b1=$(cpu_ticks "$off_pid")
-		parse "obs-on-$round"; r_on=$rps p_on=$p99 x_on=$((non2xx + sockerr))
-		parse "obs-off-$round"; r_off=$rps p_off=$p99 x_off=$((non2xx + sockerr))
-		n_on=$(awk '/ requests in / {print $1}' "$tmp/obs-on-$round.wrk")
-		n_off=$(awk '/ requests in / {print $1}' "$tmp/obs-off-$round.wrk")
-		printf '  round %s: on %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors | off %9s req/s, p99 %7s ms, %6s us CPU/req, %s errors\n' "$round" \
-			"$r_on" "$p_on" "$(awk -v c=$((a1 - a0)) -v n="$n_on" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_on" \
-			"$r_off" "$p_off" "$(awk -v c=$((b1 - b0)) -v n="$n_off" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}')" "$x_off"
-		on_n=$((on_n + n_on)) off_n=$((off_n + n_off)) on_cpu=$((on_cpu + a1 - a0)) off_cpu=$((off_cpu + b1 - b0))
-		on_rps=$(awk -v a="$on_rps" -v b="$r_on" 'BEGIN {print a + b}') off_rps=$(awk -v a="$off_rps" -v b="$r_off" 'BEGIN {print a + b}')
-	done
+	side_by_side obs-on "$OBS_ON" "$on_pid" obs-off "$OBS_OFF" "$off_pid" "${OBSERVE_ROUNDS:-3}"
+	obs_ratio=$pair_rps obs_cpu=$pair_cpu
 	curl -fsS -o "$tmp/obs.metrics" "http://$OBS_ADMIN/metrics"
 	kill "$on_pid" "$off_pid" "$scraper" 2>/dev/null || true
 	wait "$on_pid" "$off_pid" "$scraper" 2>/dev/null || true
 	grep -q '^hookbay_requests_total{.*status="202"' "$tmp/obs.metrics" || { echo "bench: /metrics did not count the requests" >&2; exit 1; }
 	lines=$(grep -c '"msg":"request"' "$tmp/hookbay-obs-on.log" || true)
-	obs_ratio=$(awk -v a="$on_rps" -v b="$off_rps" 'BEGIN {printf "%.3f", (b > 0) ? a / b : 0}')
-	obs_cpu=$(awk -v a="$on_cpu" -v na="$on_n" -v b="$off_cpu" -v nb="$off_n" 'BEGIN {printf "%.3f", (b > 0 && na > 0) ? (a / na) / (b / nb) : 0}')
 	echo "metrics and request log on/off: throughput $obs_ratio, CPU per request $obs_cpu ($lines request lines logged)"
 	check "metrics and request log: throughput on/off $obs_ratio >= 0.95" "$obs_ratio >= 0.95"
 	check "metrics and request log: CPU per request on/off $obs_cpu <= 1.05" "$obs_cpu <= 1.05"
+fi
+
+# --- INSPECT=1: what an open inspector costs ingest: two hookbay instances
+# with the admin listener on, side by side under the same load, one with a
+# client reading its live stream (/api/v1/stream, as the web UI does) and
+# one without; INSPECT_ROUNDS rounds (3). Target: throughput with the
+# stream >= 0.95x without. ---
+if [[ ${INSPECT:-0} == 1 ]]; then
+	INS_ON=127.0.0.1:18091 INS_OFF=127.0.0.1:18092 INS_ADMIN_ON=127.0.0.1:18093 INS_ADMIN_OFF=127.0.0.1:18094
+	for mode in on off; do
+		if [[ $mode == on ]]; then addr=$INS_ON admin=$INS_ADMIN_ON; else addr=$INS_OFF admin=$INS_ADMIN_OFF; fi
+		cat >"$tmp/hookbay-ins-$mode.yaml" <<YAML
+server: {listen: "$addr", data_dir: "$tmp/data-ins-$mode", tls: {mode: "off"}}
+admin: {listen: "$admin"}
+bubblehouse:
+  authorization: "Bearer bench-secret"
+  hooks: {CreateDiscount4: {}}
+YAML
+		"$tmp/hookbay" serve --config "$tmp/hookbay-ins-$mode.yaml" >"$tmp/hookbay-ins-$mode.log" 2>&1 &
+		pids+=("$!")
+		if [[ $mode == on ]]; then on_pid=$!; else off_pid=$!; fi
+	done
+	wait_up "http://$INS_ON/healthz" "$on_pid" "$tmp/hookbay-ins-on.log" -fsS
+	wait_up "http://$INS_OFF/healthz" "$off_pid" "$tmp/hookbay-ins-off.log" -fsS
+	curl -sN "http://$INS_ADMIN_ON/api/v1/stream" >"$tmp/ins.sse" 2>/dev/null &
+	streamer=$!
+	pids+=("$streamer")
+	echo "inspector stream open and none, side by side: wrk -t1 -c$((CONNECTIONS / 2)) -d$DURATION each, ${INSPECT_ROUNDS:-3} rounds (warm-up $WARMUP)..."
+	side_by_side ins-stream "$INS_ON" "$on_pid" ins-none "$INS_OFF" "$off_pid" "${INSPECT_ROUNDS:-3}"
+	kill "$on_pid" "$off_pid" "$streamer" 2>/dev/null || true
+	wait "$on_pid" "$off_pid" "$streamer" 2>/dev/null || true
+	shown=$(grep -c '^event: request' "$tmp/ins.sse" || true)
+	[[ $shown -gt 0 ]] || { echo "bench: the live stream sent no request" >&2; exit 1; }
+	echo "inspector stream open/none: throughput $pair_rps, CPU per request $pair_cpu ($shown requests sent on the stream)"
+	check "inspector: throughput with a live stream / without $pair_rps >= 0.95" "$pair_rps >= 0.95"
 fi
 
 if [[ ${FLOOR:-0} == 1 ]]; then
