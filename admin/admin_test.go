@@ -526,7 +526,7 @@ func TestServer_Replay(t *testing.T) {
 		} `json:"jobs"`
 	}
 	e.api(http.MethodPost, fmt.Sprintf("requests/%d/replay", r.ID), nil, http.StatusOK, &out)
-	if !out.OK || len(out.Jobs) != 1 || out.Jobs[0].Outcome != hooks.OutcomeOK || !out.Jobs[0].StoredOnly {
+	if !out.OK || len(out.Jobs) != 1 || out.Jobs[0].Outcome != string(hooks.OutcomeOK) || !out.Jobs[0].StoredOnly {
 		t.Fatalf("replay: got %+v", out)
 	}
 	var d struct {

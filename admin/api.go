@@ -359,14 +359,14 @@ const relatedWindow = 50_000
 
 // replayResult is one replayed job's outcome.
 type replayResult struct {
-	Job        int64      `json:"job"`
-	Name       string     `json:"name"`
-	OK         bool       `json:"ok"`
-	Outcome    string     `json:"outcome"`
-	StoredOnly bool       `json:"stored_only,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	RetryAt    *time.Time `json:"retry_at,omitempty"`
-	Output     body       `json:"output"`
+	Job        int64         `json:"job"`
+	Name       string        `json:"name"`
+	OK         bool          `json:"ok"`
+	Outcome    hooks.Outcome `json:"outcome"`
+	StoredOnly bool          `json:"stored_only,omitempty"`
+	Error      string        `json:"error,omitempty"`
+	RetryAt    *time.Time    `json:"retry_at,omitempty"`
+	Output     body          `json:"output"`
 }
 
 func (s *Server) replay(c echo.Context) error {

@@ -206,14 +206,14 @@ type jobEvent struct {
 	Name       string         `json:"name"`
 	State      hooks.JobState `json:"state"`
 	Attempts   int            `json:"attempts"`
-	Outcome    string         `json:"outcome,omitempty"`
+	Outcome    hooks.Outcome  `json:"outcome,omitempty"`
 	Error      string         `json:"error,omitempty"`
 	RetryAt    *time.Time     `json:"retry_at,omitempty"`
 	DurationMS float64        `json:"duration_ms,omitempty"`
 }
 
 // stateAfter is the state an attempt's outcome leaves its job in.
-func stateAfter(outcome string) hooks.JobState {
+func stateAfter(outcome hooks.Outcome) hooks.JobState {
 	switch outcome {
 	case hooks.OutcomeOK:
 		return hooks.JobDone

@@ -174,7 +174,7 @@ func TestAdmin_Inspector(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	if !rep.OK || len(rep.Jobs) != 1 || rep.Jobs[0].Outcome != hooks.OutcomeOK {
+	if !rep.OK || len(rep.Jobs) != 1 || rep.Jobs[0].Outcome != string(hooks.OutcomeOK) {
 		t.Fatalf("replay: %+v", rep)
 	}
 	if n := len(d.deliveries()); n != 3 {

@@ -193,7 +193,7 @@ func TestDelivery_RetriesAndDead(t *testing.T) {
 	atts, _ := m.DB.FindAttempts(context.Background(), j.ID)
 	var outcomes []string
 	for _, a := range atts {
-		outcomes = append(outcomes, a.Outcome)
+		outcomes = append(outcomes, string(a.Outcome))
 	}
 	if got := strings.Join(outcomes, ","); got != "failed,failed,failed,dead" {
 		t.Fatalf("attempt outcomes=%s", got)

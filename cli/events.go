@@ -379,7 +379,7 @@ type replayResult struct {
 	// Outcome is the attempt's recorded outcome (ok, failed, dead,
 	// interrupted), not_started, or taken when a running hookbay took the
 	// job first.
-	Outcome string `json:"outcome"`
+	Outcome hooks.Outcome `json:"outcome"`
 	// StoredOnly says no action is configured for the job: the store
 	// action ran, and nothing was delivered.
 	StoredOnly   bool            `json:"stored_only,omitempty"`

@@ -155,7 +155,7 @@ func TestEventsCommand_Show(t *testing.T) {
 		if got.ID != j.ID || got.Event != id || got.State != "done" || got.Attempts != 1 || got.Urgency != "regular" {
 			t.Fatalf("job=%+v", got)
 		}
-		if len(got.History) != 1 || got.History[0].Attempt != 1 || got.History[0].Outcome != hooks.OutcomeOK {
+		if len(got.History) != 1 || got.History[0].Attempt != 1 || got.History[0].Outcome != string(hooks.OutcomeOK) {
 			t.Fatalf("history=%+v, want one ok attempt", got.History)
 		}
 	})

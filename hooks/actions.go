@@ -142,14 +142,14 @@ var ErrNotStarted = errors.New("the action did not start")
 // AttemptNotStarted is Classify's outcome for an attempt that never began;
 // unlike the Outcome values, it is never recorded: the job goes back as it
 // was.
-const AttemptNotStarted = "not_started"
+const AttemptNotStarted Outcome = "not_started"
 
 // Classify reads what an action's error makes of a queued attempt:
 // OutcomeOK for a delivery (also an answer over the output cap after the
 // work was done: a queued job's answer goes nowhere), AttemptNotStarted
 // for a wait that never started the action, and OutcomeFailed for any
 // other error.
-func Classify(err error) string {
+func Classify(err error) Outcome {
 	var tooLarge *OutputTooLargeError
 	switch {
 	case err == nil, errors.As(err, &tooLarge):

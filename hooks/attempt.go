@@ -40,7 +40,7 @@ type AttemptResult struct {
 	// Outcome is OutcomeOK, OutcomeFailed, OutcomeDead, OutcomeInterrupted
 	// (the caller's context ended first: the job went back to the queue)
 	// or AttemptNotStarted (the job went back, no attempt counted).
-	Outcome string
+	Outcome Outcome
 	// Output is what the action answered; nil when it was over the cap.
 	Output []byte
 	// Err is the action's error. It is nil on success, and set along with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +30,13 @@ func mustClaim(tb testing.TB, db *sqlite.DB, lease time.Duration) *hooks.Job {
 }
 
 // mustAttempts returns the recorded outcomes of a job's attempts.
-func mustAttempts(tb testing.TB, db *sqlite.DB, id int64) []string {
+func mustAttempts(tb testing.TB, db *sqlite.DB, id int64) []hooks.Outcome {
 	tb.Helper()
 	atts, err := db.FindAttempts(context.Background(), id)
 	if err != nil {
 		tb.Fatalf("find attempts: %v", err)
 	}
-	var out []string
+	var out []hooks.Outcome
 	for _, a := range atts {
 		out = append(out, a.Outcome)
 	}
@@ -48,11 +49,11 @@ func TestExecutor_Run(t *testing.T) {
 		name      string
 		policy    hooks.RetryPolicy
 		run       func(ctx context.Context, j *hooks.Job) ([]byte, error)
-		outcome   string
+		outcome   hooks.Outcome
 		state     hooks.JobState
-		attempts  int      // as stored afterwards
-		recorded  []string // outcomes of the recorded attempts
-		errHas    string   // in AttemptResult.Err and the stored last error
+		attempts  int             // as stored afterwards
+		recorded  []hooks.Outcome // outcomes of the recorded attempts
+		errHas    string          // in AttemptResult.Err and the stored last error
 		output    string
 		maxOutput int64
 	}{{
@@ -60,20 +61,20 @@ func TestExecutor_Run(t *testing.T) {
 		run:      func(context.Context, *hooks.Job) ([]byte, error) { return []byte(`{"ok":true}`), nil },
 		outcome:  hooks.OutcomeOK,
 		state:    hooks.JobDone,
-		attempts: 1, recorded: []string{hooks.OutcomeOK}, output: `{"ok":true}`,
+		attempts: 1, recorded: []hooks.Outcome{hooks.OutcomeOK}, output: `{"ok":true}`,
 	}, {
 		name:     "Failed",
 		run:      func(context.Context, *hooks.Job) ([]byte, error) { return nil, errors.New("downstream said no") },
 		outcome:  hooks.OutcomeFailed,
 		state:    hooks.JobAvailable,
-		attempts: 1, recorded: []string{hooks.OutcomeFailed}, errHas: "downstream said no",
+		attempts: 1, recorded: []hooks.Outcome{hooks.OutcomeFailed}, errHas: "downstream said no",
 	}, {
 		name:     "Dead",
 		policy:   hooks.RetryPolicy{MaxAttempts: 1},
 		run:      func(context.Context, *hooks.Job) ([]byte, error) { return nil, errors.New("still no") },
 		outcome:  hooks.OutcomeDead,
 		state:    hooks.JobDead,
-		attempts: 1, recorded: []string{hooks.OutcomeDead}, errHas: "still no",
+		attempts: 1, recorded: []hooks.Outcome{hooks.OutcomeDead}, errHas: "still no",
 	}, {
 		// A panicking Go action is a failed attempt, never a job left
 		// running with its worker gone.
@@ -81,7 +82,7 @@ func TestExecutor_Run(t *testing.T) {
 		run:      func(context.Context, *hooks.Job) ([]byte, error) { panic("integrator bug") },
 		outcome:  hooks.OutcomeFailed,
 		state:    hooks.JobAvailable,
-		attempts: 1, recorded: []string{hooks.OutcomeFailed}, errHas: "action panicked: integrator bug",
+		attempts: 1, recorded: []hooks.Outcome{hooks.OutcomeFailed}, errHas: "action panicked: integrator bug",
 	}, {
 		name: "RuntimePanic",
 		run: func(context.Context, *hooks.Job) ([]byte, error) {
@@ -91,7 +92,7 @@ func TestExecutor_Run(t *testing.T) {
 		},
 		outcome:  hooks.OutcomeFailed,
 		state:    hooks.JobAvailable,
-		attempts: 1, recorded: []string{hooks.OutcomeFailed}, errHas: "assignment to entry in nil map",
+		attempts: 1, recorded: []hooks.Outcome{hooks.OutcomeFailed}, errHas: "assignment to entry in nil map",
 	}, {
 		// A Go action's answer over the cap is dropped; the work was done.
 		name:      "OutputOverCap",
@@ -99,7 +100,7 @@ func TestExecutor_Run(t *testing.T) {
 		run:       func(context.Context, *hooks.Job) ([]byte, error) { return []byte(`{"much":"more than eight"}`), nil },
 		outcome:   hooks.OutcomeOK,
 		state:     hooks.JobDone,
-		attempts:  1, recorded: []string{hooks.OutcomeOK}, errHas: "8-byte output limit",
+		attempts:  1, recorded: []hooks.Outcome{hooks.OutcomeOK}, errHas: "8-byte output limit",
 	}, {
 		name: "NotStarted",
 		run: func(context.Context, *hooks.Job) ([]byte, error) {
@@ -116,7 +117,7 @@ func TestExecutor_Run(t *testing.T) {
 			if tt.policy.MaxAttempts != 0 {
 				p = tt.policy
 			}
-			var observed []string
+			var observed []hooks.Outcome
 			x := &hooks.Executor{Store: db, Policy: p, Lease: time.Minute, MaxOutput: tt.maxOutput,
 				Observe: func(oj *hooks.Job, r hooks.AttemptResult) { observed = append(observed, r.Outcome) }}
 			res, err := x.Run(context.Background(), hooks.ActionFunc(tt.run), j)
@@ -136,7 +137,7 @@ func TestExecutor_Run(t *testing.T) {
 			if got.State != tt.state || got.Attempts != tt.attempts {
 				t.Errorf("stored job: got %s after %d attempts, want %s after %d", got.State, got.Attempts, tt.state, tt.attempts)
 			}
-			if rec := mustAttempts(t, db, j.ID); strings.Join(rec, ",") != strings.Join(tt.recorded, ",") {
+			if rec := mustAttempts(t, db, j.ID); !slices.Equal(rec, tt.recorded) {
 				t.Errorf("recorded attempts: got %q, want %q", rec, tt.recorded)
 			}
 			if tt.outcome == hooks.OutcomeFailed {

@@ -79,12 +79,15 @@ func (j *Job) IdempotencyKey() string {
 	return j.RequestID + "/" + hex.EncodeToString(sum[:8])
 }
 
+// Outcome is how an attempt ended, as recorded.
+type Outcome string
+
 // Attempt outcomes, as recorded.
 const (
-	OutcomeOK          = "ok"
-	OutcomeFailed      = "failed"      // retried later
-	OutcomeDead        = "dead"        // the last attempt
-	OutcomeInterrupted = "interrupted" // shutdown; the job went back to the queue
+	OutcomeOK          Outcome = "ok"
+	OutcomeFailed      Outcome = "failed"      // retried later
+	OutcomeDead        Outcome = "dead"        // the last attempt
+	OutcomeInterrupted Outcome = "interrupted" // shutdown; the job went back to the queue
 )
 
 // Attempt is the record of one run of a job's action.
@@ -93,7 +96,7 @@ type Attempt struct {
 	Attempt   int           `json:"attempt"`
 	StartedAt time.Time     `json:"started_at"`
 	Duration  time.Duration `json:"duration_ns"`
-	Outcome   string        `json:"outcome"`
+	Outcome   Outcome       `json:"outcome"`
 	Error     string        `json:"error,omitempty"`
 }
 

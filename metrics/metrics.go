@@ -380,7 +380,8 @@ func (m *Metrics) Enqueued(s hooks.Sender, name string, u hooks.Urgency, n int) 
 	}
 }
 
-var outcomes = []string{hooks.OutcomeOK, hooks.OutcomeFailed, hooks.OutcomeDead, hooks.OutcomeInterrupted, hooks.AttemptNotStarted}
+var outcomes = []string{string(hooks.OutcomeOK), string(hooks.OutcomeFailed), string(hooks.OutcomeDead), string(hooks.OutcomeInterrupted),
+	string(hooks.AttemptNotStarted)}
 
 // Attempt counts one recorded delivery attempt of j, run by an action of
 // kind action (ActionForward, ...): its outcome and duration, how long
@@ -390,7 +391,7 @@ var outcomes = []string{hooks.OutcomeOK, hooks.OutcomeFailed, hooks.OutcomeDead,
 func (m *Metrics) Attempt(j *hooks.Job, action string, res hooks.AttemptResult) {
 	sender := senderLabel(j.Sender)
 	action = oneOf(action, []string{ActionForward, ActionExec, ActionGo, ActionStore})
-	m.attempts.WithLabelValues(sender, m.NameLabel(j.Sender, j.Source), action, oneOf(res.Outcome, outcomes)).Inc()
+	m.attempts.WithLabelValues(sender, m.NameLabel(j.Sender, j.Source), action, oneOf(string(res.Outcome), outcomes)).Inc()
 	if j.AttemptStarted.IsZero() {
 		return // not started: it waited for a process slot and went back
 	}

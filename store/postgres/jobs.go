@@ -32,7 +32,7 @@ func claimArrays(jobs []*hooks.Job) (ids []int64, attempts []int32) {
 // attempt is the record of one finished attempt.
 type attempt struct {
 	job     *hooks.Job
-	outcome string
+	outcome hooks.Outcome
 	err     string
 }
 
@@ -51,7 +51,7 @@ func insertAttempts(w *wtx, atts []attempt) error {
 		ids, nums = append(ids, a.job.ID), append(nums, int32(a.job.Attempts))
 		w.jobs = append(w.jobs, a.job.ID)
 		started, durations = append(started, a.job.AttemptStarted), append(durations, a.job.AttemptDuration.Microseconds())
-		outcomes, errs = append(outcomes, a.outcome), append(errs, a.err)
+		outcomes, errs = append(outcomes, string(a.outcome)), append(errs, a.err)
 	}
 	if len(ids) == 0 {
 		return nil
@@ -65,7 +65,7 @@ func insertAttempts(w *wtx, atts []attempt) error {
 }
 
 // attemptsOf pairs each of jobs whose ID is in owned with outcome and err.
-func attemptsOf(jobs []*hooks.Job, owned map[int64]bool, outcome, err string) []attempt {
+func attemptsOf(jobs []*hooks.Job, owned map[int64]bool, outcome hooks.Outcome, err string) []attempt {
 	var out []attempt
 	for _, j := range jobs {
 		if owned[j.ID] {

@@ -10,7 +10,7 @@ import (
 )
 
 // insertAttempts records the attempt each job just finished.
-func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome, errText string) error {
+func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome hooks.Outcome, errText string) error {
 	for _, j := range jobs {
 		started := j.AttemptStarted
 		if started.IsZero() {
@@ -18,7 +18,7 @@ func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome, errText string) erro
 		}
 		if _, err := tx.Exec(`INSERT INTO job_attempts (job_id, attempt, started_at, duration_us, outcome, error)
 			VALUES (?, ?, ?, ?, ?, ?)`, j.ID, j.Attempts, started.UnixMicro(), j.AttemptDuration.Microseconds(),
-			outcome, errText); err != nil {
+			string(outcome), errText); err != nil {
 			return fmt.Errorf("record attempt: %w", err)
 		}
 	}

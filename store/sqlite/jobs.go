@@ -243,7 +243,7 @@ func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time,
 		WHERE id = ? AND attempts = ? AND state = 'running'`, retryAt.UnixMicro(), errText, j.ID, j.Attempts)
 }
 
-func (db *DB) finishJob(ctx context.Context, j *hooks.Job, outcome, errText, q string, args ...any) error {
+func (db *DB) finishJob(ctx context.Context, j *hooks.Job, outcome hooks.Outcome, errText, q string, args ...any) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(q, args...)
 		if err != nil {

@@ -197,7 +197,7 @@ func (e *env) attempts(id int64) string {
 	}
 	var out []string
 	for _, a := range atts {
-		out = append(out, a.Outcome)
+		out = append(out, string(a.Outcome))
 	}
 	return strings.Join(out, ",")
 }

@@ -256,7 +256,7 @@ func testTwoHandles(t *testing.T, b Backend) {
 		if j := e.job(a.ID); j.State != hooks.JobRunning || j.Attempts != 2 || !j.LockedUntil.Equal(bb[0].LockedUntil) {
 			t.Fatalf("job: got %+v, want still the other's run (attempt 2, its lease)", j)
 		}
-		if got, want := e.attempts(a.ID), hooks.OutcomeInterrupted; got != want {
+		if got, want := e.attempts(a.ID), string(hooks.OutcomeInterrupted); got != want {
 			t.Fatalf("attempts: got %q, want %q (nothing from the stale holder)", got, want)
 		}
 		if err := other.CompleteJobs(t.Context(), bb, e.now()); err != nil {

@@ -236,7 +236,7 @@ func testRescueJobs(t *testing.T, b Backend) {
 				!strings.Contains(stored.LastError, "lease expired") {
 				t.Errorf("rescued job: got %+v, want available after 1 attempt, unlocked, with why", stored)
 			}
-			if got, want := e.attempts(j.ID), hooks.OutcomeInterrupted; got != want {
+			if got, want := e.attempts(j.ID), string(hooks.OutcomeInterrupted); got != want {
 				t.Errorf("attempts of job %d: got %q, want %q", j.ID, got, want)
 			}
 		}
@@ -329,7 +329,7 @@ func testCompleteJobs(t *testing.T, b Backend) {
 		if stored.State != hooks.JobDone || !stored.LockedUntil.IsZero() || stored.Attempts != 1 {
 			t.Fatalf("got %+v, want done after 1 attempt, unlocked", stored)
 		}
-		if got, want := e.attempts(j.ID), hooks.OutcomeOK; got != want {
+		if got, want := e.attempts(j.ID), string(hooks.OutcomeOK); got != want {
 			t.Fatalf("attempts: got %q, want %q", got, want)
 		}
 		if got := e.claim(time.Hour, 10); len(got) != 0 {
@@ -397,7 +397,7 @@ func testFailJob(t *testing.T, b Backend) {
 			stored.Attempts != 1 || !stored.LockedUntil.IsZero() {
 			t.Fatalf("got %+v, want available at %v after 1 attempt, with its error", stored, retryAt)
 		}
-		if got, want := e.attempts(later.ID), hooks.OutcomeFailed; got != want {
+		if got, want := e.attempts(later.ID), string(hooks.OutcomeFailed); got != want {
 			t.Errorf("attempts: got %q, want %q", got, want)
 		}
 		if err := e.s.FailJob(t.Context(), now, e.now(), e.now(), false, "HTTP 502"); err != nil {
@@ -422,7 +422,7 @@ func testFailJob(t *testing.T, b Backend) {
 		if stored.State != hooks.JobDead || stored.LastError != "gave up" || !stored.LockedUntil.IsZero() {
 			t.Fatalf("got %+v, want dead with its error", stored)
 		}
-		if got, want := e.attempts(j.ID), hooks.OutcomeDead; got != want {
+		if got, want := e.attempts(j.ID), string(hooks.OutcomeDead); got != want {
 			t.Errorf("attempts: got %q, want %q", got, want)
 		}
 		if got := e.claim(time.Hour, 10); len(got) != 0 {
@@ -446,7 +446,7 @@ func testFailJob(t *testing.T, b Backend) {
 		if got := e.claim(time.Hour, 1); len(got) != 0 {
 			t.Fatalf("claim while B runs job %d: got %v, want none", bb.ID, jobIDs(got))
 		}
-		if got, want := e.attempts(a.ID), hooks.OutcomeInterrupted; got != want {
+		if got, want := e.attempts(a.ID), string(hooks.OutcomeInterrupted); got != want {
 			t.Fatalf("attempts: got %q, want %q (the late failure is not B's attempt)", got, want)
 		}
 	})
@@ -499,7 +499,7 @@ func testReleaseJobs(t *testing.T, b Backend) {
 		if got, want := e.job(j.ID).State, hooks.JobAvailable; got != want {
 			t.Fatalf("state: got %s, want %s", got, want)
 		}
-		if got, want := e.attempts(j.ID), hooks.OutcomeInterrupted; got != want {
+		if got, want := e.attempts(j.ID), string(hooks.OutcomeInterrupted); got != want {
 			t.Fatalf("attempts: got %q, want %q", got, want)
 		}
 	})
@@ -857,7 +857,7 @@ func testSaveLeased(t *testing.T, b Backend) {
 		if stored := e.job(j.ID); stored.State != hooks.JobDone || stored.Attempts != 1 {
 			t.Fatalf("completed: got %+v, want done after 1 attempt", stored)
 		}
-		if got, want := e.attempts(j.ID), hooks.OutcomeOK; got != want {
+		if got, want := e.attempts(j.ID), string(hooks.OutcomeOK); got != want {
 			t.Fatalf("attempts: got %q, want %q", got, want)
 		}
 	})
