@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookbay/hookbay/admin"
@@ -253,9 +254,10 @@ type announced struct {
 
 // followAnnouncements reads each announced request and job and puts it on
 // the stream, while anyone watches. Announcements that arrive faster than
-// they can be read are dropped, and the stream says so.
+// they can be read are dropped, and the stream says how many.
 func (m *Main) followAnnouncements(ctx context.Context, l storeAnnouncer, srv *admin.Server) error {
 	queue := make(chan announced, 1024)
+	var dropped atomic.Int64 // announcements the queue had no room for
 	follow := func(job bool) func(int64) {
 		return func(id int64) {
 			if !srv.Hub().Active() {
@@ -264,7 +266,7 @@ func (m *Main) followAnnouncements(ctx context.Context, l storeAnnouncer, srv *a
 			select {
 			case queue <- announced{id, job}:
 			default:
-				srv.Hub().Publish(admin.Event{Kind: "dropped", Data: []byte(`{"dropped":1}`)})
+				dropped.Add(1)
 			}
 		}
 	}
@@ -296,6 +298,11 @@ func (m *Main) followAnnouncements(ctx context.Context, l storeAnnouncer, srv *a
 			}
 			if err != nil && ctx.Err() == nil {
 				m.Logger.Warn("inspector: read an announced change", "id", a.id, "job", a.job, "err", err)
+			}
+			// Lost announcements are told once the queue has room
+			// again, as one event.
+			if n := dropped.Swap(0); n > 0 {
+				srv.Hub().Publish(admin.Event{Kind: "dropped", Data: fmt.Appendf(nil, `{"dropped":%d}`, n)})
 			}
 		}
 	}()

@@ -329,7 +329,7 @@ func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64,
 	}
 	// A dead job starts over: attempts and age count from now. A job
 	// waiting for its next attempt just runs now.
-	return db.retry(ctx, `UPDATE jobs SET scheduled_at = $1,
+	return db.retry(ctx, ids, `UPDATE jobs SET scheduled_at = $1,
 			attempts = CASE state WHEN 'dead' THEN 0 ELSE attempts END,
 			created_at = CASE state WHEN 'dead' THEN $1 ELSE created_at END,
 			state = 'available', finished_at = NULL
@@ -338,18 +338,24 @@ func (db *DB) RetryJobs(ctx context.Context, ids []int64, now time.Time) (int64,
 
 // RetryDead makes every dead job that died at or after since available now.
 func (db *DB) RetryDead(ctx context.Context, since, now time.Time) (int64, error) {
-	return db.retry(ctx, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = $1, created_at = $1, finished_at = NULL
+	return db.retry(ctx, nil, `UPDATE jobs SET state = 'available', attempts = 0, scheduled_at = $1, created_at = $1, finished_at = NULL
 		WHERE state = 'dead' AND finished_at >= $2`, now, since)
 }
 
-func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
+// retry runs a retry statement and announces the change: the jobs ids
+// names, or, without ids, that jobs changed.
+func (db *DB) retry(ctx context.Context, ids []int64, q string, args ...any) (int64, error) {
 	var n int64
 	err := db.write(ctx, func(w *wtx) error {
 		tag, err := w.exec(q, args...)
 		n = tag.RowsAffected()
 		if n > 0 {
 			w.queued(0) // queued again: of any priority
-			w.manyJobs = true
+			if ids != nil {
+				w.jobs = append(w.jobs, ids...)
+			} else {
+				w.manyJobs = true
+			}
 		}
 		return err
 	})

@@ -51,12 +51,12 @@ func (db *DB) ListenRequests(ctx context.Context, onRequest func(id int64)) erro
 }
 
 // ListenJobChanges calls onJob with the ID of every job whose attempt was
-// recorded, by this process or another replica, until ctx ends or the
-// store closes; with 0 when jobs changed without being listed (a retry,
-// a commit that finished too many to list, a reconnection after which
-// changes may have been missed): read them again. Like Listen, it returns
-// once it is listening; onJob runs on the listener's goroutine and must not
-// block.
+// recorded or that was retried, by this process or another replica, until
+// ctx ends or the store closes; with 0 when jobs changed without being
+// listed (a retry of every dead job, a commit that changed too many to
+// list, a reconnection after which changes may have been missed): read
+// them again. Like Listen, it returns once it is listening; onJob runs on
+// the listener's goroutine and must not block.
 func (db *DB) ListenJobChanges(ctx context.Context, onJob func(id int64)) error {
 	return db.listen(ctx, db.jobChangesChannel, func(payload string) {
 		if payload == "*" {

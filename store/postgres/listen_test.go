@@ -132,8 +132,8 @@ func TestDB_TryLead(t *testing.T) {
 func TestDB_ListenJobChanges(t *testing.T) {
 	t.Parallel()
 	// Each attempt recorded on one replica is announced to another with
-	// its job's id; a retry, which may touch any number of jobs, says only
-	// that jobs changed (0).
+	// its job's id, and so is a retry of given jobs; a retry of every dead
+	// job, which may touch any number, says only that jobs changed (0).
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newSchema(t)
@@ -176,6 +176,19 @@ func TestDB_ListenJobChanges(t *testing.T) {
 	if got, want := next("a failure"), jobs[1].ID; got != want {
 		t.Fatalf("failure announced: got job %d, want %d", got, want)
 	}
+	// A retry of given jobs names them.
+	if n, err := a.RetryJobs(ctx, []int64{jobs[1].ID}, now); err != nil || n != 1 {
+		t.Fatalf("RetryJobs: got %d, %v; want 1", n, err)
+	}
+	if got, want := next("a retry of one job"), jobs[1].ID; got != want {
+		t.Fatalf("retry announced: got job %d, want %d", got, want)
+	}
+	again := mustClaim(t, a, now, time.Minute, 1)
+	again[0].AttemptStarted = now
+	if err := a.FailJob(ctx, again[0], now, now, true, "boom again"); err != nil {
+		t.Fatal(err)
+	}
+	next("the second failure")
 	if n, err := a.RetryDead(ctx, now.Add(-time.Hour), now); err != nil || n != 1 {
 		t.Fatalf("RetryDead: got %d, %v; want 1", n, err)
 	}

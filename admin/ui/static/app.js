@@ -228,7 +228,13 @@ function readFilters() {
 // filters: "yes", "no", or "maybe" when only the server can tell (a text
 // search), so that the list is read again.
 function matches(r, f) {
-  if (f.until) return "no"; // a bound in the past: nothing new belongs
+  if (f.until) {
+    // A time already past lets nothing new in; a duration ("5m") moves
+    // with the clock, and a time to come may: the server tells.
+    var t = Date.parse(f.until);
+    if (!isNaN(t) && t <= Date.now()) return "no";
+    return "maybe";
+  }
   if (f.sender && r.sender !== f.sender) return "no";
   if (f.name && r.name !== f.name) return "no";
   if (f.request_id && r.request_id !== f.request_id) return "no";
@@ -317,7 +323,7 @@ function load(before, olderPage) {
     clear(list.more);
     if (list.next) append(list.more, h("button", { id: "older", text: "Older", onclick: function () { list.older = true; load(list.next, true); } }));
     clear(list.searched);
-    if (page.searched) append(list.searched, "Searched records #" + page.searched.from + "–#" + page.searched.to + " (a search reads at most " + page.searched.window.toLocaleString() + " records at a time; Older goes on).");
+    if (page.searched) append(list.searched, "Searched records #" + page.searched.from + "–#" + page.searched.to + " (a text search or a request ID reads at most " + page.searched.window.toLocaleString() + " records at a time; Older goes on).");
     if (!list.rows.length) append(list.more, h("div", { class: "empty", id: "empty", text: "No requests yet. They appear here as they arrive." }));
     if (list.sel < 0 && list.rows.length) select(0, true);
   }).catch(fail);
