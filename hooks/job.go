@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -227,4 +228,59 @@ func (p RetryPolicy) Dead(j *Job, now time.Time) bool {
 func (p RetryPolicy) Fail(ctx context.Context, s JobStore, j *Job, now time.Time, cause error) (dead bool, retryAt time.Time, err error) {
 	dead, retryAt = p.Dead(j, now), p.NextRetryAt(now, j.Attempts)
 	return dead, retryAt, s.FailJob(ctx, j, now, retryAt, dead, truncate(cause.Error(), maxErrorText))
+}
+
+// ReplayUnit is one thing a recorded request delivered, read from its
+// jobs: a name and the payload (nil: the request's whole body).
+type ReplayUnit struct {
+	Name    string
+	Payload []byte
+}
+
+// ReplayedRequest is what a replay reads of a recorded request: its
+// sender, name (as Source), urgency, request ID, headers and body in Job,
+// the status it was answered, the original it duplicated (0: none), and
+// what it delivered.
+type ReplayedRequest struct {
+	Job         Job
+	Ref         int64
+	Status      int
+	DuplicateOf int64
+	Units       []ReplayUnit
+}
+
+// PlanReplay returns the jobs that replay r, leased until now+lease to
+// the caller, who runs them at once: one for each unit r delivered (each
+// customer of a batch, with its payload), or, with force, one for the
+// whole body when it delivered nothing. A request that was not accepted
+// (no 2xx) or was a duplicate is refused unless force is set: replaying it
+// would deliver what the sender never had accepted. Every store backend
+// writes the jobs it returns.
+func PlanReplay(r ReplayedRequest, now time.Time, lease time.Duration, force bool) ([]*Job, error) {
+	if !force && (r.Status/100 != 2 || r.DuplicateOf != 0) {
+		why := fmt.Sprintf("was answered %d", r.Status)
+		if r.DuplicateOf != 0 {
+			why = fmt.Sprintf("is a duplicate of request %d", r.DuplicateOf)
+		}
+		return nil, Errorf(EINVALID, "request %d %s: replaying it would deliver what the sender never had accepted (use --force)", r.Ref, why)
+	}
+	units := r.Units
+	if len(units) == 0 {
+		if !force {
+			return nil, Errorf(EINVALID, "request %d delivered nothing (no job was queued for it); use --force to deliver its whole body", r.Ref)
+		}
+		units = []ReplayUnit{{Name: r.Job.Source}}
+	}
+	out := make([]*Job, 0, len(units))
+	for _, u := range units {
+		j := r.Job
+		j.Name, j.Payload, j.RequestRef = u.Name, u.Payload, r.Ref
+		if u.Payload != nil {
+			j.Body = u.Payload
+		}
+		j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = JobRunning, 1, now, now, now.Add(lease)
+		j.Priority = j.Urgency.Priority()
+		out = append(out, &j)
+	}
+	return out, nil
 }

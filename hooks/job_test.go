@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,55 @@ func TestJob_Stored(t *testing.T) {
 	}
 	if !j.ScheduledAt.Equal(jobT0) || !j.CreatedAt.Equal(jobT0) {
 		t.Errorf("got %+v, want scheduled and created times unchanged", j)
+	}
+}
+
+func TestPlanReplay(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	base := hooks.ReplayedRequest{Ref: 7, Status: 200,
+		Job: hooks.Job{Sender: hooks.SenderBloomreach, Source: "sms_batch", Urgency: hooks.UrgencyRegular, Body: []byte(`[1,2]`)}}
+	t.Run("EachUnit", func(t *testing.T) {
+		r := base
+		r.Units = []hooks.ReplayUnit{{Name: "sms_batch", Payload: []byte(`1`)}, {Name: "sms_batch", Payload: []byte(`2`)}}
+		jobs, err := hooks.PlanReplay(r, now, time.Minute, false)
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("got %d jobs, %v; want 2", len(jobs), err)
+		}
+		for i, j := range jobs {
+			if string(j.Body) != string(r.Units[i].Payload) || j.RequestRef != 7 || j.State != hooks.JobRunning || j.Attempts != 1 ||
+				!j.LockedUntil.Equal(now.Add(time.Minute)) || j.Priority != hooks.UrgencyRegular.Priority() {
+				t.Errorf("job %d: got %+v", i, j)
+			}
+		}
+	})
+	for _, tt := range []struct {
+		name   string
+		status int
+		dup    int64
+		units  bool
+		errHas string
+	}{
+		{"Refused", 401, 0, true, "was answered 401"},
+		{"Duplicate", 200, 3, true, "duplicate of request 3"},
+		{"NothingDelivered", 200, 0, false, "delivered nothing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := base
+			r.Status, r.DuplicateOf = tt.status, tt.dup
+			if tt.units {
+				r.Units = []hooks.ReplayUnit{{Name: "sms_batch"}}
+			}
+			if _, err := hooks.PlanReplay(r, now, time.Minute, false); hooks.ErrorCode(err) != hooks.EINVALID || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("without force: got %v, want an error saying %q", err, tt.errHas)
+			}
+			// Forced, the whole body when nothing was delivered.
+			jobs, err := hooks.PlanReplay(r, now, time.Minute, true)
+			if err != nil || len(jobs) != 1 || jobs[0].Name != "sms_batch" {
+				t.Fatalf("forced: got %v, %v", jobs, err)
+			}
+			if !tt.units && string(jobs[0].Body) != `[1,2]` {
+				t.Fatalf("forced, nothing delivered: body %q, want the whole body", jobs[0].Body)
+			}
+		})
 	}
 }

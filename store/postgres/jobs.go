@@ -376,26 +376,20 @@ func (db *DB) retry(ctx context.Context, ids []int64, q string, args ...any) (in
 func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error) {
 	var out []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
-		out = out[:0]
-		var base hooks.Job
+		r := hooks.ReplayedRequest{Ref: requestRef}
 		var headers string
-		var status int
 		var dup *int64
 		err := w.queryRow(`SELECT sender, name, urgency, request_id, headers, body, status, duplicate_of FROM requests WHERE id = $1`,
-			requestRef).Scan(&base.Sender, &base.Source, &base.Urgency, &base.RequestID, &headers, &base.Body, &status, &dup)
+			requestRef).Scan(&r.Job.Sender, &r.Job.Source, &r.Job.Urgency, &r.Job.RequestID, &headers, &r.Job.Body, &r.Status, &dup)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
 		} else if err != nil {
 			return err
 		}
-		if !force && (status/100 != 2 || dup != nil) {
-			why := fmt.Sprintf("was answered %d", status)
-			if dup != nil {
-				why = fmt.Sprintf("is a duplicate of request %d", *dup)
-			}
-			return hooks.Errorf(hooks.EINVALID, "request %d %s: replaying it would deliver what the sender never had accepted (use --force)", requestRef, why)
+		if dup != nil {
+			r.DuplicateOf = *dup
 		}
-		if err := json.Unmarshal([]byte(headers), &base.Header); err != nil {
+		if err := json.Unmarshal([]byte(headers), &r.Job.Header); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
@@ -403,37 +397,22 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		if err != nil {
 			return err
 		}
-		type unit struct {
-			name    string
-			payload []byte
-		}
-		var units []unit
 		for rows.Next() {
-			var u unit
-			if err := rows.Scan(&u.name, &u.payload); err != nil {
+			var u hooks.ReplayUnit
+			if err := rows.Scan(&u.Name, &u.Payload); err != nil {
 				rows.Close()
 				return err
 			}
-			units = append(units, u)
+			r.Units = append(r.Units, u)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(units) == 0 {
-			if !force {
-				return hooks.Errorf(hooks.EINVALID, "request %d delivered nothing (no job was queued for it); use --force to deliver its whole body", requestRef)
-			}
-			units = []unit{{name: base.Source}}
+		if out, err = hooks.PlanReplay(r, now, lease, force); err != nil {
+			return err
 		}
-		for _, u := range units {
-			j := base
-			j.Name, j.Payload, j.RequestRef = u.name, u.payload, requestRef
-			if u.payload != nil {
-				j.Body = u.payload
-			}
-			j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = hooks.JobRunning, 1, now, now, now.Add(lease)
-			j.Priority = j.Urgency.Priority()
+		for _, j := range out {
 			if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
 					locked_until, lease_expires, claimed_by, created_at, payload)
 				VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $6::timestamptz + $7 * interval '1 microsecond',
@@ -442,7 +421,6 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 				micros(lease), db.id, j.Payload).Scan(&j.ID); err != nil {
 				return err
 			}
-			out = append(out, &j)
 		}
 		return nil
 	})

@@ -327,26 +327,18 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error) {
 	var out []*hooks.Job
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
-		var base hooks.Job
+		r := hooks.ReplayedRequest{Ref: requestRef}
 		var headers []byte
-		var status int
 		var dup sql.NullInt64
 		err := tx.QueryRow(`SELECT sender, name, urgency, request_id, headers, body, status, duplicate_of FROM requests WHERE id = ?`,
-			requestRef).Scan(&base.Sender, &base.Source, &base.Urgency, &base.RequestID, &headers, &base.Body, &status, &dup)
+			requestRef).Scan(&r.Job.Sender, &r.Job.Source, &r.Job.Urgency, &r.Job.RequestID, &headers, &r.Job.Body, &r.Status, &dup)
 		if errors.Is(err, sql.ErrNoRows) {
 			return hooks.Errorf(hooks.ENOTFOUND, "no request %d", requestRef)
 		} else if err != nil {
 			return err
 		}
-		if !force && (status/100 != 2 || dup.Valid) {
-			why := fmt.Sprintf("was answered %d", status)
-			if dup.Valid {
-				why = fmt.Sprintf("is a duplicate of request %d", dup.Int64)
-			}
-			return hooks.Errorf(hooks.EINVALID, "request %d %s: replaying it would deliver what the sender never had accepted (use --force)", requestRef, why)
-		}
-		if err := json.Unmarshal(headers, &base.Header); err != nil {
+		r.DuplicateOf = dup.Int64
+		if err := json.Unmarshal(headers, &r.Job.Header); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
@@ -354,37 +346,22 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		if err != nil {
 			return err
 		}
-		type unit struct {
-			name    string
-			payload []byte
-		}
-		var units []unit
 		for rows.Next() {
-			var u unit
-			if err := rows.Scan(&u.name, &u.payload); err != nil {
+			var u hooks.ReplayUnit
+			if err := rows.Scan(&u.Name, &u.Payload); err != nil {
 				rows.Close()
 				return err
 			}
-			units = append(units, u)
+			r.Units = append(r.Units, u)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(units) == 0 {
-			if !force {
-				return hooks.Errorf(hooks.EINVALID, "request %d delivered nothing (no job was queued for it); use --force to deliver its whole body", requestRef)
-			}
-			units = []unit{{name: base.Source}}
+		if out, err = hooks.PlanReplay(r, now, lease, force); err != nil {
+			return err
 		}
-		for _, u := range units {
-			j := base
-			j.Name, j.Payload, j.RequestRef = u.name, u.payload, requestRef
-			if u.payload != nil {
-				j.Body = u.payload
-			}
-			j.State, j.Attempts, j.ScheduledAt, j.CreatedAt, j.LockedUntil = hooks.JobRunning, 1, now, now, now.Add(lease)
-			j.Priority = j.Urgency.Priority()
+		for _, j := range out {
 			res, err := tx.Exec(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
 				locked_until, created_at, payload) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?)`, requestRef, j.Sender, j.Name,
 				string(j.Urgency), j.Priority, now.UnixMicro(), j.LockedUntil.UnixMicro(), now.UnixMicro(), j.Payload)
@@ -394,7 +371,6 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			if j.ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
-			out = append(out, &j)
 		}
 		return nil
 	})
