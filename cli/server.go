@@ -345,6 +345,20 @@ func (m *Main) background(loop func()) {
 	}()
 }
 
+// purgeRecordsOnce deletes request records, jobs and attempts older than
+// keep, counting and logging what it deleted.
+func (m *Main) purgeRecordsOnce(ctx context.Context, keep time.Duration) {
+	n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep))
+	if m.Metrics != nil {
+		m.Metrics.Purged(metrics.PurgedRecords, n) // a purge that failed midway deleted some
+	}
+	if err != nil && ctx.Err() == nil {
+		m.Logger.Error("purge request records", "err", err)
+	} else if n > 0 {
+		m.Logger.Info("purged request records", "count", n, "older_than", keep)
+	}
+}
+
 // purgeRecords deletes request records, jobs and attempts older than
 // server.record_retention, every PurgeInterval, until ctx ends.
 func (m *Main) purgeRecords(ctx context.Context) {
@@ -355,15 +369,7 @@ func (m *Main) purgeRecords(ctx context.Context) {
 	t := time.NewTicker(m.PurgeInterval)
 	defer t.Stop()
 	for {
-		n, err := m.DB.PurgeRecords(ctx, time.Now().Add(-keep))
-		if m.Metrics != nil {
-			m.Metrics.Purged(metrics.PurgedRecords, n) // a purge that failed midway deleted some
-		}
-		if err != nil && ctx.Err() == nil {
-			m.Logger.Error("purge request records", "err", err)
-		} else if n > 0 {
-			m.Logger.Info("purged request records", "count", n, "older_than", keep)
-		}
+		m.purgeRecordsOnce(ctx, keep)
 		select {
 		case <-ctx.Done():
 			return

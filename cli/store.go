@@ -17,7 +17,6 @@ import (
 	"github.com/hookbay/hookbay/handlers"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/idempotency"
-	"github.com/hookbay/hookbay/metrics"
 	"github.com/hookbay/hookbay/store/postgres"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
@@ -293,18 +292,8 @@ func (m *Main) purgeOnce(ctx context.Context) {
 	} else if n > 0 {
 		m.Logger.Info("purged idempotency records", "count", n, "older_than", keep)
 	}
-	keep = time.Duration(m.Config.Server.RecordRetention)
-	if keep <= 0 {
-		return
-	}
-	n, err = m.DB.PurgeRecords(ctx, time.Now().Add(-keep))
-	if m.Metrics != nil {
-		m.Metrics.Purged(metrics.PurgedRecords, n) // a purge that failed midway deleted some
-	}
-	if err != nil && ctx.Err() == nil {
-		m.Logger.Error("purge request records", "err", err)
-	} else if n > 0 {
-		m.Logger.Info("purged request records", "count", n, "older_than", keep)
+	if keep = time.Duration(m.Config.Server.RecordRetention); keep > 0 {
+		m.purgeRecordsOnce(ctx, keep)
 	}
 }
 
