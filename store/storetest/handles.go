@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -169,6 +171,34 @@ func testTwoHandles(t *testing.T, b Backend) {
 		}
 	})
 
+	t.Run("BatchItemsOneJob", func(t *testing.T) {
+		// Two Bloomreach batches whose customers overlap, saved at once on
+		// two handles (a batch retried under a new request ID, reaching
+		// another replica while the first is still being saved), with the
+		// shared customers in opposite orders: both are accepted, each
+		// customer is queued exactly once, by the batch that took its key,
+		// and the other batch reports it as a duplicate.
+		e := newEnv(t, b)
+		handles := [2]Store{e.s, e.open()}
+		for i := 0; i < rounds; i++ {
+			shared := []string{fmt.Sprintf("s%d-1", i), fmt.Sprintf("s%d-2", i), fmt.Sprintf("s%d-3", i)}
+			receipts := [2]*hooks.Receipt{
+				e.batch(fmt.Sprintf("batch-%d-a", i), append([]string{fmt.Sprintf("a%d", i)}, shared...)...),
+				e.batch(fmt.Sprintf("batch-%d-b", i), shared[2], shared[1], shared[0], fmt.Sprintf("b%d", i)),
+			}
+			var found [2]*hooks.Entry
+			var errs [2]error
+			save := func(h int) func() {
+				return func() { found[h], errs[h] = handles[h].SaveReceipt(t.Context(), receipts[h]) }
+			}
+			race(save(0), save(1))
+			if errs[0] != nil || errs[1] != nil || found[0] != nil || found[1] != nil {
+				t.Fatalf("round %d: got %+v, %v and %+v, %v; want both accepted", i, found[0], errs[0], found[1], errs[1])
+			}
+			oneJobPerItem(t, e, i, receipts)
+		}
+	})
+
 	t.Run("ClaimNoJobTwice", func(t *testing.T) {
 		// Workers on two handles claim at once: no job is handed out
 		// twice, and none is left behind.
@@ -303,5 +333,78 @@ func oneWinner(t *testing.T, e *env, round int, key string, handles [2]Store, ow
 	r.Keys = keys[w]
 	if lost, err := handles[w].FinishReserved(t.Context(), r, owners[w]); err != nil || lost != nil {
 		t.Fatalf("round %d: finish by the winner: got %+v, %v; want nil, nil", round, lost, err)
+	}
+}
+
+// batch builds a Bloomreach batch receipt the way the batch handler does,
+// received now: the request ID is its only key, and each customer is an
+// item under its own key whose job delivers that customer alone.
+func (e *env) batch(requestID string, customers ...string) *hooks.Receipt {
+	r := e.receipt(requestID, `{"success":true}`)
+	req := r.Request
+	req.Sender, req.Name, req.Path = hooks.SenderBloomreach, "sms", "/bloomreach/sms"
+	req.Header = http.Header{"Content-Type": {"application/json"}}
+	r.Job = nil
+	for _, c := range customers {
+		it := &hooks.ReceiptItem{Key: "sms/item:" + c, Job: hooks.NewJob(req, e.now())}
+		it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
+		r.Items = append(r.Items, it)
+	}
+	return r
+}
+
+// oneJobPerItem checks a round of two batches saved at once: every item
+// key has exactly one job, queued for the batch whose item it reported as
+// new and that the key's entry names; the same key in the other batch was
+// reported a duplicate and queued nothing. It claims the round's jobs.
+func oneJobPerItem(t *testing.T, e *env, round int, receipts [2]*hooks.Receipt) {
+	t.Helper()
+	owner := map[string]int64{} // item key → request that queued it
+	for _, r := range receipts {
+		for _, it := range r.Items {
+			switch {
+			case it.Duplicate && it.Job.ID != 0:
+				t.Fatalf("round %d: item %q of request %d: reported a duplicate but got job %d", round, it.Key, r.Request.ID, it.Job.ID)
+			case it.Duplicate:
+			case it.Job.ID == 0 || it.Job.RequestRef != r.Request.ID:
+				t.Fatalf("round %d: item %q of request %d: got job %+v, want one queued for the request", round, it.Key, r.Request.ID, it.Job)
+			case owner[it.Key] != 0:
+				t.Fatalf("round %d: item %q queued by requests %d and %d", round, it.Key, owner[it.Key], r.Request.ID)
+			default:
+				owner[it.Key] = r.Request.ID
+			}
+		}
+	}
+	for _, r := range receipts {
+		for _, it := range r.Items {
+			if owner[it.Key] == 0 {
+				t.Fatalf("round %d: item %q reported a duplicate by both batches: lost", round, it.Key)
+			}
+			en, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, it.Key)
+			if err != nil || en.RequestRef != owner[it.Key] {
+				t.Fatalf("round %d: entry of item %q: got %+v, %v; want that of request %d", round, it.Key, en, err, owner[it.Key])
+			}
+		}
+	}
+	// What the store holds, as a worker is handed it: one job per
+	// customer, delivering that customer.
+	stored := map[string]int{} // item key → jobs stored for it
+	for _, j := range e.claim(time.Hour, 100) {
+		var c struct{ Customer string }
+		if err := json.Unmarshal(j.Body, &c); err != nil {
+			t.Fatalf("round %d: job %d: body %s: %v", round, j.ID, j.Body, err)
+		}
+		k := "sms/item:" + c.Customer
+		if stored[k]++; j.RequestRef != owner[k] {
+			t.Fatalf("round %d: job %d of item %q: queued for request %d, want %d", round, j.ID, k, j.RequestRef, owner[k])
+		}
+	}
+	if got, want := len(stored), len(owner); got != want {
+		t.Fatalf("round %d: customers with jobs: got %d, want %d", round, got, want)
+	}
+	for k, n := range stored {
+		if n != 1 {
+			t.Fatalf("round %d: item %q: got %d jobs, want 1", round, k, n)
+		}
 	}
 }
