@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/hookbay/hookbay/hooks"
 )
@@ -25,7 +26,14 @@ func Version() string {
 	if version != "" {
 		return version
 	}
-	info, ok := debug.ReadBuildInfo()
+	return versionFrom(debug.ReadBuildInfo())
+}
+
+// versionFrom is the version the Go toolchain recorded in the binary: the
+// main module's version ("dev" for none), and the VCS revision when that
+// version does not already carry it (a pseudo-version does), marked +dirty
+// when the work tree had changes.
+func versionFrom(info *debug.BuildInfo, ok bool) string {
 	if !ok {
 		return "dev"
 	}
@@ -44,10 +52,10 @@ func Version() string {
 			}
 		}
 	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && !strings.Contains(v, rev) {
 		v += " (" + rev + dirty + ")"
 	}
 	return v

@@ -196,7 +196,7 @@ func addFault(t *testing.T, m *Main, s hooks.Sender, name string, status int) {
 		t.Fatal(err)
 	}
 	// The server reloads its faults every FaultPollInterval (10 ms here).
-	time.Sleep(100 * time.Millisecond)
+	waitUntil(t, 5*time.Second, "the fault loaded", func() bool { return m.faults.Loaded(f.ID) })
 }
 
 // metricsMain is the configuration every sender is driven through.

@@ -90,6 +90,19 @@ func (f *Faults) Poll(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// Loaded reports whether the fault with this ID is among those last
+// loaded from the store: in effect for the next request it matches.
+func (f *Faults) Loaded(id int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ft := range f.cur {
+		if ft.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // classify names the sender and the names a fault may match for a path.
 func (f *Faults) classify(path string) (hooks.Sender, string) {
 	for prefix, s := range f.Prefixes {
