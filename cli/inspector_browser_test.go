@@ -259,6 +259,17 @@ func TestInspector_Browser(t *testing.T) {
 		js := jobs(t, m, hooks.JobFilter{State: hooks.JobDone, Name: "CreateDiscount4"})
 		return len(js) == 1 && js[0].ID == dead[0].ID
 	})
+	// A job that dies while the dead letters are open shows there, without
+	// a reload.
+	d.mu.Lock()
+	d.status = http.StatusInternalServerError
+	d.mu.Unlock()
+	do(t, ctx, "mark the page", chromedp.Evaluate[chromedp.Void](`window.loadedOnce = 43`))
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"AUTUMN"}`, urgency: "urgent", id: "bh-dies-live"})
+	until(t, ctx, "the job that died listed", `document.querySelector("#dead-rows tr[data-job]") !== null`)
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.loadedOnce`)); err != nil || n != 43 {
+		t.Fatalf("the page reloaded to show the dead job (marker %d, %v)", n, err)
+	}
 
 	// A fault, added and removed.
 	do(t, ctx, "faults", chromedp.Click(chromedp.CSS(`nav a[data-route="faults"]`)), chromedp.WaitVisible(chromedp.ID("fault-form")),

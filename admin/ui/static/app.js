@@ -574,20 +574,33 @@ function showDead() {
           });
       } }))),
     h("table", { class: "list" }, h("thead", null, h("tr", null, ["Job", "Request", "Sender", "Name", "Attempts", "Died", "Last error", ""].map(function (t) { return h("th", { text: t }); }))), tbody)]);
-  api("jobs?state=dead&limit=500").then(function (r) {
-    count.textContent = r.jobs.length + (r.next_after ? "+" : "") + " dead job(s)";
-    if (!r.jobs.length) append(tbody, h("tr", null, h("td", { colspan: 8, class: "empty", text: "No dead jobs." })));
-    r.jobs.forEach(function (j) {
-      append(tbody, h("tr", { "data-job": j.id, onclick: function (e) { if (e.target.tagName !== "BUTTON") go("/requests/" + j.event); } },
-        h("td", { class: "mono", text: j.id }),
-        h("td", null, h("a", { href: "/requests/" + j.event, "data-nav": true, text: "#" + j.event })),
-        h("td", null, h("span", { class: "sender " + j.sender, text: j.sender })),
-        h("td", { text: j.name }), h("td", { class: "num", text: j.attempts }),
-        h("td", { class: "mono", text: j.finished_at ? dateTime(j.finished_at) : "" }),
-        h("td", { class: "err", style: "white-space:normal", text: j.last_error }),
-        h("td", null, h("button", { dataset: { job: j.id }, text: "Retry", onclick: function () { retryJob(j.id).then(render); } }))));
-    });
-  }).catch(fail);
+  var load = function () {
+    return api("jobs?state=dead&limit=500").then(function (r) {
+      clear(tbody);
+      count.textContent = r.jobs.length + (r.next_after ? "+" : "") + " dead job(s)";
+      if (!r.jobs.length) append(tbody, h("tr", null, h("td", { colspan: 8, class: "empty", text: "No dead jobs." })));
+      r.jobs.forEach(function (j) {
+        append(tbody, h("tr", { "data-job": j.id, onclick: function (e) { if (e.target.tagName !== "BUTTON") go("/requests/" + j.event); } },
+          h("td", { class: "mono", text: j.id }),
+          h("td", null, h("a", { href: "/requests/" + j.event, "data-nav": true, text: "#" + j.event })),
+          h("td", null, h("span", { class: "sender " + j.sender, text: j.sender })),
+          h("td", { text: j.name }), h("td", { class: "num", text: j.attempts }),
+          h("td", { class: "mono", text: j.finished_at ? dateTime(j.finished_at) : "" }),
+          h("td", { class: "err", style: "white-space:normal", text: j.last_error }),
+          h("td", null, h("button", { dataset: { job: j.id }, text: "Retry", onclick: function () { retryJob(j.id).then(render); } }))));
+      });
+    }).catch(fail);
+  };
+  load();
+  // A job that dies, or jobs retried (here or elsewhere), change the list:
+  // it is read again a moment later.
+  var pending = null;
+  var off = onLive(function (kind, d) {
+    if (((kind === "job" && (d.state === "dead" || tbody.querySelector('[data-job="' + d.id + '"]'))) || kind === "jobs" || kind === "dropped") && !pending) {
+      pending = setTimeout(function () { pending = null; load(); }, 1000);
+    }
+  });
+  route.cleanup = function () { off(); clearTimeout(pending); };
 }
 
 // ---------------------------------------------------------------- faults
