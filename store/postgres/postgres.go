@@ -150,6 +150,9 @@ type DB struct {
 
 	// commits is told of every group commit (ObserveCommits).
 	commits atomic.Pointer[func(writes int, took time.Duration, failed int)]
+	// conflicts counts the transactions that lost a deadlock or a
+	// serialization conflict (Conflicts).
+	conflicts atomic.Int64
 }
 
 // Open connects to the PostgreSQL database at url (a libpq URL or DSN;

@@ -375,7 +375,9 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 	}
 	if len(keys) > 0 {
 		// In key order: two replicas storing batches that share customers
-		// take the keys' locks in one order, and never deadlock.
+		// take the keys' locks in one order. (Writes grouped in one
+		// transaction can still meet in opposite orders; the writer runs a
+		// deadlock's loser again.)
 		rows, err := w.query(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, created_at)
 			SELECT $1, k, 'done', $2, NULL, $3, COALESCE($4::timestamptz, now()) FROM unnest($5::text[]) AS k ORDER BY k
 			ON CONFLICT (sender, key) DO NOTHING

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -231,6 +232,47 @@ func TestTwoHandles(t *testing.T) {
 		}
 		if got, want := len(mustFindJobs(t, handles[0], hooks.JobFilter{})), 1; got != want {
 			t.Fatalf("jobs: got %d, want %d", got, want)
+		}
+	})
+
+	t.Run("BatchItemsNoDeadlock", func(t *testing.T) {
+		t.Parallel()
+		// Batches sharing customers, in opposite orders, saved at once
+		// on two replicas: their item keys are taken in one order, so
+		// neither waits for a deadlock to be detected (a second each).
+		s := newSchema(t)
+		a, b := s.open(t), s.open(t)
+		batch := func(rid string, keys ...string) *hooks.Receipt {
+			r := newReceipt(time.Now(), rid, `{"success":true}`)
+			r.Job = nil
+			r.Request.Sender = hooks.SenderBloomreach
+			for _, k := range keys {
+				j := hooks.NewJob(r.Request, time.Now())
+				j.Payload = fmt.Appendf(nil, `{"item":%q}`, k)
+				r.Items = append(r.Items, &hooks.ReceiptItem{Key: k, Job: j})
+			}
+			return r
+		}
+		for round := range 20 {
+			var keys []string
+			for i := range 50 {
+				keys = append(keys, fmt.Sprintf("r%d-c%02d", round, i))
+			}
+			reversed := slices.Clone(keys)
+			slices.Reverse(reversed)
+			ra, rb := batch(fmt.Sprintf("a-%d", round), keys...), batch(fmt.Sprintf("b-%d", round), reversed...)
+			var wg sync.WaitGroup
+			var erra, errb error
+			wg.Add(2)
+			go func() { defer wg.Done(); _, erra = a.SaveReceipt(ctx, ra) }()
+			go func() { defer wg.Done(); _, errb = b.SaveReceipt(ctx, rb) }()
+			wg.Wait()
+			if erra != nil || errb != nil {
+				t.Fatalf("round %d: %v, %v", round, erra, errb)
+			}
+		}
+		if n := a.Conflicts() + b.Conflicts(); n != 0 {
+			t.Fatalf("%d transactions lost a deadlock, want none", n)
 		}
 	})
 }

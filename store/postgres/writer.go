@@ -236,6 +236,18 @@ func retryable(err error) bool {
 // and together when piped is set. On failure it returns the index of the
 // write that failed, or -1 when BEGIN, NOTIFY or COMMIT did.
 func (db *DB) commit(batch []writeOp, piped bool) (int, error) {
+	i, err := db.commitOnce(batch, piped)
+	if err != nil && retryable(err) {
+		db.conflicts.Add(1)
+	}
+	return i, err
+}
+
+// Conflicts returns how many write transactions lost a deadlock or a
+// serialization conflict with another transaction, and were run again.
+func (db *DB) Conflicts() int64 { return db.conflicts.Load() }
+
+func (db *DB) commitOnce(batch []writeOp, piped bool) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opts.batchTimeout)
 	defer cancel()
 	tx, err := db.pool.Begin(ctx)

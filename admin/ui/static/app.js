@@ -574,8 +574,11 @@ function showDead() {
           });
       } }))),
     h("table", { class: "list" }, h("thead", null, h("tr", null, ["Job", "Request", "Sender", "Name", "Attempts", "Died", "Last error", ""].map(function (t) { return h("th", { text: t }); }))), tbody)]);
+  var seq = 0;
   var load = function () {
+    var mine = ++seq;
     return api("jobs?state=dead&limit=500").then(function (r) {
+      if (mine !== seq) return; // a later read is on its way
       clear(tbody);
       count.textContent = r.jobs.length + (r.next_after ? "+" : "") + " dead job(s)";
       if (!r.jobs.length) append(tbody, h("tr", null, h("td", { colspan: 8, class: "empty", text: "No dead jobs." })));
