@@ -62,7 +62,7 @@ func TestMetrics_Postgres(t *testing.T) {
 		t.Errorf("the pool's acquires: %v, want some", got)
 	}
 	for _, name := range []string{"hookbay_store_pool_empty_acquires_total", "hookbay_store_pool_canceled_acquires_total",
-		"hookbay_store_pool_acquire_wait_seconds_total"} {
+		"hookbay_store_pool_acquire_wait_seconds_total", "hookbay_store_conflicts_total"} {
 		if !s.has(name) {
 			t.Errorf("no %s series", name)
 		}
@@ -92,7 +92,7 @@ func TestMetrics_Postgres(t *testing.T) {
 func TestMetrics_NoPoolOnSQLite(t *testing.T) {
 	m := runObserved(t, hooks.Actions{}, nil)
 	s := scrapeMetrics(t, m)
-	for _, name := range []string{"hookbay_store_pool_connections", "hookbay_store_pool_acquires_total", "hookbay_maintenance_leader"} {
+	for _, name := range []string{"hookbay_store_pool_connections", "hookbay_store_pool_acquires_total", "hookbay_store_conflicts_total", "hookbay_maintenance_leader"} {
 		if s[name] != nil {
 			t.Errorf("SQLite: %s is served", name)
 		}

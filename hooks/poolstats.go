@@ -16,4 +16,7 @@ type PoolStats struct {
 	// counts the waits given up (their context ended first).
 	Acquires, EmptyAcquires, CanceledAcquires int64
 	AcquireWait                               time.Duration
+	// Conflicts counts the write transactions that lost a deadlock or a
+	// serialization conflict with another replica's, and were run again.
+	Conflicts int64
 }

@@ -7,8 +7,9 @@ import (
 )
 
 // WatchPool reports, when scraped, the store's connection pool (a shared
-// store's, PostgreSQL's): its connections by state, and the acquires and
-// how long they waited for a connection. stats is read once per scrape; it
+// store's, PostgreSQL's): its connections by state, the acquires and how
+// long they waited for a connection, and the write transactions that lost
+// a conflict with another replica's. stats is read once per scrape; it
 // must be cheap (a snapshot of the pool's counters, no query).
 func (m *Metrics) WatchPool(stats func() hooks.PoolStats) {
 	m.Registry.MustRegister(&poolCollector{stats: stats,
@@ -23,13 +24,15 @@ func (m *Metrics) WatchPool(stats func() hooks.PoolStats) {
 			"Acquires given up before a connection was free (their deadline passed).", nil, nil),
 		wait: prometheus.NewDesc("hookbay_store_pool_acquire_wait_seconds_total",
 			"Time acquires spent waiting for a connection, in all.", nil, nil),
+		conflicts: prometheus.NewDesc("hookbay_store_conflicts_total",
+			"Write transactions that lost a deadlock or serialization conflict with another replica's, and were run again.", nil, nil),
 	})
 }
 
 // poolCollector serves a snapshot of the pool taken at each scrape.
 type poolCollector struct {
-	stats                                  func() hooks.PoolStats
-	conns, acquires, empty, canceled, wait *prometheus.Desc
+	stats                                             func() hooks.PoolStats
+	conns, acquires, empty, canceled, wait, conflicts *prometheus.Desc
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -38,6 +41,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.empty
 	ch <- c.canceled
 	ch <- c.wait
+	ch <- c.conflicts
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -49,6 +53,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.empty, prometheus.CounterValue, float64(s.EmptyAcquires))
 	ch <- prometheus.MustNewConstMetric(c.canceled, prometheus.CounterValue, float64(s.CanceledAcquires))
 	ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.AcquireWait.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.conflicts, prometheus.CounterValue, float64(s.Conflicts))
 }
 
 // WatchLeader reports, when scraped, whether this replica holds the

@@ -23,7 +23,7 @@ func TestMetrics_WatchPool(t *testing.T) {
 	}
 	var mu sync.Mutex
 	st := hooks.PoolStats{Acquired: 2, Idle: 3, Total: 6, Max: 10, Acquires: 40, EmptyAcquires: 7, CanceledAcquires: 1,
-		AcquireWait: 1500 * time.Millisecond}
+		AcquireWait: 1500 * time.Millisecond, Conflicts: 3}
 	m.WatchPool(func() hooks.PoolStats {
 		mu.Lock()
 		defer mu.Unlock()
@@ -39,7 +39,8 @@ func TestMetrics_WatchPool(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{"hookbay_store_pool_acquires_total": 40, "hookbay_store_pool_empty_acquires_total": 7,
-		"hookbay_store_pool_canceled_acquires_total": 1, "hookbay_store_pool_acquire_wait_seconds_total": 1.5} {
+		"hookbay_store_pool_canceled_acquires_total": 1, "hookbay_store_pool_acquire_wait_seconds_total": 1.5,
+		"hookbay_store_conflicts_total": 3} {
 		if got, ok := s[name][""]; !ok || got != want {
 			t.Errorf("%s: %v (served: %v), want %v", name, got, ok, want)
 		}

@@ -109,5 +109,6 @@ func (db *DB) PoolStats() hooks.PoolStats {
 		EmptyAcquires:    s.EmptyAcquireCount(),
 		CanceledAcquires: s.CanceledAcquireCount(),
 		AcquireWait:      s.EmptyAcquireWaitTime(),
+		Conflicts:        db.Conflicts(),
 	}
 }
