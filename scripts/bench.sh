@@ -229,6 +229,20 @@ side_by_side() {
 	rps=${saved[0]} p50=${saved[1]} p99=${saved[2]} non2xx=${saved[3]} sockerr=${saved[4]}
 }
 
+# start_pair NAME ON_ADDR OFF_ADDR: starts hookbay with $tmp/hookbay-NAME-on.yaml
+# and $tmp/hookbay-NAME-off.yaml (written by the caller), listening on
+# ON_ADDR and OFF_ADDR, and waits until both answer; sets on_pid and off_pid.
+start_pair() {
+	local mode
+	for mode in on off; do
+		"$tmp/hookbay" serve --config "$tmp/hookbay-$1-$mode.yaml" >"$tmp/hookbay-$1-$mode.log" 2>&1 &
+		pids+=("$!")
+		if [[ $mode == on ]]; then on_pid=$!; else off_pid=$!; fi
+	done
+	wait_up "http://$2/healthz" "$on_pid" "$tmp/hookbay-$1-on.log" -fsS
+	wait_up "http://$3/healthz" "$off_pid" "$tmp/hookbay-$1-off.log" -fsS
+}
+
 # --- OBSERVE=1: what metrics and request logging cost, in the same run:
 # two hookbay instances side by side, one with both on (the admin listener
 # serving /metrics, scraped every second, and a JSON log line per request
@@ -256,13 +270,7 @@ bubblehouse:
   authorization: "Bearer bench-secret"
   hooks: {CreateDiscount4: {}}
 YAML
-	for mode in on off; do
-		"$tmp/hookbay" serve --config "$tmp/hookbay-obs-$mode.yaml" >"$tmp/hookbay-obs-$mode.log" 2>&1 &
-		pids+=("$!")
-		if [[ $mode == on ]]; then on_pid=$!; else off_pid=$!; fi
-	done
-	wait_up "http://$OBS_ON/healthz" "$on_pid" "$tmp/hookbay-obs-on.log" -fsS
-	wait_up "http://$OBS_OFF/healthz" "$off_pid" "$tmp/hookbay-obs-off.log" -fsS
+	start_pair obs "$OBS_ON" "$OBS_OFF"
 	while kill -0 "$on_pid" 2>/dev/null; do curl -fsS -o /dev/null "http://$OBS_ADMIN/metrics" 2>/dev/null || true; sleep 1; done &
 	scraper=$!
 	pids+=("$scraper")
@@ -295,12 +303,8 @@ bubblehouse:
   authorization: "Bearer bench-secret"
   hooks: {CreateDiscount4: {}}
 YAML
-		"$tmp/hookbay" serve --config "$tmp/hookbay-ins-$mode.yaml" >"$tmp/hookbay-ins-$mode.log" 2>&1 &
-		pids+=("$!")
-		if [[ $mode == on ]]; then on_pid=$!; else off_pid=$!; fi
 	done
-	wait_up "http://$INS_ON/healthz" "$on_pid" "$tmp/hookbay-ins-on.log" -fsS
-	wait_up "http://$INS_OFF/healthz" "$off_pid" "$tmp/hookbay-ins-off.log" -fsS
+	start_pair ins "$INS_ON" "$INS_OFF"
 	curl -sN "http://$INS_ADMIN_ON/api/v1/stream" >"$tmp/ins.sse" 2>/dev/null &
 	streamer=$!
 	pids+=("$streamer")
