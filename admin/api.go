@@ -476,9 +476,9 @@ func (s *Server) retried(ctx context.Context, ids []int64) {
 		return
 	}
 	for _, id := range ids {
-		if j, err := s.job(ctx, id); err == nil && j != nil {
-			s.publishJob(jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: j.State, Attempts: j.Attempts})
-		}
+		// The retry is done either way; an event not sent is read with
+		// the inspector's next look at the list.
+		_ = s.PublishStoredJob(ctx, id)
 	}
 }
 

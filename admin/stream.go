@@ -55,8 +55,8 @@ func (s *Server) PublishAttempt(j *hooks.Job, res hooks.AttemptResult) {
 	if !s.hub.Active() {
 		return
 	}
-	ev := jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: stateAfter(res.Outcome),
-		Attempts: j.Attempts, Outcome: res.Outcome, DurationMS: float64(res.Duration.Microseconds()) / 1000}
+	ev := jobEventOf(j, stateAfter(res.Outcome))
+	ev.Outcome, ev.DurationMS = res.Outcome, float64(res.Duration.Microseconds())/1000
 	if res.Err != nil {
 		ev.Error = res.Err.Error()
 	}
@@ -83,7 +83,7 @@ func (s *Server) PublishStoredJob(ctx context.Context, id int64) error {
 	if err != nil || j == nil {
 		return err
 	}
-	ev := jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: j.State, Attempts: j.Attempts}
+	ev := jobEventOf(j, j.State)
 	atts, err := s.opts.Store.FindAttempts(ctx, id)
 	if err != nil {
 		return err
@@ -104,6 +104,11 @@ func (s *Server) PublishStoredJob(ctx context.Context, id int64) error {
 // worth listing (a retry of every dead job).
 func (s *Server) publishJobsChanged() {
 	s.hub.Publish(Event{Kind: "jobs", Data: []byte(`{}`)})
+}
+
+// jobEventOf is the event that says j is now in state.
+func jobEventOf(j *hooks.Job, state hooks.JobState) jobEvent {
+	return jobEvent{ID: j.ID, RequestRef: j.RequestRef, Sender: j.Sender, Name: j.Name, State: state, Attempts: j.Attempts}
 }
 
 func (s *Server) publishJob(ev jobEvent) {
