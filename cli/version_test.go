@@ -10,9 +10,9 @@ import (
 
 // buildVersioned builds hookbay into the test's temporary directory with
 // these extra "go build" flags and returns what "hookbay version" prints.
-func buildVersioned(t *testing.T, flags ...string) (bin, out string) {
+func buildVersioned(t *testing.T, flags ...string) string {
 	t.Helper()
-	bin = filepath.Join(t.TempDir(), "hookbay")
+	bin := filepath.Join(t.TempDir(), "hookbay")
 	args := append(append([]string{"build", "-o", bin}, flags...), "..")
 	if b, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
@@ -21,7 +21,7 @@ func buildVersioned(t *testing.T, flags ...string) (bin, out string) {
 	if err != nil {
 		t.Fatalf("hookbay version: %v\n%s", err, b)
 	}
-	return bin, string(b)
+	return string(b)
 }
 
 // "hookbay version" prints the version set at link time; without one, what
@@ -52,7 +52,7 @@ func TestVersion(t *testing.T) {
 		if testing.Short() {
 			t.Skip("builds the binary")
 		}
-		_, out := buildVersioned(t, "-buildvcs=true", "-ldflags=-X github.com/hookbay/hookbay/cli.version=v9.8.7-test")
+		out := buildVersioned(t, "-buildvcs=true", "-ldflags=-X github.com/hookbay/hookbay/cli.version=v9.8.7-test")
 		if want := "hookbay v9.8.7-test\n"; out != want {
 			t.Fatalf("got %q, want %q", out, want)
 		}
