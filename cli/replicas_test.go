@@ -451,25 +451,16 @@ type privatePostgres struct {
 // fails it when HOOKBAY_REQUIRE_SERVICES=1.
 func startPrivatePostgres(t *testing.T) *privatePostgres {
 	t.Helper()
-	// With HOOKBAY_REQUIRE_SERVICES=1 (CI), a server that cannot be
-	// started fails the test instead of skipping it.
-	cannotf := func(t *testing.T, format string, args ...any) {
-		t.Helper()
-		if os.Getenv(pgtest.RequireVar) == "1" {
-			t.Fatalf(format+" (%s=1 requires this test to run)", append(args, pgtest.RequireVar)...)
-		}
-		t.Skipf(format, args...)
-	}
 	if os.Geteuid() != 0 {
-		cannotf(t, "restarting PostgreSQL needs a server of the test's own, run as the postgres user: run the tests as root")
+		pgtest.Unavailable(t, "restarting PostgreSQL needs a server of the test's own, run as the postgres user: run the tests as root")
 	}
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
-		cannotf(t, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): apt-get install postgresql")
+		pgtest.Unavailable(t, "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin): apt-get install postgresql")
 	}
 	sort.Strings(bins)
 	if _, err := exec.LookPath("runuser"); err != nil {
-		cannotf(t, "runuser not found: it runs the test's PostgreSQL server as the postgres user")
+		pgtest.Unavailable(t, "runuser not found: it runs the test's PostgreSQL server as the postgres user")
 	}
 	dir, err := os.MkdirTemp("", "hookbay-pg-")
 	if err != nil {
@@ -477,7 +468,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
-		cannotf(t, "chown %s to postgres: %v %s", dir, err, out)
+		pgtest.Unavailable(t, "chown %s to postgres: %v %s", dir, err, out)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

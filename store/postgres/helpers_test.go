@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,28 +15,8 @@ import (
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/postgres"
+	"github.com/hookbay/hookbay/store/postgres/pgtest"
 )
-
-// urlVar names the variable that points the tests at a PostgreSQL database
-// they may create schemas in; requireVar, set to 1, makes its absence a
-// failure instead of a skip (CI).
-const (
-	urlVar     = "HOOKBAY_TEST_DATABASE_URL"
-	requireVar = "HOOKBAY_REQUIRE_SERVICES"
-)
-
-// testURL returns the test database's URL, or skips the test without one.
-func testURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv(urlVar)
-	if u == "" {
-		if os.Getenv(requireVar) == "1" {
-			tb.Fatalf("%s is not set, and %s=1 requires the PostgreSQL tests to run", urlVar, requireVar)
-		}
-		tb.Skipf("set %s to a PostgreSQL URL (a role that may create schemas) to run the PostgreSQL store tests", urlVar)
-	}
-	return u
-}
 
 // schema is a schema of its own for one test: the test's handles share it,
 // other tests never see it, and it is dropped when the test ends.
@@ -50,7 +29,7 @@ type schema struct {
 // last first). Open creates it.
 func newSchema(tb testing.TB) *schema {
 	tb.Helper()
-	url := testURL(tb)
+	url := pgtest.DatabaseURL(tb)
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		tb.Fatal(err)

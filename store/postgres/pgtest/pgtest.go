@@ -33,12 +33,19 @@ func DatabaseURL(tb testing.TB) string {
 	tb.Helper()
 	u := os.Getenv(URLVar)
 	if u == "" {
-		if os.Getenv(RequireVar) == "1" {
-			tb.Fatalf("%s is not set, and %s=1 requires the PostgreSQL tests to run", URLVar, RequireVar)
-		}
-		tb.Skipf("set %s to a PostgreSQL URL (a role that may create schemas) to run the PostgreSQL tests", URLVar)
+		Unavailable(tb, "set %s to a PostgreSQL URL (a role that may create schemas) to run the PostgreSQL tests", URLVar)
 	}
 	return u
+}
+
+// Unavailable ends a test that needs PostgreSQL and cannot have it, saying
+// why: it skips, or, when RequireVar is 1 (CI), it fails.
+func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv(RequireVar) == "1" {
+		tb.Fatalf(format+" (%s=1 requires the PostgreSQL tests to run)", append(args, RequireVar)...)
+	}
+	tb.Skipf(format, args...)
 }
 
 // Schema is a schema of one test's own on the test database.
