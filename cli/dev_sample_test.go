@@ -14,6 +14,22 @@ import (
 	"time"
 )
 
+// trustingClient is an HTTPS client that trusts the CA certificate in the
+// file at path (dev mode's generated CA), and nothing else.
+func trustingClient(t *testing.T, path string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", path)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true},
+		Timeout: 10 * time.Second}
+}
+
 // bannerBloomreach finds the sample webhook's URL and generated Basic
 // credentials in the dev banner.
 var bannerBloomreach = regexp.MustCompile(`Bloomreach webhook:\s+(\S+) \(Basic auth (\S+) / (\S+)\)`)
@@ -44,15 +60,7 @@ func TestServe_DevBloomreachSample(t *testing.T) {
 		t.Fatalf("banner prints Basic auth %s / %s, credentials.json holds %q / %q", hook[2], hook[3], creds.BloomreachUser, creds.BloomreachPassword)
 	}
 
-	pem, err := os.ReadFile(ca[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s holds no certificate", ca[1])
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	client := trustingClient(t, ca[1])
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -98,13 +96,8 @@ func TestServe_DevMode(t *testing.T) {
 			t.Fatalf("banner lacks %q:\n%s", want, banner)
 		}
 	}
-	pem, err := os.ReadFile(ca[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	pem := readFile(t, ca[1])
+	client := trustingClient(t, ca[1])
 	hello := func(u string) (*http.Response, string) {
 		req, _ := http.NewRequest("POST", strings.Replace(u, ":name", "Hello1", 1), strings.NewReader(`{"magic":"dev"}`))
 		req.Header.Set("Authorization", auth[1])
@@ -159,7 +152,7 @@ func TestServe_DevMode(t *testing.T) {
 	if creds2, _ := os.ReadFile(filepath.Join(dir, "credentials.json")); !bytes.Equal(creds, creds2) {
 		t.Fatal("credentials.json rewritten")
 	}
-	if pem2, _ := os.ReadFile(ca[1]); !bytes.Equal(pem, pem2) {
+	if pem2 := readFile(t, ca[1]); pem != pem2 {
 		t.Fatal("CA regenerated across restart")
 	}
 	resp, body = hello(bannerURL.FindStringSubmatch(out2.String())[1])
