@@ -430,16 +430,25 @@ function showDetail(id) {
     });
   };
   load();
+  // Its own job's change soon; after lost events (a burst), at a calmer
+  // pace, in case one of them was its.
+  reloadOnLive(load, function (kind, d) {
+    if ((kind === "job" && d.event === id) || kind === "jobs") return 300;
+    return kind === "dropped" ? 3000 : 0;
+  });
+  route.reload = load;
+}
+
+// reloadOnLive calls load again a moment after a live event for which
+// after(kind, data) gives a delay in milliseconds (0: not this one), once
+// for all the events of that moment, until the page is left.
+function reloadOnLive(load, after) {
   var pending = null;
   var off = onLive(function (kind, d) {
-    // Its own job's change soon; after lost events (a burst), at a
-    // calmer pace, in case one of them was its.
-    if (((kind === "job" && d.event === id) || kind === "jobs" || kind === "dropped") && !pending) {
-      pending = setTimeout(function () { pending = null; load(); }, kind === "dropped" ? 3000 : 300);
-    }
+    var ms = after(kind, d);
+    if (ms && !pending) pending = setTimeout(function () { pending = null; load(); }, ms);
   });
   route.cleanup = function () { off(); clearTimeout(pending); };
-  route.reload = load;
 }
 
 function detail(d) {
@@ -597,13 +606,10 @@ function showDead() {
   load();
   // A job that dies, or jobs retried (here or elsewhere), change the list:
   // it is read again a moment later.
-  var pending = null;
-  var off = onLive(function (kind, d) {
-    if (((kind === "job" && (d.state === "dead" || tbody.querySelector('[data-job="' + d.id + '"]'))) || kind === "jobs" || kind === "dropped") && !pending) {
-      pending = setTimeout(function () { pending = null; load(); }, 1000);
-    }
+  reloadOnLive(load, function (kind, d) {
+    var listed = kind === "job" && (d.state === "dead" || tbody.querySelector('[data-job="' + d.id + '"]'));
+    return listed || kind === "jobs" || kind === "dropped" ? 1000 : 0;
   });
-  route.cleanup = function () { off(); clearTimeout(pending); };
 }
 
 // ---------------------------------------------------------------- faults
