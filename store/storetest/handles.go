@@ -338,7 +338,8 @@ func oneWinner(t *testing.T, e *env, round int, key string, handles [2]Store, ow
 
 // batch builds a Bloomreach batch receipt the way the batch handler does,
 // received now: the request ID is its only key, and each customer is an
-// item under its own key whose job delivers that customer alone.
+// item under its own key ("sms/item:" and the customer; none for "")
+// whose job delivers that customer alone.
 func (e *env) batch(requestID string, customers ...string) *hooks.Receipt {
 	r := e.receipt(requestID, `{"success":true}`)
 	req := r.Request
@@ -346,7 +347,10 @@ func (e *env) batch(requestID string, customers ...string) *hooks.Receipt {
 	req.Header = http.Header{"Content-Type": {"application/json"}}
 	r.Job = nil
 	for _, c := range customers {
-		it := &hooks.ReceiptItem{Key: "sms/item:" + c, Job: hooks.NewJob(req, e.now())}
+		it := &hooks.ReceiptItem{Job: hooks.NewJob(req, e.now())}
+		if c != "" {
+			it.Key = "sms/item:" + c
+		}
 		it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
 		r.Items = append(r.Items, it)
 	}

@@ -668,13 +668,9 @@ func testReplayJobs(t *testing.T, b Backend) {
 	t.Run("Items", func(t *testing.T) {
 		// A batch replays as its customers, each with its own bytes.
 		e := newEnv(t, b)
-		r := e.receipt("batch-1", `{}`)
-		r.Job = nil
-		for _, c := range []string{"a", "b"} {
-			it := &hooks.ReceiptItem{Key: "item:" + c, Job: hooks.NewJob(r.Request, e.now())}
-			it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
+		r := e.batch("batch-1", "a", "b")
+		for _, it := range r.Items {
 			it.Job.Stored(e.now())
-			r.Items = append(r.Items, it)
 		}
 		e.save(r)
 		jobs, err := e.s.ReplayJobs(t.Context(), r.Request.ID, e.now(), time.Hour, false)

@@ -516,20 +516,7 @@ func testSaveReceipt(t *testing.T, b Backend) {
 // its own key and queued as its own job, delivering its own bytes.
 func testSaveReceiptItems(t *testing.T, b Backend) {
 	e := newEnv(t, b)
-	batch := func(rid string, items ...string) *hooks.Receipt {
-		r := e.receipt(rid, `{"accepted":true}`)
-		r.Job = nil
-		for _, id := range items {
-			it := &hooks.ReceiptItem{Job: hooks.NewJob(r.Request, e.now())}
-			if id != "" {
-				it.Key = "sms/item:" + id
-			}
-			it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, id)
-			r.Items = append(r.Items, it)
-		}
-		return r
-	}
-	first := batch("batch-1", "a", "b", "")
+	first := e.batch("batch-1", "a", "b", "")
 	if found := e.save(first); found != nil {
 		t.Fatalf("first batch: got entry %+v, want nil", found)
 	}
@@ -538,13 +525,13 @@ func testSaveReceiptItems(t *testing.T, b Backend) {
 			t.Errorf("item %d: got duplicate %v, job %+v; want queued for request %d", i, it.Duplicate, it.Job, first.Request.ID)
 		}
 	}
-	if en := e.lookup("sms/item:a"); en.State != hooks.EntryDone || en.RequestRef != first.Request.ID {
-		t.Errorf("item key: got %+v, want done, of request %d", en, first.Request.ID)
+	if en, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, "sms/item:a"); err != nil || en.State != hooks.EntryDone || en.RequestRef != first.Request.ID {
+		t.Errorf("item key: got %+v, %v; want done, of request %d", en, err, first.Request.ID)
 	}
 
 	// The batch again under a new request ID, with one new customer: only
 	// the new one and the one without an ID are queued.
-	second := batch("batch-2", "b", "c", "")
+	second := e.batch("batch-2", "b", "c", "")
 	if found := e.save(second); found != nil {
 		t.Fatalf("second batch: got entry %+v, want nil", found)
 	}
