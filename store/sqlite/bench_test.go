@@ -60,3 +60,53 @@ func BenchmarkDB_CommitParallel(b *testing.B) {
 		}
 	})
 }
+
+// benchBatch is a Bloomreach batch of n customers of about 150 bytes, each
+// with its own item key, stored and not delivered, as scripts/bench.sh's
+// batch run has them.
+func benchBatch(run string, n int) *hooks.Receipt {
+	now := time.Now()
+	items := make([][]byte, n)
+	var body bytes.Buffer
+	body.WriteString(`{"messages":[`)
+	for i := range items {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		items[i] = fmt.Appendf(nil, `{"id":"%s-%d","customer_id":"cus_%08d","phone":"+420601%06d","text":"Hi Jana, your order #48213 has shipped and will arrive"}`, run, i, i, i)
+		body.Write(items[i])
+	}
+	body.WriteString(`]}`)
+	req := &hooks.Request{
+		Sender: hooks.SenderBloomreach, Name: "sms_batch", RequestID: run, Method: "POST",
+		Path: "/bloomreach/sms_batch", Body: body.Bytes(), Status: 200, ReceivedAt: now,
+		Response: bytes.Repeat([]byte(`{"index":1,"item_id":"x","success":true,"errors":[]},`), n),
+	}
+	r := &hooks.Receipt{Request: req, Scope: "sms_batch/id:", Keys: []string{"sms_batch/id:" + run}}
+	for i, item := range items {
+		j := hooks.NewJob(req, now)
+		j.Payload = item
+		j.Stored(now)
+		r.Items = append(r.Items, &hooks.ReceiptItem{Key: fmt.Sprintf("sms_batch/item:%s-%d", run, i), Job: j})
+	}
+	return r
+}
+
+// BenchmarkDB_CommitBatch1000 commits 1000-customer batches one after
+// another: the writer's share of a Bloomreach batch. It reports
+// customers/s.
+func BenchmarkDB_CommitBatch1000(b *testing.B) {
+	db := sqlitetest.Open(b)
+	b.ReportAllocs()
+	var rs []*hooks.Receipt
+	for i := range b.N {
+		rs = append(rs, benchBatch(fmt.Sprintf("run-%d", i), 1000))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if e, err := db.SaveReceipt(context.Background(), rs[i]); err != nil || e != nil {
+			b.Fatalf("batch %d: entry %+v, error %v", i, e, err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "customers/s")
+}
