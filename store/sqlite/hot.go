@@ -53,6 +53,7 @@ func (s *statements) close() {
 // connection.
 type hotStatements struct {
 	insertRequest, insertEntry, insertJob *sqlite3.SQLiteStmt
+	items                                 itemStatements
 	args                                  []driver.NamedValue // reused by exec
 }
 
@@ -108,6 +109,7 @@ func (h *hotStatements) close() {
 			st.Close()
 		}
 	}
+	h.items.close()
 }
 
 // insertEntry inserts a done idempotency entry unless the key is taken, and

@@ -65,7 +65,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 				return err
 			}
 		}
-		return db.insertItems(req, r.Items, now)
+		return db.insertItems(tx, req, r.Keys, r.Items, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("save %s receipt: %w", req.Sender, err)
@@ -84,29 +84,6 @@ func (db *DB) takeOverEntry(tx *sql.Tx, req *hooks.Request, key string, now time
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
-}
-
-// insertItems queues a batch's items: each whose key is free (or that has
-// none) gets its job; the others were accepted before and are marked
-// Duplicate.
-func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
-	for _, it := range items {
-		it.Duplicate = false
-		if it.Key != "" {
-			if ok, err := db.insertEntry(req.Sender, it.Key, req.Status, nil, req.ID, now); err != nil {
-				return fmt.Errorf("insert item key: %w", err)
-			} else if !ok {
-				it.Duplicate = true
-				continue
-			}
-		}
-		if it.Job != nil {
-			if err := db.insertJob(it.Job, req.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // uniqueKeys drops repeated keys (a request ID that equals a content key),

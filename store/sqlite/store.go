@@ -136,6 +136,10 @@ func Open(path string) (*DB, error) {
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-32000") // KiB: index pages stay in memory
+	// The connection is used by one goroutine at a time (database/sql's
+	// rule, and the writer's), so SQLite's own per-call mutex is dropped:
+	// a batch's thousands of binds each took and released it.
+	q.Set("_mutex", "no")
 	var err error
 	db.wdb = sql.OpenDB(writerConnector{db: db, dsn: "file:" + path + "?" + q.Encode(), drv: &sqlite3.SQLiteDriver{}})
 	// One connection: SQLite has one writer anyway, and the hot statements

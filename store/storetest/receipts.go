@@ -560,6 +560,81 @@ func testSaveReceiptItems(t *testing.T, b Backend) {
 	}
 }
 
+// testSaveReceiptManyItems covers batches larger than a store writes in
+// one statement: a customer repeated in the same batch, near or far, is
+// queued once, for its first place; a retried batch with new customers
+// queues only those; and each queued customer's job delivers its own
+// bytes.
+func testSaveReceiptManyItems(t *testing.T, b Backend) {
+	e := newEnv(t, b)
+	var customers []string
+	for i := range 300 {
+		customers = append(customers, fmt.Sprintf("c%03d", i))
+	}
+	customers[5] = customers[4]    // next to each other
+	customers[250] = customers[10] // far apart
+	customers[120] = ""            // no ID: always queued
+	customers[121] = ""            //
+	first := e.batch("batch-1", customers...)
+	if found := e.save(first); found != nil {
+		t.Fatalf("first batch: got entry %+v, want nil", found)
+	}
+	wantDup := map[int]bool{5: true, 250: true}
+	checkItems(t, e, "first batch", first, wantDup)
+
+	// Retried under a new request ID, every other customer replaced.
+	var again []string
+	wantDup = map[int]bool{}
+	for i, c := range customers {
+		if i%2 == 1 {
+			c = fmt.Sprintf("n%03d", i)
+		}
+		again = append(again, c)
+		wantDup[i] = c != ""
+	}
+	for i := range again {
+		if i%2 == 1 {
+			wantDup[i] = false
+		}
+	}
+	wantDup[121] = false
+	second := e.batch("batch-2", again...)
+	if found := e.save(second); found != nil {
+		t.Fatalf("second batch: got entry %+v, want nil", found)
+	}
+	checkItems(t, e, "second batch", second, wantDup)
+}
+
+// checkItems checks a saved batch: the items at the indexes dup says are
+// duplicates, and only those, queued nothing; every other item has a job
+// of the request, which delivers the item's payload.
+func checkItems(t *testing.T, e *env, what string, r *hooks.Receipt, dup map[int]bool) {
+	t.Helper()
+	claimed := e.claim(time.Hour, 1000)
+	byID := make(map[int64]*hooks.Job, len(claimed))
+	for _, j := range claimed {
+		byID[j.ID] = j
+	}
+	queued := 0
+	for i, it := range r.Items {
+		if it.Duplicate != dup[i] {
+			t.Errorf("%s, item %d (%q): got duplicate %v, want %v", what, i, it.Key, it.Duplicate, dup[i])
+			continue
+		}
+		if it.Duplicate {
+			continue
+		}
+		queued++
+		j := byID[it.Job.ID]
+		if j == nil || it.Job.RequestRef != r.Request.ID || !bytes.Equal(j.Body, it.Job.Payload) {
+			t.Errorf("%s, item %d: job %d delivers %+v; want %s, of request %d", what, i, it.Job.ID, j, it.Job.Payload, r.Request.ID)
+		}
+	}
+	if len(claimed) != queued {
+		t.Errorf("%s: claimed %d jobs, want %d", what, len(claimed), queued)
+	}
+}
+
 func testRecord(t *testing.T, b Backend) {
 	e := newEnv(t, b)
 	req := e.receipt("req-1", `{"error":"unauthorized"}`).Request

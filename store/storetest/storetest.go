@@ -88,6 +88,7 @@ func Run(t *testing.T, b Backend) {
 		{"Ping", testPing},
 		{"SaveReceipt", testSaveReceipt},
 		{"SaveReceiptItems", testSaveReceiptItems},
+		{"SaveReceiptManyItems", testSaveReceiptManyItems},
 		{"Record", testRecord},
 		{"FindRequests", testFindRequests},
 		{"PurgeRecords", testPurgeRecords},
