@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"strconv"
@@ -63,7 +62,7 @@ func jobRows(n int) string {
 	return b.String()
 }
 
-// stmt returns the statement q(n) from cache, preparing it on first use.
+// itemStmt returns the statement q(n) from cache, preparing it on first use.
 func (db *DB) itemStmt(cache *map[int]*sqlite3.SQLiteStmt, q func(int) string, n int) (*sqlite3.SQLiteStmt, error) {
 	if st := (*cache)[n]; st != nil {
 		return st, nil
@@ -90,18 +89,18 @@ func (s *itemStatements) close() {
 
 // insertItems queues a batch's items: each whose key is free (or that has
 // none) gets its job; the others were accepted before and are marked
-// Duplicate. keys are the request's own idempotency keys, already written.
+// Duplicate.
 //
 // Runs of items alike (all keyed, jobs the same but for their payload: a
 // batch's customers) go in multi-row chunks; any other item goes alone.
-func (db *DB) insertItems(tx *sql.Tx, req *hooks.Request, keys []string, items []*hooks.ReceiptItem, now time.Time) error {
+func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
 	for i := 0; i < len(items); {
 		n := alikeRun(items[i:], itemChunk)
 		var err error
 		if n < 2 {
 			n, err = 1, db.insertItem(req, items[i], now)
 		} else {
-			err = db.insertItemRun(tx, req, keys, items[:i], items[i:i+n], now)
+			err = db.insertItemRun(req, items[i:i+n], now)
 		}
 		if err != nil {
 			return err
@@ -155,9 +154,11 @@ func sameShape(a, b *hooks.Job) bool {
 }
 
 // insertItemRun queues a run of alike items (see alikeRun) with one
-// statement for their keys and one for the jobs of those whose key was
-// free. before are the request's items already written.
-func (db *DB) insertItemRun(tx *sql.Tx, req *hooks.Request, keys []string, before, run []*hooks.ReceiptItem, now time.Time) error {
+// statement for their keys and one for their jobs. When a key is taken
+// (a retried batch, a customer twice in it), the run is undone and its
+// items go one at a time: the rows a multi-row INSERT skipped cannot be
+// told apart safely afterwards (a request's ID is not unique over time).
+func (db *DB) insertItemRun(req *hooks.Request, run []*hooks.ReceiptItem, now time.Time) error {
 	hot, err := db.hotStmts()
 	if err != nil {
 		return err
@@ -172,72 +173,34 @@ func (db *DB) insertItemRun(tx *sql.Tx, req *hooks.Request, keys []string, befor
 		it.Duplicate = false
 		args = append(args, it.Key)
 	}
+	// A savepoint lets a run that meets a taken key be undone and
+	// written one item at a time instead, which tells each item apart.
+	if _, err := db.raw.Exec(`SAVEPOINT item_run`, nil); err != nil {
+		return fmt.Errorf("insert item keys: %w", err)
+	}
 	res, err := hot.exec(st, args...)
 	if err != nil {
 		return fmt.Errorf("insert item keys: %w", err)
 	}
-	fresh := run
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("insert item keys: %w", err)
-	} else if int(n) < len(run) {
-		if fresh, err = freshItems(tx, req, keys, before, run); err != nil {
-			return err
-		}
-	}
-	switch len(fresh) {
-	case 0:
-		return nil
-	case 1:
-		return db.insertJob(fresh[0].Job, req.ID)
-	}
-	return db.insertJobRun(hot, req.ID, fresh)
-}
-
-// freshItems returns the items of run whose key the run's insert wrote,
-// and marks the others Duplicate: a key now held by req is fresh unless
-// req held it before the run (one of its own keys, or an earlier item's),
-// and then only for its first item in the run.
-func freshItems(tx *sql.Tx, req *hooks.Request, keys []string, before, run []*hooks.ReceiptItem) ([]*hooks.ReceiptItem, error) {
-	q := `SELECT key FROM idempotency WHERE sender = ? AND request_ref = ? AND key IN (?` + strings.Repeat(",?", len(run)-1) + `)`
-	args := []any{string(req.Sender), req.ID}
-	for _, it := range run {
-		args = append(args, it.Key)
-	}
-	rows, err := tx.Query(q, args...)
+	n, err := res.RowsAffected()
 	if err != nil {
-		return nil, fmt.Errorf("read item keys: %w", err)
+		return fmt.Errorf("insert item keys: %w", err)
 	}
-	held := make(map[string]bool)
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read item keys: %w", err)
+	if int(n) < len(run) {
+		if _, err := db.raw.Exec(`ROLLBACK TO item_run; RELEASE item_run`, nil); err != nil {
+			return fmt.Errorf("insert item keys: %w", err)
 		}
-		held[k] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read item keys: %w", err)
-	}
-	for _, k := range keys {
-		delete(held, k)
-	}
-	for _, it := range before {
-		if !it.Duplicate {
-			delete(held, it.Key)
+		for _, it := range run {
+			if err := db.insertItem(req, it, now); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	var fresh []*hooks.ReceiptItem
-	for _, it := range run {
-		if held[it.Key] {
-			delete(held, it.Key) // a later item with the same key is its duplicate
-			fresh = append(fresh, it)
-		} else {
-			it.Duplicate = true
-		}
+	if _, err := db.raw.Exec(`RELEASE item_run`, nil); err != nil {
+		return fmt.Errorf("insert item keys: %w", err)
 	}
-	return fresh, nil
+	return db.insertJobRun(hot, req.ID, run)
 }
 
 // insertJobRun inserts the jobs of alike items with one statement and sets

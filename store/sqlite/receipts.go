@@ -65,7 +65,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 				return err
 			}
 		}
-		return db.insertItems(tx, req, r.Keys, r.Items, now)
+		return db.insertItems(req, r.Items, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("save %s receipt: %w", req.Sender, err)

@@ -573,13 +573,18 @@ func testSaveReceiptManyItems(t *testing.T, b Backend) {
 	}
 	customers[5] = customers[4]    // next to each other
 	customers[250] = customers[10] // far apart
+	customers[31] = customers[30]  // three times
+	customers[32] = customers[30]  //
 	customers[120] = ""            // no ID: always queued
 	customers[121] = ""            //
 	first := e.batch("batch-1", customers...)
+	// A content key of the request itself that is also a customer's key:
+	// the customer is a duplicate, as a key taken is taken.
+	first.Keys = append(first.Keys, "sms/item:c020")
 	if found := e.save(first); found != nil {
 		t.Fatalf("first batch: got entry %+v, want nil", found)
 	}
-	wantDup := map[int]bool{5: true, 250: true}
+	wantDup := map[int]bool{5: true, 250: true, 31: true, 32: true, 20: true}
 	checkItems(t, e, "first batch", first, wantDup)
 
 	// Retried under a new request ID, every other customer replaced.
@@ -603,6 +608,33 @@ func testSaveReceiptManyItems(t *testing.T, b Backend) {
 		t.Fatalf("second batch: got entry %+v, want nil", found)
 	}
 	checkItems(t, e, "second batch", second, wantDup)
+}
+
+// testSaveReceiptItemsAfterPurge: a customer's key outlives its batch's
+// record when records are purged first (a store may then give a later
+// request the purged record's ID): a batch that repeats the customer
+// still finds it a duplicate.
+func testSaveReceiptItemsAfterPurge(t *testing.T, b Backend) {
+	e := newEnv(t, b)
+	var customers []string
+	for i := range 100 {
+		customers = append(customers, fmt.Sprintf("c%03d", i))
+	}
+	first := e.batch("batch-1", customers...)
+	for _, it := range first.Items {
+		it.Job.Stored(e.now()) // delivered: nothing keeps the record
+	}
+	e.save(first)
+	if n, err := e.s.PurgeRecords(t.Context(), e.now().Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("purge records: got %d, %v; want 1, nil", n, err)
+	}
+	second := e.batch("batch-2", customers...)
+	e.save(second)
+	for i, it := range second.Items {
+		if !it.Duplicate {
+			t.Errorf("item %d (%q) of the batch after the purge: queued again (request %d; the first was %d)", i, it.Key, second.Request.ID, first.Request.ID)
+		}
+	}
 }
 
 // checkItems checks a saved batch: the items at the indexes dup says are

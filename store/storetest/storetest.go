@@ -89,6 +89,7 @@ func Run(t *testing.T, b Backend) {
 		{"SaveReceipt", testSaveReceipt},
 		{"SaveReceiptItems", testSaveReceiptItems},
 		{"SaveReceiptManyItems", testSaveReceiptManyItems},
+		{"SaveReceiptItemsAfterPurge", testSaveReceiptItemsAfterPurge},
 		{"Record", testRecord},
 		{"FindRequests", testFindRequests},
 		{"PurgeRecords", testPurgeRecords},
