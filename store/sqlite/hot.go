@@ -161,21 +161,27 @@ func (db *DB) insertEncoded(req *hooks.Request, enc encoded) error {
 	return nil
 }
 
-func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
+// jobTimes defaults a new job's state to available and returns its
+// finished_at and locked_until columns (NULL when they do not apply).
+func jobTimes(j *hooks.Job) (finished, locked driver.Value) {
 	if j.State == "" {
 		j.State = hooks.JobAvailable
 	}
-	hot, err := db.hotStmts()
-	if err != nil {
-		return err
-	}
-	var finished, locked driver.Value
 	if !j.FinishedAt.IsZero() {
 		finished = j.FinishedAt.UnixMicro()
 	}
 	if j.State == hooks.JobRunning {
 		locked = j.LockedUntil.UnixMicro() // leased at once to a waiting worker (hooks.Queue.Offer)
 	}
+	return finished, locked
+}
+
+func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
+	hot, err := db.hotStmts()
+	if err != nil {
+		return err
+	}
+	finished, locked := jobTimes(j)
 	res, err := hot.exec(hot.insertJob, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
 		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload, int64(j.Attempts), locked)
 	if err != nil {

@@ -212,16 +212,7 @@ func (db *DB) insertJobRun(hot *hotStatements, requestRef int64, run []*hooks.Re
 		return err
 	}
 	j := run[0].Job
-	if j.State == "" {
-		j.State = hooks.JobAvailable
-	}
-	var finished, locked driver.Value
-	if !j.FinishedAt.IsZero() {
-		finished = j.FinishedAt.UnixMicro()
-	}
-	if j.State == hooks.JobRunning {
-		locked = j.LockedUntil.UnixMicro()
-	}
+	finished, locked := jobTimes(j)
 	args := make([]driver.Value, 0, jobShared+len(run))
 	args = append(args, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority), string(j.State),
 		j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, int64(j.Attempts), locked)
