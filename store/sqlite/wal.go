@@ -27,6 +27,10 @@ func (db *DB) checkpointer() {
 		}
 		var busy, frames, copied int
 		err := db.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		// Even a WAL this checkpoint copied whole is restarted: SQLite
+		// starts it over by itself only when no reader holds a read mark
+		// in it, and under load one always does (left to SQLite, the WAL
+		// of a batch load reached 464 MiB in 13 s, against 64 MiB).
 		if err == nil && frames > maxWALFrames {
 			db.walOver.Store(true)
 		}
