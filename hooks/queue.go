@@ -112,7 +112,7 @@ type Queue struct {
 	hasJob   *sync.Cond // signalled when ready grows or stopping is set
 	lineMax  int        // the line's length now: Prefetch, less after stale jobs
 	claiming int        // the priority a pressing claim is fetching; NoPriority
-	pressMu  sync.Mutex // one pressing claim at a time
+	pressMu  sync.Mutex // one claim at a time while a pressing claim may run
 }
 
 // DefaultPrefetch is how many claimed jobs per worker the line holds by
@@ -363,28 +363,10 @@ func (q *Queue) feed() {
 			q.claimPressing(int(p))
 		}
 		if room := q.room(); room >= threshold {
-			batch, err := q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
-			if err != nil {
-				q.Logger.Error("claim jobs", "err", err)
-			}
-			if len(batch) > 0 {
-				q.mu.Lock()
-				stopping := q.stopping
-				if !stopping {
-					if q.ready.Len() == 0 && q.waiting > 0 {
-						// Workers waited for this claim: a longer line.
-						q.lineMax = min(q.Prefetch, q.lineMax+q.Workers)
-					}
-					for _, j := range batch {
-						q.ready.push(j)
-					}
-					q.hasJob.Broadcast()
-				}
-				q.mu.Unlock()
-				if stopping {
-					q.release(batch)
-					return
-				}
+			batch, stopping, err := q.claimLine(room)
+			if stopping {
+				q.release(batch)
+				return
 			}
 			if time.Since(lastRescue) > q.PollInterval {
 				q.rescue()
@@ -410,6 +392,37 @@ func (q *Queue) feed() {
 			lastRescue = time.Now()
 		}
 	}
+}
+
+// claimLine claims up to room jobs into the line, and reports whether the
+// pool is stopping, in which case the claimed jobs are not in the line and
+// must go back. A worker's pressing claim waits until they are in the
+// line: this claim may have taken the pressing job that worker wants, and
+// the worker must not start a less pressing one meanwhile.
+func (q *Queue) claimLine(room int) (batch []*Job, stopping bool, err error) {
+	q.pressMu.Lock()
+	defer q.pressMu.Unlock()
+	batch, err = q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
+	if err != nil {
+		q.Logger.Error("claim jobs", "err", err)
+	}
+	if len(batch) == 0 {
+		return batch, false, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopping {
+		return batch, true, err
+	}
+	if q.ready.Len() == 0 && q.waiting > 0 {
+		// Workers waited for this claim: a longer line.
+		q.lineMax = min(q.Prefetch, q.lineMax+q.Workers)
+	}
+	for _, j := range batch {
+		q.ready.push(j)
+	}
+	q.hasJob.Broadcast()
+	return batch, false, err
 }
 
 // claimPressing claims, ahead of the line, up to a line's length of jobs

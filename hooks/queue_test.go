@@ -699,6 +699,27 @@ func (s *countingStore) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) erro
 	return s.DB.ReleaseJobs(ctx, jobs)
 }
 
+// pausingStore holds the first ordinary claim that returns job pauseFor
+// until proceed is closed, once it has told claimed.
+type pausingStore struct {
+	*sqlite.DB
+	pauseFor atomic.Int64
+	once     sync.Once
+	claimed  chan struct{}
+	proceed  chan struct{}
+}
+
+func (s *pausingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+	jobs, err := s.DB.ClaimJobs(ctx, now, lease, limit)
+	if id := s.pauseFor.Load(); id != 0 && slices.ContainsFunc(jobs, func(j *hooks.Job) bool { return j.ID == id }) {
+		s.once.Do(func() {
+			close(s.claimed)
+			<-s.proceed
+		})
+	}
+	return jobs, err
+}
+
 func TestQueue_Prefetch(t *testing.T) {
 	t.Run("UrgentOvertakesLine", func(t *testing.T) {
 		// Regular jobs already claimed into the line do not delay an
@@ -729,6 +750,45 @@ func TestQueue_Prefetch(t *testing.T) {
 		if limit := before + workers; at > limit {
 			t.Fatalf("the urgent job ran %dth, %d runs after it was queued; want at most %d (the line holds %d)",
 				at+1, at-before, workers, q.Prefetch)
+		}
+	})
+
+	t.Run("PressingClaimWaitsForLine", func(t *testing.T) {
+		// The feeder's ordinary claim takes an urgent job the pool was
+		// just told of, and is slow to put it in the line. A worker that
+		// finishes meanwhile looks for that urgent job with a claim of
+		// its own, finds it taken, and must wait for it rather than
+		// start a regular job from the line.
+		db := &pausingStore{DB: mustOpenStore(t), claimed: make(chan struct{}), proceed: make(chan struct{})}
+		var regular []*hooks.Job
+		for range 3 {
+			regular = append(regular, mustEnqueue(t, db.DB, "SendEvent1", hooks.UrgencyRegular, time.Now()))
+		}
+		gate := make(chan struct{})
+		var log runLog
+		q := newQueue(db.DB, 1)
+		q.Store = db
+		q.Prefetch = 4
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			log.add(j)
+			if j.ID == regular[0].ID {
+				<-gate
+			}
+			return nil
+		})
+		startQueue(t, q)
+		waitFor(t, 5*time.Second, "the first job to start", func() bool { return log.distinct() == 1 })
+		urgent := mustEnqueue(t, db.DB, "CreateDiscount4", hooks.UrgencyUrgent, time.Now())
+		db.pauseFor.Store(urgent.ID)
+		waitRecv(t, db.claimed, "the feeder's claim of the urgent job") // at the next poll
+		q.Queued(urgent.Priority)
+		close(gate)
+		// Without the wait the worker starts the next regular job at once.
+		time.Sleep(100 * time.Millisecond)
+		close(db.proceed)
+		waitFor(t, 5*time.Second, "all 4 jobs run", func() bool { return log.distinct() == 4 })
+		if got := log.all()[1].ID; got != urgent.ID {
+			t.Fatalf("second job run: %d, want the urgent job %d", got, urgent.ID)
 		}
 	})
 
