@@ -359,8 +359,8 @@ func (q *Queue) feed() {
 	more := true
 	for {
 		threshold := q.threshold()
-		if p := q.pressing.Swap(NoPriority); p < NoPriority {
-			q.claimPressing(int(p))
+		if q.pressing.Load() < NoPriority {
+			q.claimPressing()
 		}
 		if room := q.room(); room >= threshold {
 			batch, stopping, err := q.claimLine(room)
@@ -426,18 +426,18 @@ func (q *Queue) claimLine(room int) (batch []*Job, stopping bool, err error) {
 }
 
 // claimPressing claims, ahead of the line, up to a line's length of jobs
-// more pressing than its least pressing one, when a job of priority p may
-// be such a job; the line's least pressing jobs beyond its length go back
-// to the queue.
-func (q *Queue) claimPressing(p int) {
-	if p >= NoPriority {
-		return
-	}
+// more pressing than its least pressing one, when the job announced by
+// Queued since the last look may be such a job; the line's least pressing
+// jobs beyond its length go back to the queue.
+func (q *Queue) claimPressing() {
 	q.pressMu.Lock()
 	defer q.pressMu.Unlock()
 	q.mu.Lock()
+	// Taken under mu, as claiming is set: a worker sees the pressing job
+	// either still announced or being claimed, never neither.
+	p := int(q.pressing.Swap(NoPriority))
 	worst, limit := q.ready.worst(), q.lineMax
-	if worst <= p {
+	if p >= NoPriority || worst <= p {
 		q.mu.Unlock()
 		return // the line is empty, or holds nothing less pressing
 	}
@@ -520,7 +520,7 @@ func (q *Queue) next() *Job {
 		// it yet: claim it now, before taking a less pressing one.
 		if p := int(q.pressing.Load()); p < q.ready[0].Priority {
 			q.mu.Unlock()
-			q.claimPressing(int(q.pressing.Swap(NoPriority)))
+			q.claimPressing()
 			q.mu.Lock()
 			continue
 		}
