@@ -112,7 +112,7 @@ type Queue struct {
 	hasJob   *sync.Cond // signalled when ready grows or stopping is set
 	lineMax  int        // the line's length now: Prefetch, less after stale jobs
 	claiming int        // the priority a pressing claim is fetching; NoPriority
-	pressMu  sync.Mutex // one claim at a time while a pressing claim may run
+	pressMu  sync.Mutex // held by each claim into the line: a pressing claim waits for one in flight
 }
 
 // DefaultPrefetch is how many claimed jobs per worker the line holds by
@@ -439,7 +439,7 @@ func (q *Queue) claimPressing() {
 	worst, limit := q.ready.worst(), q.lineMax
 	if p >= NoPriority || worst <= p {
 		q.mu.Unlock()
-		return // the line is empty, or holds nothing less pressing
+		return // nothing announced, or the line is empty or holds nothing less pressing
 	}
 	// Workers take nothing less pressing than p until the claim is in.
 	q.claiming = p
