@@ -56,10 +56,17 @@ end
 -- batch_parts builds {"messages":[{"id":"<slot>-1",...},...]} as a list of
 -- pieces; the slots (every id's "<run>-<thread>-<n>") are filled per request,
 -- so a request costs one table.concat instead of formatting 1000 items.
+-- BR_KEYS=scattered leads each id with a hash of its place in the batch
+-- ("0a3f9c1-<slot>-1"), so that a batch's ids spread over the receiver's
+-- key index as customer IDs or UUIDs do, instead of following each other.
+local scattered = os.getenv("BR_KEYS") == "scattered"
 local function batch_parts()
    local p, s = { '{"messages":[' }, {}
    for i = 1, items do
       p[#p + 1] = (i > 1 and ',{"id":"' or '{"id":"')
+      if scattered then
+         p[#p] = p[#p] .. string.format("%07x-", (i * 2654435761) % 268435456)
+      end
       p[#p + 1] = ""
       s[#s + 1] = #p
       p[#p + 1] = "-" .. i .. '",' .. customer(i, 150 - 10) .. "}"

@@ -31,13 +31,16 @@
 #   batch  Bloomreach batches of 1000 customers (scripts/bench-bloomreach.lua
 #          with wrk, as scripts/bench.sh runs it: BATCH_CONNECTIONS, Basic
 #          auth, stored only). Target: new customers/s >= 1.5x prev.
+#          BATCH_KEYS=scattered gives the customers item IDs that spread
+#          over hookbay's key index (as customer IDs or UUIDs do) instead
+#          of IDs in order (ordered, the default).
 # The figures are hookbay's CPU time from /proc (user + system) and the
 # clock; the last table lines are PASS/FAIL for the targets.
 #
 # Knobs: ROUNDS (3) DURATION (10s) BACKLOG (50000) RATES
 # (500,1000,2000,4000,8000,12000) LOW_RATE (500) PHASES ("drain e2e low
 # batch") PREV (e37aa0c; any git rev) CONNECTIONS (200) BATCH_CONNECTIONS (20)
-# THREADS (2) WARMUP (3s, batch only); BENCH_STRICT=1 exits non-zero when a
+# THREADS (2) WARMUP (3s, batch only) BATCH_KEYS (ordered); BENCH_STRICT=1 exits non-zero when a
 # target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +54,7 @@ PHASES=${PHASES:-drain e2e low batch}
 PREV=${PREV:-e37aa0c}
 CONNECTIONS=${CONNECTIONS:-200}
 BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-20}
+BATCH_KEYS=${BATCH_KEYS:-ordered}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-3s}
 HOOKBAY_ADDR=127.0.0.1:18081
@@ -180,9 +184,9 @@ BATCH_ITEMS=1000
 # does; leaves the wrk output in $tmp/NAME.wrk.
 batch_run() {
 	local name=$1 url="http://$HOOKBAY_ADDR/bloomreach/sms_batch"
-	BR_MODE=batch BR_ITEMS=$BATCH_ITEMS BENCH_AUTH=$BR_AUTH BENCH_RUN="$RUN_ID-$name-warm" \
+	BR_MODE=batch BR_ITEMS=$BATCH_ITEMS BR_KEYS=$BATCH_KEYS BENCH_AUTH=$BR_AUTH BENCH_RUN="$RUN_ID-$name-warm" \
 		wrk -t"$THREADS" -c"$BATCH_CONNECTIONS" -d"$WARMUP" --timeout 10s -s scripts/bench-bloomreach.lua "$url" >"$tmp/$name.warm"
-	BR_MODE=batch BR_ITEMS=$BATCH_ITEMS BENCH_AUTH=$BR_AUTH BENCH_RUN="$RUN_ID-$name" \
+	BR_MODE=batch BR_ITEMS=$BATCH_ITEMS BR_KEYS=$BATCH_KEYS BENCH_AUTH=$BR_AUTH BENCH_RUN="$RUN_ID-$name" \
 		wrk -t"$THREADS" -c"$BATCH_CONNECTIONS" -d"$DURATION" --timeout 10s --latency -s scripts/bench-bloomreach.lua "$url" >"$tmp/$name.wrk"
 	if grep -q '^bench first failure:' "$tmp/$name.wrk"; then
 		grep '^bench first failure:' "$tmp/$name.wrk" | cut -c1-300 | sed "s/^/  $name: /"

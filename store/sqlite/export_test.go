@@ -18,3 +18,10 @@ func RequestsQuery(f hooks.RequestFilter) (string, []any) {
 	}
 	return requestsQuery(f)
 }
+
+// WriterPragma reads a pragma's value on the writer's connection.
+func WriterPragma(db *DB, name string) (string, error) {
+	var v string
+	err := db.wdb.QueryRow("PRAGMA " + name).Scan(&v)
+	return v, err
+}

@@ -267,6 +267,27 @@ func mkfile(tb testing.TB, dir, name string) string {
 	return path
 }
 
+// TestOpen_WriterPragmas checks the settings the writer's connection
+// depends on: no automatic checkpoint inside a commit, durable commits,
+// and savepoint journals kept in memory (see writerPragmas).
+func TestOpen_WriterPragmas(t *testing.T) {
+	db := sqlitetest.Open(t)
+	for name, want := range map[string]string{
+		"wal_autocheckpoint": "0",
+		"synchronous":        "2", // FULL
+		"temp_store":         "2", // MEMORY
+		"journal_mode":       "wal",
+	} {
+		got, err := sqlite.WriterPragma(db, name)
+		if err != nil {
+			t.Fatalf("read %s: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", name, got, want)
+		}
+	}
+}
+
 func TestDB_Ping(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		db := sqlitetest.Open(t)
