@@ -40,8 +40,8 @@
 # Knobs: ROUNDS (3) DURATION (10s) BACKLOG (50000) RATES
 # (500,1000,2000,4000,8000,12000) LOW_RATE (500) PHASES ("drain e2e low
 # batch") PREV (e37aa0c; any git rev) CONNECTIONS (200) BATCH_CONNECTIONS (20)
-# THREADS (2) WARMUP (3s, batch only) BATCH_KEYS (ordered); BENCH_STRICT=1 exits non-zero when a
-# target is missed.
+# THREADS (2) WARMUP (3s, batch only) BATCH_KEYS (ordered); BENCH_STRICT=1
+# exits non-zero when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
