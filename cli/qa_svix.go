@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,7 +119,8 @@ func runConformSvix(ctx context.Context, args []string, stdout, stderr io.Writer
 	secret := fs.String("secret", "", "the endpoint's whsec_ signing secret (required)")
 	typ := fs.String("type", "user.created", "event type of the probes' payload")
 	headers := fs.String("headers", "svix", "header set of the probes: svix or webhook")
-	dataDir := fs.String("hookbay-data", "", "hookbay's data directory, when the endpoint is hookbay: counts how often a redelivered message was processed")
+	dataDir := fs.String("hookbay-data", "", "hookbay's data directory, when the endpoint is hookbay on SQLite: counts how often a redelivered message was processed")
+	adminURL := fs.String("hookbay-admin", "", "hookbay's admin URL (such as http://127.0.0.1:8081/), when the endpoint is hookbay on any store: counts the same through its admin API, with the token in "+adminTokenEnv+" if it has one")
 	timeout := fs.Duration("timeout", qa.SvixDefaultTimeout, "the sender's response timeout")
 	cacert := fs.String("cacert", "", "CA certificate file to trust (a dev CA)")
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
@@ -129,16 +133,26 @@ func runConformSvix(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, _, err := qa.SvixRequest(o); err != nil {
 		return err
 	}
-	if *dataDir != "" {
+	if *dataDir != "" && *adminURL != "" {
+		return fmt.Errorf("--hookbay-data and --hookbay-admin: give one, the store or the admin API that reads it")
+	}
+	c, err := qa.NewClient(*cacert, *insecure, "", "", 0)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *dataDir != "":
 		count, err := svixHookbayCount(*dataDir)
 		if err != nil {
 			return err
 		}
 		o.EventsCheck = count
-	}
-	c, err := qa.NewClient(*cacert, *insecure, "", "", 0)
-	if err != nil {
-		return err
+	case *adminURL != "":
+		count, err := svixAdminCount(c.HTTP, *adminURL, os.Getenv(adminTokenEnv))
+		if err != nil {
+			return err
+		}
+		o.EventsCheck = count
 	}
 	return writeReport(qa.ConformSvix(ctx, c, o), *asJSON, *junit, stdout)
 }
@@ -169,5 +183,72 @@ func svixHookbayCount(dir string) (func(context.Context, string) (int, error), e
 			}
 		}
 		return n, nil
+	}, nil
+}
+
+// adminTokenEnv holds the admin token for commands that call hookbay's
+// admin API, so that it shows in no process list or shell history.
+const adminTokenEnv = "HOOKBAY_ADMIN_TOKEN"
+
+// svixAdminCount is svixHookbayCount through hookbay's admin API at base,
+// for a hookbay on any store or on another machine: it lists the Svix
+// records with the message id and counts the accepted ones that are not
+// duplicates.
+func svixAdminCount(client *http.Client, base, token string) (func(context.Context, string) (int, error), error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--hookbay-admin %q: want the admin listener's URL, such as http://127.0.0.1:8081/", base)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/v1/requests"
+	return func(ctx context.Context, id string) (int, error) {
+		n, before := 0, ""
+		// A page ends where the admin API's bounded request-ID lookup
+		// stopped; the next goes on below it, for as long as it names one.
+		for range 100 {
+			q := url.Values{"sender": {string(hooks.SenderSvix)}, "request_id": {id}, "limit": {"1000"}}
+			if before != "" {
+				q.Set("before", before)
+			}
+			u.RawQuery = q.Encode()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+			if err != nil {
+				return 0, err
+			}
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, fmt.Errorf("ask hookbay's admin API: %w", err)
+			}
+			var page struct {
+				Requests []struct {
+					Status      int   `json:"status"`
+					DuplicateOf int64 `json:"duplicate_of"`
+				} `json:"requests"`
+				NextBefore int64 `json:"next_before"`
+			}
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+			resp.Body.Close()
+			if err != nil {
+				return 0, fmt.Errorf("read hookbay's admin API answer: %w", err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				return 0, fmt.Errorf("hookbay's admin API answered %s: %s", resp.Status, bytes.TrimSpace(body))
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				return 0, fmt.Errorf("hookbay's admin API answer is not a page of requests: %w", err)
+			}
+			for _, r := range page.Requests {
+				if r.DuplicateOf == 0 && r.Status/100 == 2 {
+					n++
+				}
+			}
+			if page.NextBefore == 0 {
+				return n, nil
+			}
+			before = strconv.FormatInt(page.NextBefore, 10)
+		}
+		return n, fmt.Errorf("hookbay's admin API kept naming further pages for %s", id)
 	}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hookbay/hookbay/config"
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/qa"
+	"github.com/hookbay/hookbay/store/postgres/pgtest"
 )
 
 // qaSvixMain runs hookbay with one Svix endpoint, bloom, that stores
@@ -132,6 +133,50 @@ func (b *qaSvixBroken) count(_ context.Context, id string) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.processed[id], nil
+}
+
+// The processed-once check through hookbay's admin API, which reads any
+// store: on SQLite, and on PostgreSQL, whose records no --hookbay-data
+// reaches. The admin token goes from the environment; a wrong one turns
+// the check into a warning that says why.
+func TestConformSvix_HookbayAdmin(t *testing.T) {
+	const token = "admin-token-for-the-conform-test"
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			var pg *config.PostgresConfig
+			if store == "postgres" {
+				pg = &config.PostgresConfig{URL: pgtest.New(t).URL()} // skips, naming the variable, when it is unset
+			}
+			m := MustRunMain(t, func(c *config.Config) {
+				c.Store.Postgres = pg
+				c.Admin.Token = token
+				c.Svix.Endpoints = map[string]config.SvixEndpointConfig{"bloom": {Secrets: []string{svixSecret}}}
+			})
+			processedOnce := func(envToken string) qa.Check {
+				t.Helper()
+				t.Setenv(adminTokenEnv, envToken)
+				var out, errOut bytes.Buffer
+				err := Run(context.Background(), []string{"conform", "--sender", "svix", "--url", "http://" + m.Addr() + "/svix/bloom",
+					"--secret", svixSecret, "--hookbay-admin", m.AdminURL(), "--json"}, &out, &errOut)
+				if err != nil {
+					t.Fatalf("conform: %v\n%s%s", err, out.String(), errOut.String())
+				}
+				for _, c := range qaSvixReport(t, out.Bytes()).Checks {
+					if c.Name == "redelivery-processed-once" {
+						return c
+					}
+				}
+				t.Fatalf("no redelivery-processed-once check:\n%s", out.String())
+				return qa.Check{}
+			}
+			if c := processedOnce(token); c.Status != qa.Pass {
+				t.Fatalf("processed-once=%s (%s), want PASS", c.Status, c.Detail)
+			}
+			if c := processedOnce("not-the-" + token); c.Status != qa.Warn || !strings.Contains(c.Detail, "401") {
+				t.Fatalf("with a wrong token: processed-once=%s (%s), want WARN naming the 401", c.Status, c.Detail)
+			}
+		})
+	}
 }
 
 func TestConformSvix_BrokenEndpoint(t *testing.T) {
@@ -271,6 +316,8 @@ func TestConformSvix_Usage(t *testing.T) {
 		{[]string{"conform", "--sender", "svix", "--secret", svixSecret}, "--url"},
 		{[]string{"conform", "--sender", "svix", "--url", "http://127.0.0.1:1/", "--secret", "whsec_!!"}, "whsec_"},
 		{[]string{"conform", "--sender", "svix", "--url", "http://127.0.0.1:1/", "--secret", svixSecret, "--hookbay-data", t.TempDir()}, "--hookbay-data"},
+		{[]string{"conform", "--sender", "svix", "--url", "http://127.0.0.1:1/", "--secret", svixSecret, "--hookbay-data", t.TempDir(), "--hookbay-admin", "http://127.0.0.1:1/"}, "--hookbay-admin"},
+		{[]string{"conform", "--sender", "svix", "--url", "http://127.0.0.1:1/", "--secret", svixSecret, "--hookbay-admin", "127.0.0.1:8081"}, "--hookbay-admin"},
 	} {
 		if err := Run(context.Background(), tt.args, &out, &out); err == nil || !strings.Contains(err.Error(), tt.says) {
 			t.Fatalf("%v: err=%v, want one saying %q", tt.args, err, tt.says)

@@ -238,7 +238,7 @@ func svixProcessedOnce(ctx context.Context, o SvixOptions, id string, delivered 
 	c := Check{Name: "redelivery-processed-once", Contract: svixRules["redelivery"]}
 	switch {
 	case o.EventsCheck == nil:
-		c.Status, c.Detail = Skip, "needs the receiver's records to count how often "+id+" was processed (for hookbay: --hookbay-data DIR); over HTTP a redelivery only shows its answer"
+		c.Status, c.Detail = Skip, "needs the receiver's records to count how often "+id+" was processed (for hookbay: --hookbay-data DIR or --hookbay-admin URL); over HTTP a redelivery only shows its answer"
 		return c
 	case !delivered:
 		c.Status, c.Detail = Skip, "the delivery and its redelivery were not both accepted, so there is nothing to count"
