@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 )
 
 // insertAttempts records the attempt each job just finished.
-func insertAttempts(tx *sql.Tx, jobs []*hooks.Job, outcome hooks.Outcome, errText string) error {
+func insertAttempts(tx writeTx, jobs []*hooks.Job, outcome hooks.Outcome, errText string) error {
 	for _, j := range jobs {
 		started := j.AttemptStarted
 		if started.IsZero() {

@@ -1,6 +1,10 @@
 package sqlite
 
-import "github.com/hookbay/hookbay/hooks"
+import (
+	"context"
+
+	"github.com/hookbay/hookbay/hooks"
+)
 
 // SetSearchWindow makes text searches read at most n records, until the
 // returned function restores the window.
@@ -22,6 +26,6 @@ func RequestsQuery(f hooks.RequestFilter) (string, []any) {
 // WriterPragma reads a pragma's value on the writer's connection.
 func WriterPragma(db *DB, name string) (string, error) {
 	var v string
-	err := db.wdb.QueryRow("PRAGMA " + name).Scan(&v)
+	err := db.write(context.Background(), func(tx writeTx) error { return tx.QueryRow("PRAGMA " + name).Scan(&v) })
 	return v, err
 }

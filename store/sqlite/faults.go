@@ -14,7 +14,7 @@ func (db *DB) AddFault(ctx context.Context, f *hooks.Fault) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		res, err := tx.Exec(`INSERT INTO faults (sender, name, kind, status, delay_us, remaining, percent, expires_at, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.Sender, f.Name, f.Kind, f.Status, f.Delay.Microseconds(), f.Remaining,
 			f.Percent, micros(f.ExpiresAt), f.CreatedAt.UnixMicro())

@@ -12,22 +12,24 @@ import (
 )
 
 // statements are prepared once on the writer's connection through
-// database/sql, for the writes off the hot path.
+// database/sql, for the writes off the hot path, which run them as they
+// are (they belong to that connection).
 type statements struct {
 	getEntry *sql.Stmt
 	claim    *sql.Stmt
 }
 
-func (s *statements) prepare(db *sql.DB) error {
+func (s *statements) prepare(c *sql.Conn) error {
+	ctx := context.Background()
 	var err error
-	s.getEntry, err = db.Prepare(`SELECT state, status, response, request_ref, locked_until, created_at
+	s.getEntry, err = c.PrepareContext(ctx, `SELECT state, status, response, request_ref, locked_until, created_at
 		FROM idempotency WHERE sender = ? AND key = ?`)
 	if err != nil {
 		return fmt.Errorf("prepare idempotency lookup: %w", err)
 	}
 	// One statement per claim, parsed once: the claimed jobs' request
 	// columns are read by primary key in the same statement.
-	s.claim, err = db.Prepare(`UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
+	s.claim, err = c.PrepareContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2 AND priority < ?4
 			ORDER BY priority, scheduled_at, id LIMIT ?3)
 		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload`)

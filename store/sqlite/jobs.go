@@ -21,7 +21,7 @@ import (
 // crash-loop forever.
 func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryPolicy) (int64, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		n = 0
 		rows, err := tx.Query(`SELECT id, attempts, created_at FROM jobs WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
 		if err != nil {
@@ -90,9 +90,9 @@ func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Durat
 
 func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		jobs = jobs[:0]
-		rows, err := tx.Stmt(db.stmts.claim).Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below)
+		rows, err := db.stmts.claim.Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
 		}
@@ -132,7 +132,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 // readClaimed reads what claimed jobs deliver from their request records:
 // the request ID, the name in the URL, the headers and, unless the job has
 // a payload of its own, the body.
-func (db *DB) readClaimed(tx *sql.Tx, jobs []*hooks.Job) error {
+func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -180,7 +180,7 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 		return nil
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'done', locked_until = NULL, finished_at = ?`, jobs, now.UnixMicro())
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		done, err := updateClaimed(tx, q, args, jobs)
 		if err != nil {
 			return err
@@ -196,7 +196,7 @@ func (db *DB) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time
 // updateClaimed runs an UPDATE that claimedJobs completed and returns the
 // jobs it changed: those whose claim still held. Only their runs made an
 // attempt of record.
-func updateClaimed(tx *sql.Tx, q string, args []any, jobs []*hooks.Job) ([]*hooks.Job, error) {
+func updateClaimed(tx writeTx, q string, args []any, jobs []*hooks.Job) ([]*hooks.Job, error) {
 	rows, err := tx.Query(q+` RETURNING id`, args...)
 	if err != nil {
 		return nil, err
@@ -244,7 +244,7 @@ func (db *DB) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time,
 }
 
 func (db *DB) finishJob(ctx context.Context, j *hooks.Job, outcome hooks.Outcome, errText, q string, args ...any) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		res, err := tx.Exec(q, args...)
 		if err != nil {
 			return err
@@ -269,7 +269,7 @@ func (db *DB) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
 		return nil
 	}
 	q, args := claimedJobs(`UPDATE jobs SET state = 'available', locked_until = NULL, attempts = MAX(attempts - 1, 0)`, jobs)
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		released, err := updateClaimed(tx, q, args, jobs)
 		if err != nil {
 			return err
@@ -326,7 +326,7 @@ func (db *DB) retry(ctx context.Context, q string, args ...any) (int64, error) {
 // what the sender never had accepted.
 func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, lease time.Duration, force bool) ([]*hooks.Job, error) {
 	var out []*hooks.Job
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		r := hooks.ReplayedRequest{Ref: requestRef}
 		var headers []byte
 		var dup sql.NullInt64

@@ -25,7 +25,7 @@ import (
 func (db *DB) ReserveKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64, leaseUntil time.Time) (*hooks.Entry, error) {
 	keys = uniqueKeys(keys)
 	var found *hooks.Entry
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		found = nil
 		now := db.Now()
 		// The keys reserved before a taken one are given back by rolling
@@ -49,7 +49,7 @@ func (db *DB) ReserveKeys(ctx context.Context, sender hooks.Sender, keys []strin
 			if _, err := tx.Exec(`ROLLBACK TO reserve_keys`); err != nil {
 				return fmt.Errorf("give back idempotency keys: %w", err)
 			}
-			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(sender, k), sender, k)
+			e, err := scanEntry(db.stmts.getEntry.QueryRow(sender, k), sender, k)
 			if err != nil {
 				return fmt.Errorf("read idempotency key: %w", err)
 			}
@@ -79,7 +79,7 @@ func (db *DB) FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64)
 	status, response, notes := req.Status, req.Response, len(req.Notes)
 	var lost *hooks.Entry
 	var takenOver bool
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		lost, takenOver = nil, false
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
 		for i, k := range keys {
@@ -96,7 +96,7 @@ func (db *DB) FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64)
 			if i > 0 {
 				return fmt.Errorf("idempotency key %q was taken over while %q was kept", k, keys[0])
 			}
-			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			e, err := scanEntry(db.stmts.getEntry.QueryRow(req.Sender, k), req.Sender, k)
 			switch {
 			case err == nil && e.State == hooks.EntryDone:
 				lost = e
@@ -139,7 +139,7 @@ func (db *DB) FinishReserved(ctx context.Context, r *hooks.Receipt, owner int64)
 // answer (it asked the sender to retry), so that the retry executes. Keys
 // taken over by another request are left to it.
 func (db *DB) ReleaseKeys(ctx context.Context, sender hooks.Sender, keys []string, owner int64) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		for _, k := range keys {
 			if _, err := tx.Exec(`DELETE FROM idempotency WHERE sender = ? AND key = ? AND state = 'pending' AND owner = ?`,
 				sender, k, owner); err != nil {
@@ -170,7 +170,7 @@ func (db *DB) LookupKey(ctx context.Context, sender hooks.Sender, key string) (*
 // PurgeIdempotency deletes idempotency entries created before t, a batch at
 // a time so that the writer is never held long, and returns how many went.
 func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
-	total, err := db.purge(ctx, func(tx *sql.Tx) (int64, error) {
+	total, err := db.purge(ctx, func(tx writeTx) (int64, error) {
 		res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN
 			(SELECT sender, key FROM idempotency WHERE created_at < ? LIMIT ?)`, before.UnixMicro(), purgeBatch)
 		if err != nil {

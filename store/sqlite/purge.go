@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -13,11 +12,11 @@ const purgeBatch = 1000
 
 // purge runs del in write transactions of its own until one deletes fewer
 // than purgeBatch rows, and returns how many went in all.
-func (db *DB) purge(ctx context.Context, del func(*sql.Tx) (int64, error)) (int64, error) {
+func (db *DB) purge(ctx context.Context, del func(writeTx) (int64, error)) (int64, error) {
 	var total int64
 	for {
 		var n int64
-		err := db.write(ctx, func(tx *sql.Tx) (err error) {
+		err := db.write(ctx, func(tx writeTx) (err error) {
 			n, err = del(tx)
 			return err
 		})
@@ -36,7 +35,7 @@ func (db *DB) purge(ctx context.Context, del func(*sql.Tx) (int64, error)) (int6
 // request with a job still to deliver (available or running) is kept,
 // whatever its age: purging never loses a delivery.
 func (db *DB) PurgeRecords(ctx context.Context, before time.Time) (int64, error) {
-	total, err := db.purge(ctx, func(tx *sql.Tx) (int64, error) {
+	total, err := db.purge(ctx, func(tx writeTx) (int64, error) {
 		// IDs grow with time: the oldest records come first in id order.
 		rows, err := tx.Query(`SELECT id FROM requests WHERE received_at < ?
 			AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id AND state IN ('available', 'running'))

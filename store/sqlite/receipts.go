@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -30,7 +29,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 	}
 	var found *hooks.Entry
 	status, response, notes := req.Status, req.Response, len(req.Notes)
-	err = db.write(ctx, func(tx *sql.Tx) error {
+	err = db.write(ctx, func(tx writeTx) error {
 		// A retried run starts from the request as it was given.
 		found = nil
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
@@ -53,7 +52,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 			} else if ok {
 				continue
 			}
-			e, err := scanEntry(tx.Stmt(db.stmts.getEntry).QueryRow(req.Sender, k), req.Sender, k)
+			e, err := scanEntry(db.stmts.getEntry.QueryRow(req.Sender, k), req.Sender, k)
 			if err != nil {
 				return fmt.Errorf("read idempotency key: %w", err)
 			}
@@ -75,7 +74,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 
 // takeOverEntry answers key with req's answer if it is pending under a
 // lease that expired by now, and reports whether it did.
-func (db *DB) takeOverEntry(tx *sql.Tx, req *hooks.Request, key string, now time.Time) (bool, error) {
+func (db *DB) takeOverEntry(tx writeTx, req *hooks.Request, key string, now time.Time) (bool, error) {
 	res, err := tx.Exec(`UPDATE idempotency SET state = 'done', status = ?, response = ?, request_ref = ?, locked_until = NULL, owner = NULL
 		WHERE sender = ? AND key = ? AND state = 'pending' AND locked_until <= ?`,
 		req.Status, req.Response, req.ID, req.Sender, key, now.UnixMicro())
@@ -110,7 +109,7 @@ func uniqueKeys(keys []string) []string {
 // elsewhere: everything is taken back and the caller waits. A done entry
 // means this is a repeat: its record becomes a duplicate's, and the keys
 // already written (a new request ID of a known event) replay the same answer.
-func (db *DB) undoReceipt(tx *sql.Tx, req *hooks.Request, written []string, e *hooks.Entry) error {
+func (db *DB) undoReceipt(tx writeTx, req *hooks.Request, written []string, e *hooks.Entry) error {
 	if e.State == hooks.EntryPending {
 		if _, err := tx.Exec(`DELETE FROM requests WHERE id = ?`, req.ID); err != nil {
 			return fmt.Errorf("take back request: %w", err)
@@ -143,7 +142,7 @@ func (db *DB) undoReceipt(tx *sql.Tx, req *hooks.Request, written []string, e *h
 
 // Record writes the record of a request that was refused or replayed.
 func (db *DB) Record(ctx context.Context, req *hooks.Request) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return db.insertRequest(req) }); err != nil {
+	if err := db.write(ctx, func(tx writeTx) error { return db.insertRequest(req) }); err != nil {
 		return fmt.Errorf("record %s request: %w", req.Sender, err)
 	}
 	return nil

@@ -93,8 +93,10 @@ type DB struct {
 
 	path string
 	wdb  *sql.DB // one connection: SQLite has one writer anyway
-	rdb  *sql.DB // readers, concurrent under WAL
-	cdb  *sql.DB // the checkpointer's connection
+	// wconn is wdb's connection, held by the writer from Open to Close.
+	wconn *sql.Conn
+	rdb   *sql.DB // readers, concurrent under WAL
+	cdb   *sql.DB // the checkpointer's connection
 
 	// Logger receives background errors.
 	Logger *slog.Logger
@@ -174,7 +176,14 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
 	}
 	db.cdb.SetMaxOpenConns(1)
-	if err := db.stmts.prepare(db.wdb); err != nil {
+	if db.wconn, err = db.wdb.Conn(context.Background()); err != nil {
+		db.wdb.Close()
+		db.rdb.Close()
+		db.cdb.Close()
+		return nil, fmt.Errorf("open %s for writing: %w", path, err)
+	}
+	if err := db.stmts.prepare(db.wconn); err != nil {
+		db.wconn.Close()
 		db.wdb.Close()
 		db.rdb.Close()
 		db.cdb.Close()
@@ -203,7 +212,7 @@ func (db *DB) close() error {
 	if se := (sqlite3.Error{}); errors.As(cerr, &se) && se.Code == sqlite3.ErrBusy {
 		cerr = nil // another process is reading: it is left to the next one
 	}
-	return errors.Join(cerr, db.cdb.Close(), db.rdb.Close(), db.wdb.Close())
+	return errors.Join(cerr, db.cdb.Close(), db.rdb.Close(), db.wconn.Close(), db.wdb.Close())
 }
 
 // Ping checks that the database answers a query.

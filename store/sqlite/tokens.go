@@ -12,7 +12,7 @@ import (
 // SaveToken keeps an issued OAuth 2.0 access token, by its hash only, until
 // it expires; expired ones are deleted on the way.
 func (db *DB) SaveToken(ctx context.Context, hash []byte, clientID string, scopes []string, expires, now time.Time) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx writeTx) error {
 		if _, err := tx.Exec(`DELETE FROM oauth_tokens WHERE expires_at < ?`, now.UnixMicro()); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -50,13 +51,14 @@ func (db *DB) checkpointer() {
 // restartBusyMs before it leaves the WAL for the next try. SQLite reports
 // such a busy RESTART in its result, not as an error.
 func (db *DB) restartWAL() {
-	if _, err := db.wdb.Exec(fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartBusyMs)); err != nil {
+	ctx := context.Background()
+	if _, err := db.wconn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartBusyMs)); err != nil {
 		db.Logger.Warn("restart the WAL", "err", err)
 		return
 	}
 	var busy, frames, copied int
-	err := db.wdb.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
-	if _, rerr := db.wdb.Exec(fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs)); rerr != nil {
+	err := db.wconn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
+	if _, rerr := db.wconn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs)); rerr != nil {
 		err = errors.Join(err, rerr) // the writer must not keep the short wait
 	}
 	if se := (sqlite3.Error{}); errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
