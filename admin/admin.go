@@ -59,7 +59,9 @@ type Options struct {
 	// Report analyses the requests of a sender (all when "") received since
 	// a time, as "hookbay report" does; nil disables the report.
 	Report func(ctx context.Context, sender hooks.Sender, since time.Time) (any, error)
-	// Notify wakes the queue after jobs are queued again.
+	// Notify wakes the queue after jobs are queued again, as jobs of
+	// unknown priority: any of them may be more pressing than the jobs
+	// the queue has claimed ahead (hooks.Queue.Queued).
 	Notify func()
 	// JobsAnnounced says that the store announces job changes to every
 	// replica (store/postgres), and that those announcements feed the

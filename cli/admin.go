@@ -129,7 +129,7 @@ func (m *Main) startAdmin(ctx context.Context) error {
 		BaseURL: m.senderBaseURL,
 		Logger:  m.Logger,
 		Version: Version(),
-		Notify:  m.Queue.Notify,
+		Notify:  func() { m.Queue.Queued(0) },
 		// The announcements feed the stream: see followAnnouncements.
 		JobsAnnounced: announced,
 		// A replay outlives the browser that asked for it (its attempt is

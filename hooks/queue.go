@@ -482,6 +482,8 @@ func (q *Queue) rescue() {
 		q.Logger.Error("rescue jobs", "err", err)
 	} else if n > 0 {
 		q.Logger.Warn("rescued jobs whose lease expired", "count", n)
+		// Any of them may be more pressing than the line: claim past it.
+		q.Queued(0)
 	}
 }
 
@@ -550,6 +552,10 @@ func (q *Queue) work(ctx context.Context) {
 			q.lineMax = max(min(q.Workers, q.Prefetch), q.lineMax/2)
 			q.mu.Unlock()
 			q.release([]*Job{j})
+			// The feeder may have stopped claiming (its last claim came
+			// back short): tell it the job is there again, as pressing
+			// as it was, so that it does not wait for the next poll.
+			q.Queued(j.Priority)
 			continue
 		}
 		q.run(ctx, j)
@@ -584,8 +590,11 @@ func (q *Queue) run(ctx context.Context, j *Job) {
 			"event", j.RequestRef, "attempt", j.Attempts, "sender", j.Sender, "name", j.Name, "duration", res.Duration, "err", res.Err)
 	}
 	if res.Outcome == OutcomeFailed && err == nil {
-		// Wake the pool when the retry is due rather than at the next poll.
-		time.AfterFunc(res.RetryAt.Sub(q.Now()), q.Notify)
+		// Wake the pool when the retry is due rather than at the next
+		// poll, and with its priority, so that an urgent retry is claimed
+		// past a line of regular jobs instead of waiting behind it.
+		p := j.Priority
+		time.AfterFunc(res.RetryAt.Sub(q.Now()), func() { q.Queued(p) })
 	}
 }
 

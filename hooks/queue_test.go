@@ -872,3 +872,75 @@ func TestQueue_Offer(t *testing.T) {
 		t.Fatalf("%d claims for a handed-over job, want none", n)
 	}
 }
+
+// An urgent job whose attempt failed comes due for its retry while the line
+// holds regular jobs: it overtakes them, as a newly queued urgent job does,
+// instead of waiting until half the line has drained.
+func TestQueue_UrgentRetryOvertakesLine(t *testing.T) {
+	db := mustOpenStore(t)
+	urgent := mustEnqueue(t, db, "CreateDiscount4", hooks.UrgencyUrgent, time.Now())
+	for range 30 {
+		mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+	}
+	var mu sync.Mutex
+	var order []int64
+	failed := false
+	q := newQueue(db, 1)
+	q.Prefetch = 16
+	q.PollInterval = time.Hour // only a wake-up brings the retry in
+	q.Policy = hooks.RetryPolicy{MaxAttempts: 3, Initial: 20 * time.Millisecond, Max: 20 * time.Millisecond}
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+		mu.Lock()
+		order = append(order, j.ID)
+		first := j.ID == urgent.ID && !failed
+		failed = failed || first
+		mu.Unlock()
+		if first {
+			return errors.New("downstream down")
+		}
+		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	startQueue(t, q)
+	waitJobState(t, db, urgent.ID, hooks.JobDone)
+	mu.Lock()
+	defer mu.Unlock()
+	between := slices.Index(order[1:], urgent.ID)
+	// The retry is due 20 ms after the failure, while the first regular
+	// delivery (50 ms) runs: it goes next. One more is allowed for a slow
+	// machine; waiting behind the line takes seven or more.
+	if between < 0 || between > 2 {
+		t.Fatalf("the urgent job's retry ran after %d regular deliveries: %v", between, order)
+	}
+}
+
+// A job that waited half its lease in the line goes back to the queue; the
+// feeder, whose last claim came back short, is told, and the job runs again
+// at once rather than at the next poll.
+func TestQueue_StaleReleaseWakesFeeder(t *testing.T) {
+	db := &countingStore{DB: mustOpenStore(t)}
+	first := mustEnqueue(t, db.DB, "SendEvent1", hooks.UrgencyUrgent, time.Now())
+	second := mustEnqueue(t, db.DB, "SendEvent1", hooks.UrgencyRegular, time.Now())
+	var log runLog
+	var released atomic.Int64
+	q := newQueue(db.DB, 1)
+	q.Store = db
+	q.Prefetch, q.Lease = 2, 2*time.Second
+	q.PollInterval = 5 * time.Second
+	q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+		log.add(j)
+		if j.ID == first.ID {
+			time.Sleep(1200 * time.Millisecond) // the second waits more than Lease/2 in the line
+			released.Store(time.Now().UnixNano())
+		}
+		return nil
+	})
+	startQueue(t, q)
+	waitFor(t, 10*time.Second, "the second job's run", func() bool { return log.count(second.ID) == 1 })
+	if db.releases.Load() == 0 {
+		t.Fatal("the second job was not released from the line")
+	}
+	if d := time.Since(time.Unix(0, released.Load())); d > time.Second {
+		t.Fatalf("the released job ran %v after its release, with the worker idle", d)
+	}
+}
