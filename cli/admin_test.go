@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -427,4 +428,67 @@ func TestAdmin_StreamAcrossReplicas(t *testing.T) {
 		t.Fatalf("retry all dead on B: %d", resp.StatusCode)
 	}
 	waitUntil(t, 10*time.Second, "B's retry on A's stream", func() bool { return count("jobs") > 0 })
+}
+
+// A dead urgent job retried from the admin API is claimed ahead of a line
+// of regular jobs, as a new urgent job is, instead of waiting for half the
+// line to drain: the API wakes the queue for jobs of any priority.
+func TestAdmin_RetryOvertakesLine(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	run := func(what string) {
+		mu.Lock()
+		order = append(order, what)
+		mu.Unlock()
+	}
+	var failing sync.Once
+	failed := make(chan struct{})
+	actions := hooks.Actions{}
+	actions.Set(hooks.SenderBubblehouse, "CreateDiscount4", hooks.ActionFunc(func(context.Context, *hooks.Job) ([]byte, error) {
+		run("urgent")
+		first := false
+		failing.Do(func() { first = true; close(failed) })
+		if first {
+			return nil, fmt.Errorf("downstream down")
+		}
+		return nil, nil
+	}))
+	actions.Set(hooks.SenderBubblehouse, "SendEvent1", hooks.ActionFunc(func(context.Context, *hooks.Job) ([]byte, error) {
+		run("regular")
+		time.Sleep(50 * time.Millisecond)
+		return nil, nil
+	}))
+	m := mustRunMainActions(t, actions, func(c *config.Config) {
+		c.Queue.Workers, c.Queue.Prefetch, c.Queue.MaxAttempts = 1, 16, 1
+	})
+	send(t, m, call{hook: "CreateDiscount4", body: `{"code":"R"}`, urgency: "urgent", id: "retry-urgent"})
+	<-failed
+	dead := jobOf(t, m, eventOf(t, m, "retry-urgent"), hooks.JobDead)
+	for i := range 30 {
+		send(t, m, call{hook: "SendEvent1", body: fmt.Sprintf(`{"bhid":"retry-ev-%d"}`, i), urgency: "regular", id: fmt.Sprintf("retry-regular-%d", i)})
+	}
+	waitUntil(t, 5*time.Second, "the line to run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) >= 3
+	})
+	resp, err := http.Post(m.AdminURL()+fmt.Sprintf("api/v1/jobs/%d/retry", dead.ID), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry: %s", resp.Status)
+	}
+	mu.Lock()
+	before := len(order)
+	mu.Unlock()
+	jobOf(t, m, dead.RequestRef, hooks.JobDone)
+	mu.Lock()
+	defer mu.Unlock()
+	// The regular delivery running at the retry finishes first, and one
+	// more is allowed for a slow machine; behind the line it is eight.
+	if after := order[before:]; len(after) == 0 || slices.Index(after, "urgent") > 2 {
+		t.Fatalf("the retried urgent job ran after %d regular deliveries: %v", slices.Index(after, "urgent"), after)
+	}
 }
