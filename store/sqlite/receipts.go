@@ -33,6 +33,14 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 		// A retried run starts from the request as it was given.
 		found = nil
 		req.Status, req.Response, req.Notes, req.DuplicateOf = status, response, req.Notes[:notes], 0
+		if r.Job != nil {
+			r.Job.ID = 0
+		}
+		for _, it := range r.Items {
+			if it.Job != nil {
+				it.Job.ID = 0
+			}
+		}
 		if err := db.insertEncoded(req, enc); err != nil {
 			return err
 		}
