@@ -116,7 +116,7 @@ func (e *env) refused(sender hooks.Sender, name, rid string, status int, answer 
 func (e *env) kill() []*hooks.Job {
 	e.t.Helper()
 	ctx := context.Background()
-	jobs, err := e.db.ClaimJobs(ctx, e.now, time.Minute, 100)
+	jobs, err := e.db.ClaimJobs(ctx, e.now, time.Minute, 100, 100)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -454,7 +454,7 @@ func TestServer_Jobs(t *testing.T) {
 	dead := e.kill()
 	done := e.receipt(hooks.SenderSvix, "ep", "j-3", `{}`, `{}`)
 	ctx := context.Background()
-	claimed, err := e.db.ClaimJobs(ctx, e.now, time.Minute, 1)
+	claimed, err := e.db.ClaimJobs(ctx, e.now, time.Minute, 1, 1)
 	if err != nil || len(claimed) != 1 {
 		t.Fatal(claimed, err)
 	}

@@ -362,7 +362,7 @@ func TestReplicas_MaintenanceLease(t *testing.T) {
 	if _, err := other.SaveReceipt(ctx, stuck); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := other.ClaimJobs(ctx, time.Now().Add(time.Hour), time.Millisecond, 1); err != nil || len(got) != 1 {
+	if got, err := other.ClaimJobs(ctx, time.Now().Add(time.Hour), time.Millisecond, 1, 1); err != nil || len(got) != 1 {
 		t.Fatalf("claim: %v, %v", got, err)
 	}
 	time.Sleep(20 * time.Millisecond)

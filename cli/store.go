@@ -146,9 +146,9 @@ type replicaLoops struct {
 }
 
 // ClaimJobs claims through the queue's store, and marks the queue started.
-func (r *replicaLoops) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+func (r *replicaLoops) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
 	r.claimed.Store(true)
-	return r.JobStore.ClaimJobs(ctx, now, lease, limit)
+	return r.JobStore.ClaimJobs(ctx, now, lease, limit, start)
 }
 
 // RescueJobs takes back the jobs whose lease expired, when this replica

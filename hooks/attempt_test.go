@@ -19,7 +19,7 @@ func mustClaim(tb testing.TB, db *sqlite.DB, lease time.Duration) *hooks.Job {
 	tb.Helper()
 	now := time.Now()
 	j := mustEnqueue(tb, db, "CreateDiscount4", hooks.UrgencyUrgent, now)
-	claimed, err := db.ClaimJobs(context.Background(), now, lease, 1)
+	claimed, err := db.ClaimJobs(context.Background(), now, lease, 1, 1)
 	if err != nil {
 		tb.Fatalf("claim: %v", err)
 	}

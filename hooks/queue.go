@@ -12,13 +12,19 @@ import (
 // JobStore is what the worker pool needs from the store.
 type JobStore interface {
 	// ClaimJobs leases up to limit available jobs whose time has come until
-	// now+lease, most pressing first.
-	ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Job, error)
+	// now+lease, most pressing first. The first start of them go to
+	// workers waiting for them: their attempts count. The others are
+	// claimed ahead, into the line, where they may still wait when the
+	// process dies: their rescue gives the attempt back, once.
+	ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*Job, error)
 	// ClaimPressing is ClaimJobs for jobs more pressing than priority
 	// below only.
-	ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*Job, error)
+	ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*Job, error)
 	// RescueJobs takes back running jobs whose lease expired: available
 	// again, or dead under the policy, the interrupted attempt recorded.
+	// A job claimed ahead is given back with its attempt uncounted, and
+	// its next claim counts whatever it is for, so that a job that kills
+	// its process from the line cannot crash-loop forever.
 	RescueJobs(ctx context.Context, now time.Time, policy RetryPolicy) (int64, error)
 	// CompleteJobs marks running jobs done; like FailJob and ReleaseJobs it
 	// leaves alone a job that another worker claimed since.
@@ -394,6 +400,14 @@ func (q *Queue) feed() {
 	}
 }
 
+// idle is how many workers have nothing to run, neither a job nor one in
+// the line or offered to them: the jobs a claim hands them start at once.
+func (q *Queue) idle() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return max(0, q.Workers-int(q.busy.Load())-q.ready.Len()-q.offered)
+}
+
 // claimLine claims up to room jobs into the line, and reports whether the
 // pool is stopping, in which case the claimed jobs are not in the line and
 // must go back. A worker's pressing claim waits until they are in the
@@ -402,7 +416,7 @@ func (q *Queue) feed() {
 func (q *Queue) claimLine(room int) (batch []*Job, stopping bool, err error) {
 	q.pressMu.Lock()
 	defer q.pressMu.Unlock()
-	batch, err = q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room)
+	batch, err = q.Store.ClaimJobs(context.Background(), q.Now(), q.Lease, room, q.idle())
 	if err != nil {
 		q.Logger.Error("claim jobs", "err", err)
 	}
@@ -450,7 +464,7 @@ func (q *Queue) claimPressing() {
 		q.hasJob.Broadcast()
 		q.mu.Unlock()
 	}()
-	batch, err := q.Store.ClaimPressing(context.Background(), q.Now(), q.Lease, limit, worst)
+	batch, err := q.Store.ClaimPressing(context.Background(), q.Now(), q.Lease, limit, worst, q.idle())
 	if err != nil {
 		q.Logger.Error("claim jobs", "err", err)
 	}

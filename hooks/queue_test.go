@@ -581,7 +581,7 @@ func TestQueue_Rescue(t *testing.T) {
 	db := mustOpenStore(t)
 	now := time.Now()
 	j := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, now)
-	claimed, err := db.ClaimJobs(context.Background(), now, 50*time.Millisecond, 10)
+	claimed, err := db.ClaimJobs(context.Background(), now, 50*time.Millisecond, 10, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -689,9 +689,9 @@ type countingStore struct {
 	claims, releases atomic.Int32
 }
 
-func (s *countingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
+func (s *countingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
 	s.claims.Add(1)
-	return s.DB.ClaimJobs(ctx, now, lease, limit)
+	return s.DB.ClaimJobs(ctx, now, lease, limit, start)
 }
 
 func (s *countingStore) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
@@ -709,8 +709,8 @@ type pausingStore struct {
 	proceed  chan struct{}
 }
 
-func (s *pausingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
-	jobs, err := s.DB.ClaimJobs(ctx, now, lease, limit)
+func (s *pausingStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
+	jobs, err := s.DB.ClaimJobs(ctx, now, lease, limit, start)
 	if id := s.pauseFor.Load(); id != 0 && slices.ContainsFunc(jobs, func(j *hooks.Job) bool { return j.ID == id }) {
 		s.once.Do(func() {
 			close(s.claimed)
@@ -942,5 +942,101 @@ func TestQueue_StaleReleaseWakesFeeder(t *testing.T) {
 	}
 	if d := time.Since(time.Unix(0, released.Load())); d > time.Second {
 		t.Fatalf("the released job ran %v after its release, with the worker idle", d)
+	}
+}
+
+// crashableStore stands for a process's store handle: once crashed, the
+// process is gone, and nothing it does reaches the store.
+type crashableStore struct {
+	*sqlite.DB
+	crashed atomic.Bool
+}
+
+var errCrashed = errors.New("process crashed")
+
+func (s *crashableStore) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
+	if s.crashed.Load() {
+		return nil, errCrashed
+	}
+	return s.DB.ClaimJobs(ctx, now, lease, limit, start)
+}
+
+func (s *crashableStore) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
+	if s.crashed.Load() {
+		return nil, errCrashed
+	}
+	return s.DB.ClaimPressing(ctx, now, lease, limit, below, start)
+}
+
+func (s *crashableStore) RescueJobs(ctx context.Context, now time.Time, p hooks.RetryPolicy) (int64, error) {
+	if s.crashed.Load() {
+		return 0, errCrashed
+	}
+	return s.DB.RescueJobs(ctx, now, p)
+}
+
+func (s *crashableStore) CompleteJobs(ctx context.Context, jobs []*hooks.Job, now time.Time) error {
+	if s.crashed.Load() {
+		return errCrashed
+	}
+	return s.DB.CompleteJobs(ctx, jobs, now)
+}
+
+func (s *crashableStore) FailJob(ctx context.Context, j *hooks.Job, now, retryAt time.Time, dead bool, e string) error {
+	if s.crashed.Load() {
+		return errCrashed
+	}
+	return s.DB.FailJob(ctx, j, now, retryAt, dead, e)
+}
+
+func (s *crashableStore) ReleaseJobs(ctx context.Context, jobs []*hooks.Job) error {
+	if s.crashed.Load() {
+		return errCrashed
+	}
+	return s.DB.ReleaseJobs(ctx, jobs)
+}
+
+// A job that takes its process down dies after MaxAttempts crashes; the
+// jobs claimed ahead into the line beside it, which never started, are not
+// charged each crash, and outlive it.
+func TestQueue_CrashLoopSparesJobsClaimedAhead(t *testing.T) {
+	db := mustOpenStore(t)
+	poison := mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now())
+	var waiting []*hooks.Job
+	for range 7 {
+		waiting = append(waiting, mustEnqueue(t, db, "SendEvent1", hooks.UrgencyRegular, time.Now()))
+	}
+	policy := hooks.RetryPolicy{MaxAttempts: 3}
+	hang := make(chan struct{}) // never closed: a crashed process never comes back
+	for range 3 {
+		s := &crashableStore{DB: db}
+		q := newQueue(db, 1)
+		q.Store = s
+		q.Prefetch, q.Lease, q.PollInterval, q.Policy = 8, time.Second, 50*time.Millisecond, policy
+		started := make(chan struct{})
+		q.ActionFor = actionFor(func(_ context.Context, j *hooks.Job) error {
+			if j.ID == poison.ID {
+				s.crashed.Store(true) // the process dies running it
+				close(started)
+				<-hang
+			}
+			t.Errorf("job %d ran: the poison job goes first", j.ID)
+			return nil
+		})
+		q.Start() // never stopped: the process died
+		waitRecv(t, started, "the poison job to start")
+		time.Sleep(1200 * time.Millisecond) // its lease, and the line's, expire
+	}
+	// The next process rescues what the last one held.
+	if _, err := db.RescueJobs(t.Context(), time.Now(), policy); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustFindJob(t, db, poison.ID); got.State != hooks.JobDead || got.Attempts != 3 {
+		t.Fatalf("poison job: %s after %d attempts, want dead after 3", got.State, got.Attempts)
+	}
+	for _, j := range waiting {
+		if got := mustFindJob(t, db, j.ID); got.State != hooks.JobAvailable || got.Attempts >= policy.MaxAttempts-1 {
+			t.Errorf("job %d, claimed ahead through 3 crashes: %s after %d attempts, want available", j.ID, got.State, got.Attempts)
+		}
 	}
 }

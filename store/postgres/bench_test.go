@@ -64,7 +64,7 @@ func BenchmarkDB_ClaimComplete(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		jobs, err := db.ClaimJobs(context.Background(), time.Now(), time.Minute, 32)
+		jobs, err := db.ClaimJobs(context.Background(), time.Now(), time.Minute, 32, 32)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -266,7 +266,7 @@ func mustQueue(tb testing.TB, db *postgres.DB, rid string, u hooks.Urgency, sche
 
 func mustClaim(tb testing.TB, db *postgres.DB, now time.Time, lease time.Duration, limit int) []*hooks.Job {
 	tb.Helper()
-	jobs, err := db.ClaimJobs(context.Background(), now, lease, limit)
+	jobs, err := db.ClaimJobs(context.Background(), now, lease, limit, limit)
 	if err != nil {
 		tb.Fatalf("claim jobs: %v", err)
 	}

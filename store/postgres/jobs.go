@@ -105,19 +105,22 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 	var n int64
 	err := db.write(ctx, func(w *wtx) error {
 		n = 0
-		rows, err := w.query(`SELECT id, attempts, created_at FROM jobs
+		rows, err := w.query(`SELECT id, attempts, created_at, ahead = 1 FROM jobs
 			WHERE state = 'running' AND lease_expires <= now()`)
 		if err != nil {
 			return err
 		}
 		var expired []*hooks.Job
+		var ahead []bool
 		for rows.Next() {
 			j := &hooks.Job{AttemptStarted: now} // the attempt is recorded as found now
-			if err := rows.Scan(&j.ID, &j.Attempts, &j.CreatedAt); err != nil {
+			var a bool
+			if err := rows.Scan(&j.ID, &j.Attempts, &j.CreatedAt, &a); err != nil {
 				rows.Close()
 				return err
 			}
 			expired = append(expired, j)
+			ahead = append(ahead, a)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil || len(expired) == 0 {
@@ -126,16 +129,21 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 		ids, attempts := claimArrays(expired)
 		dead := make([]bool, len(expired))
 		for i, j := range expired {
-			dead[i] = policy.Dead(j, now)
+			// Claimed ahead, it may never have started: its attempt is
+			// given back, and its next claim counts (ahead = 2).
+			dead[i] = !ahead[i] && policy.Dead(j, now)
 		}
 		owned, err := collectIDs(w.query(`UPDATE jobs SET
 				state = CASE WHEN u.dead THEN 'dead' ELSE 'available' END,
-				locked_until = NULL, lease_expires = NULL, claimed_by = NULL, last_error = $1,
+				locked_until = NULL, lease_expires = NULL, claimed_by = NULL,
+				last_error = CASE WHEN u.ahead THEN $6 ELSE $1 END,
+				attempts = CASE WHEN u.ahead THEN greatest(jobs.attempts - 1, 0) ELSE jobs.attempts END,
+				ahead = CASE WHEN u.ahead THEN 2 ELSE 0 END,
 				finished_at = CASE WHEN u.dead THEN $2 ELSE jobs.finished_at END
-			FROM unnest($3::bigint[], $4::int[], $5::boolean[]) AS u(id, attempts, dead)
+			FROM unnest($3::bigint[], $4::int[], $5::boolean[], $7::boolean[]) AS u(id, attempts, dead, ahead)
 			WHERE jobs.id = u.id AND jobs.state = 'running' AND jobs.attempts = u.attempts
 				AND jobs.lease_expires <= now()
-			RETURNING jobs.id`, rescuedError, now, ids, attempts, dead))
+			RETURNING jobs.id`, rescuedError, now, ids, attempts, dead, rescuedAheadError, ahead))
 		if err != nil {
 			return err
 		}
@@ -144,11 +152,14 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			if !owned[j.ID] {
 				continue // another replica rescued it first
 			}
-			outcome := hooks.OutcomeInterrupted
+			outcome, errText := hooks.OutcomeInterrupted, rescuedError
 			if dead[i] {
 				outcome = hooks.OutcomeDead
 			}
-			atts = append(atts, attempt{j, outcome, rescuedError})
+			if ahead[i] {
+				errText = rescuedAheadError
+			}
+			atts = append(atts, attempt{j, outcome, errText})
 		}
 		n = int64(len(atts))
 		for _, a := range atts {
@@ -167,6 +178,10 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 // rescuedError is the error of record of an attempt whose process died.
 const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
 
+// rescuedAheadError is rescuedError for a job claimed ahead, whose attempt
+// is not counted.
+const rescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"
+
 // ClaimJobs leases up to limit available jobs whose time has come by now, in
 // queue order (priority, then scheduled time, then ID): urgent before
 // regular. The rows are locked with FOR UPDATE SKIP LOCKED inside the
@@ -176,17 +191,20 @@ const rescuedError = "the process running this attempt stopped before it ended (
 // The jobs returned, and the rows, say the lease ends at now+lease, by the
 // caller's clock, which is when the caller must be done; the database
 // judges it expired once lease has passed since its own now() at the claim.
-func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
-	return db.claim(ctx, now, lease, limit, hooks.NoPriority)
+//
+// The first start of them are for waiting workers; the others are claimed
+// ahead (see hooks.JobStore).
+func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, hooks.NoPriority, start)
 }
 
 // ClaimPressing is ClaimJobs for the jobs whose priority is below below
 // (more pressing) only.
-func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
-	return db.claim(ctx, now, lease, limit, below)
+func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, below, start)
 }
 
-func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
+func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
@@ -195,6 +213,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 				ORDER BY priority, scheduled_at, id LIMIT $2
 				FOR UPDATE SKIP LOCKED)
 			UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, claimed_by = $3,
+				ahead = CASE WHEN $6 OR jobs.ahead = 2 THEN 0 ELSE 1 END,
 				locked_until = $1::timestamptz + $4 * interval '1 microsecond',
 				lease_expires = now() + $4 * interval '1 microsecond'
 			FROM c, requests r
@@ -202,7 +221,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
 				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
 				COALESCE(jobs.payload, r.body), jobs.payload IS NOT NULL`,
-			now, limit, db.id, micros(lease), below)
+			now, limit, db.id, micros(lease), below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
 		}
@@ -223,12 +242,27 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			}
 			jobs = append(jobs, j)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		sortJobs(jobs)
+		if start > 0 && start < limit && len(jobs) > 0 {
+			// The most pressing go to the waiting workers: their
+			// attempts count.
+			ids := make([]int64, 0, start)
+			for _, j := range jobs[:min(start, len(jobs))] {
+				ids = append(ids, j.ID)
+			}
+			if _, err := w.exec(`UPDATE jobs SET ahead = 0 WHERE id = ANY($1)`, ids); err != nil {
+				return fmt.Errorf("claim jobs: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	sortJobs(jobs)
 	return jobs, nil
 }
 

@@ -154,7 +154,7 @@ func TestDB_ClaimJobs(t *testing.T) {
 // time, and returns how often each job was handed out; it fails the test
 // if any was handed out twice.
 func claimAll(t *testing.T, now time.Time, handles ...interface {
-	ClaimJobs(context.Context, time.Time, time.Duration, int) ([]*hooks.Job, error)
+	ClaimJobs(context.Context, time.Time, time.Duration, int, int) ([]*hooks.Job, error)
 }) map[int64]int {
 	t.Helper()
 	var mu sync.Mutex
@@ -166,7 +166,7 @@ func claimAll(t *testing.T, now time.Time, handles ...interface {
 		go func() {
 			defer wg.Done()
 			for {
-				jobs, err := h.ClaimJobs(context.Background(), now, time.Minute, 7)
+				jobs, err := h.ClaimJobs(context.Background(), now, time.Minute, 7, 7)
 				if err != nil {
 					errs <- err
 					return

@@ -193,7 +193,7 @@ func TestDB_Close(t *testing.T) {
 			"FinishReserved": func() error { _, err := db.FinishReserved(ctx, newReceipt(t0, "req-2", `{}`), testOwner); return err },
 			"ReleaseKeys":    func() error { return db.ReleaseKeys(ctx, sender, keys, testOwner) },
 			"Record":         func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
-			"ClaimJobs":      func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
+			"ClaimJobs":      func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1, 1); return err },
 			"CompleteJobs":   func() error { return db.CompleteJobs(ctx, jobs, t0) },
 			"RescueJobs":     func() error { _, err := db.RescueJobs(ctx, t0, hooks.RetryPolicy{}); return err },
 			"FailJob":        func() error { return db.FailJob(ctx, jobs[0], t0, t0.Add(time.Minute), false, "boom") },
@@ -553,5 +553,54 @@ func TestDB_PurgeRecords(t *testing.T) {
 	}
 	if js := mustFindJobs(t, db, hooks.JobFilter{}); len(js) != 2 {
 		t.Errorf("jobs left: got %d, want 2", len(js))
+	}
+}
+
+// A schema from before 0004_claimed_ahead.sql, with a job running and one
+// waiting, keeps both through the migration, and the running one, claimed
+// before claims said how, is rescued with its attempt counted, as it was
+// before.
+func TestOpen_MigratesClaimedAhead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSchema(t)
+	db := s.open(t)
+	useClock(db)
+	for _, id := range []string{"running", "waiting"} {
+		mustCommit(t, db, newReceipt(t0, id, `{}`))
+	}
+	claimed, err := db.ClaimJobs(ctx, t0, time.Minute, 1, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %d jobs, %v", len(claimed), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	conn := s.conn(t)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `ALTER TABLE jobs DROP COLUMN ahead; DELETE FROM schema_migrations WHERE name LIKE '%0004_claimed_ahead%'`); err != nil {
+		t.Fatal(err)
+	}
+
+	db = s.open(t)
+	useClock(db)
+	jobs := mustFindJobs(t, db, hooks.JobFilter{})
+	states := map[hooks.JobState]int{}
+	for _, j := range jobs {
+		states[j.State]++
+	}
+	if len(jobs) != 2 || states[hooks.JobRunning] != 1 || states[hooks.JobAvailable] != 1 {
+		t.Fatalf("jobs after the migration: %v, want one running and one available", states)
+	}
+	// The database judges leases by its own clock: this one's is a minute.
+	if _, err := conn.Exec(ctx, `UPDATE jobs SET lease_expires = now() - interval '1 second' WHERE id = $1`, claimed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.RescueJobs(ctx, t0.Add(2*time.Minute), hooks.RetryPolicy{MaxAttempts: 1}); err != nil || n != 1 {
+		t.Fatalf("rescue: %d, %v", n, err)
+	}
+	if got := mustFindJobs(t, db, hooks.JobFilter{State: hooks.JobDead}); len(got) != 1 || got[0].ID != claimed[0].ID || got[0].Attempts != 1 {
+		t.Fatalf("dead after the rescue: %+v, want job %d after its one attempt", got, claimed[0].ID)
 	}
 }

@@ -34,7 +34,7 @@ func mustQueue(tb testing.TB, db *sqlite.DB, rid string, u hooks.Urgency, schedu
 
 func mustClaim(tb testing.TB, db *sqlite.DB, now time.Time, lease time.Duration, limit int) []*hooks.Job {
 	tb.Helper()
-	jobs, err := db.ClaimJobs(context.Background(), now, lease, limit)
+	jobs, err := db.ClaimJobs(context.Background(), now, lease, limit, limit)
 	if err != nil {
 		tb.Fatalf("claim jobs: %v", err)
 	}

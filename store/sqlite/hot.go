@@ -29,7 +29,8 @@ func (s *statements) prepare(c *sql.Conn) error {
 	}
 	// One statement per claim, parsed once: the claimed jobs' request
 	// columns are read by primary key in the same statement.
-	s.claim, err = c.PrepareContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1
+	s.claim, err = c.PrepareContext(ctx, `UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?1,
+			ahead = CASE WHEN ?5 OR ahead = 2 THEN 0 ELSE 1 END
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2 AND priority < ?4
 			ORDER BY priority, scheduled_at, id LIMIT ?3)
 		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload`)

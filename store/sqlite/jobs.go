@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,35 +24,45 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 	var n int64
 	err := db.write(ctx, func(tx writeTx) error {
 		n = 0
-		rows, err := tx.Query(`SELECT id, attempts, created_at FROM jobs WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
+		rows, err := tx.Query(`SELECT id, attempts, created_at, ahead FROM jobs WHERE state = 'running' AND locked_until <= ?`, now.UnixMicro())
 		if err != nil {
 			return err
 		}
 		var expired []*hooks.Job
+		var ahead []bool
 		for rows.Next() {
 			j := &hooks.Job{AttemptStarted: now} // the attempt is recorded as found now
 			var created int64
-			if err := rows.Scan(&j.ID, &j.Attempts, &created); err != nil {
+			var a int
+			if err := rows.Scan(&j.ID, &j.Attempts, &created, &a); err != nil {
 				rows.Close()
 				return err
 			}
 			j.CreatedAt = time.UnixMicro(created)
 			expired = append(expired, j)
+			ahead = append(ahead, a == 1)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, j := range expired {
-			state, outcome, finished := hooks.JobAvailable, hooks.OutcomeInterrupted, sql.NullInt64{}
-			if policy.Dead(j, now) {
+		for i, j := range expired {
+			state, outcome, finished, errText := hooks.JobAvailable, hooks.OutcomeInterrupted, sql.NullInt64{}, rescuedError
+			// Claimed ahead: it may never have started. Its attempt is
+			// given back, and its next claim counts (ahead = 2).
+			give, nextAhead := 0, 0
+			switch {
+			case ahead[i]:
+				give, nextAhead, errText = 1, 2, rescuedAheadError
+			case policy.Dead(j, now):
 				state, outcome, finished = hooks.JobDead, hooks.OutcomeDead, micros(now)
 			}
 			// Guarded by what was read: a job that another process rescued,
 			// or whose holder ended it, since is no longer this one's.
-			res, err := tx.Exec(`UPDATE jobs SET state = ?, locked_until = NULL, last_error = ?, finished_at = COALESCE(?, finished_at)
+			res, err := tx.Exec(`UPDATE jobs SET state = ?, locked_until = NULL, last_error = ?, finished_at = COALESCE(?, finished_at),
+					attempts = MAX(attempts - ?, 0), ahead = ?
 				WHERE id = ? AND attempts = ? AND state = 'running' AND locked_until <= ?`,
-				string(state), rescuedError, finished, j.ID, j.Attempts, now.UnixMicro())
+				string(state), errText, finished, give, nextAhead, j.ID, j.Attempts, now.UnixMicro())
 			if err != nil {
 				return err
 			}
@@ -60,7 +71,7 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			} else if k == 0 {
 				continue
 			}
-			if err := insertAttempts(tx, []*hooks.Job{j}, outcome, rescuedError); err != nil {
+			if err := insertAttempts(tx, []*hooks.Job{j}, outcome, errText); err != nil {
 				return err
 			}
 			n++
@@ -76,23 +87,29 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 // rescuedError is the error of record of an attempt whose process died.
 const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
 
+// rescuedAheadError is rescuedError for a job claimed ahead, whose attempt
+// is not counted.
+const rescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"
+
 // ClaimJobs leases up to limit available jobs until now+lease, in queue
 // order (priority, then scheduled time, then ID): urgent before regular.
-func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*hooks.Job, error) {
-	return db.claim(ctx, now, lease, limit, hooks.NoPriority)
+// The first start of them are for waiting workers; the others are claimed
+// ahead (see hooks.JobStore).
+func (db *DB) ClaimJobs(ctx context.Context, now time.Time, lease time.Duration, limit, start int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, hooks.NoPriority, start)
 }
 
 // ClaimPressing is ClaimJobs for the jobs whose priority is below below
 // (more pressing) only.
-func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
-	return db.claim(ctx, now, lease, limit, below)
+func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
+	return db.claim(ctx, now, lease, limit, below, start)
 }
 
-func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below int) ([]*hooks.Job, error) {
+func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(tx writeTx) error {
 		jobs = jobs[:0]
-		rows, err := db.stmts.claim.Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below)
+		rows, err := db.stmts.claim.Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
 		}
@@ -111,21 +128,32 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			return fmt.Errorf("claim jobs: %w", err)
 		}
 		rows.Close()
+		sort.Slice(jobs, func(a, b int) bool {
+			ja, jb := jobs[a], jobs[b]
+			if ja.Priority != jb.Priority {
+				return ja.Priority < jb.Priority
+			}
+			if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
+				return ja.ScheduledAt.Before(jb.ScheduledAt)
+			}
+			return ja.ID < jb.ID
+		})
+		if start > 0 && start < limit && len(jobs) > 0 {
+			// The most pressing go to the waiting workers: their
+			// attempts count.
+			ids := make([]string, 0, start)
+			for _, j := range jobs[:min(start, len(jobs))] {
+				ids = append(ids, strconv.FormatInt(j.ID, 10))
+			}
+			if _, err := tx.Exec(`UPDATE jobs SET ahead = 0 WHERE id IN (` + strings.Join(ids, ",") + `)`); err != nil {
+				return fmt.Errorf("claim jobs: %w", err)
+			}
+		}
 		return db.readClaimed(tx, jobs)
 	})
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(jobs, func(a, b int) bool {
-		ja, jb := jobs[a], jobs[b]
-		if ja.Priority != jb.Priority {
-			return ja.Priority < jb.Priority
-		}
-		if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
-			return ja.ScheduledAt.Before(jb.ScheduledAt)
-		}
-		return ja.ID < jb.ID
-	})
 	return jobs, nil
 }
 

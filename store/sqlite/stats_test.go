@@ -29,7 +29,7 @@ func TestDB_JobStats(t *testing.T) {
 	}
 	claim := func(at time.Time) *hooks.Job {
 		t.Helper()
-		jobs, err := db.ClaimJobs(ctx, at, time.Minute, 1)
+		jobs, err := db.ClaimJobs(ctx, at, time.Minute, 1, 1)
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("claim: %v, %d jobs", err, len(jobs))
 		}

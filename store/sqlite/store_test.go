@@ -317,7 +317,7 @@ func TestDB_Close(t *testing.T) {
 		useClock(db)
 		r := newReceipt(t0, "req-1", `{}`)
 		mustSave(t, db, r)
-		jobs, err := db.ClaimJobs(ctx, t0, time.Minute, 1)
+		jobs, err := db.ClaimJobs(ctx, t0, time.Minute, 1, 1)
 		if err != nil || len(jobs) != 1 {
 			t.Fatalf("claim: got %d jobs, %v; want 1 job", len(jobs), err)
 		}
@@ -338,7 +338,7 @@ func TestDB_Close(t *testing.T) {
 			"FinishReserved": func() error { _, err := db.FinishReserved(ctx, newReceipt(t0, "req-2", `{}`), testOwner); return err },
 			"ReleaseKeys":    func() error { return db.ReleaseKeys(ctx, sender, keys, testOwner) },
 			"Record":         func() error { return db.Record(ctx, newReceipt(t0, "req-2", `{}`).Request) },
-			"ClaimJobs":      func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1); return err },
+			"ClaimJobs":      func() error { _, err := db.ClaimJobs(ctx, t0, time.Minute, 1, 1); return err },
 			"CompleteJobs":   func() error { return db.CompleteJobs(ctx, jobs[:1], t0) },
 			"RescueJobs":     func() error { _, err := db.RescueJobs(ctx, t0, hooks.RetryPolicy{}); return err },
 			"FailJob": func() error {
@@ -579,5 +579,52 @@ func TestDB_CloseReleasesFiles(t *testing.T) {
 	}
 	if after := fds(); after > before {
 		t.Fatalf("open files: %d before five open/commit/close cycles, %d after", before, after)
+	}
+}
+
+// A database from before 0007_claimed_ahead.sql, with a job running and
+// one waiting, keeps both through the migration, and the running one,
+// claimed before claims said how, is rescued with its attempt counted, as
+// it was before.
+func TestOpen_MigratesClaimedAhead(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	db := sqlitetest.OpenPath(t, path)
+	useClock(db)
+	for _, id := range []string{"running", "waiting"} {
+		mustSave(t, db, newReceipt(t0, id, `{}`))
+	}
+	claimed, err := db.ClaimJobs(ctx, t0, time.Minute, 1, 1)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %d jobs, %v", len(claimed), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`ALTER TABLE jobs DROP COLUMN ahead; DELETE FROM migrations WHERE name LIKE '%0007_claimed_ahead%'`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db = sqlitetest.OpenPath(t, path)
+	useClock(db)
+	jobs := mustFindJobs(t, db, hooks.JobFilter{})
+	states := map[hooks.JobState]int{}
+	for _, j := range jobs {
+		states[j.State]++
+	}
+	if len(jobs) != 2 || states[hooks.JobRunning] != 1 || states[hooks.JobAvailable] != 1 {
+		t.Fatalf("jobs after the migration: %v, want one running and one available", states)
+	}
+	if n, err := db.RescueJobs(ctx, t0.Add(2*time.Minute), hooks.RetryPolicy{MaxAttempts: 1}); err != nil || n != 1 {
+		t.Fatalf("rescue: %d, %v", n, err)
+	}
+	if got := mustFindJobs(t, db, hooks.JobFilter{State: hooks.JobDead}); len(got) != 1 || got[0].ID != claimed[0].ID || got[0].Attempts != 1 {
+		t.Fatalf("dead after the rescue: %+v, want job %d after its one attempt", got, claimed[0].ID)
 	}
 }

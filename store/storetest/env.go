@@ -170,7 +170,7 @@ func (e *env) noKey(key string) {
 // claim claims up to limit jobs now on the first handle.
 func (e *env) claim(lease time.Duration, limit int) []*hooks.Job {
 	e.t.Helper()
-	jobs, err := e.s.ClaimJobs(e.t.Context(), e.now(), lease, limit)
+	jobs, err := e.s.ClaimJobs(e.t.Context(), e.now(), lease, limit, limit)
 	if err != nil {
 		e.t.Fatalf("claim jobs: %v", err)
 	}

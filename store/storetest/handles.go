@@ -44,7 +44,7 @@ func testTwoHandles(t *testing.T, b Backend) {
 		if err != nil || found == nil || string(found.Response.Body) != `{"n":1}` {
 			t.Fatalf("repeat on the other handle: got %+v, %v; want the first answer", found, err)
 		}
-		jobs, err := other.ClaimJobs(t.Context(), e.now(), time.Hour, 10)
+		jobs, err := other.ClaimJobs(t.Context(), e.now(), time.Hour, 10, 10)
 		if err != nil || len(jobs) != 1 || jobs[0].ID != r.Job.ID {
 			t.Fatalf("claim on the other handle: got %v, %v; want [%d]", jobIDs(jobs), err, r.Job.ID)
 		}
@@ -266,7 +266,7 @@ func testTwoHandles(t *testing.T, b Backend) {
 		if n, err := other.RescueJobs(t.Context(), e.now(), hooks.RetryPolicy{}); err != nil || n != 1 {
 			t.Fatalf("rescue on the other handle: got %d, %v; want 1, nil", n, err)
 		}
-		bb, err := other.ClaimJobs(t.Context(), e.now(), time.Hour, 1)
+		bb, err := other.ClaimJobs(t.Context(), e.now(), time.Hour, 1, 1)
 		if err != nil || len(bb) != 1 || bb[0].ID != a.ID {
 			t.Fatalf("claim on the other handle: got %v, %v; want [%d]", jobIDs(bb), err, a.ID)
 		}

@@ -104,7 +104,7 @@ func testClaimJobs(t *testing.T, b Backend) {
 		rt := e.queue("realtime", hooks.UrgencyRealtime, e.now())
 		u2 := e.queue("urgent-2", hooks.UrgencyUrgent, e.now())
 		claim := func(limit, below int) string {
-			got, err := e.s.ClaimPressing(t.Context(), e.now(), time.Hour, limit, below)
+			got, err := e.s.ClaimPressing(t.Context(), e.now(), time.Hour, limit, below, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func claimAll(t *testing.T, now time.Time, stores []Store, workers int) map[int6
 			wg.Go(func() {
 				<-start
 				for {
-					jobs, err := s.ClaimJobs(t.Context(), now, time.Hour, 7)
+					jobs, err := s.ClaimJobs(t.Context(), now, time.Hour, 7, 7)
 					if err != nil {
 						errs <- err
 						return
@@ -284,6 +284,54 @@ func testRescueJobs(t *testing.T, b Backend) {
 		}
 		if got, want := e.attempts(dead[0].ID), "interrupted,dead"; got != want {
 			t.Fatalf("attempts of the dead job: got %s, want %s", got, want)
+		}
+	})
+
+	t.Run("ClaimedAhead", func(t *testing.T) {
+		// Of a claim, only the jobs for waiting workers count when their
+		// process dies: the others were claimed ahead and may never have
+		// started. Their attempt is given back, once: their next claim
+		// counts whatever it is for, so that a job that kills its process
+		// from the line dies in the end like any other.
+		e := newEnv(t, b)
+		for i := range 3 {
+			e.queue(fmt.Sprintf("ahead-%d", i), hooks.UrgencyRegular, e.now())
+		}
+		policy := hooks.RetryPolicy{MaxAttempts: 1}
+		claimed, err := e.s.ClaimJobs(t.Context(), e.now(), shortLease, 3, 1)
+		if err != nil || len(claimed) != 3 {
+			t.Fatalf("claim: %d jobs, %v", len(claimed), err)
+		}
+		e.wait(expire)
+		if got, want := e.rescue(policy), int64(3); got != want {
+			t.Fatalf("rescued: got %d, want %d", got, want)
+		}
+		if got := e.job(claimed[0].ID); got.State != hooks.JobDead || got.Attempts != 1 {
+			t.Errorf("the job for the waiting worker: got %s after %d attempts, want dead after 1", got.State, got.Attempts)
+		}
+		for _, j := range claimed[1:] {
+			got := e.job(j.ID)
+			if got.State != hooks.JobAvailable || got.Attempts != 0 || !strings.Contains(got.LastError, "not counted") {
+				t.Errorf("job %d claimed ahead: got %s after %d attempts (%q), want available after 0", j.ID, got.State, got.Attempts, got.LastError)
+			}
+			if got, want := e.attempts(j.ID), string(hooks.OutcomeInterrupted); got != want {
+				t.Errorf("attempts of job %d: got %q, want %q", j.ID, got, want)
+			}
+		}
+		// Claimed ahead again, and their process dies again: this time
+		// the attempt counts.
+		again, err := e.s.ClaimJobs(t.Context(), e.now(), shortLease, 2, 0)
+		if err != nil || len(again) != 2 {
+			t.Fatalf("second claim: %d jobs, %v", len(again), err)
+		}
+		e.wait(expire)
+		if got, want := e.rescue(policy), int64(2); got != want {
+			t.Fatalf("second rescue: got %d, want %d", got, want)
+		}
+		for _, j := range again {
+			if got := e.job(j.ID); got.State != hooks.JobDead || got.Attempts != 1 {
+				t.Errorf("job %d, given back once: got %s after %d attempts, want dead after 1", j.ID, got.State, got.Attempts)
+			}
 		}
 	})
 
