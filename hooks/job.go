@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 )
@@ -283,4 +284,21 @@ func PlanReplay(r ReplayedRequest, now time.Time, lease time.Duration, force boo
 		out = append(out, &j)
 	}
 	return out, nil
+}
+
+// Before reports whether j comes before k in queue order: priority, then
+// scheduled time, then ID.
+func (j *Job) Before(k *Job) bool {
+	if j.Priority != k.Priority {
+		return j.Priority < k.Priority
+	}
+	if !j.ScheduledAt.Equal(k.ScheduledAt) {
+		return j.ScheduledAt.Before(k.ScheduledAt)
+	}
+	return j.ID < k.ID
+}
+
+// SortJobs sorts jobs in queue order (Before).
+func SortJobs(jobs []*Job) {
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Before(jobs[b]) })
 }

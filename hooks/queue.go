@@ -626,19 +626,10 @@ func truncate(s string, n int) string {
 // then scheduled time, then ID.
 type jobLine []*Job
 
-func (l jobLine) Len() int { return len(l) }
-func (l jobLine) Less(a, b int) bool {
-	ja, jb := l[a], l[b]
-	if ja.Priority != jb.Priority {
-		return ja.Priority < jb.Priority
-	}
-	if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
-		return ja.ScheduledAt.Before(jb.ScheduledAt)
-	}
-	return ja.ID < jb.ID
-}
-func (l jobLine) Swap(a, b int) { l[a], l[b] = l[b], l[a] }
-func (l *jobLine) Push(x any)   { *l = append(*l, x.(*Job)) }
+func (l jobLine) Len() int           { return len(l) }
+func (l jobLine) Less(a, b int) bool { return l[a].Before(l[b]) }
+func (l jobLine) Swap(a, b int)      { l[a], l[b] = l[b], l[a] }
+func (l *jobLine) Push(x any)        { *l = append(*l, x.(*Job)) }
 func (l *jobLine) Pop() any {
 	old := *l
 	j := old[len(old)-1]

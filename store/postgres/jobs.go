@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -246,7 +245,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			return err
 		}
 		rows.Close()
-		sortJobs(jobs)
+		hooks.SortJobs(jobs)
 		if start > 0 && start < limit && len(jobs) > 0 {
 			// The most pressing go to the waiting workers: their
 			// attempts count.
@@ -482,18 +481,4 @@ func (db *DB) ExtendLease(ctx context.Context, j *hooks.Job, until time.Time) (b
 	}
 	j.LockedUntil = until
 	return n == 1, nil
-}
-
-// sortJobs puts claimed jobs in queue order: priority, scheduled time, ID.
-func sortJobs(jobs []*hooks.Job) {
-	sort.Slice(jobs, func(a, b int) bool {
-		ja, jb := jobs[a], jobs[b]
-		if ja.Priority != jb.Priority {
-			return ja.Priority < jb.Priority
-		}
-		if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
-			return ja.ScheduledAt.Before(jb.ScheduledAt)
-		}
-		return ja.ID < jb.ID
-	})
 }

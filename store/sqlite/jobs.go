@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -128,16 +127,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			return fmt.Errorf("claim jobs: %w", err)
 		}
 		rows.Close()
-		sort.Slice(jobs, func(a, b int) bool {
-			ja, jb := jobs[a], jobs[b]
-			if ja.Priority != jb.Priority {
-				return ja.Priority < jb.Priority
-			}
-			if !ja.ScheduledAt.Equal(jb.ScheduledAt) {
-				return ja.ScheduledAt.Before(jb.ScheduledAt)
-			}
-			return ja.ID < jb.ID
-		})
+		hooks.SortJobs(jobs)
 		if start > 0 && start < limit && len(jobs) > 0 {
 			// The most pressing go to the waiting workers: their
 			// attempts count.

@@ -121,3 +121,34 @@ func Run(t *testing.T, b Backend) {
 		})
 	}
 }
+
+// CheckMigratedQueue checks a store just migrated from a schema older than
+// its record of how each job was claimed (SQLite's 0007_claimed_ahead.sql,
+// PostgreSQL's 0004_claimed_ahead.sql), whose queue held job running,
+// claimed then, and one more job available. Both are kept, and once the
+// lease of running has expired (now for the caller's clock, and for the
+// database's), it is rescued with its attempt counted, as before.
+func CheckMigratedQueue(t *testing.T, s Store, now time.Time, running int64) {
+	t.Helper()
+	jobs, err := s.FindJobs(t.Context(), hooks.JobFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[hooks.JobState]int{}
+	for _, j := range jobs {
+		states[j.State]++
+	}
+	if len(jobs) != 2 || states[hooks.JobRunning] != 1 || states[hooks.JobAvailable] != 1 {
+		t.Fatalf("jobs after the migration: %v, want one running and one available", states)
+	}
+	if n, err := s.RescueJobs(t.Context(), now, hooks.RetryPolicy{MaxAttempts: 1}); err != nil || n != 1 {
+		t.Fatalf("rescue: %d, %v", n, err)
+	}
+	dead, err := s.FindJobs(t.Context(), hooks.JobFilter{State: hooks.JobDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].ID != running || dead[0].Attempts != 1 {
+		t.Fatalf("dead after the rescue: %+v, want job %d after its one attempt", dead, running)
+	}
+}
