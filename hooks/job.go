@@ -286,6 +286,14 @@ func PlanReplay(r ReplayedRequest, now time.Time, lease time.Duration, force boo
 	return out, nil
 }
 
+// RescuedError is the error of record of an attempt whose process died
+// (JobStore.RescueJobs).
+const RescuedError = "the process running this attempt stopped before it ended (its lease expired)"
+
+// RescuedAheadError is RescuedError for a job claimed ahead, whose attempt
+// is not counted.
+const RescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"
+
 // Before reports whether j comes before k in queue order: priority, then
 // scheduled time, then ID.
 func (j *Job) Before(k *Job) bool {

@@ -142,7 +142,7 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			FROM unnest($3::bigint[], $4::int[], $5::boolean[], $7::boolean[]) AS u(id, attempts, dead, ahead)
 			WHERE jobs.id = u.id AND jobs.state = 'running' AND jobs.attempts = u.attempts
 				AND jobs.lease_expires <= now()
-			RETURNING jobs.id`, rescuedError, now, ids, attempts, dead, rescuedAheadError, ahead))
+			RETURNING jobs.id`, hooks.RescuedError, now, ids, attempts, dead, hooks.RescuedAheadError, ahead))
 		if err != nil {
 			return err
 		}
@@ -151,12 +151,12 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			if !owned[j.ID] {
 				continue // another replica rescued it first
 			}
-			outcome, errText := hooks.OutcomeInterrupted, rescuedError
+			outcome, errText := hooks.OutcomeInterrupted, hooks.RescuedError
 			if dead[i] {
 				outcome = hooks.OutcomeDead
 			}
 			if ahead[i] {
-				errText = rescuedAheadError
+				errText = hooks.RescuedAheadError
 			}
 			atts = append(atts, attempt{j, outcome, errText})
 		}
@@ -173,13 +173,6 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 	}
 	return n, nil
 }
-
-// rescuedError is the error of record of an attempt whose process died.
-const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
-
-// rescuedAheadError is rescuedError for a job claimed ahead, whose attempt
-// is not counted.
-const rescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"
 
 // ClaimJobs leases up to limit available jobs whose time has come by now, in
 // queue order (priority, then scheduled time, then ID): urgent before

@@ -46,13 +46,13 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 			return err
 		}
 		for i, j := range expired {
-			state, outcome, finished, errText := hooks.JobAvailable, hooks.OutcomeInterrupted, sql.NullInt64{}, rescuedError
+			state, outcome, finished, errText := hooks.JobAvailable, hooks.OutcomeInterrupted, sql.NullInt64{}, hooks.RescuedError
 			// Claimed ahead: it may never have started. Its attempt is
 			// given back, and its next claim counts (ahead = 2).
 			give, nextAhead := 0, 0
 			switch {
 			case ahead[i]:
-				give, nextAhead, errText = 1, 2, rescuedAheadError
+				give, nextAhead, errText = 1, 2, hooks.RescuedAheadError
 			case policy.Dead(j, now):
 				state, outcome, finished = hooks.JobDead, hooks.OutcomeDead, micros(now)
 			}
@@ -82,13 +82,6 @@ func (db *DB) RescueJobs(ctx context.Context, now time.Time, policy hooks.RetryP
 	}
 	return n, nil
 }
-
-// rescuedError is the error of record of an attempt whose process died.
-const rescuedError = "the process running this attempt stopped before it ended (its lease expired)"
-
-// rescuedAheadError is rescuedError for a job claimed ahead, whose attempt
-// is not counted.
-const rescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"
 
 // ClaimJobs leases up to limit available jobs until now+lease, in queue
 // order (priority, then scheduled time, then ID): urgent before regular.
