@@ -129,6 +129,9 @@ func sqliteFile(from string) (string, error) {
 type sqliteSource struct {
 	db *sql.DB
 	tx *sql.Tx
+	// spans is whether the file's jobs may keep their payloads as spans
+	// of their requests' bodies (store/sqlite's migration 0008).
+	spans bool
 }
 
 // openSQLiteSource opens path read-only.
@@ -144,7 +147,13 @@ func openSQLiteSource(path string) (*sqliteSource, error) {
 		db.Close()
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
-	return &sqliteSource{db: db, tx: tx}, nil
+	var spans int
+	if err := tx.QueryRow(`SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload_at'`).Scan(&spans); err != nil {
+		tx.Rollback()
+		db.Close()
+		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
+	}
+	return &sqliteSource{db: db, tx: tx, spans: spans > 0}, nil
 }
 
 // Close ends the read and closes the file.
@@ -153,11 +162,15 @@ func (s *sqliteSource) Close() error {
 	return s.db.Close()
 }
 
-// Rows reads every row of t, times from unix microseconds.
+// Rows reads every row of t, times from unix microseconds, and each job's
+// payload whole, also when the file keeps it as a span of the body.
 func (s *sqliteSource) Rows(ctx context.Context, t postgres.ImportTable, each func([]any) error) error {
 	names := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		names[i] = c.Name
+		if t.Name == "jobs" && c.Name == "payload" && s.spans {
+			names[i] = sqlite.PayloadSQL
+		}
 	}
 	q := `SELECT ` + strings.Join(names, ", ") + ` FROM ` + t.Name
 	if names[0] == "id" {

@@ -263,7 +263,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 	if !isJSON && !json.Valid(body) {
 		return notArray()
 	}
-	items, ok := hooks.RawItems(body, wh.BatchItems)
+	items, at, ok := hooks.RawItems(body, wh.BatchItems)
 	if !ok {
 		return notArray()
 	}
@@ -361,7 +361,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 			r.Items = make([]*hooks.ReceiptItem, 0, len(items))
 		}
 		it.Job = hooks.NewJob(rec, now)
-		it.Job.Payload = item
+		it.Job.Payload, it.InBody, it.At = item, true, at[i]
 		if !wh.HasAction {
 			it.Job.Stored(now)
 		}

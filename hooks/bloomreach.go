@@ -143,17 +143,20 @@ func RawPointer(doc []byte, ptr string) (json.RawMessage, bool) {
 //
 // doc must already be known to be valid JSON (decoded or checked by the
 // caller): RawItems only scans it, so that a batch is parsed once. The
-// items share doc's memory.
-func RawItems(doc []byte, ptr string) ([]json.RawMessage, bool) {
+// items share doc's memory: at holds where each starts in doc, so that
+// items[i] is doc[at[i]:at[i]+len(items[i])].
+func RawItems(doc []byte, ptr string) (items []json.RawMessage, at []int, ok bool) {
 	toks, ok := pointerTokens(ptr)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	raw, ok := rawPointer(doc, toks)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
-	return arrayElements(raw)
+	// raw is doc resliced (two-index slices all the way), so the capacity
+	// it lost is its offset in doc.
+	return arrayElements(raw, cap(doc)-cap(raw))
 }
 
 // PointerValue resolves an RFC 6901 JSON pointer in an already parsed

@@ -143,6 +143,11 @@ type Entry struct {
 type ReceiptItem struct {
 	Key string // "" when the item has no ID: it is always queued
 	Job *Job   // its Body is the item's own JSON
+	// InBody is set when the job's Payload is a part of the request's
+	// Body, Body[At:At+len(Payload)] (a batch's customer): a store may
+	// keep those bounds rather than a second copy of the bytes.
+	InBody bool
+	At     int
 	// Duplicate is set by the store when the key was already taken: the
 	// item was accepted before and is not queued again.
 	Duplicate bool

@@ -117,34 +117,34 @@ func arrayElement(b []byte, n int) []byte {
 }
 
 // arrayElements returns the raw bytes of every element of the JSON array b
-// (after any space), in order and as sent, or false when b is not a
-// well-formed array. The elements share b's memory, each capped at its own
-// end, so that appending to one copies it rather than writing over the
-// next.
-func arrayElements(b []byte) ([]json.RawMessage, bool) {
+// (after any space), in order and as sent, and where each starts (its
+// index in b plus base), or false when b is not a well-formed array. The
+// elements share b's memory, each capped at its own end, so that appending
+// to one copies it rather than writing over the next.
+func arrayElements(b []byte, base int) ([]json.RawMessage, []int, bool) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
-		return nil, false
+		return nil, nil, false
 	}
-	out := []json.RawMessage{}
+	out, at := []json.RawMessage{}, []int{}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
-		return out, true
+		return out, at, true
 	}
 	for {
 		end := valueEnd(b, i)
 		if end < 0 {
-			return nil, false
+			return nil, nil, false
 		}
-		out = append(out, b[i:end:end])
+		out, at = append(out, b[i:end:end]), append(at, base+i)
 		i = skipSpace(b, end)
 		switch {
 		case i < len(b) && b[i] == ',':
 			i = skipSpace(b, i+1)
 		case i < len(b) && b[i] == ']':
-			return out, true
+			return out, at, true
 		default:
-			return nil, false
+			return nil, nil, false
 		}
 	}
 }

@@ -254,20 +254,23 @@ func TestRawItems(t *testing.T) {
 		{`{"\u006d":[1]}`, "/m", []string{`1`}},
 		{`{"m":[1]}`, "m", nil},
 	} {
-		got, ok := RawItems([]byte(tt.body), tt.ptr)
-		if ok != (tt.want != nil) || len(got) != len(tt.want) {
-			t.Errorf("RawItems(%s, %q) = %q, %v; want %q", tt.body, tt.ptr, got, ok, tt.want)
+		got, at, ok := RawItems([]byte(tt.body), tt.ptr)
+		if ok != (tt.want != nil) || len(got) != len(tt.want) || len(at) != len(got) {
+			t.Errorf("RawItems(%s, %q) = %q, %v, %v; want %q", tt.body, tt.ptr, got, at, ok, tt.want)
 			continue
 		}
 		for i := range got {
 			if string(got[i]) != tt.want[i] {
 				t.Errorf("RawItems(%s, %q)[%d] = %q, want %q", tt.body, tt.ptr, i, got[i], tt.want[i])
 			}
+			if a := at[i]; a < 0 || a+len(got[i]) > len(tt.body) || tt.body[a:a+len(got[i])] != string(got[i]) {
+				t.Errorf("RawItems(%s, %q): item %d %q said to start at %d", tt.body, tt.ptr, i, got[i], a)
+			}
 		}
 	}
 	// The items share the body; appending to one must not write over the next.
 	body := []byte(`{"m":[1,2]}`)
-	items, _ := RawItems(body, "/m")
+	items, _, _ := RawItems(body, "/m")
 	_ = append(items[0], 'x')
 	if string(body) != `{"m":[1,2]}` || string(items[1]) != `2` {
 		t.Fatalf("append to an item wrote into the body: %s", body)
@@ -291,7 +294,13 @@ func FuzzRawItems(f *testing.F) {
 		if gotOK != wantOK || !bytes.Equal(got, want) {
 			t.Fatalf("RawPointer(%q, %q) = %q, %v; decoding finds %q, %v", body, ptr, got, gotOK, want, wantOK)
 		}
-		items, ok := RawItems(body, ptr)
+		items, at, ok := RawItems(body, ptr)
+		for i := range items {
+			// Where each item starts, on any input.
+			if a := at[i]; a < 0 || a+len(items[i]) > len(body) || !bytes.Equal(body[a:a+len(items[i])], items[i]) {
+				t.Fatalf("RawItems(%q, %q): item %d %q said to start at %d", body, ptr, i, items[i], a)
+			}
+		}
 		if !json.Valid(body) {
 			return
 		}

@@ -33,7 +33,8 @@ func (s *statements) prepare(c *sql.Conn) error {
 			ahead = CASE WHEN ?5 OR ahead = 2 THEN 0 ELSE 1 END
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2 AND priority < ?4
 			ORDER BY priority, scheduled_at, id LIMIT ?3)
-		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload`)
+		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload,
+			payload_at, payload_len`)
 	if err != nil {
 		return fmt.Errorf("prepare claim: %w", err)
 	}

@@ -101,6 +101,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(tx writeTx) error {
 		jobs = jobs[:0]
+		var spans map[*hooks.Job]span
 		rows, err := db.stmts.claim.Query(now.Add(lease).UnixMicro(), now.UnixMicro(), limit, below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
@@ -109,9 +110,16 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 		for rows.Next() {
 			j := &hooks.Job{State: hooks.JobRunning, LockedUntil: now.Add(lease)}
 			var scheduled, created int64
+			var at, n sql.NullInt64
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&scheduled, &created, &j.LastError, &j.Payload); err != nil {
+				&scheduled, &created, &j.LastError, &j.Payload, &at, &n); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
+			}
+			if at.Valid {
+				if spans == nil {
+					spans = make(map[*hooks.Job]span)
+				}
+				spans[j] = span{at.Int64, n.Int64}
 			}
 			j.ScheduledAt, j.CreatedAt = time.UnixMicro(scheduled), time.UnixMicro(created)
 			jobs = append(jobs, j)
@@ -132,7 +140,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 				return fmt.Errorf("claim jobs: %w", err)
 			}
 		}
-		return db.readClaimed(tx, jobs)
+		return db.readClaimed(tx, jobs, spans)
 	})
 	if err != nil {
 		return nil, err
@@ -140,10 +148,28 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 	return jobs, nil
 }
 
+// PayloadSQL is a job's payload as an SQL expression over a row of the
+// jobs table: the bytes the row keeps, or its span of its request's body
+// (payload_at, payload_len; see inBody), NULL for a job that delivers
+// the whole body. Readers of the file outside this package use it too.
+const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload ELSE substr(CAST((SELECT body FROM requests
+	WHERE requests.id = jobs.request_ref) AS BLOB), jobs.payload_at + 1, jobs.payload_len) END`
+
+// span is where a job's payload lies in its request's body (see inBody).
+type span struct{ at, n int64 }
+
+// of returns the span's bytes of body.
+func (s span) of(body []byte) ([]byte, error) {
+	if s.at < 0 || s.n <= 0 || s.at > int64(len(body))-s.n {
+		return nil, fmt.Errorf("payload at %d+%d is outside the request's %d-byte body", s.at, s.n, len(body))
+	}
+	return body[s.at : s.at+s.n : s.at+s.n], nil
+}
+
 // readClaimed reads what claimed jobs deliver from their request records:
 // the request ID, the name in the URL, the headers and, unless the job has
-// a payload of its own, the body.
-func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job) error {
+// a payload of its own (whole, or its span in spans), the body.
+func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]span) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -175,6 +201,11 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job) error {
 		}
 		for _, j := range byRef[id] {
 			j.RequestID, j.Source, j.Header, j.Body = rid.String, name, h, body
+			if sp, ok := spans[j]; ok {
+				if j.Payload, err = sp.of(body); err != nil {
+					return fmt.Errorf("read job %d's payload: %w", j.ID, err)
+				}
+			}
 			if j.Payload != nil {
 				j.Body = j.Payload // one customer of a batch
 			}
@@ -353,7 +384,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
-		rows, err := tx.Query(`SELECT name, payload FROM jobs WHERE request_ref = ? GROUP BY name, payload ORDER BY MIN(id)`, requestRef)
+		rows, err := tx.Query(`SELECT name, `+PayloadSQL+` AS p FROM jobs WHERE request_ref = ? GROUP BY name, p ORDER BY MIN(id)`, requestRef)
 		if err != nil {
 			return err
 		}

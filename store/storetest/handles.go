@@ -339,19 +339,32 @@ func oneWinner(t *testing.T, e *env, round int, key string, handles [2]Store, ow
 // batch builds a Bloomreach batch receipt the way the batch handler does,
 // received now: the request ID is its only key, and each customer is an
 // item under its own key ("sms/item:" and the customer; none for "")
-// whose job delivers that customer alone.
+// whose job delivers that customer alone, {"customer":"<c>"}. As in the
+// handler, the body is {"messages":[...]} and each payload is a slice of
+// it.
 func (e *env) batch(requestID string, customers ...string) *hooks.Receipt {
 	r := e.receipt(requestID, `{"success":true}`)
 	req := r.Request
 	req.Sender, req.Name, req.Path = hooks.SenderBloomreach, "sms", "/bloomreach/sms"
 	req.Header = http.Header{"Content-Type": {"application/json"}}
 	r.Job = nil
-	for _, c := range customers {
+	body := []byte(`{"messages":[`)
+	var bounds [][2]int
+	for i, c := range customers {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		start := len(body)
+		body = fmt.Appendf(body, `{"customer":%q}`, c)
+		bounds = append(bounds, [2]int{start, len(body)})
+	}
+	req.Body = append(body, "]}"...)
+	for i, c := range customers {
 		it := &hooks.ReceiptItem{Job: hooks.NewJob(req, e.now())}
 		if c != "" {
 			it.Key = "sms/item:" + c
 		}
-		it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
+		it.Job.Payload, it.InBody, it.At = req.Body[bounds[i][0]:bounds[i][1]], true, bounds[i][0]
 		r.Items = append(r.Items, it)
 	}
 	return r

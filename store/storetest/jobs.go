@@ -52,6 +52,33 @@ func testClaimJobs(t *testing.T, b Backend) {
 		}
 	})
 
+	t.Run("BatchPayloads", func(t *testing.T) {
+		// Each customer's job delivers its own bytes, whether its payload
+		// is a part of the request's body (as the batch handler makes it;
+		// a store may keep its bounds in the body) or not, and even when
+		// the item gives a wrong place for it.
+		e := newEnv(t, b)
+		r := e.batch("batch-1", "a", "b", "c", "d")
+		r.Items[2].Job.Payload, r.Items[2].InBody = []byte(`{"customer":"c","copied":true}`), false
+		r.Items[3].At++ // a wrong place is not trusted
+		e.save(r)
+		got := map[string]bool{}
+		for _, j := range e.claim(time.Hour, 10) {
+			if string(j.Payload) != string(j.Body) {
+				t.Errorf("job %d: payload %s, body %s; want the same", j.ID, j.Payload, j.Body)
+			}
+			got[string(j.Body)] = true
+		}
+		for _, want := range []string{`{"customer":"a"}`, `{"customer":"b"}`, `{"customer":"c","copied":true}`, `{"customer":"d"}`} {
+			if !got[want] {
+				t.Errorf("claimed bodies %v: %s missing", got, want)
+			}
+		}
+		if len(got) != 4 {
+			t.Errorf("claimed %d distinct bodies, want 4: %v", len(got), got)
+		}
+	})
+
 	t.Run("ExpiredNotRescued", func(t *testing.T) {
 		// Past its lease a running job is still not claimed: only
 		// RescueJobs makes it available, recording the lost attempt.

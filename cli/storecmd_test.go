@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/store/postgres"
+)
+
+// The SQLite file's jobs keep a batch's customers as spans of the batch's
+// body; "store copy" reads each job's payload whole.
+func TestSQLiteSource_BatchPayloads(t *testing.T) {
+	data := t.TempDir()
+	m := brMain(t, map[string]config.WebhookConfig{"batch": brBatchHook(0)}, func(c *config.Config) { c.Server.DataDir = data })
+	body, items := brBatchBody(5, func(i int) string { return fmt.Sprintf(`{ "id":"s%d", "phone":"+1%03d" }`, i, i) })
+	if a := brSend(t, m, brReq{name: "batch", id: "sp-1", body: body}); a.status != 200 {
+		t.Fatalf("got %d %s", a.status, a.body)
+	}
+	stopMain(t, m)
+
+	src, err := openSQLiteSource(filepath.Join(data, "hookbay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var jobs postgres.ImportTable
+	for _, tb := range postgres.ImportTables {
+		if tb.Name == "jobs" {
+			jobs = tb
+		}
+	}
+	payload := slices.IndexFunc(jobs.Columns, func(c postgres.ImportColumn) bool { return c.Name == "payload" })
+	var got []string
+	err = src.Rows(context.Background(), jobs, func(values []any) error {
+		b, ok := values[payload].([]byte)
+		if !ok {
+			return fmt.Errorf("payload %T %v, want bytes", values[payload], values[payload])
+		}
+		got = append(got, string(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, items) {
+		t.Fatalf("payloads read: got %q, want %q", got, items)
+	}
+	var spans int
+	if err := src.tx.QueryRow(`SELECT count(payload_at) FROM jobs WHERE payload IS NULL`).Scan(&spans); err != nil || spans != len(items) {
+		t.Fatalf("jobs keeping a span: %d, %v; want %d", spans, err, len(items))
+	}
+}
