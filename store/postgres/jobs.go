@@ -196,6 +196,12 @@ func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Durat
 	return db.claim(ctx, now, lease, limit, below, start)
 }
 
+// payloadSQL is a job's payload, over a row of jobs and its request r:
+// the bytes the row keeps, or its bounds in the request's body (payload_at,
+// payload_len; see hooks.ReceiptItem.PayloadInBody), NULL for a job that
+// delivers the whole body.
+const payloadSQL = `COALESCE(jobs.payload, substring(r.body FROM jobs.payload_at + 1 FOR jobs.payload_len))`
+
 func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
@@ -212,7 +218,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			WHERE jobs.id = c.id AND r.id = jobs.request_ref
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
 				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
-				COALESCE(jobs.payload, r.body), jobs.payload IS NOT NULL`,
+				COALESCE(`+payloadSQL+`, r.body), `+payloadSQL+` IS NOT NULL`,
 			now, limit, db.id, micros(lease), below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
@@ -419,7 +425,8 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
-		rows, err := w.query(`SELECT name, payload FROM jobs WHERE request_ref = $1 GROUP BY name, payload ORDER BY MIN(id)`, requestRef)
+		rows, err := w.query(`SELECT jobs.name, `+payloadSQL+` AS p FROM jobs JOIN requests r ON r.id = jobs.request_ref
+			WHERE jobs.request_ref = $1 GROUP BY jobs.name, p ORDER BY MIN(jobs.id)`, requestRef)
 		if err != nil {
 			return err
 		}

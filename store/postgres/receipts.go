@@ -405,6 +405,7 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 	var scheduled, created []time.Time
 	var finished []*time.Time
 	var payloads [][]byte
+	var spanAt, spanLen []*int32
 	for _, it := range items {
 		if it.Duplicate || it.Job == nil {
 			continue
@@ -417,7 +418,13 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 		senders, names, urgencies = append(senders, string(j.Sender)), append(names, j.Name), append(urgencies, string(j.Urgency))
 		priorities, states = append(priorities, int32(j.Priority)), append(states, string(j.State))
 		scheduled, created = append(scheduled, j.ScheduledAt), append(created, j.CreatedAt)
-		finished, payloads = append(finished, nullTime(j.FinishedAt)), append(payloads, j.Payload)
+		if it.PayloadInBody(req.Body) {
+			at, n := int32(it.At), int32(len(j.Payload))
+			payloads, spanAt, spanLen = append(payloads, nil), append(spanAt, &at), append(spanLen, &n)
+		} else {
+			payloads, spanAt, spanLen = append(payloads, j.Payload), append(spanAt, nil), append(spanLen, nil)
+		}
+		finished = append(finished, nullTime(j.FinishedAt))
 	}
 	if len(queued) == 0 {
 		return nil
@@ -425,13 +432,14 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 	// Identities are drawn in the order rows are inserted, which ORDER BY
 	// fixes: the ascending IDs returned belong to the items in order.
 	rows, err := w.query(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at,
-			finished_at, payload)
-		SELECT $1, u.sender, u.name, u.urgency, u.priority, u.state, u.scheduled_at, u.created_at, u.finished_at, u.payload
+			finished_at, payload, payload_at, payload_len)
+		SELECT $1, u.sender, u.name, u.urgency, u.priority, u.state, u.scheduled_at, u.created_at, u.finished_at, u.payload,
+			u.payload_at, u.payload_len
 		FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[],
-			$9::timestamptz[], $10::bytea[]) WITH ORDINALITY
-			AS u(sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload, ord)
+			$9::timestamptz[], $10::bytea[], $11::int[], $12::int[]) WITH ORDINALITY
+			AS u(sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload, payload_at, payload_len, ord)
 		ORDER BY u.ord
-		RETURNING id`, req.ID, senders, names, urgencies, priorities, states, scheduled, created, finished, payloads)
+		RETURNING id`, req.ID, senders, names, urgencies, priorities, states, scheduled, created, finished, payloads, spanAt, spanLen)
 	if err != nil {
 		return fmt.Errorf("insert item jobs: %w", err)
 	}

@@ -592,3 +592,37 @@ func TestOpen_MigratesClaimedAhead(t *testing.T) {
 	}
 	storetest.CheckMigratedQueue(t, db, t0.Add(2*time.Minute), claimed[0].ID)
 }
+
+// TestOpen_MigratesPayloadSpan migrates a database whose batch jobs keep
+// their payloads whole to the schema where they may keep their bounds in
+// the request's body: the old jobs deliver their bytes as before, and a
+// new batch's jobs keep bounds, not copies.
+func TestOpen_MigratesPayloadSpan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSchema(t)
+	db := s.open(t)
+	useClock(db)
+	mustCommit(t, db, storetest.BatchReceipt(t0, "old", false, "a", "b", "c"))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration.
+	conn := s.conn(t)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `ALTER TABLE jobs DROP COLUMN payload_at, DROP COLUMN payload_len;
+		DELETE FROM schema_migrations WHERE name LIKE '%0005_payload_span%'`); err != nil {
+		t.Fatal(err)
+	}
+
+	db = s.open(t)
+	useClock(db)
+	storetest.CheckMigratedPayloads(t, db, t0)
+	var spans, whole int
+	if err := conn.QueryRow(ctx, `SELECT count(payload_at), count(payload) FROM jobs`).Scan(&spans, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if spans != 2 || whole != 3 {
+		t.Errorf("jobs keeping bounds: %d, a whole payload: %d; want 2 (the new batch) and 3 (the old one)", spans, whole)
+	}
+}

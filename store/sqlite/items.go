@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"database/sql/driver"
 	"fmt"
 	"strconv"
@@ -50,7 +49,7 @@ func entryRows(n int) string {
 
 // jobRows returns the INSERT of n jobs alike but for their payload, each
 // row's payload given whole or as its bounds in the request's body (see
-// inBody).
+// hooks.ReceiptItem.PayloadInBody).
 func jobRows(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at,
@@ -67,17 +66,6 @@ func jobRows(n int) string {
 		b.WriteByte(')')
 	}
 	return b.String()
-}
-
-// inBody reports whether an item's payload may be kept as its bounds in
-// the request's body (payload_at, payload_len) rather than as a second
-// copy of the bytes, which halves what a batch writes: the item says where
-// the payload lies (hooks.ReceiptItem.InBody), and the body holds those
-// bytes there. The record and its jobs are purged together, so the body
-// outlives the job.
-func inBody(body []byte, it *hooks.ReceiptItem) bool {
-	p := it.Job.Payload
-	return it.InBody && len(p) > 0 && it.At >= 0 && it.At <= len(body)-len(p) && bytes.Equal(body[it.At:it.At+len(p)], p)
 }
 
 // itemStmt returns the statement q(n) from cache, preparing it on first use.
@@ -236,7 +224,7 @@ func (db *DB) insertJobRun(hot *hotStatements, req *hooks.Request, run []*hooks.
 	args = append(args, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority), string(j.State),
 		j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, int64(j.Attempts), locked)
 	for _, it := range run {
-		if inBody(req.Body, it) {
+		if it.PayloadInBody(req.Body) {
 			args = append(args, nil, int64(it.At), int64(len(it.Job.Payload)))
 		} else {
 			args = append(args, it.Job.Payload, nil, nil)

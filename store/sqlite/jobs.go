@@ -150,12 +150,13 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 
 // PayloadSQL is a job's payload as an SQL expression over a row of the
 // jobs table: the bytes the row keeps, or its span of its request's body
-// (payload_at, payload_len; see inBody), NULL for a job that delivers
+// (payload_at, payload_len; see hooks.ReceiptItem.PayloadInBody), NULL for a job that delivers
 // the whole body. Readers of the file outside this package use it too.
 const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload ELSE substr(CAST((SELECT body FROM requests
 	WHERE requests.id = jobs.request_ref) AS BLOB), jobs.payload_at + 1, jobs.payload_len) END`
 
-// span is where a job's payload lies in its request's body (see inBody).
+// span is where a job's payload lies in its request's body
+// (hooks.ReceiptItem.PayloadInBody).
 type span struct{ at, n int64 }
 
 // of returns the span's bytes of body.

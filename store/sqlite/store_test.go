@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -617,45 +616,15 @@ func TestOpen_MigratesClaimedAhead(t *testing.T) {
 	storetest.CheckMigratedQueue(t, db, t0.Add(2*time.Minute), claimed[0].ID)
 }
 
-// batchReceipt builds a Bloomreach batch of customers as the batch handler
-// does: each customer an item under its own key, whose job delivers
-// {"c":"<customer>"}, a slice of the body {"messages":[...]}; with copied,
-// each payload is a copy of its bytes instead, as a job written before
-// migration 0008 kept it.
-func batchReceipt(now time.Time, requestID string, copied bool, customers ...string) *hooks.Receipt {
-	r := newReceipt(now, requestID, `{"success":true}`)
-	req := r.Request
-	req.Sender, req.Name, req.Path = hooks.SenderBloomreach, "sms", "/bloomreach/sms"
-	r.Job = nil
-	req.Body = []byte(`{"messages":[`)
-	var bounds [][2]int
-	for i, c := range customers {
-		if i > 0 {
-			req.Body = append(req.Body, ',')
-		}
-		start := len(req.Body)
-		req.Body = fmt.Appendf(req.Body, `{"c":%q}`, c)
-		bounds = append(bounds, [2]int{start, len(req.Body)})
-	}
-	req.Body = append(req.Body, "]}"...)
-	for i, c := range customers {
-		it := &hooks.ReceiptItem{Key: "sms/item:" + c, Job: hooks.NewJob(req, now)}
-		it.Job.Payload, it.InBody, it.At = req.Body[bounds[i][0]:bounds[i][1]], !copied, bounds[i][0]
-		r.Items = append(r.Items, it)
-	}
-	return r
-}
-
 // TestOpen_MigratesPayloadSpan migrates a database whose batch jobs keep
 // their payloads whole to the schema where they may keep their span of
 // the request's body: the old jobs deliver their bytes as before, and a
 // new batch's jobs keep spans, not copies.
 func TestOpen_MigratesPayloadSpan(t *testing.T) {
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
 	db := sqlitetest.OpenPath(t, path)
 	useClock(db)
-	mustSave(t, db, batchReceipt(t0, "old", true, "a", "b", "c"))
+	mustSave(t, db, storetest.BatchReceipt(t0, "old", false, "a", "b", "c"))
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -672,21 +641,7 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 
 	db = sqlitetest.OpenPath(t, path)
 	useClock(db)
-	mustSave(t, db, batchReceipt(t0, "new", false, "x", "y"))
-	jobs, err := db.ClaimJobs(ctx, t0, time.Minute, 10, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, j := range jobs {
-		if string(j.Body) != string(j.Payload) {
-			t.Errorf("job %d: body %s, payload %s; want the same", j.ID, j.Body, j.Payload)
-		}
-		got = append(got, string(j.Body))
-	}
-	if want := []string{`{"c":"a"}`, `{"c":"b"}`, `{"c":"c"}`, `{"c":"x"}`, `{"c":"y"}`}; !slices.Equal(got, want) {
-		t.Fatalf("claimed: got %q, want %q", got, want)
-	}
+	storetest.CheckMigratedPayloads(t, db, t0)
 	var spans, whole int
 	if err := raw.QueryRow(`SELECT count(payload_at), count(payload) FROM jobs`).Scan(&spans, &whole); err != nil {
 		t.Fatal(err)

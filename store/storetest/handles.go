@@ -3,7 +3,6 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -337,37 +336,12 @@ func oneWinner(t *testing.T, e *env, round int, key string, handles [2]Store, ow
 }
 
 // batch builds a Bloomreach batch receipt the way the batch handler does,
-// received now: the request ID is its only key, and each customer is an
-// item under its own key ("sms/item:" and the customer; none for "")
-// whose job delivers that customer alone, {"customer":"<c>"}. As in the
-// handler, the body is {"messages":[...]} and each payload is a slice of
-// it.
+// received now (see BatchReceipt).
 func (e *env) batch(requestID string, customers ...string) *hooks.Receipt {
 	r := e.receipt(requestID, `{"success":true}`)
-	req := r.Request
-	req.Sender, req.Name, req.Path = hooks.SenderBloomreach, "sms", "/bloomreach/sms"
-	req.Header = http.Header{"Content-Type": {"application/json"}}
-	r.Job = nil
-	body := []byte(`{"messages":[`)
-	var bounds [][2]int
-	for i, c := range customers {
-		if i > 0 {
-			body = append(body, ',')
-		}
-		start := len(body)
-		body = fmt.Appendf(body, `{"customer":%q}`, c)
-		bounds = append(bounds, [2]int{start, len(body)})
-	}
-	req.Body = append(body, "]}"...)
-	for i, c := range customers {
-		it := &hooks.ReceiptItem{Job: hooks.NewJob(req, e.now())}
-		if c != "" {
-			it.Key = "sms/item:" + c
-		}
-		it.Job.Payload, it.InBody, it.At = req.Body[bounds[i][0]:bounds[i][1]], true, bounds[i][0]
-		r.Items = append(r.Items, it)
-	}
-	return r
+	b := BatchReceipt(e.now(), requestID, true, customers...)
+	b.Request.Header, b.Request.Response, b.Keys = r.Request.Header, r.Request.Response, r.Keys
+	return b
 }
 
 // oneJobPerItem checks a round of two batches saved at once: every item

@@ -14,6 +14,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -150,5 +153,71 @@ func CheckMigratedQueue(t *testing.T, s Store, now time.Time, running int64) {
 	}
 	if len(dead) != 1 || dead[0].ID != running || dead[0].Attempts != 1 {
 		t.Fatalf("dead after the rescue: %+v, want job %d after its one attempt", dead, running)
+	}
+}
+
+// BatchReceipt builds a Bloomreach batch receipt the way the batch handler
+// does, received at now: the request ID is its only key, and each customer
+// is an item under its own key ("sms/item:" and the customer; none for "")
+// whose job delivers that customer alone, {"customer":"<c>"}. The body is
+// {"messages":[...]}; with inBody, each item says where in the body its
+// payload lies, as the handler's do. Without, the payloads are copies, as
+// a job written before the payload span migrations kept them.
+func BatchReceipt(now time.Time, requestID string, inBody bool, customers ...string) *hooks.Receipt {
+	req := &hooks.Request{
+		Sender: hooks.SenderBloomreach, Name: "sms", RequestID: requestID, Method: http.MethodPost,
+		Path: "/bloomreach/sms", RemoteAddr: "192.0.2.1:4242", Header: http.Header{"Content-Type": {"application/json"}},
+		Status: http.StatusOK, Response: []byte(`{"success":true}`), ReceivedAt: now,
+	}
+	body := []byte(`{"messages":[`)
+	var at []int
+	for i, c := range customers {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		at = append(at, len(body))
+		body = fmt.Appendf(body, `{"customer":%q}`, c)
+	}
+	req.Body = append(body, "]}"...)
+	r := &hooks.Receipt{Request: req, Keys: []string{requestID}}
+	for i, c := range customers {
+		it := &hooks.ReceiptItem{Job: hooks.NewJob(req, now), InBody: inBody, At: at[i]}
+		if c != "" {
+			it.Key = "sms/item:" + c
+		}
+		it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
+		if inBody {
+			it.Job.Payload = req.Body[at[i] : at[i]+len(it.Job.Payload)]
+		}
+		r.Items = append(r.Items, it)
+	}
+	return r
+}
+
+// CheckMigratedPayloads checks a store migrated to keeping a batch's
+// payloads as their bounds in the body (SQLite's 0008_payload_span.sql,
+// PostgreSQL's 0005_payload_span.sql) from a database holding batch "old"
+// of customers a, b and c, saved by BatchReceipt without inBody: it saves
+// batch "new" of x and y with it, claims every job, and checks that each
+// delivers its own bytes, the old ones as before.
+func CheckMigratedPayloads(t *testing.T, s Store, now time.Time) {
+	t.Helper()
+	if _, err := s.SaveReceipt(t.Context(), BatchReceipt(now, "new", true, "x", "y")); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.ClaimJobs(t.Context(), now, time.Hour, 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, j := range jobs {
+		if string(j.Body) != string(j.Payload) {
+			t.Errorf("job %d: body %s, payload %s; want the same", j.ID, j.Body, j.Payload)
+		}
+		got = append(got, string(j.Body))
+	}
+	want := []string{`{"customer":"a"}`, `{"customer":"b"}`, `{"customer":"c"}`, `{"customer":"x"}`, `{"customer":"y"}`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("claimed: got %q, want %q", got, want)
 	}
 }

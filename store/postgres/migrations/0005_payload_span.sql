@@ -1,0 +1,8 @@
+-- A job that delivers a part of its request's body (a customer of a
+-- Bloomreach batch) may keep that part's bounds instead of a copy of it:
+-- payload_at and payload_len, a byte offset and length in requests.body,
+-- with payload NULL. The record and its jobs are purged together, so the
+-- body outlives them. Existing jobs keep their payloads. As SQLite's
+-- 0008_payload_span.sql.
+ALTER TABLE jobs ADD COLUMN payload_at integer CHECK (payload_at >= 0),
+	ADD COLUMN payload_len integer CHECK (payload_len > 0);
