@@ -168,8 +168,13 @@ func (s *sqliteSource) Rows(ctx context.Context, t postgres.ImportTable, each fu
 	names := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		names[i] = c.Name
-		if t.Name == "jobs" && c.Name == "payload" && s.spans {
-			names[i] = sqlite.PayloadSQL
+		if t.Name == "jobs" && c.Name == "payload_bytes" {
+			// A file from before the payload's bounds (store/sqlite's
+			// migration 0008) keeps every payload whole, as payload.
+			names[i] = "payload"
+			if s.spans {
+				names[i] = sqlite.PayloadSQL
+			}
 		}
 	}
 	q := `SELECT ` + strings.Join(names, ", ") + ` FROM ` + t.Name

@@ -33,7 +33,7 @@ func TestSQLiteSource_BatchPayloads(t *testing.T) {
 			jobs = tb
 		}
 	}
-	payload := slices.IndexFunc(jobs.Columns, func(c postgres.ImportColumn) bool { return c.Name == "payload" })
+	payload := slices.IndexFunc(jobs.Columns, func(c postgres.ImportColumn) bool { return c.Name == "payload_bytes" })
 	var got []string
 	err = src.Rows(context.Background(), jobs, func(values []any) error {
 		b, ok := values[payload].([]byte)
@@ -50,7 +50,7 @@ func TestSQLiteSource_BatchPayloads(t *testing.T) {
 		t.Fatalf("payloads read: got %q, want %q", got, items)
 	}
 	var spans int
-	if err := src.tx.QueryRow(`SELECT count(payload_at) FROM jobs WHERE payload IS NULL`).Scan(&spans); err != nil || spans != len(items) {
+	if err := src.tx.QueryRow(`SELECT count(payload_at) FROM jobs WHERE payload_bytes IS NULL`).Scan(&spans); err != nil || spans != len(items) {
 		t.Fatalf("jobs keeping a span: %d, %v; want %d", spans, err, len(items))
 	}
 }

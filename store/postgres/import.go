@@ -55,7 +55,7 @@ var ImportTables = []ImportTable{
 	{Name: "jobs", identity: true, Columns: []ImportColumn{
 		{"id", Int}, {"request_ref", Int}, {"sender", Text}, {"name", Text}, {"urgency", Text}, {"priority", Int},
 		{"state", Text}, {"attempts", Int}, {"scheduled_at", Time}, {"locked_until", Time}, {"last_error", Text},
-		{"created_at", Time}, {"finished_at", Time}, {"payload", Bytes}}},
+		{"created_at", Time}, {"finished_at", Time}, {"payload_bytes", Bytes}}},
 	{Name: "job_attempts", identity: true, Columns: []ImportColumn{
 		{"id", Int}, {"job_id", Int}, {"attempt", Int}, {"started_at", Time}, {"duration_us", Int}, {"outcome", Text},
 		{"error", Text}}},

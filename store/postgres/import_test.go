@@ -133,7 +133,7 @@ func TestDB_Import(t *testing.T) {
 			t.Fatal("jobs: want running, available, dead as copied")
 		}
 		var payload []byte
-		if err := s.Conn(t).QueryRow(ctx, `SELECT payload FROM jobs WHERE id = 5`).Scan(&payload); err != nil || string(payload) != `{"item":1}` {
+		if err := s.Conn(t).QueryRow(ctx, `SELECT payload_bytes FROM jobs WHERE id = 5`).Scan(&payload); err != nil || string(payload) != `{"item":1}` {
 			t.Errorf("payload of job 5: got %q, %v", payload, err)
 		}
 		if got := mustRescue(t, db, time.Now()); got != 0 {

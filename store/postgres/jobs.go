@@ -200,7 +200,7 @@ func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Durat
 // the bytes the row keeps, or its bounds in the request's body (payload_at,
 // payload_len; see hooks.ReceiptItem.PayloadInBody), NULL for a job that
 // delivers the whole body.
-const payloadSQL = `COALESCE(jobs.payload, substring(r.body FROM jobs.payload_at + 1 FOR jobs.payload_len))`
+const payloadSQL = `COALESCE(jobs.payload_bytes, substring(r.body FROM jobs.payload_at + 1 FOR jobs.payload_len))`
 
 func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
@@ -447,7 +447,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		}
 		for _, j := range out {
 			if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
-					locked_until, lease_expires, claimed_by, created_at, payload)
+					locked_until, lease_expires, claimed_by, created_at, payload_bytes)
 				VALUES ($1, $2, $3, $4, $5, 'running', 1, $6, $6::timestamptz + $7 * interval '1 microsecond',
 					now() + $7 * interval '1 microsecond', $8, $6, $9)
 				RETURNING id`, requestRef, string(j.Sender), j.Name, string(j.Urgency), j.Priority, now,

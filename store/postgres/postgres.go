@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -298,6 +299,11 @@ func (db *DB) migrate(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("migrate: list migrations: %w", err)
 	}
 	sort.Strings(files)
+	for _, n := range names {
+		if !slices.Contains(files, "migrations/"+n) {
+			return "", fmt.Errorf("migrate: the database was migrated by a newer hookbay (%s is not one of this version's migrations): run that version or a later one", n)
+		}
+	}
 	for _, f := range files {
 		name := strings.TrimPrefix(f, "migrations/")
 		if applied[name] {

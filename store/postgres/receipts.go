@@ -99,7 +99,7 @@ func (db *DB) insertJob(w *wtx, j *hooks.Job, requestRef int64) error {
 	args := append([]any{requestRef}, jobArgs(j)...)
 	args = append(args, db.id)
 	if err := w.queryRow(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at,
-			finished_at, payload, attempts, locked_until, lease_expires, claimed_by)
+			finished_at, payload_bytes, attempts, locked_until, lease_expires, claimed_by)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, `+jobLeaseSQL("$11", "$12", "$8", "$13")+`) RETURNING id`,
 		args...).Scan(&j.ID); err != nil {
 		return fmt.Errorf("insert job: %w", err)
@@ -174,7 +174,7 @@ var receiptSQL = `WITH req AS (
 			ON CONFLICT (sender, key) DO NOTHING
 			RETURNING key),
 		job AS (
-			INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload,
+			INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload_bytes,
 				attempts, locked_until, lease_expires, claimed_by)
 			SELECT (SELECT id FROM req), $18, $19, $20, $21, $22, $23, $24, $25, $26, ` + jobLeaseSQL("$27", "$28", "$24", "$29") + `
 			WHERE $17::boolean AND (SELECT count(*) FROM taken) = cardinality($16::text[])
@@ -432,12 +432,12 @@ func (db *DB) insertItems(w *wtx, req *hooks.Request, items []*hooks.ReceiptItem
 	// Identities are drawn in the order rows are inserted, which ORDER BY
 	// fixes: the ascending IDs returned belong to the items in order.
 	rows, err := w.query(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at,
-			finished_at, payload, payload_at, payload_len)
-		SELECT $1, u.sender, u.name, u.urgency, u.priority, u.state, u.scheduled_at, u.created_at, u.finished_at, u.payload,
+			finished_at, payload_bytes, payload_at, payload_len)
+		SELECT $1, u.sender, u.name, u.urgency, u.priority, u.state, u.scheduled_at, u.created_at, u.finished_at, u.payload_bytes,
 			u.payload_at, u.payload_len
 		FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[],
 			$9::timestamptz[], $10::bytea[], $11::int[], $12::int[]) WITH ORDINALITY
-			AS u(sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload, payload_at, payload_len, ord)
+			AS u(sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload_bytes, payload_at, payload_len, ord)
 		ORDER BY u.ord
 		RETURNING id`, req.ID, senders, names, urgencies, priorities, states, scheduled, created, finished, payloads, spanAt, spanLen)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -611,7 +612,8 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	conn := s.conn(t)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `ALTER TABLE jobs DROP COLUMN payload_at, DROP COLUMN payload_len;
-		DELETE FROM schema_migrations WHERE name LIKE '%0005_payload_span%'`); err != nil {
+		ALTER TABLE jobs RENAME COLUMN payload_bytes TO payload;
+		DELETE FROM schema_migrations WHERE name = '0005_payload_span.sql'`); err != nil {
 		t.Fatal(err)
 	}
 
@@ -619,10 +621,36 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	useClock(db)
 	storetest.CheckMigratedPayloads(t, db, t0)
 	var spans, whole int
-	if err := conn.QueryRow(ctx, `SELECT count(payload_at), count(payload) FROM jobs`).Scan(&spans, &whole); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT count(payload_at), count(payload_bytes) FROM jobs`).Scan(&spans, &whole); err != nil {
 		t.Fatal(err)
 	}
 	if spans != 2 || whole != 3 {
 		t.Errorf("jobs keeping bounds: %d, a whole payload: %d; want 2 (the new batch) and 3 (the old one)", spans, whole)
+	}
+}
+
+// A schema that a newer hookbay migrated is refused, naming the migration
+// this version does not know: a replica of an older version must not use
+// statements that may no longer mean what they did.
+func TestOpen_RefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSchema(t)
+	db := s.open(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn := s.conn(t)
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ('9999_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	db, err := postgres.Open(ctx, s.url, postgres.WithSchema(s.name))
+	if err == nil {
+		db.Close()
+		t.Fatal("open: got nil error, want a refusal")
+	}
+	if !strings.Contains(err.Error(), "newer hookbay") || !strings.Contains(err.Error(), "9999_future") {
+		t.Fatalf("open: got %v, want a refusal naming 9999_future and a newer hookbay", err)
 	}
 }

@@ -33,7 +33,7 @@ func (s *statements) prepare(c *sql.Conn) error {
 			ahead = CASE WHEN ?5 OR ahead = 2 THEN 0 ELSE 1 END
 		WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= ?2 AND priority < ?4
 			ORDER BY priority, scheduled_at, id LIMIT ?3)
-		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload,
+		RETURNING id, request_ref, sender, name, urgency, priority, attempts, scheduled_at, created_at, last_error, payload_bytes,
 			payload_at, payload_len`)
 	if err != nil {
 		return fmt.Errorf("prepare claim: %w", err)
@@ -89,9 +89,9 @@ func (db *DB) hotStmts() (*hotStatements, error) {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&h.insertEntry, `INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`},
-		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload,
-			attempts, locked_until)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload_bytes,
+			attempts, locked_until, payload_at, payload_len)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	} {
 		ds, err := db.raw.Prepare(st.q)
 		if err != nil {
@@ -181,13 +181,19 @@ func jobTimes(j *hooks.Job) (finished, locked driver.Value) {
 }
 
 func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
+	return db.insertJobAt(j, requestRef, j.Payload, nil, nil)
+}
+
+// insertJobAt inserts a job whose payload is the bytes given, or its
+// bounds at, n in the request's body (see jobPayload).
+func (db *DB) insertJobAt(j *hooks.Job, requestRef int64, payload []byte, at, n driver.Value) error {
 	hot, err := db.hotStmts()
 	if err != nil {
 		return err
 	}
 	finished, locked := jobTimes(j)
 	res, err := hot.exec(hot.insertJob, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
-		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, j.Payload, int64(j.Attempts), locked)
+		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, payload, int64(j.Attempts), locked, at, n)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}

@@ -30,7 +30,7 @@ type itemStatements struct {
 const (
 	entryShared = 4  // sender, status, request_ref, created_at
 	jobShared   = 11 // see jobRows
-	jobOwn      = 3  // payload, payload_at, payload_len
+	jobOwn      = 3  // payload_bytes, payload_at, payload_len
 )
 
 // entryRows returns the INSERT of n item keys: each row binds only its key.
@@ -53,7 +53,7 @@ func entryRows(n int) string {
 func jobRows(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at,
-		attempts, locked_until, payload, payload_at, payload_len) VALUES `)
+		attempts, locked_until, payload_bytes, payload_at, payload_len) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -66,6 +66,15 @@ func jobRows(n int) string {
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// jobPayload returns the columns of an item's job payload: its bytes, or
+// (when it is a part of the request's body) NULL and its bounds there.
+func jobPayload(req *hooks.Request, it *hooks.ReceiptItem) (payload []byte, at, n driver.Value) {
+	if it.PayloadInBody(req.Body) {
+		return nil, int64(it.At), int64(len(it.Job.Payload))
+	}
+	return it.Job.Payload, nil, nil
 }
 
 // itemStmt returns the statement q(n) from cache, preparing it on first use.
@@ -130,7 +139,8 @@ func (db *DB) insertItem(req *hooks.Request, it *hooks.ReceiptItem, now time.Tim
 	if it.Job == nil {
 		return nil
 	}
-	return db.insertJob(it.Job, req.ID)
+	payload, at, n := jobPayload(req, it)
+	return db.insertJobAt(it.Job, req.ID, payload, at, n)
 }
 
 // alikeRun returns how many of the first max items can share multi-row
@@ -224,11 +234,8 @@ func (db *DB) insertJobRun(hot *hotStatements, req *hooks.Request, run []*hooks.
 	args = append(args, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority), string(j.State),
 		j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, int64(j.Attempts), locked)
 	for _, it := range run {
-		if it.PayloadInBody(req.Body) {
-			args = append(args, nil, int64(it.At), int64(len(it.Job.Payload)))
-		} else {
-			args = append(args, it.Job.Payload, nil, nil)
-		}
+		payload, at, n := jobPayload(req, it)
+		args = append(args, payload, at, n)
 	}
 	res, err := hot.exec(st, args...)
 	if err != nil {

@@ -152,7 +152,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 // jobs table: the bytes the row keeps, or its span of its request's body
 // (payload_at, payload_len; see hooks.ReceiptItem.PayloadInBody), NULL for a job that delivers
 // the whole body. Readers of the file outside this package use it too.
-const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload ELSE substr(CAST((SELECT body FROM requests
+const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload_bytes ELSE substr(CAST((SELECT body FROM requests
 	WHERE requests.id = jobs.request_ref) AS BLOB), jobs.payload_at + 1, jobs.payload_len) END`
 
 // span is where a job's payload lies in its request's body
@@ -406,7 +406,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		}
 		for _, j := range out {
 			res, err := tx.Exec(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, attempts, scheduled_at,
-				locked_until, created_at, payload) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?)`, requestRef, j.Sender, j.Name,
+				locked_until, created_at, payload_bytes) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?)`, requestRef, j.Sender, j.Name,
 				string(j.Urgency), j.Priority, now.UnixMicro(), j.LockedUntil.UnixMicro(), now.UnixMicro(), j.Payload)
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 )
 
@@ -21,6 +22,24 @@ func (db *DB) migrate() error {
 		return fmt.Errorf("list migrations: %w", err)
 	}
 	sort.Strings(names)
+	rows, err := db.wdb.Query(`SELECT name FROM migrations`)
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("read migrations: %w", err)
+		}
+		if !slices.Contains(names, name) {
+			return fmt.Errorf("the database was migrated by a newer hookbay (%s is not one of this version's migrations): run that version or a later one", name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	rows.Close()
 	for _, name := range names {
 		if err := db.migrateFile(name); err != nil {
 			return fmt.Errorf("migrate %s: %w", name, err)

@@ -635,6 +635,7 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	}
 	defer raw.Close()
 	if _, err := raw.Exec(`ALTER TABLE jobs DROP COLUMN payload_at; ALTER TABLE jobs DROP COLUMN payload_len;
+		ALTER TABLE jobs RENAME COLUMN payload_bytes TO payload;
 		DELETE FROM migrations WHERE name LIKE '%0008_payload_span%'`); err != nil {
 		t.Fatal(err)
 	}
@@ -643,10 +644,62 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	useClock(db)
 	storetest.CheckMigratedPayloads(t, db, t0)
 	var spans, whole int
-	if err := raw.QueryRow(`SELECT count(payload_at), count(payload) FROM jobs`).Scan(&spans, &whole); err != nil {
+	if err := raw.QueryRow(`SELECT count(payload_at), count(payload_bytes) FROM jobs`).Scan(&spans, &whole); err != nil {
 		t.Fatal(err)
 	}
 	if spans != 2 || whole != 3 {
 		t.Errorf("jobs keeping a span: %d, a whole payload: %d; want 2 (the new batch) and 3 (the old one)", spans, whole)
+	}
+}
+
+// A database that a newer hookbay migrated is refused, naming the
+// migration this version does not know, rather than used by statements
+// that may no longer mean what they did.
+func TestOpen_RefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := sqlitetest.OpenPath(t, path)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`INSERT INTO migrations (name) VALUES ('migrations/9999_future.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sqlite.Open(path)
+	if err == nil {
+		db.Close()
+		t.Fatal("open: got nil error, want a refusal")
+	}
+	if !strings.Contains(err.Error(), "newer hookbay") || !strings.Contains(err.Error(), "9999_future") {
+		t.Fatalf("open: got %v, want a refusal naming 9999_future and a newer hookbay", err)
+	}
+}
+
+// Every batch job whose payload is a part of the body keeps its bounds, not
+// a copy: on the multi-row path, and on the one-at-a-time path that items
+// without a key, and a run that meets a taken key, take.
+func TestSaveReceipt_ItemsKeepBounds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := sqlitetest.OpenPath(t, path)
+	useClock(db)
+	mustSave(t, db, storetest.BatchReceipt(t0, "keyed", true, "a", "b", "c"))
+	mustSave(t, db, storetest.BatchReceipt(t0, "unkeyed", true, "", ""))
+	// A retried batch: a and b are taken, so the run goes one at a time.
+	mustSave(t, db, storetest.BatchReceipt(t0, "retried", true, "a", "b", "d", "e"))
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var jobs, bounds, copies int
+	if err := raw.QueryRow(`SELECT count(*), count(payload_at), count(payload_bytes) FROM jobs`).Scan(&jobs, &bounds, &copies); err != nil {
+		t.Fatal(err)
+	}
+	if jobs != 7 || bounds != 7 || copies != 0 {
+		t.Errorf("jobs: %d, keeping bounds: %d, keeping a copy: %d; want 7, 7 and 0", jobs, bounds, copies)
 	}
 }
