@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/postgres"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
@@ -152,6 +153,18 @@ func openSQLiteSource(path string) (*sqliteSource, error) {
 		tx.Rollback()
 		db.Close()
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
+	}
+	if spans > 0 {
+		var bad int64
+		switch err := tx.QueryRow(`SELECT id FROM jobs WHERE ` + sqlite.PayloadOutsideSQL + ` LIMIT 1`).Scan(&bad); {
+		case err == nil:
+			err = fmt.Errorf("job %d: %s", bad, hooks.PayloadOutsideBodyError)
+			fallthrough
+		case !errors.Is(err, sql.ErrNoRows):
+			tx.Rollback()
+			db.Close()
+			return nil, fmt.Errorf("store copy: read %s: %w", path, err)
+		}
 	}
 	return &sqliteSource{db: db, tx: tx, spans: spans > 0}, nil
 }

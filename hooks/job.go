@@ -290,6 +290,12 @@ func PlanReplay(r ReplayedRequest, now time.Time, lease time.Duration, force boo
 // (JobStore.RescueJobs).
 const RescuedError = "the process running this attempt stopped before it ended (its lease expired)"
 
+// PayloadOutsideBodyError is the error of a job a store made dead when it
+// claimed it: the job keeps its payload as bounds in its request's body
+// (ReceiptItem.PayloadInBody), and the stored body does not reach them.
+// hookbay never writes such a job; the database was changed outside it.
+const PayloadOutsideBodyError = "its payload's bounds lie outside its request's stored body (the database was changed outside hookbay); not delivered"
+
 // RescuedAheadError is RescuedError for a job claimed ahead, whose attempt
 // is not counted.
 const RescuedAheadError = "the process that claimed this job ahead stopped before it was known to start (its lease expired); the attempt is not counted, the next is"

@@ -202,10 +202,16 @@ func (db *DB) ClaimPressing(ctx context.Context, now time.Time, lease time.Durat
 // delivers the whole body.
 const payloadSQL = `COALESCE(jobs.payload_bytes, substring(r.body FROM jobs.payload_at + 1 FOR jobs.payload_len))`
 
+// payloadOutsideSQL is true for a row of jobs whose payload's bounds its
+// request r's body does not reach (hooks.PayloadOutsideBodyError):
+// payloadSQL would cut such a payload short.
+const payloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND jobs.payload_at + jobs.payload_len > length(r.body))`
+
 func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
 	err := db.write(ctx, func(w *wtx) error {
 		jobs = jobs[:0]
+		var bad []int64 // jobs whose payload cannot be read: made dead
 		rows, err := w.query(`WITH c AS (
 				SELECT id FROM jobs WHERE state = 'available' AND scheduled_at <= $1 AND priority < $5
 				ORDER BY priority, scheduled_at, id LIMIT $2
@@ -218,7 +224,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			WHERE jobs.id = c.id AND r.id = jobs.request_ref
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
 				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
-				COALESCE(`+payloadSQL+`, r.body), `+payloadSQL+` IS NOT NULL`,
+				COALESCE(`+payloadSQL+`, r.body), `+payloadSQL+` IS NOT NULL, `+payloadOutsideSQL,
 			now, limit, db.id, micros(lease), below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
@@ -227,10 +233,14 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 		for rows.Next() {
 			j := &hooks.Job{State: hooks.JobRunning, LockedUntil: now.Add(lease)}
 			var headers string
-			var item bool
+			var item, outside bool
 			if err := rows.Scan(&j.ID, &j.RequestRef, &j.Sender, &j.Name, &j.Urgency, &j.Priority, &j.Attempts,
-				&j.ScheduledAt, &j.CreatedAt, &j.LastError, &j.RequestID, &j.Source, &headers, &j.Body, &item); err != nil {
+				&j.ScheduledAt, &j.CreatedAt, &j.LastError, &j.RequestID, &j.Source, &headers, &j.Body, &item, &outside); err != nil {
 				return fmt.Errorf("claim jobs: %w", err)
+			}
+			if outside {
+				bad = append(bad, j.ID)
+				continue
 			}
 			if item {
 				j.Payload = j.Body // one customer of a batch
@@ -244,6 +254,12 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			return err
 		}
 		rows.Close()
+		if len(bad) > 0 {
+			if _, err := w.exec(`UPDATE jobs SET state = 'dead', locked_until = NULL, lease_expires = NULL, claimed_by = NULL,
+				finished_at = $1, last_error = $2 WHERE id = ANY($3)`, now, hooks.PayloadOutsideBodyError, bad); err != nil {
+				return fmt.Errorf("claim jobs: make jobs %v dead: %w", bad, err)
+			}
+		}
 		hooks.SortJobs(jobs)
 		if start > 0 && start < limit && len(jobs) > 0 {
 			// The most pressing go to the waiting workers: their
@@ -425,6 +441,14 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
+		var bad int64
+		switch err := w.queryRow(`SELECT jobs.id FROM jobs JOIN requests r ON r.id = jobs.request_ref
+			WHERE jobs.request_ref = $1 AND `+payloadOutsideSQL+` LIMIT 1`, requestRef).Scan(&bad); {
+		case err == nil:
+			return fmt.Errorf("job %d: %s", bad, hooks.PayloadOutsideBodyError)
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
 		rows, err := w.query(`SELECT jobs.name, `+payloadSQL+` AS p FROM jobs JOIN requests r ON r.id = jobs.request_ref
 			WHERE jobs.request_ref = $1 GROUP BY jobs.name, p ORDER BY MIN(jobs.id)`, requestRef)
 		if err != nil {

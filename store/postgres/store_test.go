@@ -654,3 +654,18 @@ func TestOpen_RefusesNewerSchema(t *testing.T) {
 		t.Fatalf("open: got %v, want a refusal naming 9999_future and a newer hookbay", err)
 	}
 }
+
+func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newSchema(t)
+	db := s.open(t)
+	useClock(db)
+	conn := s.conn(t)
+	defer conn.Close(ctx)
+	storetest.CheckPayloadOutsideBody(t, db, t0, func(id int64) {
+		if _, err := conn.Exec(ctx, `UPDATE jobs SET payload_len = 100000 WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,7 +141,8 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 				return fmt.Errorf("claim jobs: %w", err)
 			}
 		}
-		return db.readClaimed(tx, jobs, spans)
+		jobs, err = db.readClaimed(tx, jobs, spans, now)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -154,6 +156,12 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 // the whole body. Readers of the file outside this package use it too.
 const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload_bytes ELSE substr(CAST((SELECT body FROM requests
 	WHERE requests.id = jobs.request_ref) AS BLOB), jobs.payload_at + 1, jobs.payload_len) END`
+
+// PayloadOutsideSQL is true for a row of jobs whose payload's bounds its
+// request's stored body does not reach (hooks.PayloadOutsideBodyError):
+// PayloadSQL would cut such a payload short. Readers check for it first.
+const PayloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND jobs.payload_at + jobs.payload_len > length(CAST((SELECT body
+	FROM requests WHERE requests.id = jobs.request_ref) AS BLOB)))`
 
 // span is where a job's payload lies in its request's body
 // (hooks.ReceiptItem.PayloadInBody).
@@ -169,10 +177,12 @@ func (s span) of(body []byte) ([]byte, error) {
 
 // readClaimed reads what claimed jobs deliver from their request records:
 // the request ID, the name in the URL, the headers and, unless the job has
-// a payload of its own (whole, or its span in spans), the body.
-func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]span) error {
+// a payload of its own (whole, or its span in spans), the body. A job whose
+// span the body does not reach is made dead and left out of the jobs
+// returned.
+func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]span, now time.Time) ([]*hooks.Job, error) {
 	if len(jobs) == 0 {
-		return nil
+		return jobs, nil
 	}
 	byRef := make(map[int64][]*hooks.Job, len(jobs))
 	args := make([]any, 0, len(jobs))
@@ -185,26 +195,28 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]sp
 	rows, err := tx.Query(`SELECT id, request_id, name, headers, body FROM requests WHERE id IN (?`+
 		strings.Repeat(", ?", len(args)-1)+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("read claimed jobs' requests: %w", err)
+		return nil, fmt.Errorf("read claimed jobs' requests: %w", err)
 	}
 	defer rows.Close()
+	bad := map[*hooks.Job]bool{}
 	for rows.Next() {
 		var id int64
 		var rid sql.NullString
 		var name string
 		var headers, body []byte
 		if err := rows.Scan(&id, &rid, &name, &headers, &body); err != nil {
-			return fmt.Errorf("read claimed jobs' requests: %w", err)
+			return nil, fmt.Errorf("read claimed jobs' requests: %w", err)
 		}
 		var h http.Header
 		if err := json.Unmarshal(headers, &h); err != nil {
-			return fmt.Errorf("decode headers of request %d: %w", id, err)
+			return nil, fmt.Errorf("decode headers of request %d: %w", id, err)
 		}
 		for _, j := range byRef[id] {
 			j.RequestID, j.Source, j.Header, j.Body = rid.String, name, h, body
 			if sp, ok := spans[j]; ok {
 				if j.Payload, err = sp.of(body); err != nil {
-					return fmt.Errorf("read job %d's payload: %w", j.ID, err)
+					bad[j] = true
+					continue
 				}
 			}
 			if j.Payload != nil {
@@ -212,7 +224,17 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]sp
 			}
 		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read claimed jobs' requests: %w", err)
+	}
+	rows.Close()
+	for j := range bad {
+		if _, err := tx.Exec(`UPDATE jobs SET state = 'dead', locked_until = NULL, finished_at = ?, last_error = ? WHERE id = ?`,
+			now.UnixMicro(), hooks.PayloadOutsideBodyError, j.ID); err != nil {
+			return nil, fmt.Errorf("make job %d dead: %w", j.ID, err)
+		}
+	}
+	return slices.DeleteFunc(jobs, func(j *hooks.Job) bool { return bad[j] }), nil
 }
 
 // CompleteJobs marks running jobs done, in one statement. Each update
@@ -385,6 +407,13 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
+		var bad int64
+		switch err := tx.QueryRow(`SELECT id FROM jobs WHERE request_ref = ? AND `+PayloadOutsideSQL+` LIMIT 1`, requestRef).Scan(&bad); {
+		case err == nil:
+			return fmt.Errorf("job %d: %s", bad, hooks.PayloadOutsideBodyError)
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		rows, err := tx.Query(`SELECT name, `+PayloadSQL+` AS p FROM jobs WHERE request_ref = ? GROUP BY name, p ORDER BY MIN(id)`, requestRef)
 		if err != nil {
 			return err

@@ -703,3 +703,19 @@ func TestSaveReceipt_ItemsKeepBounds(t *testing.T) {
 		t.Errorf("jobs: %d, keeping bounds: %d, keeping a copy: %d; want 7, 7 and 0", jobs, bounds, copies)
 	}
 }
+
+func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := sqlitetest.OpenPath(t, path)
+	useClock(db)
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	storetest.CheckPayloadOutsideBody(t, db, t0, func(id int64) {
+		if _, err := raw.Exec(`UPDATE jobs SET payload_len = 100000 WHERE id = ?`, id); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +220,43 @@ func CheckMigratedPayloads(t *testing.T, s Store, now time.Time) {
 	want := []string{`{"customer":"a"}`, `{"customer":"b"}`, `{"customer":"c"}`, `{"customer":"x"}`, `{"customer":"y"}`}
 	if !slices.Equal(got, want) {
 		t.Fatalf("claimed: got %q, want %q", got, want)
+	}
+}
+
+// CheckPayloadOutsideBody checks what a store does with a job whose
+// payload's bounds its request's body does not reach, which only a change
+// to the database outside hookbay makes: corrupt moves the bounds of the
+// job it is given past the body. Claimed, the job is made dead with
+// hooks.PayloadOutsideBodyError and not handed out, while the batch's other
+// customers are; a replay of the request refuses, naming it.
+func CheckPayloadOutsideBody(t *testing.T, s Store, now time.Time, corrupt func(jobID int64)) {
+	t.Helper()
+	r := BatchReceipt(now, "outside", true, "a", "b", "c")
+	if _, err := s.SaveReceipt(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	bad := r.Items[0].Job.ID
+	corrupt(bad)
+	jobs, err := s.ClaimJobs(t.Context(), now, time.Hour, 10, 10)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	var got []string
+	for _, j := range jobs {
+		got = append(got, string(j.Body))
+	}
+	if want := []string{`{"customer":"b"}`, `{"customer":"c"}`}; !slices.Equal(got, want) {
+		t.Errorf("claimed: got %q, want %q", got, want)
+	}
+	dead, err := s.FindJobs(t.Context(), hooks.JobFilter{State: hooks.JobDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].ID != bad || dead[0].LastError != hooks.PayloadOutsideBodyError {
+		t.Errorf("dead jobs: got %+v, want job %d with %q", dead, bad, hooks.PayloadOutsideBodyError)
+	}
+	if _, err := s.ReplayJobs(t.Context(), r.Request.ID, now, time.Hour, false); err == nil ||
+		!strings.Contains(err.Error(), hooks.PayloadOutsideBodyError) {
+		t.Errorf("replay: got %v, want an error saying %q", err, hooks.PayloadOutsideBodyError)
 	}
 }
