@@ -602,10 +602,7 @@ func TestOpen_MigratesClaimedAhead(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to the schema before the migration.
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := rawDB(t, path)
 	if _, err := raw.Exec(`ALTER TABLE jobs DROP COLUMN ahead; DELETE FROM migrations WHERE name LIKE '%0007_claimed_ahead%'`); err != nil {
 		t.Fatal(err)
 	}
@@ -629,11 +626,7 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Back to the schema before the migration.
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawDB(t, path)
 	if _, err := raw.Exec(`ALTER TABLE jobs DROP COLUMN payload_at; ALTER TABLE jobs DROP COLUMN payload_len;
 		ALTER TABLE jobs RENAME COLUMN payload_bytes TO payload;
 		DELETE FROM migrations WHERE name LIKE '%0008_payload_span%'`); err != nil {
@@ -661,15 +654,11 @@ func TestOpen_RefusesNewerSchema(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawDB(t, path)
 	if _, err := raw.Exec(`INSERT INTO migrations (name) VALUES ('migrations/9999_future.sql')`); err != nil {
 		t.Fatal(err)
 	}
-	db, err = sqlite.Open(path)
+	db, err := sqlite.Open(path)
 	if err == nil {
 		db.Close()
 		t.Fatal("open: got nil error, want a refusal")
@@ -690,11 +679,7 @@ func TestSaveReceipt_ItemsKeepBounds(t *testing.T) {
 	mustSave(t, db, storetest.BatchReceipt(t0, "unkeyed", true, "", ""))
 	// A retried batch: a and b are taken, so the run goes one at a time.
 	mustSave(t, db, storetest.BatchReceipt(t0, "retried", true, "a", "b", "d", "e"))
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawDB(t, path)
 	var jobs, bounds, copies int
 	if err := raw.QueryRow(`SELECT count(*), count(payload_at), count(payload_bytes) FROM jobs`).Scan(&jobs, &bounds, &copies); err != nil {
 		t.Fatal(err)
@@ -708,14 +693,22 @@ func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	db := sqlitetest.OpenPath(t, path)
 	useClock(db)
-	raw, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := rawDB(t, path)
 	storetest.CheckPayloadOutsideBody(t, db, t0, func(id int64) {
 		if _, err := raw.Exec(`UPDATE jobs SET payload_len = 100000 WHERE id = ?`, id); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// rawDB opens the SQLite file at path beside the store, for a test to read
+// or change what the store's methods do not show.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
 }

@@ -210,13 +210,7 @@ func CheckMigratedPayloads(t *testing.T, s Store, now time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, j := range jobs {
-		if string(j.Body) != string(j.Payload) {
-			t.Errorf("job %d: body %s, payload %s; want the same", j.ID, j.Body, j.Payload)
-		}
-		got = append(got, string(j.Body))
-	}
+	got := customerBodies(t, jobs)
 	want := []string{`{"customer":"a"}`, `{"customer":"b"}`, `{"customer":"c"}`, `{"customer":"x"}`, `{"customer":"y"}`}
 	if !slices.Equal(got, want) {
 		t.Fatalf("claimed: got %q, want %q", got, want)
@@ -241,10 +235,7 @@ func CheckPayloadOutsideBody(t *testing.T, s Store, now time.Time, corrupt func(
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	var got []string
-	for _, j := range jobs {
-		got = append(got, string(j.Body))
-	}
+	got := customerBodies(t, jobs)
 	if want := []string{`{"customer":"b"}`, `{"customer":"c"}`}; !slices.Equal(got, want) {
 		t.Errorf("claimed: got %q, want %q", got, want)
 	}
@@ -259,4 +250,18 @@ func CheckPayloadOutsideBody(t *testing.T, s Store, now time.Time, corrupt func(
 		!strings.Contains(err.Error(), hooks.PayloadOutsideBodyError) {
 		t.Errorf("replay: got %v, want an error saying %q", err, hooks.PayloadOutsideBodyError)
 	}
+}
+
+// customerBodies returns what each of a batch's jobs delivers, in order,
+// checking that each delivers its payload as its body.
+func customerBodies(t *testing.T, jobs []*hooks.Job) []string {
+	t.Helper()
+	var bodies []string
+	for _, j := range jobs {
+		if string(j.Payload) != string(j.Body) {
+			t.Errorf("job %d: payload %s, body %s; want the same", j.ID, j.Payload, j.Body)
+		}
+		bodies = append(bodies, string(j.Body))
+	}
+	return bodies
 }
