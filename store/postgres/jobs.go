@@ -205,7 +205,7 @@ const payloadSQL = `COALESCE(jobs.payload_bytes, substring(r.body FROM jobs.payl
 // payloadOutsideSQL is true for a row of jobs whose payload's bounds its
 // request r's body does not reach (hooks.PayloadOutsideBodyError):
 // payloadSQL would cut such a payload short.
-const payloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND jobs.payload_at + jobs.payload_len > length(r.body))`
+const payloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND COALESCE(jobs.payload_at::bigint + jobs.payload_len > length(r.body), true))`
 
 func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, limit, below, start int) ([]*hooks.Job, error) {
 	var jobs []*hooks.Job
@@ -255,10 +255,12 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 		}
 		rows.Close()
 		if len(bad) > 0 {
-			if _, err := w.exec(`UPDATE jobs SET state = 'dead', locked_until = NULL, lease_expires = NULL, claimed_by = NULL,
-				finished_at = $1, last_error = $2 WHERE id = ANY($3)`, now, hooks.PayloadOutsideBodyError, bad); err != nil {
+			// Never run: the claim's attempt is taken back.
+			if _, err := w.exec(`UPDATE jobs SET state = 'dead', attempts = attempts - 1, locked_until = NULL, lease_expires = NULL,
+				claimed_by = NULL, finished_at = $1, last_error = $2 WHERE id = ANY($3)`, now, hooks.PayloadOutsideBodyError, bad); err != nil {
 				return fmt.Errorf("claim jobs: make jobs %v dead: %w", bad, err)
 			}
+			w.jobs = append(w.jobs, bad...) // the replicas' inspectors hear of them
 		}
 		hooks.SortJobs(jobs)
 		if start > 0 && start < limit && len(jobs) > 0 {

@@ -663,8 +663,9 @@ func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
 	useClock(db)
 	conn := s.conn(t)
 	defer conn.Close(ctx)
-	storetest.CheckPayloadOutsideBody(t, db, t0, func(id int64) {
-		if _, err := conn.Exec(ctx, `UPDATE jobs SET payload_len = 100000 WHERE id = $1`, id); err != nil {
+	storetest.CheckPayloadOutsideBody(t, db, t0, func(past, null int64) {
+		if _, err := conn.Exec(ctx, `UPDATE jobs SET payload_len = CASE id WHEN $1 THEN 100000 END WHERE id IN ($1, $2)`,
+			past, null); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -130,6 +130,9 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 		}
 		rows.Close()
 		hooks.SortJobs(jobs)
+		if jobs, err = db.readClaimed(tx, jobs, spans, now); err != nil {
+			return err
+		}
 		if start > 0 && start < limit && len(jobs) > 0 {
 			// The most pressing go to the waiting workers: their
 			// attempts count.
@@ -141,8 +144,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 				return fmt.Errorf("claim jobs: %w", err)
 			}
 		}
-		jobs, err = db.readClaimed(tx, jobs, spans, now)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -160,8 +162,8 @@ const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload_bytes EL
 // PayloadOutsideSQL is true for a row of jobs whose payload's bounds its
 // request's stored body does not reach (hooks.PayloadOutsideBodyError):
 // PayloadSQL would cut such a payload short. Readers check for it first.
-const PayloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND jobs.payload_at + jobs.payload_len > length(CAST((SELECT body
-	FROM requests WHERE requests.id = jobs.request_ref) AS BLOB)))`
+const PayloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND COALESCE(jobs.payload_at + jobs.payload_len > length(CAST((SELECT body
+	FROM requests WHERE requests.id = jobs.request_ref) AS BLOB)), 1))`
 
 // span is where a job's payload lies in its request's body
 // (hooks.ReceiptItem.PayloadInBody).
@@ -229,7 +231,9 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]sp
 	}
 	rows.Close()
 	for j := range bad {
-		if _, err := tx.Exec(`UPDATE jobs SET state = 'dead', locked_until = NULL, finished_at = ?, last_error = ? WHERE id = ?`,
+		// Never run: the claim's attempt is taken back.
+		if _, err := tx.Exec(`UPDATE jobs SET state = 'dead', attempts = attempts - 1, locked_until = NULL, finished_at = ?, last_error = ?
+			WHERE id = ?`,
 			now.UnixMicro(), hooks.PayloadOutsideBodyError, j.ID); err != nil {
 			return nil, fmt.Errorf("make job %d dead: %w", j.ID, err)
 		}

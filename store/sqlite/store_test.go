@@ -694,8 +694,9 @@ func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
 	db := sqlitetest.OpenPath(t, path)
 	useClock(db)
 	raw := rawDB(t, path)
-	storetest.CheckPayloadOutsideBody(t, db, t0, func(id int64) {
-		if _, err := raw.Exec(`UPDATE jobs SET payload_len = 100000 WHERE id = ?`, id); err != nil {
+	storetest.CheckPayloadOutsideBody(t, db, t0, func(past, null int64) {
+		if _, err := raw.Exec(`UPDATE jobs SET payload_len = 100000 WHERE id = ?; UPDATE jobs SET payload_len = NULL WHERE id = ?`,
+			past, null); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -219,32 +219,37 @@ func CheckMigratedPayloads(t *testing.T, s Store, now time.Time) {
 
 // CheckPayloadOutsideBody checks what a store does with a job whose
 // payload's bounds its request's body does not reach, which only a change
-// to the database outside hookbay makes: corrupt moves the bounds of the
-// job it is given past the body. Claimed, the job is made dead with
-// hooks.PayloadOutsideBodyError and not handed out, while the batch's other
-// customers are; a replay of the request refuses, naming it.
-func CheckPayloadOutsideBody(t *testing.T, s Store, now time.Time, corrupt func(jobID int64)) {
+// to the database outside hookbay makes: corrupt moves the bounds of job
+// past past the body and takes those of job null away (payload_len NULL).
+// Claimed, such jobs are made dead with hooks.PayloadOutsideBodyError, their
+// attempt taken back, and not handed out, while the batch's other
+// customers are; a replay of the request refuses, naming one.
+func CheckPayloadOutsideBody(t *testing.T, s Store, now time.Time, corrupt func(past, null int64)) {
 	t.Helper()
 	r := BatchReceipt(now, "outside", true, "a", "b", "c")
 	if _, err := s.SaveReceipt(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}
-	bad := r.Items[0].Job.ID
-	corrupt(bad)
+	corrupt(r.Items[0].Job.ID, r.Items[2].Job.ID)
 	jobs, err := s.ClaimJobs(t.Context(), now, time.Hour, 10, 10)
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
 	got := customerBodies(t, jobs)
-	if want := []string{`{"customer":"b"}`, `{"customer":"c"}`}; !slices.Equal(got, want) {
+	if want := []string{`{"customer":"b"}`}; !slices.Equal(got, want) {
 		t.Errorf("claimed: got %q, want %q", got, want)
 	}
 	dead, err := s.FindJobs(t.Context(), hooks.JobFilter{State: hooks.JobDead})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dead) != 1 || dead[0].ID != bad || dead[0].LastError != hooks.PayloadOutsideBodyError {
-		t.Errorf("dead jobs: got %+v, want job %d with %q", dead, bad, hooks.PayloadOutsideBodyError)
+	if len(dead) != 2 {
+		t.Fatalf("dead jobs: got %+v, want 2", dead)
+	}
+	for _, j := range dead {
+		if j.LastError != hooks.PayloadOutsideBodyError || j.Attempts != 0 {
+			t.Errorf("dead job %d: %q after %d attempts, want %q after none", j.ID, j.LastError, j.Attempts, hooks.PayloadOutsideBodyError)
+		}
 	}
 	if _, err := s.ReplayJobs(t.Context(), r.Request.ID, now, time.Hour, false); err == nil ||
 		!strings.Contains(err.Error(), hooks.PayloadOutsideBodyError) {
