@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/postgres"
 	"github.com/hookbay/hookbay/store/sqlite"
 )
@@ -155,12 +154,7 @@ func openSQLiteSource(path string) (*sqliteSource, error) {
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
 	if spans > 0 {
-		var bad int64
-		switch err := tx.QueryRow(`SELECT id FROM jobs WHERE ` + sqlite.PayloadOutsideSQL + ` LIMIT 1`).Scan(&bad); {
-		case err == nil:
-			err = fmt.Errorf("job %d: %s", bad, hooks.PayloadOutsideBodyError)
-			fallthrough
-		case !errors.Is(err, sql.ErrNoRows):
+		if err := sqlite.PayloadOutside(tx, `true`); err != nil {
 			tx.Rollback()
 			db.Close()
 			return nil, fmt.Errorf("store copy: read %s: %w", path, err)

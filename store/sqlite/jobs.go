@@ -156,14 +156,32 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 // jobs table: the bytes the row keeps, or its span of its request's body
 // (payload_at, payload_len; see hooks.ReceiptItem.PayloadInBody), NULL for a job that delivers
 // the whole body. Readers of the file outside this package use it too.
-const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload_bytes ELSE substr(CAST((SELECT body FROM requests
-	WHERE requests.id = jobs.request_ref) AS BLOB), jobs.payload_at + 1, jobs.payload_len) END`
+const PayloadSQL = `CASE WHEN jobs.payload_at IS NULL THEN jobs.payload_bytes ELSE substr(` + jobBodySQL + `,
+	jobs.payload_at + 1, jobs.payload_len) END`
 
-// PayloadOutsideSQL is true for a row of jobs whose payload's bounds its
-// request's stored body does not reach (hooks.PayloadOutsideBodyError):
-// PayloadSQL would cut such a payload short. Readers check for it first.
-const PayloadOutsideSQL = `(jobs.payload_at IS NOT NULL AND COALESCE(jobs.payload_at + jobs.payload_len > length(CAST((SELECT body
-	FROM requests WHERE requests.id = jobs.request_ref) AS BLOB)), 1))`
+// jobBodySQL is the body of a row of jobs' request, as bytes.
+const jobBodySQL = `CAST((SELECT body FROM requests WHERE requests.id = jobs.request_ref) AS BLOB)`
+
+// PayloadOutside returns an error naming the first of the jobs that where
+// (an SQL condition on the jobs table, with args) selects whose payload's
+// bounds its request's stored body does not reach, missing bounds included
+// (hooks.PayloadOutsideBodyError), or nil. PayloadSQL would cut such a
+// payload short, or read it as the whole body: readers check first.
+func PayloadOutside(q interface {
+	QueryRow(query string, args ...any) *sql.Row
+}, where string, args ...any) error {
+	var id int64
+	err := q.QueryRow(`SELECT id FROM jobs WHERE (`+where+`) AND jobs.payload_at IS NOT NULL
+		AND COALESCE(jobs.payload_at + jobs.payload_len > length(`+jobBodySQL+`), 1) LIMIT 1`, args...).Scan(&id)
+	switch {
+	case err == nil:
+		return fmt.Errorf("job %d: %s", id, hooks.PayloadOutsideBodyError)
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	default:
+		return fmt.Errorf("look for payloads outside their bodies: %w", err)
+	}
+}
 
 // span is where a job's payload lies in its request's body
 // (hooks.ReceiptItem.PayloadInBody).
@@ -411,11 +429,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
-		var bad int64
-		switch err := tx.QueryRow(`SELECT id FROM jobs WHERE request_ref = ? AND `+PayloadOutsideSQL+` LIMIT 1`, requestRef).Scan(&bad); {
-		case err == nil:
-			return fmt.Errorf("job %d: %s", bad, hooks.PayloadOutsideBodyError)
-		case !errors.Is(err, sql.ErrNoRows):
+		if err := PayloadOutside(tx, `request_ref = ?`, requestRef); err != nil {
 			return err
 		}
 		rows, err := tx.Query(`SELECT name, `+PayloadSQL+` AS p FROM jobs WHERE request_ref = ? GROUP BY name, p ORDER BY MIN(id)`, requestRef)
