@@ -224,7 +224,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			WHERE jobs.id = c.id AND r.id = jobs.request_ref
 			RETURNING jobs.id, jobs.request_ref, jobs.sender, jobs.name, jobs.urgency, jobs.priority, jobs.attempts,
 				jobs.scheduled_at, jobs.created_at, jobs.last_error, r.request_id, r.name, r.headers,
-				COALESCE(`+payloadSQL+`, r.body), `+payloadSQL+` IS NOT NULL, `+payloadOutsideSQL,
+				COALESCE(`+payloadSQL+`, r.body), (jobs.payload_bytes IS NOT NULL OR jobs.payload_at IS NOT NULL), `+payloadOutsideSQL,
 			now, limit, db.id, micros(lease), below, start >= limit)
 		if err != nil {
 			return fmt.Errorf("claim jobs: %w", err)
