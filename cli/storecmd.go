@@ -147,20 +147,25 @@ func openSQLiteSource(path string) (*sqliteSource, error) {
 		db.Close()
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
-	var spans int
-	if err := tx.QueryRow(`SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload_at'`).Scan(&spans); err != nil {
-		tx.Rollback()
-		db.Close()
+	s := &sqliteSource{db: db, tx: tx}
+	if err := s.checkSpans(); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
-	if spans > 0 {
-		if err := sqlite.PayloadOutside(tx, `true`); err != nil {
-			tx.Rollback()
-			db.Close()
-			return nil, fmt.Errorf("store copy: read %s: %w", path, err)
-		}
+	return s, nil
+}
+
+// checkSpans sets spans, and refuses a file holding a job whose payload's
+// bounds its request's body does not reach.
+func (s *sqliteSource) checkSpans() error {
+	var n int
+	if err := s.tx.QueryRow(`SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload_at'`).Scan(&n); err != nil {
+		return err
 	}
-	return &sqliteSource{db: db, tx: tx, spans: spans > 0}, nil
+	if s.spans = n > 0; s.spans {
+		return sqlite.PayloadOutside(s.tx, `true`)
+	}
+	return nil
 }
 
 // Close ends the read and closes the file.
