@@ -95,6 +95,23 @@ func (s *schema) conn(tb testing.TB) *pgx.Conn {
 	return conn
 }
 
+// reopenAfter closes db, runs q on the schema over a connection of its
+// own (a schema set back to an older version, or changed behind the
+// store's back), and returns that connection for the test to use further;
+// the test closes it.
+func (s *schema) reopenAfter(tb testing.TB, db *postgres.DB, q string) *pgx.Conn {
+	tb.Helper()
+	if err := db.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	conn := s.conn(tb)
+	if _, err := conn.Exec(context.Background(), q); err != nil {
+		conn.Close(context.Background())
+		tb.Fatal(err)
+	}
+	return conn
+}
+
 // openDB opens a store on a fresh schema.
 func openDB(tb testing.TB, opts ...postgres.Option) *postgres.DB {
 	tb.Helper()

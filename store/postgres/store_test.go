@@ -575,15 +575,9 @@ func TestOpen_MigratesClaimedAhead(t *testing.T) {
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %d jobs, %v", len(claimed), err)
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// Back to the schema before the migration.
-	conn := s.conn(t)
+	conn := s.reopenAfter(t, db, `ALTER TABLE jobs DROP COLUMN ahead; DELETE FROM schema_migrations WHERE name LIKE '%0004_claimed_ahead%'`)
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `ALTER TABLE jobs DROP COLUMN ahead; DELETE FROM schema_migrations WHERE name LIKE '%0004_claimed_ahead%'`); err != nil {
-		t.Fatal(err)
-	}
 
 	db = s.open(t)
 	useClock(db)
@@ -605,17 +599,11 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	db := s.open(t)
 	useClock(db)
 	mustCommit(t, db, storetest.BatchReceipt(t0, "old", false, "a", "b", "c"))
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
 	// Back to the schema before the migration.
-	conn := s.conn(t)
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `ALTER TABLE jobs DROP COLUMN payload_at, DROP COLUMN payload_len;
+	conn := s.reopenAfter(t, db, `ALTER TABLE jobs DROP COLUMN payload_at, DROP COLUMN payload_len;
 		ALTER TABLE jobs RENAME COLUMN payload_bytes TO payload;
-		DELETE FROM schema_migrations WHERE name = '0005_payload_span.sql'`); err != nil {
-		t.Fatal(err)
-	}
+		DELETE FROM schema_migrations WHERE name = '0005_payload_span.sql'`)
+	defer conn.Close(ctx)
 
 	db = s.open(t)
 	useClock(db)
@@ -636,15 +624,8 @@ func TestOpen_RefusesNewerSchema(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newSchema(t)
-	db := s.open(t)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	conn := s.conn(t)
+	conn := s.reopenAfter(t, s.open(t), `INSERT INTO schema_migrations (name) VALUES ('9999_future.sql')`)
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ('9999_future.sql')`); err != nil {
-		t.Fatal(err)
-	}
 	db, err := postgres.Open(ctx, s.url, postgres.WithSchema(s.name))
 	if err == nil {
 		db.Close()
