@@ -354,7 +354,7 @@ func (h *Bloomreach) batch(wh *BloomreachWebhook, r *hooks.Receipt, body []byte,
 				res.Errors = []hooks.BRError{{Code: hooks.BRCodeNoItemID, Description: "customer item has no " + wh.ItemID}}
 				continue
 			}
-			res.ItemID, it.Key = id, wh.Name+"/item:"+id
+			res.ItemID, it.Key = id, hooks.ItemKey(wh.Name, id)
 		}
 		res.Success = true
 		if r.Items == nil {

@@ -142,8 +142,12 @@ type Entry struct {
 
 // ReceiptItem is one customer of a batch.
 type ReceiptItem struct {
-	Key string // "" when the item has no ID: it is always queued
-	Job *Job   // its Body is the item's own JSON
+	// Key is the item's idempotency key (ItemKey), "" when the item has
+	// no ID: it is then always queued. Item keys and the request's keys
+	// are never alike (the request's carry its Scope instead), so a store
+	// may keep them apart.
+	Key string
+	Job *Job // required; its Payload is the item's own JSON
 	// InBody is set when the job's Payload is a part of the request's
 	// Body, Body[At:At+len(Payload)] (a batch's customer): a store may
 	// keep those bounds rather than a second copy of the bytes.
@@ -153,6 +157,13 @@ type ReceiptItem struct {
 	// item was accepted before and is not queued again.
 	Duplicate bool
 }
+
+// ItemKeyMark joins a batch's webhook and an item's ID in the item's
+// idempotency key (ItemKey).
+const ItemKeyMark = "/item:"
+
+// ItemKey is the idempotency key of a batch's item: its webhook and its ID.
+func ItemKey(webhook, id string) string { return webhook + ItemKeyMark + id }
 
 // PayloadInBody reports whether the item's job payload may be kept as its
 // bounds in body, the request's body (At and the payload's length), rather

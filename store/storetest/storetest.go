@@ -184,7 +184,7 @@ func BatchReceipt(now time.Time, requestID string, inBody bool, customers ...str
 	for i, c := range customers {
 		it := &hooks.ReceiptItem{Job: hooks.NewJob(req, now), InBody: inBody, At: at[i]}
 		if c != "" {
-			it.Key = "sms/item:" + c
+			it.Key = hooks.ItemKey("sms", c)
 		}
 		it.Job.Payload = fmt.Appendf(nil, `{"customer":%q}`, c)
 		if inBody {
