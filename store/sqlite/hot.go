@@ -90,8 +90,9 @@ func (db *DB) hotStmts() (*hotStatements, error) {
 		{&h.insertEntry, `INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender, key) DO NOTHING`},
 		{&h.insertJob, `INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at, payload_bytes,
-			attempts, locked_until, payload_at, payload_len)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			attempts, locked_until, payload_at, payload_len, item_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (sender, item_key) WHERE item_key IS NOT NULL DO NOTHING`},
 	} {
 		ds, err := db.raw.Prepare(st.q)
 		if err != nil {
@@ -181,25 +182,33 @@ func jobTimes(j *hooks.Job) (finished, locked driver.Value) {
 }
 
 func (db *DB) insertJob(j *hooks.Job, requestRef int64) error {
-	return db.insertJobAt(j, requestRef, j.Payload, nil, nil)
+	_, err := db.insertJobAt(j, requestRef, j.Payload, nil, nil, nil)
+	return err
 }
 
 // insertJobAt inserts a job whose payload is the bytes given, or its
-// bounds at, n in the request's body (see jobPayload).
-func (db *DB) insertJobAt(j *hooks.Job, requestRef int64, payload []byte, at, n driver.Value) error {
+// bounds at, n in the request's body (see jobPayload), and whose item key
+// is key (nil for none). It reports false, and writes nothing, when
+// another job holds that key.
+func (db *DB) insertJobAt(j *hooks.Job, requestRef int64, payload []byte, at, n, key driver.Value) (bool, error) {
 	hot, err := db.hotStmts()
 	if err != nil {
-		return err
+		return false, err
 	}
 	finished, locked := jobTimes(j)
 	res, err := hot.exec(hot.insertJob, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority),
-		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, payload, int64(j.Attempts), locked, at, n)
+		string(j.State), j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, payload, int64(j.Attempts), locked, at, n, key)
 	if err != nil {
-		return fmt.Errorf("insert job: %w", err)
+		return false, fmt.Errorf("insert job: %w", err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("insert job: %w", err)
+	} else if k == 0 {
+		return false, nil
 	}
 	j.RequestRef = requestRef
 	if j.ID, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("insert job: %w", err)
+		return false, fmt.Errorf("insert job: %w", err)
 	}
-	return nil
+	return true, nil
 }

@@ -1,11 +1,12 @@
 package sqlite
 
 import (
+	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hookbay/hookbay/hooks"
 	"github.com/mattn/go-sqlite3"
@@ -13,47 +14,33 @@ import (
 
 // itemChunk is how many of a batch's customers one multi-row INSERT writes.
 //
-// A 1000-customer Bloomreach batch writes two rows per customer, a key and
-// a job. One statement per row binds each column with a cgo call of its own
-// (twenty per customer), which profiling put at about a third of the
-// writer's time per customer. A chunk binds the columns its rows share
-// once, and then one value per row.
+// A 1000-customer Bloomreach batch writes one row per customer: its job,
+// which keeps the customer's key (item_key). One statement per row binds
+// each column with a cgo call of its own, which profiling put at about a
+// third of the writer's time per customer. A chunk binds the columns its
+// rows share once, and then each row's own.
 const itemChunk = 64
 
-// itemStatements are the writer's multi-row inserts, prepared on first use
-// for each row count (at most itemChunk of each kind).
+// itemStatements are the writer's multi-row job inserts, prepared on first
+// use for each row count (at most itemChunk).
 type itemStatements struct {
-	entries, jobs map[int]*sqlite3.SQLiteStmt
+	jobs map[int]*sqlite3.SQLiteStmt
 }
 
 // Columns of the multi-row inserts: the shared ones first, bound once.
 const (
-	entryShared = 4  // sender, status, request_ref, created_at
-	jobShared   = 11 // see jobRows
-	jobOwn      = 3  // payload_bytes, payload_at, payload_len
+	jobShared = 11 // see jobRows
+	jobOwn    = 4  // payload_bytes, payload_at, payload_len, item_key
 )
 
-// entryRows returns the INSERT of n item keys: each row binds only its key.
-func entryRows(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO idempotency (sender, key, state, status, response, request_ref, locked_until, created_at) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(?1, ?%d, 'done', ?2, NULL, ?3, NULL, ?4)", entryShared+1+i)
-	}
-	b.WriteString(` ON CONFLICT (sender, key) DO NOTHING`)
-	return b.String()
-}
-
-// jobRows returns the INSERT of n jobs alike but for their payload, each
-// row's payload given whole or as its bounds in the request's body (see
-// hooks.ReceiptItem.PayloadInBody).
+// jobRows returns the INSERT of n jobs alike but for their payload and
+// key, each row's payload given whole or as its bounds in the request's
+// body (see hooks.ReceiptItem.PayloadInBody). A row whose key another job
+// holds is skipped.
 func jobRows(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO jobs (request_ref, sender, name, urgency, priority, state, scheduled_at, created_at, finished_at,
-		attempts, locked_until, payload_bytes, payload_at, payload_len) VALUES `)
+		attempts, locked_until, payload_bytes, payload_at, payload_len, item_key) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -65,6 +52,7 @@ func jobRows(n int) string {
 		}
 		b.WriteByte(')')
 	}
+	b.WriteString(` ON CONFLICT (sender, item_key) WHERE item_key IS NOT NULL DO NOTHING`)
 	return b.String()
 }
 
@@ -95,27 +83,30 @@ func (db *DB) itemStmt(cache *map[int]*sqlite3.SQLiteStmt, q func(int) string, n
 }
 
 func (s *itemStatements) close() {
-	for _, m := range []map[int]*sqlite3.SQLiteStmt{s.entries, s.jobs} {
-		for _, st := range m {
-			st.Close()
-		}
+	for _, st := range s.jobs {
+		st.Close()
 	}
 }
 
 // insertItems queues a batch's items: each whose key is free (or that has
-// none) gets its job; the others were accepted before and are marked
-// Duplicate.
+// none) gets its job, which keeps the key; the others were accepted before
+// and are marked Duplicate.
 //
 // Runs of items alike (all keyed, jobs the same but for their payload: a
-// batch's customers) go in multi-row chunks; any other item goes alone.
-func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now time.Time) error {
+// batch's customers) go in multi-row chunks; any other item goes alone, as
+// every item does while keys from before migration 0009 may remain.
+func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem) error {
+	alone := db.legacyItemKeys.Load()
 	for i := 0; i < len(items); {
-		n := alikeRun(items[i:], itemChunk)
+		n := 0
+		if !alone {
+			n = alikeRun(items[i:], itemChunk)
+		}
 		var err error
 		if n < 2 {
-			n, err = 1, db.insertItem(req, items[i], now)
+			n, err = 1, db.insertItem(req, items[i])
 		} else {
-			err = db.insertItemRun(req, items[i:i+n], now)
+			err = db.insertItemRun(req, items[i:i+n])
 		}
 		if err != nil {
 			return err
@@ -125,22 +116,29 @@ func (db *DB) insertItems(req *hooks.Request, items []*hooks.ReceiptItem, now ti
 	return nil
 }
 
-// insertItem queues one item, a statement per row.
-func (db *DB) insertItem(req *hooks.Request, it *hooks.ReceiptItem, now time.Time) error {
+// insertItem queues one item, unless its key is taken.
+func (db *DB) insertItem(req *hooks.Request, it *hooks.ReceiptItem) error {
 	it.Duplicate = false
+	if it.Job == nil {
+		return fmt.Errorf("insert item %q: it has no job", it.Key)
+	}
+	var key driver.Value
 	if it.Key != "" {
-		if ok, err := db.insertEntry(req.Sender, it.Key, req.Status, nil, req.ID, now); err != nil {
-			return fmt.Errorf("insert item key: %w", err)
-		} else if !ok {
-			it.Duplicate = true
-			return nil
+		key = it.Key
+		if db.legacyItemKeys.Load() {
+			_, err := scanEntry(db.stmts.getEntry.QueryRow(req.Sender, it.Key), req.Sender, it.Key)
+			if err == nil {
+				it.Duplicate = true
+				return nil
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read item key: %w", err)
+			}
 		}
 	}
-	if it.Job == nil {
-		return nil
-	}
 	payload, at, n := jobPayload(req, it)
-	return db.insertJobAt(it.Job, req.ID, payload, at, n)
+	ok, err := db.insertJobAt(it.Job, req.ID, payload, at, n, key)
+	it.Duplicate = err == nil && !ok
+	return err
 }
 
 // alikeRun returns how many of the first max items can share multi-row
@@ -170,60 +168,17 @@ func sameShape(a, b *hooks.Job) bool {
 }
 
 // insertItemRun queues a run of alike items (see alikeRun) with one
-// statement for their keys and one for their jobs. When a key is taken
-// (a retried batch, a customer twice in it), the run is undone and its
-// items go one at a time: the rows a multi-row INSERT skipped cannot be
-// told apart safely afterwards (a request's ID is not unique over time).
-func (db *DB) insertItemRun(req *hooks.Request, run []*hooks.ReceiptItem, now time.Time) error {
+// statement, and sets their jobs' IDs: rows of one INSERT take consecutive
+// rowids in order, each the table's largest plus one (jobs has no
+// AUTOINCREMENT). When a key is taken (a retried batch, a customer twice
+// in it), the run is undone and its items go one at a time: which rows a
+// multi-row INSERT skipped cannot be told apart safely afterwards (a
+// request's ID is not unique over time).
+func (db *DB) insertItemRun(req *hooks.Request, run []*hooks.ReceiptItem) error {
 	hot, err := db.hotStmts()
 	if err != nil {
 		return err
 	}
-	st, err := db.itemStmt(&hot.items.entries, entryRows, len(run))
-	if err != nil {
-		return err
-	}
-	args := make([]driver.Value, 0, jobShared+len(run))
-	args = append(args, string(req.Sender), int64(req.Status), req.ID, now.UnixMicro())
-	for _, it := range run {
-		it.Duplicate = false
-		args = append(args, it.Key)
-	}
-	// A savepoint lets a run that meets a taken key be undone and
-	// written one item at a time instead, which tells each item apart.
-	if _, err := db.raw.Exec(`SAVEPOINT item_run`, nil); err != nil {
-		return fmt.Errorf("insert item keys: %w", err)
-	}
-	res, err := hot.exec(st, args...)
-	if err != nil {
-		return fmt.Errorf("insert item keys: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("insert item keys: %w", err)
-	}
-	if int(n) < len(run) {
-		if _, err := db.raw.Exec(`ROLLBACK TO item_run; RELEASE item_run`, nil); err != nil {
-			return fmt.Errorf("insert item keys: %w", err)
-		}
-		for _, it := range run {
-			if err := db.insertItem(req, it, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if _, err := db.raw.Exec(`RELEASE item_run`, nil); err != nil {
-		return fmt.Errorf("insert item keys: %w", err)
-	}
-	return db.insertJobRun(hot, req, run)
-}
-
-// insertJobRun inserts the jobs of alike items with one statement and sets
-// their IDs: rows of one INSERT take consecutive rowids in order, each the
-// table's largest plus one (jobs has no AUTOINCREMENT).
-func (db *DB) insertJobRun(hot *hotStatements, req *hooks.Request, run []*hooks.ReceiptItem) error {
-	requestRef := req.ID
 	st, err := db.itemStmt(&hot.items.jobs, jobRows, len(run))
 	if err != nil {
 		return err
@@ -231,14 +186,37 @@ func (db *DB) insertJobRun(hot *hotStatements, req *hooks.Request, run []*hooks.
 	j := run[0].Job
 	finished, locked := jobTimes(j)
 	args := make([]driver.Value, 0, jobShared+jobOwn*len(run))
-	args = append(args, requestRef, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority), string(j.State),
+	args = append(args, req.ID, string(j.Sender), j.Name, string(j.Urgency), int64(j.Priority), string(j.State),
 		j.ScheduledAt.UnixMicro(), j.CreatedAt.UnixMicro(), finished, int64(j.Attempts), locked)
 	for _, it := range run {
+		it.Duplicate = false
 		payload, at, n := jobPayload(req, it)
-		args = append(args, payload, at, n)
+		args = append(args, payload, at, n, it.Key)
+	}
+	// A savepoint lets a run that meets a taken key be undone.
+	if _, err := db.raw.Exec(`SAVEPOINT item_run`, nil); err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
 	}
 	res, err := hot.exec(st, args...)
 	if err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("insert jobs: %w", err)
+	}
+	if int(n) < len(run) {
+		if _, err := db.raw.Exec(`ROLLBACK TO item_run; RELEASE item_run`, nil); err != nil {
+			return fmt.Errorf("insert jobs: %w", err)
+		}
+		for _, it := range run {
+			if err := db.insertItem(req, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, err := db.raw.Exec(`RELEASE item_run`, nil); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
 	}
 	last, err := res.LastInsertId()
@@ -247,7 +225,7 @@ func (db *DB) insertJobRun(hot *hotStatements, req *hooks.Request, run []*hooks.
 	}
 	first := last - int64(len(run)) + 1
 	for i, it := range run {
-		it.Job.ID, it.Job.RequestRef, it.Job.State = first+int64(i), requestRef, j.State
+		it.Job.ID, it.Job.RequestRef, it.Job.State = first+int64(i), req.ID, j.State
 	}
 	return nil
 }

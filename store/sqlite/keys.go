@@ -157,7 +157,7 @@ func (db *DB) ReleaseKeys(ctx context.Context, sender hooks.Sender, keys []strin
 // LookupKey returns the idempotency entry for a key, or an ENOTFOUND error.
 func (db *DB) LookupKey(ctx context.Context, sender hooks.Sender, key string) (*hooks.Entry, error) {
 	row := db.rdb.QueryRowContext(ctx, `SELECT state, status, response, request_ref, locked_until, created_at
-		FROM idempotency WHERE sender = ? AND key = ?`, sender, key)
+		FROM idempotency_keys WHERE sender = ? AND key = ?`, sender, key)
 	e, err := scanEntry(row, sender, key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, hooks.Errorf(hooks.ENOTFOUND, "no idempotency record for %q", key)
@@ -167,8 +167,9 @@ func (db *DB) LookupKey(ctx context.Context, sender hooks.Sender, key string) (*
 	return e, nil
 }
 
-// PurgeIdempotency deletes idempotency entries created before t, a batch at
-// a time so that the writer is never held long, and returns how many went.
+// PurgeIdempotency deletes idempotency entries created before t, and the
+// keys of batch customers whose jobs were created before t, a batch at a
+// time so that the writer is never held long, and returns how many went.
 func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
 	total, err := db.purge(ctx, func(tx writeTx) (int64, error) {
 		res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN
@@ -181,7 +182,83 @@ func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, er
 	if err != nil {
 		return total, fmt.Errorf("purge idempotency: %w", err)
 	}
+	for more := true; more; {
+		var n int64
+		err := db.write(ctx, func(tx writeTx) (err error) {
+			n, more, err = purgeItemKeys(tx, before)
+			return err
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge item keys: %w", err)
+		}
+	}
+	if db.legacyItemKeys.Load() {
+		if err := db.checkLegacyItemKeys(ctx, db.rdb); err != nil {
+			return total, err
+		}
+	}
 	return total, nil
+}
+
+// purgeItemKeys takes the keys off the jobs created before t that follow
+// item_key_purge's mark, and moves the mark past them. Ids grow with time,
+// so it stops at the first job created at t or later; it looks at
+// purgeBatch jobs at most, and reports whether more may follow. It returns
+// how many keys went.
+func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error) {
+	var from int64
+	if err := tx.QueryRow(`SELECT upto FROM item_key_purge WHERE id = 1`).Scan(&from); err != nil {
+		return 0, false, err
+	}
+	rows, err := tx.Query(`SELECT id, created_at FROM jobs WHERE id > ? ORDER BY id LIMIT ?`, from, purgeBatch)
+	if err != nil {
+		return 0, false, err
+	}
+	to, seen := from, 0
+	for rows.Next() {
+		var id, created int64
+		if err := rows.Scan(&id, &created); err != nil {
+			rows.Close()
+			return 0, false, err
+		}
+		if created >= before.UnixMicro() {
+			seen = -1
+			break
+		}
+		to, seen = id, seen+1
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || to == from {
+		return 0, false, err
+	}
+	res, err := tx.Exec(`UPDATE jobs SET item_key = NULL WHERE id > ? AND id <= ? AND item_key IS NOT NULL`, from, to)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err = res.RowsAffected(); err != nil {
+		return 0, false, err
+	}
+	if _, err := tx.Exec(`UPDATE item_key_purge SET upto = ? WHERE id = 1`, to); err != nil {
+		return 0, false, err
+	}
+	return n, seen == purgeBatch, nil
+}
+
+// checkLegacyItemKeys sets legacyItemKeys when the idempotency table holds
+// a batch customer's key (hooks.ItemKey), which only a version before
+// migration 0009 wrote there, and clears it otherwise.
+func (db *DB) checkLegacyItemKeys(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) error {
+	var found bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE sender = ? AND instr(key, ?) > 0)`,
+		hooks.SenderBloomreach, hooks.ItemKeyMark).Scan(&found)
+	if err != nil {
+		return fmt.Errorf("look for batch item keys in the idempotency table: %w", err)
+	}
+	db.legacyItemKeys.Store(found)
+	return nil
 }
 
 func scanEntry(row *sql.Row, sender hooks.Sender, key string) (*hooks.Entry, error) {

@@ -33,12 +33,15 @@ func (db *DB) purge(ctx context.Context, del func(writeTx) (int64, error)) (int6
 // PurgeRecords deletes request records received before t, with their jobs
 // and attempts, a batch at a time, and returns how many requests went. A
 // request with a job still to deliver (available or running) is kept,
-// whatever its age: purging never loses a delivery.
+// whatever its age: purging never loses a delivery. So is a batch whose
+// jobs still hold their customers' keys (see PurgeIdempotency): its
+// customers are not taken again before their keys are due to go.
 func (db *DB) PurgeRecords(ctx context.Context, before time.Time) (int64, error) {
 	total, err := db.purge(ctx, func(tx writeTx) (int64, error) {
 		// IDs grow with time: the oldest records come first in id order.
 		rows, err := tx.Query(`SELECT id FROM requests WHERE received_at < ?
-			AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id AND state IN ('available', 'running'))
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE request_ref = requests.id
+				AND (state IN ('available', 'running') OR item_key IS NOT NULL))
 			ORDER BY id LIMIT ?`, before.UnixMicro(), purgeBatch)
 		if err != nil {
 			return 0, err

@@ -72,7 +72,7 @@ func (db *DB) SaveReceipt(ctx context.Context, r *hooks.Receipt) (*hooks.Entry, 
 				return err
 			}
 		}
-		return db.insertItems(req, r.Items, now)
+		return db.insertItems(req, r.Items)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("save %s receipt: %w", req.Sender, err)

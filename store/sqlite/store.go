@@ -117,6 +117,10 @@ type DB struct {
 	walOver atomic.Bool
 	// commits is told of every group commit (ObserveCommits).
 	commits atomic.Pointer[func(writes int, took time.Duration, failed int)]
+	// legacyItemKeys is set while the idempotency table may hold batch
+	// customers' keys written before migration 0009, which kept them
+	// there: a batch's items are then checked against it one by one.
+	legacyItemKeys atomic.Bool
 }
 
 // Open opens (creating if needed) the SQLite database at path, migrates it
@@ -156,6 +160,10 @@ func Open(path string) (*DB, error) {
 	if err := db.migrate(); err != nil {
 		db.wdb.Close()
 		return nil, openError(path, err)
+	}
+	if err := db.checkLegacyItemKeys(context.Background(), db.wdb); err != nil {
+		db.wdb.Close()
+		return nil, err
 	}
 	r := url.Values{}
 	r.Set("_busy_timeout", strconv.Itoa(busyTimeoutMs))

@@ -687,6 +687,62 @@ func TestSaveReceipt_ItemsKeepBounds(t *testing.T) {
 	if jobs != 7 || bounds != 7 || copies != 0 {
 		t.Errorf("jobs: %d, keeping bounds: %d, keeping a copy: %d; want 7, 7 and 0", jobs, bounds, copies)
 	}
+	// One row per customer: its job keeps its key.
+	var entries, keys int
+	if err := raw.QueryRow(`SELECT (SELECT count(*) FROM idempotency), (SELECT count(item_key) FROM jobs)`).Scan(&entries, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if entries != 3 || keys != 5 {
+		t.Errorf("idempotency rows: %d, jobs keeping a key: %d; want 3 (the request IDs) and 5 (a to e)", entries, keys)
+	}
+}
+
+// A database whose batch customers' keys are in the idempotency table, as
+// before migration 0009, goes on finding them there until they are purged.
+func TestOpen_MigratesItemKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db := sqlitetest.OpenPath(t, path)
+	useClock(db)
+	mustSave(t, db, storetest.BatchReceipt(t0, "old", true, "a", "b", "c"))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before the migration, the keys where it kept them.
+	raw := rawDB(t, path)
+	if _, err := raw.Exec(`INSERT INTO idempotency (sender, key, state, status, request_ref, created_at)
+			SELECT sender, item_key, 'done', 200, request_ref, created_at FROM jobs WHERE item_key IS NOT NULL;
+		DROP VIEW idempotency_keys; DROP TABLE item_key_purge; DROP INDEX jobs_item_key;
+		ALTER TABLE jobs DROP COLUMN item_key;
+		DELETE FROM migrations WHERE name LIKE '%0009_item_keys%'`); err != nil {
+		t.Fatal(err)
+	}
+
+	db = sqlitetest.OpenPath(t, path)
+	clk := useClock(db)
+	clk.Add(time.Minute)
+	retried := storetest.BatchReceipt(clk.Now(), "retried", true, "a", "d", "c", "e", "b")
+	mustSave(t, db, retried)
+	for i, want := range []bool{true, false, true, false, true} {
+		if it := retried.Items[i]; it.Duplicate != want {
+			t.Errorf("retried batch, %s: duplicate %v, want %v", it.Key, it.Duplicate, want)
+		}
+	}
+	for _, c := range []string{"a", "d"} {
+		if en, err := db.LookupKey(t.Context(), hooks.SenderBloomreach, hooks.ItemKey("sms", c)); err != nil || en.State != hooks.EntryDone {
+			t.Errorf("key of %s: %+v, %v; want done", c, en, err)
+		}
+	}
+	// Once purged, wherever they were, the customers are taken again.
+	if n, err := db.PurgeIdempotency(t.Context(), clk.Now().Add(time.Second)); err != nil || n != 7 {
+		t.Fatalf("purge: %d, %v; want 7 (five customers, two request IDs), nil", n, err)
+	}
+	again := storetest.BatchReceipt(clk.Now(), "again", true, "a", "d", "f", "f")
+	mustSave(t, db, again)
+	for i, want := range []bool{false, false, false, true} {
+		if it := again.Items[i]; it.Duplicate != want {
+			t.Errorf("after the purge, %s: duplicate %v, want %v", it.Key, it.Duplicate, want)
+		}
+	}
 }
 
 func TestClaimJobs_PayloadOutsideBody(t *testing.T) {

@@ -349,4 +349,63 @@ func testPurgeIdempotency(t *testing.T, b Backend) {
 			t.Errorf("young-0 after purging the rest: got %v, want ENOTFOUND", err)
 		}
 	})
+
+	t.Run("ItemKeys", func(t *testing.T) {
+		// A batch's customers' keys go with the others, however a store
+		// keeps them: more than it may purge at once, over two batches.
+		e := newEnv(t, b)
+		var old []string
+		for i := range 1300 {
+			old = append(old, fmt.Sprintf("o%04d", i))
+		}
+		stored := func(r *hooks.Receipt) *hooks.Receipt {
+			for _, it := range r.Items {
+				it.Job.Stored(e.now()) // nothing to deliver: only keys keep the records
+			}
+			return r
+		}
+		e.save(stored(BatchReceipt(e.now(), "old-1", true, old[:650]...)))
+		e.save(stored(BatchReceipt(e.now(), "old-2", true, old[650:]...)))
+		cutoff := e.mark()
+		e.save(stored(BatchReceipt(e.now(), "young-1", true, "y1", "y2")))
+
+		n, err := e.s.PurgeIdempotency(t.Context(), cutoff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := n, int64(len(old)+2); got != want { // and the two batches' request IDs
+			t.Fatalf("purged: got %d, want %d", got, want)
+		}
+		lookup := func(c string) error {
+			_, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, hooks.ItemKey("sms", c))
+			return err
+		}
+		for _, c := range []string{"o0000", "o0649", "o0650", "o1299"} {
+			if err := lookup(c); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+				t.Errorf("customer %s after the purge: got %v, want ENOTFOUND", c, err)
+			}
+		}
+		for _, c := range []string{"y1", "y2"} {
+			if err := lookup(c); err != nil {
+				t.Errorf("customer %s after the purge: %v", c, err)
+			}
+		}
+		// Customers whose keys went are taken again; the others are not.
+		again := e.save(BatchReceipt(e.now(), "again-1", true, "o0000", "o1299", "y1"))
+		if again != nil {
+			t.Fatalf("batch after the purge: got entry %+v, want nil", again)
+		}
+		r := BatchReceipt(e.now(), "again-2", true, "o0001", "y2")
+		e.save(r)
+		if r.Items[0].Duplicate || !r.Items[1].Duplicate {
+			t.Errorf("after the purge: o0001 duplicate %v, y2 duplicate %v; want false, true", r.Items[0].Duplicate, r.Items[1].Duplicate)
+		}
+		// With their keys gone, nothing keeps the old batches' records.
+		if n, err := e.s.PurgeRecords(t.Context(), cutoff); err != nil || n != 2 {
+			t.Errorf("purge records: got %d, %v; want 2, nil", n, err)
+		}
+		if n, err := e.s.PurgeIdempotency(t.Context(), cutoff); err != nil || n != 0 {
+			t.Errorf("second purge: got %d, %v; want 0, nil", n, err)
+		}
+	})
 }

@@ -609,8 +609,9 @@ func testSaveReceiptManyItems(t *testing.T, b Backend) {
 
 // testSaveReceiptItemsAfterPurge: a customer's key outlives its batch's
 // record when records are purged first (a store may then give a later
-// request the purged record's ID): a batch that repeats the customer
-// still finds it a duplicate.
+// request the purged record's ID), or keeps the record while it lives
+// (SQLite keeps the key in the customer's job): either way a batch that
+// repeats the customer still finds it a duplicate.
 func testSaveReceiptItemsAfterPurge(t *testing.T, b Backend) {
 	e := newEnv(t, b)
 	var customers []string
@@ -622,8 +623,8 @@ func testSaveReceiptItemsAfterPurge(t *testing.T, b Backend) {
 		it.Job.Stored(e.now()) // delivered: nothing keeps the record
 	}
 	e.save(first)
-	if n, err := e.s.PurgeRecords(t.Context(), e.now().Add(time.Second)); err != nil || n != 1 {
-		t.Fatalf("purge records: got %d, %v; want 1, nil", n, err)
+	if n, err := e.s.PurgeRecords(t.Context(), e.now().Add(time.Second)); err != nil || n > 1 {
+		t.Fatalf("purge records: got %d, %v; want at most 1, nil", n, err)
 	}
 	second := e.batch("batch-2", customers...)
 	e.save(second)
