@@ -132,6 +132,10 @@ type sqliteSource struct {
 	// spans is whether the file's jobs may keep their payloads as spans
 	// of their requests' bodies (store/sqlite's migration 0008).
 	spans bool
+	// itemKeys is whether the file keeps batch customers' keys in their
+	// jobs, read with the others through the idempotency_keys view
+	// (store/sqlite's migration 0009).
+	itemKeys bool
 }
 
 // openSQLiteSource opens path read-only.
@@ -148,16 +152,21 @@ func openSQLiteSource(path string) (*sqliteSource, error) {
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
 	s := &sqliteSource{db: db, tx: tx}
-	if err := s.checkSpans(); err != nil {
+	if err := s.checkSchema(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store copy: read %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// checkSpans sets spans, and refuses a file holding a job whose payload's
-// bounds its request's body does not reach.
-func (s *sqliteSource) checkSpans() error {
+// checkSchema sets spans and itemKeys, and refuses a file holding a job
+// whose payload's bounds its request's body does not reach.
+func (s *sqliteSource) checkSchema() error {
+	var views int
+	if err := s.tx.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name = 'idempotency_keys'`).Scan(&views); err != nil {
+		return err
+	}
+	s.itemKeys = views > 0
 	var n int
 	if err := s.tx.QueryRow(`SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'payload_at'`).Scan(&n); err != nil {
 		return err
@@ -189,7 +198,11 @@ func (s *sqliteSource) Rows(ctx context.Context, t postgres.ImportTable, each fu
 			}
 		}
 	}
-	q := `SELECT ` + strings.Join(names, ", ") + ` FROM ` + t.Name
+	from := t.Name
+	if from == "idempotency" && s.itemKeys {
+		from = "idempotency_keys"
+	}
+	q := `SELECT ` + strings.Join(names, ", ") + ` FROM ` + from
 	if names[0] == "id" {
 		q += ` ORDER BY id`
 	}

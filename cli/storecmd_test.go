@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hookbay/hookbay/config"
+	"github.com/hookbay/hookbay/hooks"
 	"github.com/hookbay/hookbay/store/postgres"
 )
 
@@ -52,5 +53,31 @@ func TestSQLiteSource_BatchPayloads(t *testing.T) {
 	var spans int
 	if err := src.tx.QueryRow(`SELECT count(payload_at) FROM jobs WHERE payload_bytes IS NULL`).Scan(&spans); err != nil || spans != len(items) {
 		t.Fatalf("jobs keeping a span: %d, %v; want %d", spans, err, len(items))
+	}
+
+	// The customers' keys, kept in their jobs, are read as idempotency
+	// keys with the request's own.
+	var keys []string
+	for _, tb := range postgres.ImportTables {
+		if tb.Name != "idempotency" {
+			continue
+		}
+		err := src.Rows(context.Background(), tb, func(values []any) error {
+			if values[2] != "done" || values[3] != int64(200) {
+				return fmt.Errorf("key %v: state %v, status %v; want done, 200", values[1], values[2], values[3])
+			}
+			keys = append(keys, values[1].(string))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"batch/id:sp-1"}
+	for i := range len(items) {
+		want = append(want, hooks.ItemKey("batch", fmt.Sprintf("s%d", i)))
+	}
+	if slices.Sort(keys); !slices.Equal(keys, want) {
+		t.Errorf("idempotency keys read: got %q, want %q", keys, want)
 	}
 }
