@@ -29,3 +29,7 @@ func WriterPragma(db *DB, name string) (string, error) {
 	err := db.write(context.Background(), func(tx writeTx) error { return tx.QueryRow("PRAGMA " + name).Scan(&v) })
 	return v, err
 }
+
+// LegacyItemKeys reports whether db looks for batch customers' keys in the
+// idempotency table too (keys from before migration 0009).
+func LegacyItemKeys(db *DB) bool { return db.legacyItemKeys.Load() }

@@ -194,35 +194,43 @@ func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, er
 		}
 	}
 	if db.legacyItemKeys.Load() {
-		if err := db.checkLegacyItemKeys(ctx, db.rdb); err != nil {
+		// Keys from before migration 0009 were all created before
+		// legacy_until: once those are purged, none is left.
+		if _, err := db.execCount(ctx, `UPDATE item_key_purge SET legacy_until = 0
+			WHERE id = 1 AND legacy_until > 0 AND legacy_until <= ?`, before.UnixMicro()); err != nil {
+			return total, fmt.Errorf("purge item keys: %w", err)
+		}
+		if err := db.readLegacyItemKeys(ctx, db.rdb); err != nil {
 			return total, err
 		}
 	}
 	return total, nil
 }
 
-// purgeItemKeys takes the keys off the jobs created before t that follow
-// item_key_purge's mark, and moves the mark past them. Ids grow with time,
-// so it stops at the first job created at t or later; it looks at
-// purgeBatch jobs at most, and reports whether more may follow. It returns
-// how many keys went.
+// purgeItemKeys takes the keys off the jobs of requests received before t
+// that follow item_key_purge's mark, and moves the mark past them. A keyed
+// job's id grows with its request's arrival, so it stops at the first job
+// of a request received at t or later; it looks at purgeBatch jobs at
+// most, and reports whether more may follow. It returns how many keys
+// went.
 func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error) {
 	var from int64
 	if err := tx.QueryRow(`SELECT upto FROM item_key_purge WHERE id = 1`).Scan(&from); err != nil {
 		return 0, false, err
 	}
-	rows, err := tx.Query(`SELECT id, created_at FROM jobs WHERE id > ? ORDER BY id LIMIT ?`, from, purgeBatch)
+	rows, err := tx.Query(`SELECT j.id, r.received_at FROM jobs j JOIN requests r ON r.id = j.request_ref
+		WHERE j.id > ? ORDER BY j.id LIMIT ?`, from, purgeBatch)
 	if err != nil {
 		return 0, false, err
 	}
 	to, seen := from, 0
 	for rows.Next() {
-		var id, created int64
-		if err := rows.Scan(&id, &created); err != nil {
+		var id, received int64
+		if err := rows.Scan(&id, &received); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
-		if created >= before.UnixMicro() {
+		if received >= before.UnixMicro() {
 			seen = -1
 			break
 		}
@@ -245,19 +253,16 @@ func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error)
 	return n, seen == purgeBatch, nil
 }
 
-// checkLegacyItemKeys sets legacyItemKeys when the idempotency table holds
-// a batch customer's key (hooks.ItemKey), which only a version before
-// migration 0009 wrote there, and clears it otherwise.
-func (db *DB) checkLegacyItemKeys(ctx context.Context, q interface {
+// readLegacyItemKeys sets legacyItemKeys while the idempotency table may
+// hold batch customers' keys from before migration 0009.
+func (db *DB) readLegacyItemKeys(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) error {
-	var found bool
-	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency WHERE sender = ? AND instr(key, ?) > 0)`,
-		hooks.SenderBloomreach, hooks.ItemKeyMark).Scan(&found)
-	if err != nil {
-		return fmt.Errorf("look for batch item keys in the idempotency table: %w", err)
+	var until int64
+	if err := q.QueryRowContext(ctx, `SELECT legacy_until FROM item_key_purge WHERE id = 1`).Scan(&until); err != nil {
+		return fmt.Errorf("read item keys' purge mark: %w", err)
 	}
-	db.legacyItemKeys.Store(found)
+	db.legacyItemKeys.Store(until > 0)
 	return nil
 }
 

@@ -69,6 +69,13 @@ func (db *DB) PurgeRecords(ctx context.Context, before time.Time) (int64, error)
 				return 0, err
 			}
 		}
+		// With the last jobs gone, SQLite gives their ids out again: the
+		// item keys' purge mark comes down to the last job left, so that
+		// it does not pass over the new ones.
+		if _, err := tx.Exec(`UPDATE item_key_purge SET upto = (SELECT coalesce(max(id), 0) FROM jobs)
+			WHERE id = 1 AND upto > (SELECT coalesce(max(id), 0) FROM jobs)`); err != nil {
+			return 0, err
+		}
 		return int64(len(ids)), nil
 	})
 	if err != nil {

@@ -161,7 +161,7 @@ func Open(path string) (*DB, error) {
 		db.wdb.Close()
 		return nil, openError(path, err)
 	}
-	if err := db.checkLegacyItemKeys(context.Background(), db.wdb); err != nil {
+	if err := db.readLegacyItemKeys(context.Background(), db.wdb); err != nil {
 		db.wdb.Close()
 		return nil, err
 	}

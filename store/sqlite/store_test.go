@@ -704,6 +704,9 @@ func TestOpen_MigratesItemKeys(t *testing.T) {
 	db := sqlitetest.OpenPath(t, path)
 	useClock(db)
 	mustSave(t, db, storetest.BatchReceipt(t0, "old", true, "a", "b", "c"))
+	if sqlite.LegacyItemKeys(db) {
+		t.Error("a new database looks for item keys in the idempotency table")
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -718,6 +721,9 @@ func TestOpen_MigratesItemKeys(t *testing.T) {
 	}
 
 	db = sqlitetest.OpenPath(t, path)
+	if !sqlite.LegacyItemKeys(db) {
+		t.Fatal("the migrated database does not look for item keys in the idempotency table")
+	}
 	clk := useClock(db)
 	clk.Add(time.Minute)
 	retried := storetest.BatchReceipt(clk.Now(), "retried", true, "a", "d", "c", "e", "b")
@@ -733,8 +739,14 @@ func TestOpen_MigratesItemKeys(t *testing.T) {
 		}
 	}
 	// Once purged, wherever they were, the customers are taken again.
-	if n, err := db.PurgeIdempotency(t.Context(), clk.Now().Add(time.Second)); err != nil || n != 7 {
-		t.Fatalf("purge: %d, %v; want 7 (five customers, two request IDs), nil", n, err)
+	if n, err := db.PurgeIdempotency(t.Context(), t0.Add(time.Second)); err != nil || n != 4 {
+		t.Fatalf("purge of the old batch: %d, %v; want 4 (three customers, a request ID), nil", n, err)
+	}
+	if sqlite.LegacyItemKeys(db) {
+		t.Error("item keys are still looked for in the idempotency table after they were purged")
+	}
+	if n, err := db.PurgeIdempotency(t.Context(), clk.Now().Add(time.Second)); err != nil || n != 3 {
+		t.Fatalf("purge: %d, %v; want 3 (two customers, a request ID), nil", n, err)
 	}
 	again := storetest.BatchReceipt(clk.Now(), "again", true, "a", "d", "f", "f")
 	mustSave(t, db, again)

@@ -408,4 +408,61 @@ func testPurgeIdempotency(t *testing.T, b Backend) {
 			t.Errorf("second purge: got %d, %v; want 0, nil", n, err)
 		}
 	})
+
+	// itemKeysGo purges at a cutoff taken now and checks that the
+	// customers' keys went, and how many keys went in all.
+	itemKeysGo := func(t *testing.T, e *env, want int64, customers ...string) {
+		t.Helper()
+		n, err := e.s.PurgeIdempotency(t.Context(), e.mark())
+		if err != nil || n != want {
+			t.Errorf("purge: got %d, %v; want %d, nil", n, err, want)
+		}
+		for _, c := range customers {
+			if _, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, hooks.ItemKey("sms", c)); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+				t.Errorf("customer %s after the purge: got %v, want ENOTFOUND", c, err)
+			}
+		}
+	}
+
+	t.Run("ItemKeysAfterRecordPurge", func(t *testing.T) {
+		// Every record purged, jobs and all, then a new batch: its keys
+		// still go when they are due.
+		e := newEnv(t, b)
+		r := BatchReceipt(e.now(), "first", true, "a", "b", "c")
+		for _, it := range r.Items {
+			it.Job.Stored(e.now())
+		}
+		e.save(r)
+		itemKeysGo(t, e, 4, "a", "b", "c")
+		if n, err := e.s.PurgeRecords(t.Context(), e.now()); err != nil || n != 1 {
+			t.Fatalf("purge records: got %d, %v; want 1, nil", n, err)
+		}
+		e.save(BatchReceipt(e.now(), "second", true, "d", "e"))
+		itemKeysGo(t, e, 3, "d", "e")
+	})
+
+	t.Run("ItemKeysPastRetriedJob", func(t *testing.T) {
+		// A dead customer retried after the cutoff starts over, but its
+		// key and the later customers' keys go with their batches'.
+		e := newEnv(t, b)
+		e.save(BatchReceipt(e.now(), "first", true, "a"))
+		j := e.claim(time.Hour, 10)[0]
+		if err := e.s.FailJob(t.Context(), j, e.now(), e.now(), true, "gave up"); err != nil {
+			t.Fatal(err)
+		}
+		e.save(BatchReceipt(e.now(), "second", true, "b", "c"))
+		cutoff := e.mark()
+		e.wait(time.Millisecond)
+		if n, err := e.s.RetryJobs(t.Context(), []int64{j.ID}, e.now()); err != nil || n != 1 {
+			t.Fatalf("retry: got %d, %v; want 1, nil", n, err)
+		}
+		if n, err := e.s.PurgeIdempotency(t.Context(), cutoff); err != nil || n != 5 {
+			t.Errorf("purge: got %d, %v; want 5 (three customers, two request IDs), nil", n, err)
+		}
+		for _, c := range []string{"a", "b", "c"} {
+			if _, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, hooks.ItemKey("sms", c)); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+				t.Errorf("customer %s after the purge: got %v, want ENOTFOUND", c, err)
+			}
+		}
+	})
 }
