@@ -168,8 +168,8 @@ func (db *DB) LookupKey(ctx context.Context, sender hooks.Sender, key string) (*
 }
 
 // PurgeIdempotency deletes idempotency entries created before t, and the
-// keys of batch customers whose jobs were created before t, a batch at a
-// time so that the writer is never held long, and returns how many went.
+// keys of the customers of batches received before t, a batch at a time
+// so that the writer is never held long, and returns how many went.
 func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, error) {
 	total, err := db.purge(ctx, func(tx writeTx) (int64, error) {
 		res, err := tx.Exec(`DELETE FROM idempotency WHERE (sender, key) IN
