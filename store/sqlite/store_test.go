@@ -636,12 +636,8 @@ func TestOpen_MigratesPayloadSpan(t *testing.T) {
 	db = sqlitetest.OpenPath(t, path)
 	useClock(db)
 	storetest.CheckMigratedPayloads(t, db, t0)
-	var spans, whole int
-	if err := raw.QueryRow(`SELECT count(payload_at), count(payload_bytes) FROM jobs`).Scan(&spans, &whole); err != nil {
-		t.Fatal(err)
-	}
-	if spans != 2 || whole != 3 {
-		t.Errorf("jobs keeping a span: %d, a whole payload: %d; want 2 (the new batch) and 3 (the old one)", spans, whole)
+	if got := rawInts(t, raw, `SELECT count(payload_at), count(payload_bytes) FROM jobs`); got != [3]int{2, 3} {
+		t.Errorf("jobs keeping a span, a whole payload: %d; want 2 (the new batch) and 3 (the old one)", got[:2])
 	}
 }
 
@@ -680,20 +676,12 @@ func TestSaveReceipt_ItemsKeepBounds(t *testing.T) {
 	// A retried batch: a and b are taken, so the run goes one at a time.
 	mustSave(t, db, storetest.BatchReceipt(t0, "retried", true, "a", "b", "d", "e"))
 	raw := rawDB(t, path)
-	var jobs, bounds, copies int
-	if err := raw.QueryRow(`SELECT count(*), count(payload_at), count(payload_bytes) FROM jobs`).Scan(&jobs, &bounds, &copies); err != nil {
-		t.Fatal(err)
-	}
-	if jobs != 7 || bounds != 7 || copies != 0 {
-		t.Errorf("jobs: %d, keeping bounds: %d, keeping a copy: %d; want 7, 7 and 0", jobs, bounds, copies)
+	if got := rawInts(t, raw, `SELECT count(*), count(payload_at), count(payload_bytes) FROM jobs`); got != [3]int{7, 7, 0} {
+		t.Errorf("jobs, keeping bounds, keeping a copy: %d; want 7, 7 and 0", got)
 	}
 	// One row per customer: its job keeps its key.
-	var entries, keys int
-	if err := raw.QueryRow(`SELECT (SELECT count(*) FROM idempotency), (SELECT count(item_key) FROM jobs)`).Scan(&entries, &keys); err != nil {
-		t.Fatal(err)
-	}
-	if entries != 3 || keys != 5 {
-		t.Errorf("idempotency rows: %d, jobs keeping a key: %d; want 3 (the request IDs) and 5 (a to e)", entries, keys)
+	if got := rawInts(t, raw, `SELECT (SELECT count(*) FROM idempotency), (SELECT count(item_key) FROM jobs)`); got != [3]int{3, 5} {
+		t.Errorf("idempotency rows, jobs keeping a key: %d; want 3 (the request IDs) and 5 (a to e)", got[:2])
 	}
 }
 
@@ -768,6 +756,29 @@ func TestClaimJobs_PayloadOutsideBody(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// rawInts runs q, a query of one row of up to three integers, on raw.
+func rawInts(t *testing.T, raw *sql.DB, q string) [3]int {
+	t.Helper()
+	var got [3]int
+	rows, err := raw.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil || !rows.Next() {
+		t.Fatalf("%s: no row (%v)", q, err)
+	}
+	dst := make([]any, len(cols))
+	for i := range dst {
+		dst[i] = &got[i]
+	}
+	if err := rows.Scan(dst...); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // rawDB opens the SQLite file at path beside the store, for a test to read
