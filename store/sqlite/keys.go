@@ -185,7 +185,7 @@ func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, er
 	for more := true; more; {
 		var n int64
 		err := db.write(ctx, func(tx writeTx) (err error) {
-			n, more, err = purgeItemKeys(tx, before)
+			n, more, err = purgeItemKeys(tx, before, db.Now())
 			return err
 		})
 		total += n
@@ -209,11 +209,13 @@ func (db *DB) PurgeIdempotency(ctx context.Context, before time.Time) (int64, er
 
 // purgeItemKeys takes the keys off the jobs of requests received before t
 // that follow item_key_purge's mark, and moves the mark past them. A keyed
-// job's id grows with its request's arrival, so it stops at the first job
-// of a request received at t or later; it looks at purgeBatch jobs at
-// most, and reports whether more may follow. It returns how many keys
-// went.
-func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error) {
+// job is written with its request, so ids follow arrival: it stops at the
+// first job of a request received at t or later, and looks at purgeBatch
+// jobs at most. A job dated later than now (the clock stepped back since)
+// does not stop it: it goes with the first due job after it, which
+// arrived later. It returns how many keys went, and whether more may
+// follow.
+func purgeItemKeys(tx writeTx, before, now time.Time) (n int64, more bool, err error) {
 	var from int64
 	if err := tx.QueryRow(`SELECT upto FROM item_key_purge WHERE id = 1`).Scan(&from); err != nil {
 		return 0, false, err
@@ -223,18 +225,20 @@ func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error)
 	if err != nil {
 		return 0, false, err
 	}
-	to, seen := from, 0
+	to, seen, young := from, 0, false
 	for rows.Next() {
 		var id, received int64
 		if err := rows.Scan(&id, &received); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
-		if received >= before.UnixMicro() {
-			seen = -1
+		seen++
+		if received < before.UnixMicro() {
+			to = id
+		} else if received <= now.UnixMicro() {
+			young = true
 			break
 		}
-		to, seen = id, seen+1
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || to == from {
@@ -250,7 +254,7 @@ func purgeItemKeys(tx writeTx, before time.Time) (n int64, more bool, err error)
 	if _, err := tx.Exec(`UPDATE item_key_purge SET upto = ? WHERE id = 1`, to); err != nil {
 		return 0, false, err
 	}
-	return n, seen == purgeBatch, nil
+	return n, !young && seen == purgeBatch, nil
 }
 
 // readLegacyItemKeys sets legacyItemKeys while the idempotency table may

@@ -425,20 +425,38 @@ func testPurgeIdempotency(t *testing.T, b Backend) {
 	}
 
 	t.Run("ItemKeysAfterRecordPurge", func(t *testing.T) {
-		// Every record purged, jobs and all, then a new batch: its keys
-		// still go when they are due.
+		// The newest records purged, jobs and all, then a new batch: its
+		// keys still go when they are due.
 		e := newEnv(t, b)
+		e.save(BatchReceipt(e.now(), "kept", true, "k")) // its job, still to deliver, keeps its record
 		r := BatchReceipt(e.now(), "first", true, "a", "b", "c")
 		for _, it := range r.Items {
 			it.Job.Stored(e.now())
 		}
 		e.save(r)
-		itemKeysGo(t, e, 4, "a", "b", "c")
+		itemKeysGo(t, e, 6, "k", "a", "b", "c")
 		if n, err := e.s.PurgeRecords(t.Context(), e.now()); err != nil || n != 1 {
 			t.Fatalf("purge records: got %d, %v; want 1, nil", n, err)
 		}
 		e.save(BatchReceipt(e.now(), "second", true, "d", "e"))
 		itemKeysGo(t, e, 3, "d", "e")
+	})
+
+	t.Run("ItemKeysPastFutureDated", func(t *testing.T) {
+		// A batch dated a day ahead (the clock stepped back since) does
+		// not hold back the keys of those that arrived after it.
+		e := newEnv(t, b)
+		e.save(BatchReceipt(e.now().Add(24*time.Hour), "ahead", true, "a"))
+		e.save(BatchReceipt(e.now(), "second", true, "b", "c"))
+		n, err := e.s.PurgeIdempotency(t.Context(), e.mark())
+		if err != nil || n < 3 {
+			t.Errorf("purge: got %d, %v; want 3 or more, nil", n, err)
+		}
+		for _, c := range []string{"b", "c"} {
+			if _, err := e.s.LookupKey(t.Context(), hooks.SenderBloomreach, hooks.ItemKey("sms", c)); hooks.ErrorCode(err) != hooks.ENOTFOUND {
+				t.Errorf("customer %s after the purge: got %v, want ENOTFOUND", c, err)
+			}
+		}
 	})
 
 	t.Run("ItemKeysPastRetriedJob", func(t *testing.T) {
