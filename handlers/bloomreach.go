@@ -127,7 +127,7 @@ func (h *Bloomreach) handleWebhook(c echo.Context) error {
 		}
 		defer release()
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), bloomreachDeadline)
+	ctx, cancel := withTimeout(c.Request().Context(), bloomreachDeadline)
 	defer cancel()
 
 	isJSON := isJSONRequest(c.Request(), wh)

@@ -114,7 +114,7 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 
 	r := &hooks.Receipt{Request: rec, Keys: keys}
 	if d, inline := hook.InlineDeadline(urgency); inline {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+		ctx, cancel := withTimeout(c.Request().Context(), d)
 		defer cancel()
 		resp, err := h.Guard.Run(ctx, r, HeaderRequestID, func(ctx context.Context) (hooks.Response, error) {
 			return h.runInline(ctx, hook, r)
@@ -134,7 +134,7 @@ func (h *Bubblehouse) handleHook(c echo.Context) error {
 
 // commit writes a receipt whose answer is known and sends that answer.
 func (h *Bubblehouse) commit(c echo.Context, r *hooks.Receipt, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), wait)
+	ctx, cancel := withTimeout(c.Request().Context(), wait)
 	defer cancel()
 	resp, err := h.Guard.Commit(ctx, r, HeaderRequestID)
 	if err != nil {
@@ -154,7 +154,7 @@ func (h *Bubblehouse) hello1(c echo.Context, rec *hooks.Request) error {
 	if err := hooks.CheckObject(body); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), hooks.RealtimeDeadline)
+	ctx, cancel := withTimeout(c.Request().Context(), hooks.RealtimeDeadline)
 	defer cancel()
 	resp, err := h.Guard.Run(ctx, &hooks.Receipt{Request: rec}, HeaderRequestID, func(context.Context) (hooks.Response, error) {
 		out, err := h.Hooks.Hello1Answer(body)

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -109,7 +108,7 @@ func (h *Svix) handleEvent(c echo.Context) error {
 	if !hasAction {
 		job.Stored(job.CreatedAt)
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), svixWait)
+	ctx, cancel := withTimeout(c.Request().Context(), svixWait)
 	defer cancel()
 	// Svix delivers a message with the same id to each subscribed endpoint:
 	// de-duplicate per endpoint.

@@ -288,6 +288,35 @@ func TestOpen_WriterPragmas(t *testing.T) {
 	}
 }
 
+// doneCounter counts the calls to its Done.
+type doneCounter struct {
+	context.Context
+	mu sync.Mutex
+	n  int
+}
+
+func (c *doneCounter) Done() <-chan struct{} {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Context.Done()
+}
+
+// A write the writer's queue takes at once does not ask its context for
+// Done: the handlers' answer deadlines start their timers only then.
+func TestDB_WriteQueuedWithoutDone(t *testing.T) {
+	db := sqlitetest.Open(t)
+	ctx := &doneCounter{Context: context.Background()}
+	for i := range 10 {
+		if _, err := db.SaveReceipt(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`)); err != nil {
+			t.Fatalf("save: %v", err)
+		}
+	}
+	if ctx.n != 0 {
+		t.Fatalf("Done was asked for %d times by 10 writes the queue took at once, want 0", ctx.n)
+	}
+}
+
 func TestDB_Ping(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		db := sqlitetest.Open(t)

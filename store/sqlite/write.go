@@ -49,12 +49,18 @@ type writeOp struct {
 // without it), so it must only touch the transaction and its own results.
 func (db *DB) write(ctx context.Context, fn func(writeTx) error) error {
 	op := writeOp{fn: fn, done: make(chan error, 1)}
+	// Try the queue first: asking ctx for Done can start a timer, which a
+	// write the queue takes at once does not need.
 	select {
 	case db.ops <- op:
-	case <-db.quit:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("queue write: %w", ctx.Err())
+	default:
+		select {
+		case db.ops <- op:
+		case <-db.quit:
+			return ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("queue write: %w", ctx.Err())
+		}
 	}
 	// Once queued the write will be attempted; wait for its outcome even if
 	// ctx ends, so that the caller never answers on a guess.
