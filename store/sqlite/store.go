@@ -1,7 +1,10 @@
 // Package sqlite keeps hookbay's requests, idempotency records and job queue
-// in one SQLite file. Writes go through a single writer goroutine that
-// commits concurrent requests together (group commit), so that every 2xx is
-// preceded by an fsync without one fsync per request.
+// in one SQLite file. Writes go through a single writer connection, one
+// batch at a time, that commits concurrent requests together (group
+// commit), so that every 2xx is preceded by an fsync without one fsync per
+// request. A write that finds no batch running commits its own; those that
+// arrive meanwhile queue for the writer goroutine, which commits them as
+// the next batch.
 package sqlite
 
 import (
@@ -106,9 +109,15 @@ type DB struct {
 	writerDone     chan struct{}
 	checkpointDone chan struct{}
 	stmts          statements
+	// wmu is held by whoever runs a batch on the writer's connection: the
+	// writer goroutine, or a write that found no batch running. wclosed
+	// (under wmu) is set once Close has taken the connection away.
+	wmu     sync.Mutex
+	wclosed bool
+	batch   []writeOp // the batch being committed, under wmu
 	// raw is the writer's connection as the driver sees it, and hot the
 	// statements prepared on it (nil until first used on that connection).
-	// Only the writer goroutine touches either once Open has returned.
+	// Only the holder of wmu touches either once Open has returned.
 	raw       *sqlite3.SQLiteConn
 	hot       *hotStatements
 	closeOnce sync.Once
@@ -213,6 +222,10 @@ func (db *DB) Close() error {
 func (db *DB) close() error {
 	close(db.quit)
 	<-db.writerDone
+	// A write that runs its own batch may still hold the connection.
+	db.wmu.Lock()
+	db.wclosed = true
+	db.wmu.Unlock()
 	<-db.checkpointDone
 	db.stmts.close()
 	// A final checkpoint leaves a compact database file behind.
