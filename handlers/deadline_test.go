@@ -127,3 +127,21 @@ func TestWithTimeout_ReleaseStopsTimer(t *testing.T) {
 		t.Fatalf("Err = %v, want Canceled", err)
 	}
 }
+
+func TestWithTimeout_ErrStaysTheSame(t *testing.T) {
+	parent, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	ctx, cancel := withTimeout(parent, time.Millisecond)
+	defer cancel()
+	time.Sleep(5 * time.Millisecond)
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err past the deadline = %v, want DeadlineExceeded", err)
+	}
+	pcancel()
+	if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err after the parent ended too = %v, want DeadlineExceeded still", err)
+	}
+	if !closed(ctx.Done(), time.Second) {
+		t.Fatal("Done asked for after the end is not closed")
+	}
+}

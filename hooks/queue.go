@@ -312,7 +312,7 @@ func (q *Queue) completed(j *Job) {
 	}
 }
 
-// takeDone returns the succeeded jobs that wait, and how many there were.
+// takeDone returns the succeeded jobs that wait, and leaves none.
 func (q *Queue) takeDone() []*Job {
 	q.doneMu.Lock()
 	defer q.doneMu.Unlock()

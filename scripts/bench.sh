@@ -16,7 +16,10 @@
 # or three with -rows 3 as hookbay writes, group-committed with fsync), as
 # the ceiling any receiver with that durability reaches on this machine;
 # and the one-row floor without fsync (-sync off, not durable), the ceiling
-# of the stack itself when the disk costs nothing.
+# of the stack itself when the disk costs nothing. Then hookbay and the
+# one-row floor in FLOOR_ROUNDS (3) interleaved rounds, each fresh, with
+# min / median / max of throughput, p99 and CPU per request; target:
+# hookbay >= 0.85x the floor at the medians.
 #
 # PG=1 adds PostgreSQL to the Bubblehouse run, then stops (no Svix or
 # Bloomreach runs): hookbay with store.postgres on PG_URL (default
@@ -35,7 +38,7 @@
 # target: throughput with the stream >= 0.95x without.
 #
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s) FLOOR (0) OBSERVE (0) OBSERVE_ROUNDS (3) INSPECT (0)
+# WARMUP (3s) FLOOR (0) FLOOR_ROUNDS (3) OBSERVE (0) OBSERVE_ROUNDS (3) INSPECT (0)
 # INSPECT_ROUNDS (3) PG (0) PG_URL; BENCH_STRICT=1 exits non-zero when a
 # target is missed.
 set -euo pipefail
@@ -346,6 +349,61 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 	done
 	echo "(floor1: one row per request; floor3: request, idempotency and job rows, as hookbay;"
 	echo " floor1-nosync: floor1 without fsync, not durable: the stack's CPU ceiling; ratio to bare Echo)"
+
+	# hookbay and the one-row floor again, in FLOOR_ROUNDS interleaved rounds
+	# (hookbay first in odd rounds, the floor first in even ones), each on a
+	# fresh database: one run of each, minutes apart, measures the machine's
+	# drift as much as the servers. CPU per request is the server's own
+	# (user + system, from /proc) over the measured run.
+	echo
+	FLOOR_ROUNDS=${FLOOR_ROUNDS:-3}
+	echo "hookbay and floor1 interleaved, $FLOOR_ROUNDS rounds: wrk -t$THREADS -c$CONNECTIONS -d$DURATION each (warm-up $WARMUP)..."
+	hz=$(getconf CLK_TCK)
+	declare -A fr_rps fr_p99 fr_cpu
+	for round in $(seq "$FLOOR_ROUNDS"); do
+		order=(hookbay floor1)
+		if ((round % 2 == 0)); then order=(floor1 hookbay); fi
+		for kind in "${order[@]}"; do
+			name="fr-$kind-$round"
+			if [[ $kind == hookbay ]]; then
+				sed "s|$tmp/data\"|$tmp/data-$name\"|" "$tmp/hookbay-bh.yaml" >"$tmp/hookbay-$name.yaml"
+				start_hookbay "$name"
+				pid=$hb_pid addr=$HOOKBAY_ADDR auth="Bearer bench-secret"
+			else
+				"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/$name.db" -rows 1 >"$tmp/$name.log" 2>&1 &
+				pid=$!; pids+=("$pid")
+				wait_up "http://$BARE_ADDR/" "$pid" "$tmp/$name.log"
+				addr=$BARE_ADDR auth=""
+			fi
+			BENCH_AUTH=$auth BENCH_RUN="$RUN_ID-$name-warm" \
+				wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s scripts/bench.lua "http://$addr$URL_PATH" >"$tmp/$name.warm"
+			c0=$(cpu_ticks "$pid")
+			BENCH_AUTH=$auth BENCH_RUN="$RUN_ID-$name" \
+				wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench.lua "http://$addr$URL_PATH" >"$tmp/$name.wrk"
+			c1=$(cpu_ticks "$pid")
+			kill "$pid"; wait "$pid" 2>/dev/null || true
+			parse "$name"
+			n=$(awk '/ requests in / {print $1}' "$tmp/$name.wrk")
+			fr_rps[$kind]+="$rps " fr_p99[$kind]+="$p99 "
+			fr_cpu[$kind]+="$(awk -v c=$((c1 - c0)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}') "
+			printf '  round %s %-8s %10s req/s, p99 %7s ms, %s errors\n' "$round" "$kind" "$rps" "$p99" "$((non2xx + sockerr))"
+		done
+	done
+	# spread VALUES...: min / median / max.
+	spread() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {printf "%s / %s / %s", a[1], a[int((NR + 1) / 2)], a[NR]}'; }
+	# median VALUES...
+	median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+	printf '%-8s  %-32s  %-28s  %s\n' server "req/s min / median / max" "p99 ms" "CPU us/req"
+	for kind in hookbay floor1; do
+		# shellcheck disable=SC2086 # word splitting wanted
+		printf '%-8s  %-32s  %-28s  %s\n' "$kind" "$(spread ${fr_rps[$kind]})" "$(spread ${fr_p99[$kind]})" "$(spread ${fr_cpu[$kind]})"
+	done
+	# shellcheck disable=SC2086
+	floor_ratio=$(awk -v a="$(median ${fr_rps[hookbay]})" -v b="$(median ${fr_rps[floor1]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+	# shellcheck disable=SC2086
+	floor_cpu=$(awk -v a="$(median ${fr_cpu[hookbay]})" -v b="$(median ${fr_cpu[floor1]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
+	echo "hookbay/floor1 at the medians: throughput $floor_ratio, CPU per request $floor_cpu"
+	check "hookbay throughput $floor_ratio x the one-row durable floor >= 0.85" "$floor_ratio >= 0.85"
 	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
 fi
 

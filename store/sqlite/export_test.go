@@ -33,3 +33,9 @@ func WriterPragma(db *DB, name string) (string, error) {
 // LegacyItemKeys reports whether db looks for batch customers' keys in the
 // idempotency table too (keys from before migration 0009).
 func LegacyItemKeys(db *DB) bool { return db.legacyItemKeys.Load() }
+
+// SetMaxWALFrames sets the WAL size past which the writer restarts it.
+func SetMaxWALFrames(db *DB, n int64) { db.maxWALFrames.Store(n) }
+
+// WALRestarts is how many RESTART checkpoints the writer has tried.
+func WALRestarts(db *DB) int64 { return db.walRestarts.Load() }

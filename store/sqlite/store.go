@@ -111,7 +111,8 @@ type DB struct {
 	stmts          statements
 	// wmu is held by whoever runs a batch on the writer's connection: the
 	// writer goroutine, or a write that found no batch running. wclosed
-	// (under wmu) is set once Close has taken the connection away.
+	// (under wmu) is set by the writer goroutine when Close stops it: no
+	// batch runs after that.
 	wmu     sync.Mutex
 	wclosed bool
 	batch   []writeOp // the batch being committed, under wmu
@@ -121,9 +122,12 @@ type DB struct {
 	raw       *sqlite3.SQLiteConn
 	hot       *hotStatements
 	closeOnce sync.Once
-	// walOver is set by the checkpointer when the WAL has outgrown
-	// maxWALFrames, for the writer to restart it.
-	walOver atomic.Bool
+	// walOver is signalled by the checkpointer when the WAL has outgrown
+	// maxWALFrames, for the writer goroutine to restart it between
+	// batches (at most one try per tick).
+	walOver      chan struct{}
+	maxWALFrames atomic.Int64 // maxWALFrames, but for tests
+	walRestarts  atomic.Int64 // RESTART checkpoints tried, for tests
 	// commits is told of every group commit (ObserveCommits).
 	commits atomic.Pointer[func(writes int, took time.Duration, failed int)]
 	// legacyItemKeys is set while the idempotency table may hold batch
@@ -141,6 +145,7 @@ func Open(path string) (*DB, error) {
 		ops:            make(chan writeOp, maxBatch),
 		quit:           make(chan struct{}),
 		writerDone:     make(chan struct{}),
+		walOver:        make(chan struct{}, 1),
 		checkpointDone: make(chan struct{}),
 		Logger:         slog.Default(),
 	}
@@ -207,6 +212,7 @@ func Open(path string) (*DB, error) {
 		return nil, err
 	}
 	go db.writer()
+	db.maxWALFrames.Store(maxWALFrames)
 	go db.checkpointer()
 	return db, nil
 }
@@ -222,10 +228,6 @@ func (db *DB) Close() error {
 func (db *DB) close() error {
 	close(db.quit)
 	<-db.writerDone
-	// A write that runs its own batch may still hold the connection.
-	db.wmu.Lock()
-	db.wclosed = true
-	db.wmu.Unlock()
 	<-db.checkpointDone
 	db.stmts.close()
 	// A final checkpoint leaves a compact database file behind.

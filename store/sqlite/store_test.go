@@ -302,18 +302,79 @@ func (c *doneCounter) Done() <-chan struct{} {
 	return c.Context.Done()
 }
 
-// A write the writer's queue takes at once does not ask its context for
-// Done: the handlers' answer deadlines start their timers only then.
-func TestDB_WriteQueuedWithoutDone(t *testing.T) {
+// A write that runs at once, in its own batch or queued behind one, does
+// not ask its context for Done: the handlers' answer deadlines start their
+// timers only then.
+func TestDB_WriteWithoutDone(t *testing.T) {
 	db := sqlitetest.Open(t)
 	ctx := &doneCounter{Context: context.Background()}
-	for i := range 10 {
-		if _, err := db.SaveReceipt(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`)); err != nil {
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 { // far fewer than the queue holds
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.SaveReceipt(ctx, newReceipt(t0, fmt.Sprintf("req-%d", i), `{}`))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatalf("save: %v", err)
 		}
 	}
 	if ctx.n != 0 {
-		t.Fatalf("Done was asked for %d times by 10 writes the queue took at once, want 0", ctx.n)
+		t.Fatalf("Done was asked for %d times by 200 writes with room in the queue, want 0", ctx.n)
+	}
+}
+
+// Under writes that never pause, with a reader that keeps a read mark in
+// the WAL, the checkpointer's request to restart the WAL reaches the
+// writer.
+func TestDB_WALRestartUnderLoad(t *testing.T) {
+	db := sqlitetest.Open(t)
+	sqlite.SetMaxWALFrames(db, 16)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := db.SaveReceipt(context.Background(), newReceipt(t0, fmt.Sprintf("w%d-%d", w, i), `{}`)); err != nil {
+					t.Errorf("save: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mustFindRequests(t, db, hooks.RequestFilter{Limit: 10})
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for sqlite.WALRestarts(db) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if sqlite.WALRestarts(db) == 0 {
+		t.Fatal("the writer never restarted the WAL within 10 s of sustained writes")
 	}
 }
 

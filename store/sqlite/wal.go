@@ -32,8 +32,11 @@ func (db *DB) checkpointer() {
 		// starts it over by itself only when no reader holds a read mark
 		// in it, and under load one always does (left to SQLite, the WAL
 		// of a batch load reached 464 MiB in 13 s, against 64 MiB).
-		if err == nil && frames > maxWALFrames {
-			db.walOver.Store(true)
+		if err == nil && int64(frames) > db.maxWALFrames.Load() {
+			select {
+			case db.walOver <- struct{}{}:
+			default:
+			}
 		}
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.Code == sqlite3.ErrBusy {
@@ -56,6 +59,7 @@ func (db *DB) restartWAL() {
 		db.Logger.Warn("restart the WAL", "err", err)
 		return
 	}
+	db.walRestarts.Add(1)
 	var busy, frames, copied int
 	err := db.wconn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
 	if _, rerr := db.wconn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, busyTimeoutMs)); rerr != nil {
