@@ -336,42 +336,32 @@ func TestDB_WriteWithoutDone(t *testing.T) {
 func TestDB_WALRestartUnderLoad(t *testing.T) {
 	db := sqlitetest.Open(t)
 	sqlite.SetMaxWALFrames(db, 16)
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	var wg sync.WaitGroup
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
 				if _, err := db.SaveReceipt(context.Background(), newReceipt(t0, fmt.Sprintf("w%d-%d", w, i), `{}`)); err != nil {
 					t.Errorf("save: %v", err)
 					return
 				}
 			}
-		}()
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := db.FindRequests(context.Background(), hooks.RequestFilter{Limit: 10}); err != nil {
+				t.Errorf("read: %v", err)
 				return
-			default:
 			}
-			mustFindRequests(t, db, hooks.RequestFilter{Limit: 10})
 		}
-	}()
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for sqlite.WALRestarts(db) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	close(stop)
+	stop()
 	wg.Wait()
 	if sqlite.WALRestarts(db) == 0 {
 		t.Fatal("the writer never restarted the WAL within 10 s of sustained writes")
