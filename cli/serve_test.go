@@ -432,7 +432,8 @@ func startBinary(t *testing.T, bin string, args ...string) *hookbayProcess {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: under the whole suite with -race, a start has taken over 10 s.
+	deadline := time.Now().Add(30 * time.Second)
 	for !listeningRE.MatchString(p.out.String()) || (contains(args, "--http") && bannerAuth.FindString(p.out.String()) == "") {
 		if time.Now().After(deadline) {
 			t.Fatalf("hookbay did not start:\n%s", p.out)
