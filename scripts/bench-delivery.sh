@@ -234,8 +234,9 @@ run_one() {
 		pace_run "$name" low -rate "$LOW_RATE" -d "$PACE_DUR"
 		keep low cpu "$ver" "$(val "$f" low_cpu_us_per_req)"
 		keep low p99 "$ver" "$(val "$f" low_p99_ms)"
-		printf '  %-4s low: %s req/s, %s us CPU/req, accept->delivered p99 %s ms (late %s, unsent %s)\n' "$ver" "$LOW_RATE" \
-			"$(val "$f" low_cpu_us_per_req)" "$(val "$f" low_p99_ms)" "$(val "$f" low_late)" "$(val "$f" low_unsent)"
+		keep low switches "$ver" "$(val "$f" low_switches_per_req)"
+		printf '  %-4s low: %s req/s, %s us CPU/req, %s context switches/req, accept->delivered p99 %s ms (late %s, unsent %s)\n' "$ver" "$LOW_RATE" \
+			"$(val "$f" low_cpu_us_per_req)" "$(val "$f" low_switches_per_req)" "$(val "$f" low_p99_ms)" "$(val "$f" low_late)" "$(val "$f" low_unsent)"
 		;;
 	batch)
 		batch_run "$name"
@@ -319,7 +320,8 @@ for phase in $PHASES; do
 		fi
 		;;
 	low)
-		table low "low: open loop at $LOW_RATE req/s, $DURATION" cpu "CPU us/req" p99 "accept->delivered p99 ms"
+		table low "low: open loop at $LOW_RATE req/s, $DURATION" cpu "CPU us/req" switches "context switches/req" \
+			p99 "accept->delivered p99 ms"
 		p=$(median low cpu prev) n=$(median low cpu new)
 		check "low: new CPU per request $n us <= 1/3 of prev's $p us" "$n * 3 <= $p"
 		;;

@@ -34,6 +34,36 @@ func cpuTicks(pid int) (int64, error) {
 	return utime + stime, nil
 }
 
+// contextSwitches returns how many times the threads of process pid have
+// been switched out, voluntarily or not, from /proc/PID/task/*/status: on
+// a VM each is a wake-up the hypervisor makes dear. Threads that have
+// exited are not counted (the Go runtime seldom ends one).
+func contextSwitches(pid int) (int64, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read hookbay's context switches: %w", err)
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread has exited since the listing
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				c, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("read hookbay's context switches: %s/%s/status: %q", dir, t.Name(), line)
+				}
+				n += c
+			}
+		}
+	}
+	return n, nil
+}
+
 // cpuMeter reads one process's CPU time; with no pid it measures nothing.
 type cpuMeter struct{ pid, hz int }
 
@@ -43,6 +73,15 @@ func (m cpuMeter) read() (int64, error) {
 		return 0, nil
 	}
 	return cpuTicks(m.pid)
+}
+
+// switches returns the process's context switches so far (0 without a
+// pid).
+func (m cpuMeter) switches() (int64, error) {
+	if m.pid == 0 {
+		return 0, nil
+	}
+	return contextSwitches(m.pid)
 }
 
 // perUnit returns the CPU time of ticks, in microseconds, per one of n.

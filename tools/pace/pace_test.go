@@ -240,6 +240,26 @@ func TestCPUTicks(t *testing.T) {
 	t.Errorf("CPU time did not grow in 10 s of spinning (%d)", x)
 }
 
+func TestContextSwitches(t *testing.T) {
+	x0, err := contextSwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		time.Sleep(time.Millisecond) // each sleep switches a thread out
+	}
+	x1, err := contextSwitches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x1 < x0+10 {
+		t.Errorf("context switches went from %d to %d over 20 sleeps, want at least 10 more", x0, x1)
+	}
+	if _, err := contextSwitches(-1); err == nil {
+		t.Error("a process that does not exist: got no error")
+	}
+}
+
 func TestParseRates(t *testing.T) {
 	if got, err := parseRates("500, 1000,2000"); err != nil || len(got) != 3 || got[2] != 2000 {
 		t.Errorf("got %v, %v", got, err)

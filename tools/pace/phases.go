@@ -154,6 +154,10 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	if err != nil {
 		return false, false, err
 	}
+	x0, err := cpu.switches()
+	if err != nil {
+		return false, false, err
+	}
 	r := g.open(float64(rate), o.dur, o.senders, o.late)
 	end := time.Now()
 	atEnd, _ := s.progress(w)
@@ -161,6 +165,10 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	delivered, last := s.progress(w)
 	time.Sleep(settle)
 	c1, err := cpu.read()
+	if err != nil {
+		return false, false, err
+	}
+	x1, err := cpu.switches()
 	if err != nil {
 		return false, false, err
 	}
@@ -189,7 +197,16 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	p.float("max_ms", ms(percentile(lat, 1)))
 	p.float("drain_s", drainS)
 	p.float("cpu_us_per_req", cpu.perUnit(c1-c0, r.accepted))
+	p.float("switches_per_req", perReq(x1-x0, r.accepted))
 	p.str("drained", strconv.FormatBool(drained))
 	p.str("pass", strconv.FormatBool(pass))
 	return drained, pass, nil
+}
+
+// perReq is n per one of accepted, 0 when none was.
+func perReq(n, accepted int64) float64 {
+	if accepted <= 0 {
+		return 0
+	}
+	return float64(n) / float64(accepted)
 }
