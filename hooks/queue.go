@@ -97,16 +97,10 @@ type Queue struct {
 	// (Executor.Observe).
 	Observe func(*Job, AttemptResult)
 
-	exec  *Executor
-	wake  chan struct{} // a job was queued
-	freed chan struct{} // a worker took a job from the line
-	// Jobs whose action succeeded wait in done for the completer, which
-	// doneWake wakes when the first arrives (and when a batch is full):
-	// the rest arrive without waking it.
-	doneMu    sync.Mutex
-	done      []*Job
-	doneWake  chan struct{}
-	doneEnd   chan struct{}      // closed once no worker completes any more
+	exec      *Executor
+	wake      chan struct{}      // a job was queued
+	freed     chan struct{}      // a worker took a job from the line
+	completed chan *Job          // jobs whose action succeeded
 	cancel    context.CancelFunc // cancels running actions
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -196,10 +190,10 @@ func (q *Queue) Start() {
 	q.wake = make(chan struct{}, 1)
 	q.freed = make(chan struct{}, 1)
 	q.hasJob = sync.NewCond(&q.mu)
-	q.doneWake, q.doneEnd = make(chan struct{}, 1), make(chan struct{})
+	q.completed = make(chan *Job, completeBatch)
 	q.stop = make(chan struct{})
 	q.exec = &Executor{Store: q.Store, Policy: q.Policy, Lease: q.Lease, Now: q.Now,
-		Complete: q.completed, Observe: q.Observe}
+		Complete: func(j *Job) { q.completed <- j }, Observe: q.Observe}
 	q.completer.Add(1)
 	go q.complete()
 	var ctx context.Context
@@ -241,7 +235,7 @@ func (q *Queue) stopAll(ctx context.Context) {
 		<-done
 	}
 	q.cancel()
-	close(q.doneEnd)
+	close(q.completed)
 	q.completer.Wait()
 }
 
@@ -297,72 +291,48 @@ func (q *Queue) hand(j *Job, written bool) {
 	}
 }
 
-// completed hands a succeeded job to the completer. Only the first of a
-// batch, and a batch that is full, wake it.
-func (q *Queue) completed(j *Job) {
-	q.doneMu.Lock()
-	q.done = append(q.done, j)
-	n := len(q.done)
-	q.doneMu.Unlock()
-	if n == 1 || n >= completeBatch {
-		select {
-		case q.doneWake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// takeDone returns the succeeded jobs that wait, and leaves none.
-func (q *Queue) takeDone() []*Job {
-	q.doneMu.Lock()
-	defer q.doneMu.Unlock()
-	jobs := q.done
-	q.done = nil
-	return jobs
-}
-
-// complete marks succeeded jobs done, many per statement, until Stop. A
-// crash before that costs a second delivery of those jobs, never a lost
-// one.
+// complete marks succeeded jobs done, many per statement. A crash before
+// that costs a second delivery of those jobs, never a lost one.
 func (q *Queue) complete() {
 	defer q.completer.Done()
+	batch := make([]*Job, 0, completeBatch)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	for {
-		end := false
-		select {
-		case <-q.doneWake:
-		case <-q.doneEnd:
-			end = true
-		}
-		q.doneMu.Lock()
-		full := len(q.done) >= completeBatch
-		q.doneMu.Unlock()
-		if !end && !full {
-			// Let others join the first, unless stopping.
-			linger.Reset(completeLinger)
+	for j := range q.completed {
+		batch = append(batch[:0], j)
+		linger.Reset(completeLinger)
+	fill:
+		for len(batch) < completeBatch {
 			select {
+			case j, ok := <-q.completed:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, j)
 			case <-linger.C:
-			case <-q.doneWake: // full
+				break fill
 			case <-q.stop:
-			case <-q.doneEnd:
-				end = true
+				// Stopping: take what is there now, do not linger.
+				for len(batch) < completeBatch {
+					select {
+					case j, ok := <-q.completed:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, j)
+					default:
+						break fill
+					}
+				}
+				break fill
 			}
-			linger.Stop()
 		}
-		jobs := q.takeDone() // at the end, the last: no worker is left to add any
-		for len(jobs) > 0 {
-			batch := jobs[:min(len(jobs), completeBatch)]
-			jobs = jobs[len(batch):]
-			if err := q.Store.CompleteJobs(context.Background(), batch, q.Now()); err != nil {
-				// Delivered, but not marked done: they are delivered again once
-				// their lease ends.
-				q.Logger.Error("delivered jobs could not be marked done; they will be delivered again", "count", len(batch),
-					"jobs", jobIDs(batch), "err", err)
-			}
-		}
-		if end {
-			return
+		linger.Stop()
+		if err := q.Store.CompleteJobs(context.Background(), batch, q.Now()); err != nil {
+			// Delivered, but not marked done: they are delivered again once
+			// their lease ends.
+			q.Logger.Error("delivered jobs could not be marked done; they will be delivered again", "count", len(batch),
+				"jobs", jobIDs(batch), "err", err)
 		}
 	}
 }

@@ -62,7 +62,7 @@ type hotStatements struct {
 }
 
 // exec runs st with args. The driver's argument list is reused from call
-// to call: hot statements run only under DB.wmu, one at a time.
+// to call: only the writer goroutine runs hot statements, one at a time.
 func (h *hotStatements) exec(st *sqlite3.SQLiteStmt, args ...driver.Value) (driver.Result, error) {
 	h.args = h.args[:0]
 	for i, v := range args {
@@ -74,7 +74,7 @@ func (h *hotStatements) exec(st *sqlite3.SQLiteStmt, args ...driver.Value) (driv
 }
 
 // hotStmts returns the hot statements of the writer's connection, preparing
-// them on first use. Only write functions (under DB.wmu) call it.
+// them on first use. Only write functions (on the writer goroutine) call it.
 func (db *DB) hotStmts() (*hotStatements, error) {
 	if db.hot != nil {
 		return db.hot, nil

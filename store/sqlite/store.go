@@ -1,10 +1,7 @@
 // Package sqlite keeps hookbay's requests, idempotency records and job queue
-// in one SQLite file. Writes go through a single writer connection, one
-// batch at a time, that commits concurrent requests together (group
-// commit), so that every 2xx is preceded by an fsync without one fsync per
-// request. A write that finds no batch running commits its own; those that
-// arrive meanwhile queue for the writer goroutine, which commits them as
-// the next batch.
+// in one SQLite file. Writes go through a single writer goroutine that
+// commits concurrent requests together (group commit), so that every 2xx is
+// preceded by an fsync without one fsync per request.
 package sqlite
 
 import (
@@ -109,23 +106,15 @@ type DB struct {
 	writerDone     chan struct{}
 	checkpointDone chan struct{}
 	stmts          statements
-	// wmu is held by whoever runs a batch on the writer's connection: the
-	// writer goroutine, or a write that found no batch running. wclosed
-	// (under wmu) is set by the writer goroutine when Close stops it: no
-	// batch runs after that.
-	wmu     sync.Mutex
-	wclosed bool
-	batch   []writeOp // the batch being committed, under wmu
 	// raw is the writer's connection as the driver sees it, and hot the
 	// statements prepared on it (nil until first used on that connection).
-	// Only the holder of wmu touches either once Open has returned.
+	// Only the writer goroutine touches either once Open has returned.
 	raw       *sqlite3.SQLiteConn
 	hot       *hotStatements
 	closeOnce sync.Once
-	// walOver is signalled by the checkpointer when the WAL has outgrown
-	// maxWALFrames, for the writer goroutine to restart it between
-	// batches (at most one try per tick).
-	walOver      chan struct{}
+	// walOver is set by the checkpointer when the WAL has outgrown
+	// maxWALFrames, for the writer to restart it.
+	walOver      atomic.Bool
 	maxWALFrames atomic.Int64 // maxWALFrames, but for tests
 	walRestarts  atomic.Int64 // RESTART checkpoints tried, for tests
 	// commits is told of every group commit (ObserveCommits).
@@ -145,7 +134,6 @@ func Open(path string) (*DB, error) {
 		ops:            make(chan writeOp, maxBatch),
 		quit:           make(chan struct{}),
 		writerDone:     make(chan struct{}),
-		walOver:        make(chan struct{}, 1),
 		checkpointDone: make(chan struct{}),
 		Logger:         slog.Default(),
 	}

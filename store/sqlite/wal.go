@@ -33,10 +33,7 @@ func (db *DB) checkpointer() {
 		// in it, and under load one always does (left to SQLite, the WAL
 		// of a batch load reached 464 MiB in 13 s, against 64 MiB).
 		if err == nil && int64(frames) > db.maxWALFrames.Load() {
-			select {
-			case db.walOver <- struct{}{}:
-			default:
-			}
+			db.walOver.Store(true)
 		}
 		var se sqlite3.Error
 		if errors.As(err, &se) && se.Code == sqlite3.ErrBusy {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/hookbay/hookbay/hooks"
@@ -48,26 +47,10 @@ type writeOp struct {
 // and returns once that transaction is committed. fn may run more than once
 // (when another write in its batch fails, the batch is committed again
 // without it), so it must only touch the transaction and its own results.
-// ctx bounds only the wait for room in the writer's queue: a write that
-// runs at once or is queued is seen through.
+// ctx bounds only the wait for room in the writer's queue: a queued write
+// is seen through.
 func (db *DB) write(ctx context.Context, fn func(writeTx) error) error {
-	select {
-	case <-db.quit:
-		return ErrClosed
-	default:
-	}
 	op := writeOp{fn: fn, done: make(chan error, 1)}
-	// No batch running: run this one here, with whatever else is queued,
-	// rather than wake the writer goroutine and wait to be woken in turn.
-	// At a low rate that is two goroutine hand-offs fewer per write.
-	if db.wmu.TryLock() {
-		if db.wclosed {
-			db.wmu.Unlock()
-			return ErrClosed
-		}
-		db.runOwnBatch(op)
-		return <-op.done
-	}
 	// Try the queue first: asking ctx for Done can start a timer, which a
 	// write the queue takes at once does not need.
 	select {
@@ -96,22 +79,6 @@ func (db *DB) write(ctx context.Context, fn func(writeTx) error) error {
 	}
 }
 
-// runOwnBatch runs a batch on the caller's goroutine, which holds wmu, and
-// releases wmu. A panic there must not leave wmu held, its transaction open
-// and every later write waiting: as it would on the writer goroutine, it
-// ends the process.
-func (db *DB) runOwnBatch(op writeOp) {
-	defer func() {
-		if v := recover(); v != nil {
-			stack := debug.Stack()
-			go panic(fmt.Sprintf("sqlite: panic in a write batch: %v\n%s", v, stack))
-			select {} // the panic above ends the process
-		}
-		db.wmu.Unlock()
-	}()
-	db.runBatch(op)
-}
-
 // execCount runs one statement as a write of its own and returns how many
 // rows it changed.
 func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, error) {
@@ -127,26 +94,17 @@ func (db *DB) execCount(ctx context.Context, q string, args ...any) (int64, erro
 	return n, err
 }
 
-// writer commits the writes queued while a batch was running, in batches,
-// and restarts the WAL when the checkpointer asks, until Close.
+// writer commits queued writes in batches until Close.
 func (db *DB) writer() {
 	defer close(db.writerDone)
+	batch := make([]writeOp, 0, maxBatch)
 	for {
+		batch = batch[:0]
 		select {
 		case op := <-db.ops:
-			db.wmu.Lock()
-			db.runBatch(op)
-			db.wmu.Unlock()
-		case <-db.walOver:
-			db.wmu.Lock()
-			db.restartWAL()
-			db.wmu.Unlock()
+			batch = append(batch, op)
 		case <-db.quit:
-			// Drain what was queued before Close, and let no batch run
-			// after: once writerDone is closed, no write will commit.
-			db.wmu.Lock()
-			defer db.wmu.Unlock()
-			db.wclosed = true
+			// Drain what was queued before Close.
 			for {
 				select {
 				case op := <-db.ops:
@@ -156,25 +114,20 @@ func (db *DB) writer() {
 				}
 			}
 		}
-	}
-}
-
-// runBatch commits first and the writes queued behind it in one batch. The
-// caller holds wmu.
-func (db *DB) runBatch(first writeOp) {
-	batch := append(db.batch[:0], first)
-fill:
-	for len(batch) < maxBatch {
-		select {
-		case op := <-db.ops:
-			batch = append(batch, op)
-		default:
-			break fill
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commitAll(batch)
+		if db.walOver.CompareAndSwap(true, false) { // at most one try per tick
+			db.restartWAL()
 		}
 	}
-	db.commitAll(batch)
-	clear(batch) // keep no write's closure alive until the next batch
-	db.batch = batch[:0]
 }
 
 // commitAll commits a batch and tells each write its outcome. A write that

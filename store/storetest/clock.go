@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// Clock is a settable clock, safe to read from the store's writer (and any
-// goroutine that runs a write) while a test moves it.
+// Clock is a settable clock, safe to read from the store's writer goroutine
+// while a test moves it.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
