@@ -11,7 +11,7 @@ import (
 // request is committed without waiting (the store takes its write at once
 // and never gives up on it once queued), and a timer armed per request is not
 // free: arming one that is due before any other can wake a thread asleep
-// in the network poller. Without it an urgent Bubblehouse hook costs 3-4%
+// in the network poller. Without it an urgent Bubblehouse hook costs 2-4%
 // less CPU on SQLite (two builds loaded side by side); PostgreSQL's driver
 // asks for Done on every statement, so there the timer starts as before,
 // as it does for a context derived from this one. Err and Deadline answer
