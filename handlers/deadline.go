@@ -14,8 +14,8 @@ import (
 // in the network poller. Without it an urgent Bubblehouse hook costs 2-4%
 // less CPU on SQLite (two builds loaded side by side); PostgreSQL's driver
 // asks for Done on every statement, so there the timer starts as before,
-// as it does for a context derived from this one. Err and Deadline answer
-// from the clock without a timer.
+// as it does when a context is derived from this one. Err and Deadline
+// answer from the clock without a timer.
 func withTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	c := &lazyDeadline{parent: parent, at: time.Now().Add(d)}
 	return c, c.release
@@ -81,8 +81,19 @@ func (c *lazyDeadline) cause() error {
 	return nil
 }
 
-// Value is the parent's.
-func (c *lazyDeadline) Value(key any) any { return c.parent.Value(key) }
+// Value is the parent's, and once the timer has started the timed
+// context's: a context derived from this one then finds the timed one as
+// its cancellable parent and joins it, rather than start a goroutine that
+// waits on Done.
+func (c *lazyDeadline) Value(key any) any {
+	c.mu.Lock()
+	timed := c.timed
+	c.mu.Unlock()
+	if timed != nil {
+		return timed.Value(key)
+	}
+	return c.parent.Value(key)
+}
 
 // release ends the context and stops its timer, if one was started.
 func (c *lazyDeadline) release() {

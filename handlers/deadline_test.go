@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -143,5 +144,28 @@ func TestWithTimeout_ErrStaysTheSame(t *testing.T) {
 	}
 	if !closed(ctx.Done(), time.Second) {
 		t.Fatal("Done asked for after the end is not closed")
+	}
+}
+
+// A context derived from one whose timer has started joins the timed
+// context, as it would a context.WithTimeout, instead of a goroutine of its
+// own waiting on Done.
+func TestWithTimeout_DerivedJoinWithoutGoroutines(t *testing.T) {
+	ctx, cancel := withTimeout(context.Background(), time.Hour)
+	before := runtime.NumGoroutine()
+	var children []context.Context
+	for range 100 {
+		child, ccancel := context.WithCancel(ctx)
+		defer ccancel()
+		children = append(children, child)
+	}
+	if n := runtime.NumGoroutine() - before; n >= 50 {
+		t.Fatalf("100 derived contexts started %d goroutines, want none", n)
+	}
+	cancel()
+	for i, child := range children {
+		if !closed(child.Done(), time.Second) {
+			t.Fatalf("child %d not done after release", i)
+		}
 	}
 }
