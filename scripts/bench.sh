@@ -124,13 +124,20 @@ start_hookbay() {
 # peak_rss PID: the process's peak RSS in MB.
 peak_rss() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
-# load NAME ADDR AUTH: warm up, then measure; leaves wrk output in $tmp/NAME.wrk.
+# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# load NAME ADDR AUTH [PID]: warm up, then measure; leaves wrk output in
+# $tmp/NAME.wrk and, given the server's PID, its CPU time (clock ticks)
+# over the measured run in $tmp/NAME.ticks.
 load() {
-	local name=$1 url="http://$2$URL_PATH"
+	local name=$1 url="http://$2$URL_PATH" pid=${4:-} c0
 	BENCH_AUTH=$3 BENCH_RUN="$RUN_ID-$name-warm" \
 		wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s scripts/bench.lua "$url" >"$tmp/$name.warm"
+	if [[ -n $pid ]]; then c0=$(cpu_ticks "$pid"); fi
 	BENCH_AUTH=$3 BENCH_RUN="$RUN_ID-$name" \
 		wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench.lua "$url" >"$tmp/$name.wrk"
+	if [[ -n $pid ]]; then echo $(($(cpu_ticks "$pid") - c0)) >"$tmp/$name.ticks"; fi
 }
 
 # to_ms VALUE: wrk duration (850.00us, 1.20ms, 2.00s, 1.00m) in milliseconds.
@@ -186,9 +193,6 @@ check "throughput ratio $ratio >= 0.6" "$ratio >= 0.6"
 check "p99 $p99 ms <= 50 ms" "$p99 <= 50"
 check "non-2xx $non2xx + socket errors $sockerr == 0" "$non2xx + $sockerr == 0"
 check "peak RSS $rss MB < 150 MB" "$rss < 150"
-
-# cpu_ticks PID: the process's user + system CPU time, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # half_wrk NAME ADDR DURATION: one of two instances' share of the load.
 half_wrk() {
@@ -331,7 +335,7 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 		"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/floor.db" "$@" >"$tmp/$name.log" 2>&1 &
 		floor_pid=$!; pids+=("$floor_pid")
 		wait_up "http://$BARE_ADDR/" "$floor_pid" "$tmp/$name.log"
-		load "$name" "$BARE_ADDR" ""
+		load "$name" "$BARE_ADDR" "" "$floor_pid"
 		if ! kill "$floor_pid" 2>/dev/null; then
 			echo "bench: floor $* exited during its run; log tail:" >&2
 			tail -n 20 "$tmp/$name.log" >&2
@@ -368,24 +372,15 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 			if [[ $kind == hookbay ]]; then
 				sed "s|$tmp/data\"|$tmp/data-$name\"|" "$tmp/hookbay-bh.yaml" >"$tmp/hookbay-$name.yaml"
 				start_hookbay "$name"
-				pid=$hb_pid addr=$HOOKBAY_ADDR auth="Bearer bench-secret"
+				load "$name" "$HOOKBAY_ADDR" "Bearer bench-secret" "$hb_pid"
+				kill "$hb_pid"; wait "$hb_pid" 2>/dev/null || true
 			else
-				"$tmp/floor" -listen "$BARE_ADDR" -db "$tmp/$name.db" -rows 1 >"$tmp/$name.log" 2>&1 &
-				pid=$!; pids+=("$pid")
-				wait_up "http://$BARE_ADDR/" "$pid" "$tmp/$name.log"
-				addr=$BARE_ADDR auth=""
+				floorrun "$name" -rows 1
 			fi
-			BENCH_AUTH=$auth BENCH_RUN="$RUN_ID-$name-warm" \
-				wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s scripts/bench.lua "http://$addr$URL_PATH" >"$tmp/$name.warm"
-			c0=$(cpu_ticks "$pid")
-			BENCH_AUTH=$auth BENCH_RUN="$RUN_ID-$name" \
-				wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench.lua "http://$addr$URL_PATH" >"$tmp/$name.wrk"
-			c1=$(cpu_ticks "$pid")
-			kill "$pid"; wait "$pid" 2>/dev/null || true
 			parse "$name"
 			n=$(awk '/ requests in / {print $1}' "$tmp/$name.wrk")
 			fr_rps[$kind]+="$rps " fr_p99[$kind]+="$p99 "
-			fr_cpu[$kind]+="$(awk -v c=$((c1 - c0)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}') "
+			fr_cpu[$kind]+="$(awk -v c="$(<"$tmp/$name.ticks")" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", c / hz * 1e6 / n}') "
 			printf '  round %s %-8s %10s req/s, p99 %7s ms, %s errors\n' "$round" "$kind" "$rps" "$p99" "$((non2xx + sockerr))"
 		done
 	done
