@@ -28,6 +28,11 @@
 #          Target: new's highest passing rate >= 3x prev's.
 #   low    the open loop at LOW_RATE (500) req/s for DURATION: hookbay's CPU
 #          per request, ingest and delivery together. Target: new <= 1/3 prev.
+#          With LOW_BASELINES=1 (the default) each round also loads, at the
+#          same rate and without delivery, new storing the hooks with no
+#          action ("stored") and the one-row durable floor (tools/floor,
+#          "floor"): what ingest alone costs at this rate, and what any
+#          durable receiver pays for it on this machine.
 #   batch  Bloomreach batches of 1000 customers (scripts/bench-bloomreach.lua
 #          with wrk, as scripts/bench.sh runs it: BATCH_CONNECTIONS, Basic
 #          auth, stored only). Target: new customers/s >= 1.5x prev.
@@ -40,7 +45,8 @@
 # Knobs: ROUNDS (3) DURATION (10s) BACKLOG (50000) RATES
 # (500,1000,2000,4000,8000,12000) LOW_RATE (500) PHASES ("drain e2e low
 # batch") PREV (e37aa0c; any git rev) CONNECTIONS (200) BATCH_CONNECTIONS (20)
-# THREADS (2) WARMUP (3s, batch only) BATCH_KEYS (ordered); BENCH_STRICT=1
+# THREADS (2) WARMUP (3s, batch only) BATCH_KEYS (ordered) LOW_BASELINES (1);
+# BENCH_STRICT=1
 # exits non-zero when a target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +56,7 @@ DURATION=${DURATION:-10s}
 BACKLOG=${BACKLOG:-50000}
 RATES=${RATES:-500,1000,2000,4000,8000,12000}
 LOW_RATE=${LOW_RATE:-500}
+LOW_BASELINES=${LOW_BASELINES:-1}
 PHASES=${PHASES:-drain e2e low batch}
 PREV=${PREV:-e37aa0c}
 CONNECTIONS=${CONNECTIONS:-200}
@@ -92,6 +99,7 @@ worktree="$tmp/prev"
 git worktree add --quiet --detach "$worktree" "$prev_commit"
 (cd "$worktree" && go build -o "$tmp/hookbay-prev" .)
 go build -o "$tmp/pace" ./tools/pace
+if [[ " $PHASES " == *" low "* && $LOW_BASELINES == 1 ]]; then go build -o "$tmp/floor" ./tools/floor; fi
 
 # wait_up URL PID LOG [CURL_FLAGS]: polls URL for up to 20 s.
 wait_up() {
@@ -116,8 +124,9 @@ PACE_DUR=$(go_dur "$DURATION")
 # directory of its own. The forward timeout is long so that the deliveries
 # held while the drain phase fills its backlog are not abandoned and retried.
 write_config() {
-	if [[ $2 == batch ]]; then
-		# As scripts/bench.sh's brhookbay: the batches are stored, not forwarded.
+	if [[ $2 == batch || $2 == stored ]]; then
+		# As scripts/bench.sh's brhookbay: the hooks and batches are stored,
+		# not forwarded.
 		cat >"$tmp/hookbay-$1.yaml" <<YAML
 server: {listen: "$HOOKBAY_ADDR", data_dir: "$tmp/data-$1", tls: {mode: "off"}}
 admin: {listen: "off"}
@@ -258,12 +267,44 @@ run_one() {
 	rm -rf "$tmp/data-$name"
 }
 
+# low_baseline VER ROUND: one low-rate run without delivery, VER "stored"
+# (hookbay new, the hook stored with no action) or "floor" (tools/floor,
+# one row per request); records its CPU per request.
+low_baseline() {
+	local ver=$1 round=$2 name="$1-low-$2" f
+	if [[ $ver == floor ]]; then
+		"$tmp/floor" -listen "$HOOKBAY_ADDR" -db "$tmp/$name.db" -rows 1 >"$tmp/hookbay-$name.log" 2>&1 &
+		hb_pid=$!; pids+=("$hb_pid")
+		wait_up "http://$HOOKBAY_ADDR/" "$hb_pid" "$tmp/hookbay-$name.log"
+	else
+		write_config "$name" stored
+		"$tmp/hookbay-new" serve --config "$tmp/hookbay-$name.yaml" >"$tmp/hookbay-$name.log" 2>&1 &
+		hb_pid=$!; pids+=("$hb_pid")
+		wait_up "http://$HOOKBAY_ADDR/healthz" "$hb_pid" "$tmp/hookbay-$name.log" -fsS
+	fi
+	pace_run "$name" load -rate "$LOW_RATE" -d "$PACE_DUR"
+	f="$tmp/$name.pace"
+	keep low cpu "$ver" "$(val "$f" cpu_us_per_req)"
+	keep low switches "$ver" "$(val "$f" switches_per_req)"
+	printf '  %-6s low: %s req/s, %s us CPU/req, %s context switches/req, answer p99 %s ms (%s non-2xx, %s errors, late %s, unsent %s)\n' "$ver" "$LOW_RATE" \
+		"$(val "$f" cpu_us_per_req)" "$(val "$f" switches_per_req)" "$(val "$f" p99_ms)" "$(val "$f" non2xx)" "$(val "$f" errors)" "$(val "$f" late)" "$(val "$f" unsent)"
+	if ! kill "$hb_pid" 2>/dev/null; then
+		echo "bench-delivery: $ver exited during its low run; log tail:" >&2; tail -n 30 "$tmp/hookbay-$name.log" >&2; exit 1
+	fi
+	wait "$hb_pid" 2>/dev/null || true
+	rm -rf "$tmp/data-$name" "$tmp/$name.db"*
+}
+
 echo "$ROUNDS rounds of: $PHASES (DURATION $DURATION, BACKLOG $BACKLOG, RATES $RATES, CONNECTIONS $CONNECTIONS)"
 for round in $(seq "$ROUNDS"); do
 	echo "round $round/$ROUNDS"
 	if ((round % 2)); then order="prev new"; else order="new prev"; fi
 	for phase in $PHASES; do
 		for ver in $order; do run_one "$ver" "$phase" "$round"; done
+		if [[ $phase == low && $LOW_BASELINES == 1 ]]; then
+			if ((round % 2)); then base="stored floor"; else base="floor stored"; fi
+			for ver in $base; do low_baseline "$ver" "$round"; done
+		fi
 	done
 done
 
@@ -323,6 +364,18 @@ for phase in $PHASES; do
 		table low "low: open loop at $LOW_RATE req/s, $DURATION" cpu "CPU us/req" switches "context switches/req" \
 			p99 "accept->delivered p99 ms"
 		p=$(median low cpu prev) n=$(median low cpu new)
+		if [[ $LOW_BASELINES == 1 ]]; then
+			echo
+			echo "low, without delivery: new storing each hook (no action), and the one-row durable floor"
+			printf '%-30s %26s %9s\n' "" "min / median / max" "new/this"
+			for ver in stored floor; do
+				read -r -a sb <<<"$(stats "$tmp/res/low.cpu.$ver")"
+				printf '%-30s %8s %8s %8s %9s\n' "$ver CPU us/req" "${sb[@]}" "$(div "$n" "$(median low cpu "$ver")")"
+				read -r -a sb <<<"$(stats "$tmp/res/low.switches.$ver")"
+				printf '%-30s %8s %8s %8s\n' "$ver context switches/req" "${sb[@]}"
+			done
+			echo "(new/this: new's CPU per request, delivery included, over this one's at the medians)"
+		fi
 		check "low: new CPU per request $n us <= 1/3 of prev's $p us" "$n * 3 <= $p"
 		;;
 	batch)

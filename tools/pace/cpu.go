@@ -84,6 +84,24 @@ func (m cpuMeter) switches() (int64, error) {
 	return contextSwitches(m.pid)
 }
 
+// used is what a process had used at one moment: CPU time in clock ticks
+// and context switches.
+type used struct{ ticks, switches int64 }
+
+// used returns the process's CPU time and context switches so far (zero
+// without a pid).
+func (m cpuMeter) used() (used, error) {
+	t, err := m.read()
+	if err != nil {
+		return used{}, err
+	}
+	x, err := m.switches()
+	if err != nil {
+		return used{}, err
+	}
+	return used{t, x}, nil
+}
+
 // perUnit returns the CPU time of ticks, in microseconds, per one of n.
 func (m cpuMeter) perUnit(ticks, n int64) float64 {
 	if n <= 0 {

@@ -8,7 +8,7 @@
 //	pace e2e   -url URL -sink ADDR -pid PID [-rates 500,1000,2000] [-d 10s]
 //	pace low   -url URL -sink ADDR -pid PID [-rate 500] [-d 10s]
 //	pace sink  -sink ADDR
-//	pace load  -url URL (-c N [-n COUNT | -d D] | -rate R -d D)
+//	pace load  -url URL [-pid PID] (-c N [-n COUNT | -d D] | -rate R -d D)
 //
 // Requests are urgent Bubblehouse hooks as scripts/bench.lua sends them: a
 // ~600-byte CreateDiscount4 input, Authorization (-auth), X-BH-Urgency:
@@ -62,7 +62,8 @@
 // they change. load runs the generator alone (no sink): a closed loop of -c
 // connections for -n requests or -d, or an open loop at -rate for -d, and
 // prints sent, accepted, non2xx, errors, late, unsent, rps and the answers'
-// p50_ms and p99_ms.
+// p50_ms and p99_ms; with -pid also the server's cpu_us_per_req and
+// switches_per_req over the run, as the low phase does for hookbay.
 package main
 
 import (
@@ -117,7 +118,7 @@ func run(cmd string, args []string, out io.Writer) error {
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:18081/bubblehouse/CreateDiscount4", "hookbay's URL for the hook")
 	fs.StringVar(&o.auth, "auth", "Bearer bench-secret", "Authorization header (empty: none)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:18090", "the sink's listen address (hookbay's forward URL points there)")
-	fs.IntVar(&o.pid, "pid", 0, "hookbay's process id, for its CPU time (0: not measured)")
+	fs.IntVar(&o.pid, "pid", 0, "the server's process id, for its CPU time (0: not measured)")
 	fs.IntVar(&o.hz, "hz", 100, "clock ticks per second of /proc/PID/stat (getconf CLK_TCK)")
 	fs.IntVar(&o.conns, "c", 200, "closed loop: connections")
 	fs.IntVar(&o.senders, "senders", 512, "open loop: concurrent senders (and at most as many connections)")
@@ -216,6 +217,11 @@ func runSink(out io.Writer, o options) error {
 func runLoad(out io.Writer, o options) error {
 	g := newGen(o.url, o.auth, max(o.conns, o.senders))
 	defer g.close()
+	cpu := cpuMeter{o.pid, o.hz}
+	u0, err := cpu.used()
+	if err != nil {
+		return err
+	}
 	var r result
 	start := time.Now()
 	if o.rate > 0 {
@@ -228,6 +234,10 @@ func runLoad(out io.Writer, o options) error {
 		r = g.closed(o.conns, o.count, dur)
 	}
 	el := time.Since(start)
+	u1, err := cpu.used()
+	if err != nil {
+		return err
+	}
 	p := newPrinter(out, "")
 	p.int("sent", r.sent)
 	p.int("accepted", r.accepted)
@@ -238,6 +248,10 @@ func runLoad(out io.Writer, o options) error {
 	p.float("rps", float64(r.accepted)/el.Seconds())
 	p.float("p50_ms", ms(percentile(r.lat, 0.50)))
 	p.float("p99_ms", ms(percentile(r.lat, 0.99)))
+	if o.pid != 0 {
+		p.float("cpu_us_per_req", cpu.perUnit(u1.ticks-u0.ticks, r.accepted))
+		p.float("switches_per_req", perReq(u1.switches-u0.switches, r.accepted))
+	}
 	r.report(os.Stderr)
 	return nil
 }

@@ -208,6 +208,48 @@ func TestE2E(t *testing.T) {
 	})
 }
 
+func TestLoad(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	t.Run("PID", func(t *testing.T) {
+		var out bytes.Buffer
+		args := []string{"-url", srv.URL, "-rate", "200", "-d", "500ms", "-pid", strconv.Itoa(os.Getpid())}
+		if err := run("load", args, &out); err != nil {
+			t.Fatalf("load: %v\n%s", err, out.String())
+		}
+		m := figures(t, out.String())
+		if got, want := num(t, m, "accepted"), 100.0; got != want {
+			t.Errorf("accepted: got %v, want %v", got, want)
+		}
+		// Clock ticks are 10 ms: 100 requests may cost this process less.
+		if got := num(t, m, "cpu_us_per_req"); got < 0 {
+			t.Errorf("cpu_us_per_req: got %v, want >= 0", got)
+		}
+		// Each request, 5 ms apart, wakes a thread of this process.
+		if got := num(t, m, "switches_per_req"); got <= 0 {
+			t.Errorf("switches_per_req: got %v, want > 0", got)
+		}
+	})
+	t.Run("NoPID", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := run("load", []string{"-url", srv.URL, "-c", "2", "-n", "10"}, &out); err != nil {
+			t.Fatalf("load: %v\n%s", err, out.String())
+		}
+		m := figures(t, out.String())
+		if got, want := num(t, m, "accepted"), 10.0; got != want {
+			t.Errorf("accepted: got %v, want %v", got, want)
+		}
+		for _, k := range []string{"cpu_us_per_req", "switches_per_req"} {
+			if v, ok := m[k]; ok {
+				t.Errorf("%s: %s without -pid, want none", k, v)
+			}
+		}
+	})
+}
+
 func TestParseID(t *testing.T) {
 	sent, n, ok := parseID("pace-1700000000123456789-42")
 	if !ok || n != 42 || sent.UnixNano() != 1700000000123456789 {

@@ -150,11 +150,7 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	cpu := cpuMeter{o.pid, o.hz}
 	p := newPrinter(out, prefix)
 	w := s.window(g.first())
-	c0, err := cpu.read()
-	if err != nil {
-		return false, false, err
-	}
-	x0, err := cpu.switches()
+	u0, err := cpu.used()
 	if err != nil {
 		return false, false, err
 	}
@@ -164,11 +160,7 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	drained = s.waitDelivered(w, r.accepted, o.drainTO)
 	delivered, last := s.progress(w)
 	time.Sleep(settle)
-	c1, err := cpu.read()
-	if err != nil {
-		return false, false, err
-	}
-	x1, err := cpu.switches()
+	u1, err := cpu.used()
 	if err != nil {
 		return false, false, err
 	}
@@ -196,8 +188,8 @@ func runRate(out io.Writer, s *sink, g *gen, o options, prefix string, rate int)
 	p.float("p99_ms", ms(p99))
 	p.float("max_ms", ms(percentile(lat, 1)))
 	p.float("drain_s", drainS)
-	p.float("cpu_us_per_req", cpu.perUnit(c1-c0, r.accepted))
-	p.float("switches_per_req", perReq(x1-x0, r.accepted))
+	p.float("cpu_us_per_req", cpu.perUnit(u1.ticks-u0.ticks, r.accepted))
+	p.float("switches_per_req", perReq(u1.switches-u0.switches, r.accepted))
 	p.str("drained", strconv.FormatBool(drained))
 	p.str("pass", strconv.FormatBool(pass))
 	return drained, pass, nil
