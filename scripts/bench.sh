@@ -19,7 +19,10 @@
 # of the stack itself when the disk costs nothing. Then hookbay and the
 # one-row floor in FLOOR_ROUNDS (3) interleaved rounds, each fresh, with
 # min / median / max of throughput, p99 and CPU per request; target:
-# hookbay >= 0.85x the floor at the medians.
+# hookbay >= 0.85x the floor at the medians. FLOOR_PREV=REV (a git
+# revision, e.g. e37aa0c, the release before issue 14's work) adds hookbay
+# built from REV to those rounds, so that what changed is measured against
+# the floor in the same run.
 #
 # PG=1 adds PostgreSQL to the Bubblehouse run, then stops (no Svix or
 # Bloomreach runs): hookbay with store.postgres on PG_URL (default
@@ -38,7 +41,7 @@
 # target: throughput with the stream >= 0.95x without.
 #
 # Knobs: DURATION (10s) CONNECTIONS (200) BATCH_CONNECTIONS (20) THREADS (2)
-# WARMUP (3s) FLOOR (0) FLOOR_ROUNDS (3) OBSERVE (0) OBSERVE_ROUNDS (3) INSPECT (0)
+# WARMUP (3s) FLOOR (0) FLOOR_ROUNDS (3) FLOOR_PREV OBSERVE (0) OBSERVE_ROUNDS (3) INSPECT (0)
 # INSPECT_ROUNDS (3) PG (0) PG_URL; BENCH_STRICT=1 exits non-zero when a
 # target is missed.
 set -euo pipefail
@@ -72,11 +75,18 @@ if [[ $PG == 1 ]]; then
 	# libpq's options parameter sets the search_path, for hookbay and psql alike.
 	case $PG_URL in *\?*) HB_PG_URL="$PG_URL&options=-csearch_path%3D$PG_SCHEMA" ;; *) HB_PG_URL="$PG_URL?options=-csearch_path%3D$PG_SCHEMA" ;; esac
 fi
+FLOOR_PREV=${FLOOR_PREV:-}
+if [[ -n $FLOOR_PREV ]]; then
+	[[ ${FLOOR:-0} == 1 ]] || { echo "bench: FLOOR_PREV needs FLOOR=1" >&2; exit 2; }
+	prev_commit=$(git rev-parse --verify --quiet "$FLOOR_PREV^{commit}") || { echo "bench: FLOOR_PREV=$FLOOR_PREV is not a commit" >&2; exit 2; }
+fi
 tmp=$(mktemp -d)
 pids=()
+worktree=""
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	if [[ -n $worktree ]]; then git worktree remove --force "$worktree" >/dev/null 2>&1 || true; fi
 	if [[ -n $PG_SCHEMA ]]; then psql -qX "$PG_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" >/dev/null 2>&1 || true; fi
 	rm -rf "$tmp"
 }
@@ -88,6 +98,12 @@ go build -o "$tmp/hookbay" .
 go build -o "$tmp/bareecho" ./tools/bareecho
 go build -o "$tmp/svixload" ./tools/svixload
 if [[ ${FLOOR:-0} == 1 ]]; then go build -o "$tmp/floor" ./tools/floor; fi
+if [[ -n $FLOOR_PREV ]]; then
+	echo "building hookbay $FLOOR_PREV ($(git rev-parse --short "$prev_commit")) for the floor rounds..."
+	worktree="$tmp/prev"
+	git worktree add --quiet --detach "$worktree" "$prev_commit"
+	(cd "$worktree" && go build -o "$tmp/hookbay-prev" .)
+fi
 
 # wait_up URL PID LOG [CURL_FLAGS]: polls URL for up to 20 s.
 wait_up() {
@@ -112,11 +128,12 @@ start_bare() {
 	wait_up "http://$BARE_ADDR/" "$bare_pid" "$tmp/$1.log"
 }
 
-# start_hookbay NAME [ADDR]: serves $tmp/hookbay-NAME.yaml (written by the
-# caller), logging to $tmp/hookbay-NAME.log, and waits until it answers on
-# ADDR (default HOOKBAY_ADDR); sets hb_pid.
+# start_hookbay NAME [ADDR [BIN]]: serves $tmp/hookbay-NAME.yaml (written
+# by the caller) with BIN (default the build of the working tree), logging
+# to $tmp/hookbay-NAME.log, and waits until it answers on ADDR (default
+# HOOKBAY_ADDR); sets hb_pid.
 start_hookbay() {
-	"$tmp/hookbay" serve --config "$tmp/hookbay-$1.yaml" >"$tmp/hookbay-$1.log" 2>&1 &
+	"${3:-$tmp/hookbay}" serve --config "$tmp/hookbay-$1.yaml" >"$tmp/hookbay-$1.log" 2>&1 &
 	hb_pid=$!; pids+=("$hb_pid")
 	wait_up "http://${2:-$HOOKBAY_ADDR}/healthz" "$hb_pid" "$tmp/hookbay-$1.log" -fsS
 }
@@ -361,17 +378,19 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 	# (user + system, from /proc) over the measured run.
 	echo
 	FLOOR_ROUNDS=${FLOOR_ROUNDS:-3}
-	echo "hookbay and floor1 interleaved, $FLOOR_ROUNDS rounds: wrk -t$THREADS -c$CONNECTIONS -d$DURATION each (warm-up $WARMUP)..."
+	kinds=(hookbay floor1)
+	if [[ -n $FLOOR_PREV ]]; then kinds=(prev hookbay floor1); fi
+	echo "${kinds[*]} interleaved, $FLOOR_ROUNDS rounds: wrk -t$THREADS -c$CONNECTIONS -d$DURATION each (warm-up $WARMUP)..."
 	hz=$(getconf CLK_TCK)
 	declare -A fr_rps fr_p99 fr_cpu
 	for round in $(seq "$FLOOR_ROUNDS"); do
-		order=(hookbay floor1)
-		if ((round % 2 == 0)); then order=(floor1 hookbay); fi
+		order=("${kinds[@]}")
+		if ((round % 2 == 0)); then order=(floor1 hookbay); if [[ -n $FLOOR_PREV ]]; then order+=(prev); fi; fi
 		for kind in "${order[@]}"; do
 			name="fr-$kind-$round"
-			if [[ $kind == hookbay ]]; then
+			if [[ $kind == hookbay || $kind == prev ]]; then
 				sed "s|$tmp/data\"|$tmp/data-$name\"|" "$tmp/hookbay-bh.yaml" >"$tmp/hookbay-$name.yaml"
-				start_hookbay "$name"
+				if [[ $kind == prev ]]; then start_hookbay "$name" "$HOOKBAY_ADDR" "$tmp/hookbay-prev"; else start_hookbay "$name"; fi
 				load "$name" "$HOOKBAY_ADDR" "Bearer bench-secret" "$hb_pid"
 				kill "$hb_pid"; wait "$hb_pid" 2>/dev/null || true
 			else
@@ -389,7 +408,7 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 	# median VALUES...
 	median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 	printf '%-8s  %-32s  %-28s  %s\n' server "req/s min / median / max" "p99 ms" "CPU us/req"
-	for kind in hookbay floor1; do
+	for kind in "${kinds[@]}"; do
 		# shellcheck disable=SC2086 # word splitting wanted
 		printf '%-8s  %-32s  %-28s  %s\n' "$kind" "$(spread ${fr_rps[$kind]})" "$(spread ${fr_p99[$kind]})" "$(spread ${fr_cpu[$kind]})"
 	done
@@ -398,6 +417,10 @@ if [[ ${FLOOR:-0} == 1 ]]; then
 	# shellcheck disable=SC2086
 	floor_cpu=$(awk -v a="$(median ${fr_cpu[hookbay]})" -v b="$(median ${fr_cpu[floor1]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')
 	echo "hookbay/floor1 at the medians: throughput $floor_ratio, CPU per request $floor_cpu"
+	if [[ -n $FLOOR_PREV ]]; then
+		# shellcheck disable=SC2086
+		echo "prev ($FLOOR_PREV)/floor1 at the medians: throughput $(awk -v a="$(median ${fr_rps[prev]})" -v b="$(median ${fr_rps[floor1]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'), CPU per request $(awk -v a="$(median ${fr_cpu[prev]})" -v b="$(median ${fr_cpu[floor1]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
+	fi
 	check "hookbay throughput $floor_ratio x the one-row durable floor >= 0.85" "$floor_ratio >= 0.85"
 	rps=${hb_figures[0]} p50=${hb_figures[1]} p99=${hb_figures[2]} non2xx=${hb_figures[3]} sockerr=${hb_figures[4]}
 fi
