@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/hookbay/hookbay/hooks"
 )
@@ -72,4 +73,101 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// decodeHeaderJSON decodes stored headers into an http.Header, as
+// json.Unmarshal does. What appendHeaderJSON writes for names and values of
+// printable ASCII, without escapes, is read without reflection: a claim
+// decodes the headers of every job it hands out, on the writer's goroutine.
+// Anything else (escapes, other bytes, spaces, a record written by another
+// encoder) is left to encoding/json.
+func decodeHeaderJSON(b []byte) (http.Header, error) {
+	if h, ok := scanHeaderJSON(b); ok {
+		return h, nil
+	}
+	var h http.Header
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// scanHeaderJSON reads b when it is null or an object of names, each with
+// null or an array of strings, in appendHeaderJSON's plain form; ok is
+// false for anything else. The names and values share one string.
+func scanHeaderJSON(b []byte) (h http.Header, ok bool) {
+	if string(b) == "null" {
+		return nil, true
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, false
+	}
+	s := string(b)
+	h = make(http.Header, strings.Count(s, `":`)) // a name ends each
+	i := 1
+	if s[i] == '}' {
+		return h, len(s) == 2
+	}
+	for {
+		var k string
+		if k, i, ok = plainString(s, i); !ok || i >= len(s) || s[i] != ':' {
+			return nil, false
+		}
+		i++
+		switch {
+		case strings.HasPrefix(s[i:], "null"):
+			h[k] = nil
+			i += len("null")
+		case strings.HasPrefix(s[i:], "[]"):
+			h[k] = []string{}
+			i += len("[]")
+		case strings.HasPrefix(s[i:], "["):
+			var vals []string
+			for i++; ; i++ {
+				var v string
+				if v, i, ok = plainString(s, i); !ok || i >= len(s) {
+					return nil, false
+				}
+				vals = append(vals, v)
+				if s[i] == ']' {
+					break
+				} else if s[i] != ',' {
+					return nil, false
+				}
+			}
+			h[k] = vals
+			i++
+		default:
+			return nil, false
+		}
+		if i >= len(s) {
+			return nil, false
+		}
+		switch s[i] {
+		case ',':
+			i++
+		case '}':
+			return h, i+1 == len(s)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// plainString reads the JSON string at s[i] when it holds only printable
+// ASCII without a backslash, and returns it and the index after it; ok is
+// false for anything else.
+func plainString(s string, i int) (v string, next int, ok bool) {
+	if i >= len(s) || s[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '"':
+			return s[i+1 : j], j + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", i, false
+		}
+	}
+	return "", i, false
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 )
 
@@ -20,8 +21,73 @@ func FuzzAppendHeaderJSON(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := appendHeaderJSON(nil, h); string(got) != string(want) {
+			got := appendHeaderJSON(nil, h)
+			if string(got) != string(want) {
 				t.Fatalf("appendHeaderJSON(%q) = %s, json.Marshal gives %s", h, got, want)
+			}
+			// Read back as json.Unmarshal reads it (invalid UTF-8 was
+			// written as U+FFFD, so that is what comes back).
+			var back http.Header
+			if err := json.Unmarshal(got, &back); err != nil {
+				t.Fatal(err)
+			}
+			if dec, err := decodeHeaderJSON(got); err != nil || !reflect.DeepEqual(dec, back) {
+				t.Fatalf("decodeHeaderJSON(%s) = %#v, %v; json.Unmarshal gives %#v", got, dec, err, back)
+			}
+		}
+	})
+}
+
+// FuzzDecodeHeaderJSON checks the header decoder against json.Unmarshal on
+// any input: the same headers (nil and empty told apart) or an error from
+// both.
+func FuzzDecodeHeaderJSON(f *testing.F) {
+	for _, seed := range []string{
+		`null`, `{}`, `{"A":null}`, `{"A":[]}`, `{"A":["b"],"C":["d","e"]}`, `{"A":["b"],"A":["c"]}`,
+		`{"A":["b"]} `, `{"A":["b"]}x`, `{"A":["b",]}`, `{"A":["b"],}`, `{"A":nul}`, `{"A":["b"]`, `{"A" :["b"]}`,
+		`{"A":["\u003c"]}`, `{"A":["\u00e9"]}`, `{"A":["<>&"]}`, "{\"A\":[\"\xff\"]}", "{\"A\":[\"\t\"]}",
+		`{"A":"b"}`, `[]`, `""`, `{"A":[null]}`, `{"A":[1]}`, `{`, `}`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Add(appendHeaderJSON(nil, http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"r-1"}, "Accept": {"*/*", "x"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want http.Header
+		werr := json.Unmarshal(b, &want)
+		got, err := decodeHeaderJSON(b)
+		switch {
+		case (err == nil) != (werr == nil):
+			t.Fatalf("decodeHeaderJSON(%q): error %v, json.Unmarshal: %v", b, err, werr)
+		case err == nil && !reflect.DeepEqual(got, want):
+			t.Fatalf("decodeHeaderJSON(%q) = %#v, json.Unmarshal gives %#v", b, got, want)
+		}
+	})
+}
+
+// storedHeaders is what a forwarded hook's record typically holds.
+var storedHeaders = appendHeaderJSON(nil, http.Header{
+	"Accept-Encoding": {"gzip"}, "Authorization": {"[redacted]"}, "Content-Length": {"612"},
+	"Content-Type": {"application/json"}, "User-Agent": {"Go-http-client/1.1"}, "X-Bh-Urgency": {"urgent"},
+	"X-Request-Id": {"pace-1733500000000000000-123456"}, "X-Forwarded-For": {"203.0.113.7"},
+})
+
+// BenchmarkDecodeHeaders compares decodeHeaderJSON with json.Unmarshal on
+// a record's headers.
+func BenchmarkDecodeHeaders(b *testing.B) {
+	b.Run("decodeHeaderJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeHeaderJSON(storedHeaders); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var h http.Header
+			if err := json.Unmarshal(storedHeaders, &h); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -52,8 +51,7 @@ func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks
 			&headers, &r.Body, &r.Status, &r.Response, &latency, &notes, &dup, &received); err != nil {
 			return nil, fmt.Errorf("find requests: %w", err)
 		}
-		r.Header = http.Header{}
-		if err := json.Unmarshal(headers, &r.Header); err != nil {
+		if r.Header, err = decodeHeaderJSON(headers); err != nil {
 			return nil, fmt.Errorf("decode headers of request %d: %w", r.ID, err)
 		}
 		if err := json.Unmarshal(notes, &r.Notes); err != nil {

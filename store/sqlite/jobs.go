@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,8 +225,8 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]sp
 		if err := rows.Scan(&id, &rid, &name, &headers, &body); err != nil {
 			return nil, fmt.Errorf("read claimed jobs' requests: %w", err)
 		}
-		var h http.Header
-		if err := json.Unmarshal(headers, &h); err != nil {
+		h, err := decodeHeaderJSON(headers)
+		if err != nil {
 			return nil, fmt.Errorf("decode headers of request %d: %w", id, err)
 		}
 		for _, j := range byRef[id] {
@@ -425,7 +423,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return err
 		}
 		r.DuplicateOf = dup.Int64
-		if err := json.Unmarshal(headers, &r.Job.Header); err != nil {
+		if r.Job.Header, err = decodeHeaderJSON(headers); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
