@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -103,8 +102,7 @@ func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks
 			&headers, &r.Body, &r.Status, &r.Response, &latency, &notes, &dup, &r.ReceivedAt); err != nil {
 			return nil, fmt.Errorf("find requests: %w", translate(err))
 		}
-		r.Header = http.Header{}
-		if err := json.Unmarshal([]byte(headers), &r.Header); err != nil {
+		if r.Header, err = hooks.DecodeHeaderJSON(headers); err != nil {
 			return nil, fmt.Errorf("decode headers of request %d: %w", r.ID, err)
 		}
 		if err := json.Unmarshal([]byte(notes), &r.Notes); err != nil {

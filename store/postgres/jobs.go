@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -245,7 +244,7 @@ func (db *DB) claim(ctx context.Context, now time.Time, lease time.Duration, lim
 			if item {
 				j.Payload = j.Body // one customer of a batch
 			}
-			if err := json.Unmarshal([]byte(headers), &j.Header); err != nil {
+			if j.Header, err = hooks.DecodeHeaderJSON(headers); err != nil {
 				return fmt.Errorf("decode headers of job %d: %w", j.ID, err)
 			}
 			jobs = append(jobs, j)
@@ -439,7 +438,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 		if dup != nil {
 			r.DuplicateOf = *dup
 		}
-		if err := json.Unmarshal([]byte(headers), &r.Job.Header); err != nil {
+		if r.Job.Header, err = hooks.DecodeHeaderJSON(headers); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.

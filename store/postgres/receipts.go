@@ -16,14 +16,7 @@ import (
 type encoded struct{ headers, notes string }
 
 func encodeRequest(req *hooks.Request) (encoded, error) {
-	enc := encoded{headers: "null", notes: "[]"}
-	if req.Header != nil {
-		b, err := json.Marshal(req.Header)
-		if err != nil {
-			return enc, fmt.Errorf("encode headers: %w", err)
-		}
-		enc.headers = string(b)
-	}
+	enc := encoded{headers: string(hooks.AppendHeaderJSON(make([]byte, 0, 512), req.Header)), notes: "[]"}
 	if len(req.Notes) > 0 {
 		b, err := json.Marshal(req.Notes)
 		if err != nil {

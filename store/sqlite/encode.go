@@ -3,9 +3,6 @@ package sqlite
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/hookbay/hookbay/hooks"
 )
@@ -14,7 +11,7 @@ import (
 type encoded struct{ headers, notes []byte }
 
 func encodeRequest(req *hooks.Request) (encoded, error) {
-	enc := encoded{headers: appendHeaderJSON(make([]byte, 0, 512), req.Header), notes: []byte("[]")}
+	enc := encoded{headers: hooks.AppendHeaderJSON(make([]byte, 0, 512), req.Header), notes: []byte("[]")}
 	if len(req.Notes) > 0 {
 		var err error
 		if enc.notes, err = json.Marshal(req.Notes); err != nil {
@@ -22,152 +19,4 @@ func encodeRequest(req *hooks.Request) (encoded, error) {
 		}
 	}
 	return enc, nil
-}
-
-// appendHeaderJSON appends h encoded as json.Marshal encodes it (names
-// sorted, each with its array of values) without reflection: every request
-// record stores its headers, so this runs once per request.
-func appendHeaderJSON(dst []byte, h http.Header) []byte {
-	if h == nil {
-		return append(dst, "null"...)
-	}
-	var buf [32]string
-	names := buf[:0]
-	for k := range h {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	dst = append(dst, '{')
-	for i, k := range names {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, k)
-		dst = append(dst, ':')
-		vals := h[k]
-		if vals == nil {
-			dst = append(dst, "null"...)
-			continue
-		}
-		dst = append(dst, '[')
-		for j, v := range vals {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, v)
-		}
-		dst = append(dst, ']')
-	}
-	return append(dst, '}')
-}
-
-// appendJSONString appends s as a JSON string. Printable ASCII that needs no
-// escape is copied as is; anything else is left to encoding/json.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string always encodes
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
-}
-
-// decodeHeaderJSON decodes stored headers into an http.Header, as
-// json.Unmarshal does. What appendHeaderJSON writes for names and values of
-// printable ASCII, without escapes, is read without reflection: a claim
-// decodes the headers of every job it hands out, on the writer's goroutine.
-// Anything else (escapes, other bytes, spaces, a record written by another
-// encoder) is left to encoding/json.
-func decodeHeaderJSON(b []byte) (http.Header, error) {
-	if h, ok := scanHeaderJSON(b); ok {
-		return h, nil
-	}
-	var h http.Header
-	if err := json.Unmarshal(b, &h); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// scanHeaderJSON reads b when it is null or an object of names, each with
-// null or an array of strings, in appendHeaderJSON's plain form; ok is
-// false for anything else. The names and values share one string.
-func scanHeaderJSON(b []byte) (h http.Header, ok bool) {
-	if string(b) == "null" {
-		return nil, true
-	}
-	if len(b) < 2 || b[0] != '{' {
-		return nil, false
-	}
-	s := string(b)
-	h = make(http.Header, strings.Count(s, `":`)) // a name ends each
-	i := 1
-	if s[i] == '}' {
-		return h, len(s) == 2
-	}
-	for {
-		var k string
-		if k, i, ok = plainString(s, i); !ok || i >= len(s) || s[i] != ':' {
-			return nil, false
-		}
-		i++
-		switch {
-		case strings.HasPrefix(s[i:], "null"):
-			h[k] = nil
-			i += len("null")
-		case strings.HasPrefix(s[i:], "[]"):
-			h[k] = []string{}
-			i += len("[]")
-		case strings.HasPrefix(s[i:], "["):
-			var vals []string
-			for i++; ; i++ {
-				var v string
-				if v, i, ok = plainString(s, i); !ok || i >= len(s) {
-					return nil, false
-				}
-				vals = append(vals, v)
-				if s[i] == ']' {
-					break
-				} else if s[i] != ',' {
-					return nil, false
-				}
-			}
-			h[k] = vals
-			i++
-		default:
-			return nil, false
-		}
-		if i >= len(s) {
-			return nil, false
-		}
-		switch s[i] {
-		case ',':
-			i++
-		case '}':
-			return h, i+1 == len(s)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// plainString reads the JSON string at s[i] when it holds only printable
-// ASCII without a backslash, and returns it and the index after it; ok is
-// false for anything else.
-func plainString(s string, i int) (v string, next int, ok bool) {
-	if i >= len(s) || s[i] != '"' {
-		return "", i, false
-	}
-	for j := i + 1; j < len(s); j++ {
-		switch c := s[j]; {
-		case c == '"':
-			return s[i+1 : j], j + 1, true
-		case c < 0x20 || c > 0x7e || c == '\\':
-			return "", i, false
-		}
-	}
-	return "", i, false
 }

@@ -51,7 +51,7 @@ func (db *DB) FindRequests(ctx context.Context, f hooks.RequestFilter) ([]*hooks
 			&headers, &r.Body, &r.Status, &r.Response, &latency, &notes, &dup, &received); err != nil {
 			return nil, fmt.Errorf("find requests: %w", err)
 		}
-		if r.Header, err = decodeHeaderJSON(headers); err != nil {
+		if r.Header, err = hooks.DecodeHeaderJSON(string(headers)); err != nil {
 			return nil, fmt.Errorf("decode headers of request %d: %w", r.ID, err)
 		}
 		if err := json.Unmarshal(notes, &r.Notes); err != nil {

@@ -225,7 +225,7 @@ func (db *DB) readClaimed(tx writeTx, jobs []*hooks.Job, spans map[*hooks.Job]sp
 		if err := rows.Scan(&id, &rid, &name, &headers, &body); err != nil {
 			return nil, fmt.Errorf("read claimed jobs' requests: %w", err)
 		}
-		h, err := decodeHeaderJSON(headers)
+		h, err := hooks.DecodeHeaderJSON(string(headers))
 		if err != nil {
 			return nil, fmt.Errorf("decode headers of request %d: %w", id, err)
 		}
@@ -423,7 +423,7 @@ func (db *DB) ReplayJobs(ctx context.Context, requestRef int64, now time.Time, l
 			return err
 		}
 		r.DuplicateOf = dup.Int64
-		if r.Job.Header, err = decodeHeaderJSON(headers); err != nil {
+		if r.Job.Header, err = hooks.DecodeHeaderJSON(string(headers)); err != nil {
 			return fmt.Errorf("decode headers: %w", err)
 		}
 		// What the request delivered: its jobs' distinct names and payloads.
