@@ -75,6 +75,9 @@ func DecodeHeaderJSON(s string) (http.Header, error) {
 	return h, nil
 }
 
+// maxHeaderHint bounds the names a decoded header's map is sized for.
+const maxHeaderHint = 64
+
 // scanHeaderJSON reads s when it is null or an object of names, each with
 // null or an array of strings, in AppendHeaderJSON's plain form; ok is
 // false for anything else.
@@ -85,7 +88,9 @@ func scanHeaderJSON(s string) (h http.Header, ok bool) {
 	if len(s) < 2 || s[0] != '{' {
 		return nil, false
 	}
-	h = make(http.Header, strings.Count(s, `":`)) // a name ends each
+	// A name ends with `":`. A value may hold it too, escaped, which the
+	// scan then gives up on; the cap keeps such a value from sizing the map.
+	h = make(http.Header, min(strings.Count(s, `":`), maxHeaderHint))
 	i := 1
 	if s[i] == '}' {
 		return h, len(s) == 2
